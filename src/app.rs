@@ -1,0 +1,132 @@
+//! `Application`: binds both listeners, opens the store and starts every
+//! component; `run_until_stopped` serves until shutdown.
+//!
+//! Listeners may be bound to port 0 (tests); the bound addresses are read back
+//! with `smtp_addr` and `http_addr`. A `public_url` whose port is 0 follows the
+//! HTTP port actually bound, so links in mail work in tests too.
+
+use crate::mailer::Mailer;
+use crate::outbox::OutboxWorker;
+use crate::password::PasswordHasher;
+use crate::registration::Registrar;
+use crate::settings::Settings;
+use crate::shutdown::Shutdown;
+use crate::smtp::{self, handler::IntakeHandler};
+use crate::store::Store;
+use crate::web::{self, AppState};
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A built daemon, listening but not yet serving HTTP or sending mail.
+pub struct Application {
+    smtp_addr: SocketAddr,
+    http_addr: SocketAddr,
+    http_listener: tokio::net::TcpListener,
+    state: AppState,
+    outbox: OutboxWorker,
+    shutdown: Shutdown,
+}
+
+impl Application {
+    /// Binds the listeners, opens (and migrates) the store, and starts the SMTP
+    /// listener.
+    ///
+    /// # Errors
+    /// Fails when a listener cannot be bound, or the store or the mail
+    /// transport cannot be set up.
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        let smtp_listener = std::net::TcpListener::bind(settings.smtp.listen)
+            .with_context(|| format!("failed to bind SMTP to {}", settings.smtp.listen))?;
+        let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| format!("failed to bind HTTP to {}", settings.http.listen))?;
+        let smtp_addr = smtp_listener.local_addr()?;
+        let http_addr = http_listener.local_addr()?;
+        if settings.http.public_url.port() == Some(0) {
+            // Only reachable through a configuration that asks for it.
+            let _ = settings.http.public_url.set_port(Some(http_addr.port()));
+        }
+        let settings = Arc::new(settings);
+
+        let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+        let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
+        let wake = Arc::new(Notify::new());
+        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake));
+        let shutdown = Shutdown::new();
+
+        let handler = IntakeHandler::new(
+            registrar.clone(),
+            shutdown.flag(),
+            settings.smtp.max_message_bytes,
+        );
+        smtp::spawn(
+            smtp_listener,
+            handler,
+            &settings.smtp.hostname,
+            settings.smtp.max_sessions,
+        )?;
+
+        let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake);
+        let state = AppState {
+            registrar,
+            hasher: PasswordHasher::new(settings.password.max_concurrent_hashes),
+            secure_cookies: settings.http.public_url.scheme() == "https",
+            settings,
+        };
+        tracing::info!(smtp.addr = %smtp_addr, http.addr = %http_addr, "listening");
+        Ok(Self {
+            smtp_addr,
+            http_addr,
+            http_listener,
+            state,
+            outbox,
+            shutdown,
+        })
+    }
+
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The settings in effect (with `public_url` resolved).
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.state.settings)
+    }
+
+    /// The handle that stops this application.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves HTTP and sends mail until shutdown is triggered, then lets HTTP
+    /// drain and the outbox finish its current step.
+    ///
+    /// Invariant: every `250` was answered after its commit, so nothing
+    /// accepted is lost when the process exits without joining the SMTP
+    /// thread.
+    ///
+    /// # Errors
+    /// Fails when the HTTP server fails.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            http_listener,
+            state,
+            outbox,
+            shutdown,
+            ..
+        } = self;
+        let worker = tokio::spawn(outbox.run(shutdown.clone()));
+        let served = web::serve(http_listener, state, shutdown.clone()).await;
+        shutdown.trigger();
+        if let Err(error) = worker.await {
+            tracing::error!(error.message = %error, "the outbox worker failed");
+        }
+        served.context("the HTTP server failed")
+    }
+}

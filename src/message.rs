@@ -1,0 +1,339 @@
+//! Parsing inbound mail: raw bytes plus the SMTP envelope in, an
+//! `InboundMessage` holding only what policy needs out.
+//!
+//! mail-parser accepts nearly anything, so this module checks what policy
+//! relies on itself (how many From headers, how many addresses in them) and
+//! runs the parser inside `catch_unwind`: a message that makes the parser
+//! panic is reported as such and never takes a session thread down with it.
+
+use crate::domain::{AddressError, CustomerName, EmailAddress};
+use mail_parser::{HeaderName, HeaderValue, MessageParser};
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// What the SMTP session learned before the message arrived.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// Address of the SMTP client.
+    pub client_ip: IpAddr,
+    /// Name the client gave in HELO/EHLO.
+    pub helo: String,
+    /// `MAIL FROM` as given; empty for the null sender `<>`.
+    pub mail_from: String,
+    /// Accepted recipients (support addresses).
+    pub recipients: Vec<String>,
+}
+
+/// The envelope sender, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeSender {
+    /// `MAIL FROM:<>`: a bounce or other automatic notice.
+    Null,
+    /// A usable address.
+    Address(EmailAddress),
+    /// An address that can never own an account.
+    Invalid(AddressError),
+}
+
+/// The `From:` header section, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromHeader {
+    /// No From header at all.
+    Missing,
+    /// More than one From header, more than one address, or a group.
+    Ambiguous,
+    /// Exactly one address that is not usable.
+    Invalid(AddressError),
+    /// Exactly one usable address, with its cleaned display name.
+    Single {
+        address: EmailAddress,
+        display_name: Option<CustomerName>,
+    },
+}
+
+/// Everything policy and storage need to know about one inbound message.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub envelope: Envelope,
+    pub sender: EnvelopeSender,
+    pub from: FromHeader,
+    /// Message-ID without angle brackets, when present.
+    pub message_id: Option<String>,
+    /// Decoded subject, used only to recognise auto-replies; never echoed.
+    pub subject: Option<String>,
+    /// `Auto-Submitted` value, lowercased, without parameters.
+    pub auto_submitted: Option<String>,
+    /// `Precedence` value, lowercased.
+    pub precedence: Option<String>,
+    /// Whether any `List-*` header is present.
+    pub has_list_headers: bool,
+    /// `X-Auto-Response-Suppress` value, as sent.
+    pub auto_response_suppress: Option<String>,
+    /// Whether the top-level type is `multipart/report` (DSN, MDN).
+    pub is_report: bool,
+    /// Every `X-Loop` value.
+    pub loop_stamps: Vec<String>,
+    /// Number of `Received` headers.
+    pub received_count: usize,
+    /// SHA-256 of the raw bytes, for idempotency.
+    pub content_hash: [u8; 32],
+    /// Size of the raw message in bytes.
+    pub size: usize,
+}
+
+/// Why a message could not be read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the message has no header section")]
+    Unparseable,
+    #[error("the mail parser panicked on this message")]
+    ParserPanicked,
+}
+
+impl InboundMessage {
+    /// Parses raw message bytes received with `envelope`.
+    ///
+    /// # Errors
+    /// `ParseError::Unparseable` when there are no headers to read;
+    /// `ParseError::ParserPanicked` when mail-parser panicked.
+    pub fn parse(envelope: Envelope, raw: &[u8]) -> Result<Self, ParseError> {
+        let sender = judge_envelope_sender(&envelope.mail_from);
+        let content_hash: [u8; 32] = Sha256::digest(raw).into();
+        let parsed = catch_unwind(AssertUnwindSafe(|| extract_headers(raw)))
+            .map_err(|_| ParseError::ParserPanicked)?
+            .ok_or(ParseError::Unparseable)?;
+        Ok(Self {
+            envelope,
+            sender,
+            from: parsed.from,
+            message_id: parsed.message_id,
+            subject: parsed.subject,
+            auto_submitted: parsed.auto_submitted,
+            precedence: parsed.precedence,
+            has_list_headers: parsed.has_list_headers,
+            auto_response_suppress: parsed.auto_response_suppress,
+            is_report: parsed.is_report,
+            loop_stamps: parsed.loop_stamps,
+            received_count: parsed.received_count,
+            content_hash,
+            size: raw.len(),
+        })
+    }
+
+    /// The display name from `From:`, when the header is usable.
+    pub fn display_name(&self) -> Option<&CustomerName> {
+        match &self.from {
+            FromHeader::Single { display_name, .. } => display_name.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Judges `MAIL FROM` as the SMTP layer received it (brackets removed).
+pub fn judge_envelope_sender(mail_from: &str) -> EnvelopeSender {
+    let trimmed = mail_from
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    if trimmed.is_empty() {
+        return EnvelopeSender::Null;
+    }
+    // A source route (`@relay:user@host`) never registers anyone.
+    if trimmed.starts_with('@') {
+        return EnvelopeSender::Invalid(AddressError::InvalidLocalPart);
+    }
+    match EmailAddress::parse(trimmed) {
+        Ok(address) => EnvelopeSender::Address(address),
+        Err(error) => EnvelopeSender::Invalid(error),
+    }
+}
+
+/// Header facts, gathered in one pass.
+struct HeaderFacts {
+    from: FromHeader,
+    message_id: Option<String>,
+    subject: Option<String>,
+    auto_submitted: Option<String>,
+    precedence: Option<String>,
+    has_list_headers: bool,
+    auto_response_suppress: Option<String>,
+    is_report: bool,
+    loop_stamps: Vec<String>,
+    received_count: usize,
+}
+
+fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
+    let message = MessageParser::default().parse(raw)?;
+    if message.headers().is_empty() {
+        return None;
+    }
+    let mut facts = HeaderFacts {
+        from: FromHeader::Missing,
+        message_id: message.message_id().map(str::to_owned),
+        subject: message.subject().map(str::to_owned),
+        auto_submitted: None,
+        precedence: None,
+        has_list_headers: false,
+        auto_response_suppress: None,
+        is_report: false,
+        loop_stamps: Vec::new(),
+        received_count: 0,
+    };
+    let mut from_headers = 0usize;
+    for header in message.headers() {
+        let name = header.name();
+        match &header.name {
+            HeaderName::From => {
+                from_headers += 1;
+                facts.from = judge_from(header.value());
+            }
+            HeaderName::Received => facts.received_count += 1,
+            HeaderName::ContentType => {
+                if let Some(content_type) = header.value().as_content_type() {
+                    facts.is_report = content_type.ctype().eq_ignore_ascii_case("multipart")
+                        && content_type
+                            .subtype()
+                            .is_some_and(|s| s.eq_ignore_ascii_case("report"));
+                }
+            }
+            _ if name.len() > 5 && name[..5].eq_ignore_ascii_case("list-") => {
+                facts.has_list_headers = true;
+            }
+            _ if name.eq_ignore_ascii_case("auto-submitted") => {
+                facts.auto_submitted = text_of(header.value()).map(|v| first_token(&v));
+            }
+            _ if name.eq_ignore_ascii_case("precedence") => {
+                facts.precedence = text_of(header.value()).map(|v| first_token(&v));
+            }
+            _ if name.eq_ignore_ascii_case("x-auto-response-suppress") => {
+                facts.auto_response_suppress = text_of(header.value());
+            }
+            _ if name.eq_ignore_ascii_case("x-loop") => {
+                facts.loop_stamps.extend(text_of(header.value()));
+            }
+            _ => {}
+        }
+    }
+    if from_headers > 1 {
+        facts.from = FromHeader::Ambiguous;
+    }
+    Some(facts)
+}
+
+fn judge_from(value: &HeaderValue<'_>) -> FromHeader {
+    let Some(address) = value.as_address() else {
+        return FromHeader::Missing;
+    };
+    let Some(list) = address.as_list() else {
+        return FromHeader::Ambiguous;
+    };
+    let [single] = list else {
+        return if list.is_empty() {
+            FromHeader::Missing
+        } else {
+            FromHeader::Ambiguous
+        };
+    };
+    let Some(text) = single.address() else {
+        return FromHeader::Missing;
+    };
+    match EmailAddress::parse(text) {
+        Ok(address) => FromHeader::Single {
+            address,
+            display_name: single.name().and_then(CustomerName::parse),
+        },
+        Err(error) => FromHeader::Invalid(error),
+    }
+}
+
+/// The text of an unstructured header, trimmed.
+fn text_of(value: &HeaderValue<'_>) -> Option<String> {
+    match value {
+        HeaderValue::Text(text) => Some(text.trim().to_owned()),
+        HeaderValue::TextList(list) => Some(list.join(", ").trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// The first token of a header value, lowercased: `auto-replied; x=1` is
+/// `auto-replied`.
+fn first_token(value: &str) -> String {
+    value
+        .split(|c: char| c == ';' || c == '(' || c.is_whitespace())
+        .find(|part| !part.is_empty())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(mail_from: &str) -> Envelope {
+        Envelope {
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+            helo: "client.example".into(),
+            mail_from: mail_from.into(),
+            recipients: vec!["support@helpdesk.example".into()],
+        }
+    }
+
+    #[test]
+    fn a_plain_message_yields_its_sender_and_name() {
+        let raw = b"From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <jm@example.com>\r\n\
+                    To: support@helpdesk.example\r\nSubject: hi\r\nMessage-ID: <a1@example.com>\r\n\
+                    Received: from a\r\nReceived: from b\r\n\r\nbody\r\n";
+        let message = InboundMessage::parse(envelope("jm@example.com"), raw).expect("parses");
+        let FromHeader::Single {
+            address,
+            display_name,
+        } = &message.from
+        else {
+            panic!("from: {:?}", message.from);
+        };
+        assert_eq!(address.as_str(), "jm@example.com");
+        assert_eq!(
+            display_name.as_ref().map(AsRef::as_ref),
+            Some("Jürgen Müller")
+        );
+        assert_eq!(message.message_id.as_deref(), Some("a1@example.com"));
+        assert_eq!(message.received_count, 2);
+        assert!(matches!(message.sender, EnvelopeSender::Address(_)));
+    }
+
+    #[test]
+    fn two_from_headers_are_ambiguous() {
+        let raw = b"From: a@example.com\r\nFrom: b@example.com\r\nSubject: x\r\n\r\nbody\r\n";
+        let message = InboundMessage::parse(envelope("b@example.com"), raw).expect("parses");
+        assert_eq!(message.from, FromHeader::Ambiguous);
+        let raw = b"From: a@example.com, b@example.com\r\n\r\nbody\r\n";
+        let message = InboundMessage::parse(envelope("a@example.com"), raw).expect("parses");
+        assert_eq!(message.from, FromHeader::Ambiguous);
+    }
+
+    #[test]
+    fn automatic_mail_markers_are_read() {
+        let raw = b"From: a@example.com\r\nAuto-Submitted: Auto-Replied; owner=x\r\n\
+                    Precedence: Bulk\r\nList-Id: <x.example.com>\r\nX-Loop: support@helpdesk.example\r\n\
+                    Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n--b--\r\n";
+        let message = InboundMessage::parse(envelope(""), raw).expect("parses");
+        assert_eq!(message.sender, EnvelopeSender::Null);
+        assert_eq!(message.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(message.precedence.as_deref(), Some("bulk"));
+        assert!(message.has_list_headers);
+        assert!(message.is_report);
+        assert_eq!(
+            message.loop_stamps,
+            vec!["support@helpdesk.example".to_owned()]
+        );
+    }
+
+    #[test]
+    fn source_routes_never_register() {
+        assert!(matches!(
+            judge_envelope_sender("@relay.example:a@example.com"),
+            EnvelopeSender::Invalid(_)
+        ));
+    }
+}

@@ -1,0 +1,483 @@
+//! The use cases every way in shares, each one store transaction: a
+//! registration by mail, a registration from the portal form, and the
+//! activation that turns a pending customer into an active one.
+//!
+//! Each use case loads what policy needs, asks `policy`, and writes the
+//! decision with all its consequences (inbound record, customer, token hash,
+//! outbox row) in the same transaction, so a caller that hears "done" knows
+//! all of it is durable, and a failure leaves nothing behind.
+
+use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
+use crate::mailer::{self, Addressing};
+use crate::message::{EnvelopeSender, InboundMessage};
+use crate::policy::{self, Decision, OwnIdentity, RefusalMode, ReplyHistory, SenderState};
+use crate::replies::{self, Reply};
+use crate::settings::{Service, Settings};
+use crate::smtp::reply::{self as smtp_reply};
+use crate::store::customers::{self, Customer, NewCustomer};
+use crate::store::inbound::{self, NewDecision, NewInbound};
+use crate::store::outbox::{self, NewReply};
+use crate::store::{self, Store, StoreError, sessions, tokens};
+use rusqlite::Connection;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What happened to a message sent to a support address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailOutcome {
+    /// Decided now; `dropped` when a refusal was answered `250` by setting.
+    Decided { decision: Decision, dropped: bool },
+    /// A copy of a message already accepted: answered `250`, nothing created.
+    Duplicate,
+}
+
+/// Runs the registration use cases against the store.
+#[derive(Clone)]
+pub struct Registrar {
+    settings: Arc<Settings>,
+    store: Store,
+    /// Wakes the outbox worker when a reply was queued.
+    outbox_wake: Arc<Notify>,
+}
+
+/// A pending customer, as the activation form shows it.
+#[derive(Debug, Clone)]
+pub struct PendingCustomer {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+impl Registrar {
+    pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
+        Self {
+            settings,
+            store,
+            outbox_wake,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Decides and records a message sent to `service`'s support address.
+    /// Blocks the calling thread (an SMTP session thread) until the commit.
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub fn from_mail_blocking(
+        &self,
+        service: &Service,
+        message: InboundMessage,
+        raw: Vec<u8>,
+    ) -> Result<MailOutcome, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let service = service.clone();
+        let outcome = self.store.write_blocking(move |conn| {
+            decide_mail(conn, &settings, &service, &message, &raw, store::now())
+        })?;
+        if let MailOutcome::Decided {
+            decision,
+            dropped: false,
+        } = &outcome
+            && decision.sends_mail()
+        {
+            self.outbox_wake.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// Decides and records a "Create an account" request from the portal.
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub async fn from_portal(
+        &self,
+        service: &Service,
+        address: EmailAddress,
+        name: Option<CustomerName>,
+    ) -> Result<Decision, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let service = service.clone();
+        let decision = self
+            .store
+            .write(move |conn| {
+                decide_portal(
+                    conn,
+                    &settings,
+                    &service,
+                    &address,
+                    name.as_ref(),
+                    store::now(),
+                )
+            })
+            .await?;
+        if decision.sends_mail() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(decision)
+    }
+
+    /// The pending customer a live activation token belongs to; changes
+    /// nothing (mail scanners fetch links).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn pending_for_token(
+        &self,
+        token: &Token,
+    ) -> Result<Option<PendingCustomer>, StoreError> {
+        let hash = token.hash();
+        self.store
+            .read(move |conn| {
+                let Some(id) = tokens::live_customer(conn, &hash, store::now())? else {
+                    return Ok(None);
+                };
+                Ok(customers::by_id(conn, id)?.map(|c| PendingCustomer {
+                    email: c.email,
+                    name: c.name,
+                }))
+            })
+            .await
+    }
+
+    /// Consumes the token, activates its customer with name and password, and
+    /// opens a session, all in one transaction. `None` when the token is not
+    /// live (unknown, expired, used, or lost a race to another request).
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub async fn activate(
+        &self,
+        token: &Token,
+        name: CustomerName,
+        password_hash: String,
+        session: TokenHash,
+    ) -> Result<Option<i64>, StoreError> {
+        let hash = token.hash();
+        let session_ttl = secs(self.settings.session.absolute_timeout);
+        self.store
+            .write(move |conn| {
+                let now = store::now();
+                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
+                    return Ok(None);
+                };
+                if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
+                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
+                }
+                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
+                Ok(Some(customer_id))
+            })
+            .await
+    }
+
+    /// Opens a session for a customer who signed in.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn open_session(
+        &self,
+        customer_id: i64,
+        session: TokenHash,
+    ) -> Result<(), StoreError> {
+        let session_ttl = secs(self.settings.session.absolute_timeout);
+        self.store
+            .write(move |conn| {
+                let now = store::now();
+                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+fn secs(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The transaction behind `from_mail_blocking`.
+fn decide_mail(
+    conn: &Connection,
+    settings: &Settings,
+    service: &Service,
+    message: &InboundMessage,
+    raw: &[u8],
+    now: i64,
+) -> anyhow::Result<MailOutcome> {
+    let envelope_from = match &message.sender {
+        EnvelopeSender::Address(address) => address.as_str().to_owned(),
+        _ => message.envelope.mail_from.clone(),
+    };
+    if inbound::earlier_copy(
+        conn,
+        message.message_id.as_deref(),
+        &envelope_from,
+        &message.content_hash,
+    )?
+    .is_some()
+    {
+        return Ok(MailOutcome::Duplicate);
+    }
+    let address = match &message.sender {
+        EnvelopeSender::Address(address) => Some(address),
+        _ => None,
+    };
+    let (customer, history) = match address {
+        Some(address) => load_sender(conn, address, now)?,
+        None => (None, ReplyHistory::default()),
+    };
+    let state = customer
+        .as_ref()
+        .map_or(SenderState::New, Customer::sender_state);
+    let own = OwnIdentity {
+        support_addresses: &service.support_addresses,
+        message_id_domain: &settings.smtp.hostname,
+    };
+    let decision = policy::evaluate_mail(&service.policy, own, message, state, history, now);
+    let dropped =
+        matches!(decision, Decision::Refuse(_)) && service.policy.refusal == RefusalMode::Drop;
+    let reply = smtp_reply::for_decision(&decision, dropped);
+
+    let inbound_id = if matches!(decision, Decision::Refuse(_)) && !dropped {
+        // Refused in the session: the sender keeps the message; we keep only
+        // the decision.
+        None
+    } else {
+        let client_ip = message.envelope.client_ip.to_string();
+        let envelope_to = message.envelope.recipients.join(", ");
+        Some(inbound::insert(
+            conn,
+            &NewInbound {
+                service: &service.id,
+                client_ip: &client_ip,
+                helo: &message.envelope.helo,
+                envelope_from: &envelope_from,
+                envelope_to: &envelope_to,
+                message_id: message.message_id.as_deref(),
+                content_sha256: &message.content_hash,
+                raw,
+            },
+            now,
+        )?)
+    };
+    if !dropped && let Some(address) = address {
+        let support = message
+            .envelope
+            .recipients
+            .iter()
+            .find_map(|r| {
+                service
+                    .support_addresses
+                    .iter()
+                    .find(|s| s.identity_key().eq_ignore_ascii_case(r))
+            })
+            .unwrap_or(&service.support_addresses[0]);
+        let context = ReplyContext {
+            settings,
+            service,
+            support,
+            in_reply_to: message.message_id.as_deref(),
+        };
+        apply(
+            conn,
+            &context,
+            &decision,
+            address,
+            customer.as_ref(),
+            message.display_name(),
+            "mail",
+            now,
+        )?;
+    }
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id,
+            channel: "mail",
+            service: &service.id,
+            address: &envelope_from,
+            identity: address.map(EmailAddress::identity_key).as_deref(),
+            outcome: decision.name(),
+            reason: decision.reason(),
+            dropped,
+            reply_code: Some(reply.code),
+        },
+        now,
+    )?;
+    Ok(MailOutcome::Decided { decision, dropped })
+}
+
+/// The transaction behind `from_portal`.
+fn decide_portal(
+    conn: &Connection,
+    settings: &Settings,
+    service: &Service,
+    address: &EmailAddress,
+    name: Option<&CustomerName>,
+    now: i64,
+) -> anyhow::Result<Decision> {
+    let (customer, history) = load_sender(conn, address, now)?;
+    let state = customer
+        .as_ref()
+        .map_or(SenderState::New, Customer::sender_state);
+    let decision = policy::evaluate_portal(&service.policy, address, state, history, now);
+    let context = ReplyContext {
+        settings,
+        service,
+        support: &service.support_addresses[0],
+        in_reply_to: None,
+    };
+    apply(
+        conn,
+        &context,
+        &decision,
+        address,
+        customer.as_ref(),
+        name,
+        "portal",
+        now,
+    )?;
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id: None,
+            channel: "portal",
+            service: &service.id,
+            address: address.as_str(),
+            identity: Some(&address.identity_key()),
+            outcome: decision.name(),
+            reason: decision.reason(),
+            dropped: false,
+            reply_code: None,
+        },
+        now,
+    )?;
+    Ok(decision)
+}
+
+fn load_sender(
+    conn: &Connection,
+    address: &EmailAddress,
+    now: i64,
+) -> anyhow::Result<(Option<Customer>, ReplyHistory)> {
+    let customer = customers::by_identity(conn, &address.identity_key())?;
+    let history = outbox::history(conn, &address.rate_key(), now)?;
+    Ok((customer, history))
+}
+
+/// What a reply needs besides its wording.
+struct ReplyContext<'a> {
+    settings: &'a Settings,
+    service: &'a Service,
+    /// The support address that answers (our loop stamp).
+    support: &'a EmailAddress,
+    in_reply_to: Option<&'a str>,
+}
+
+/// Writes a decision's consequences: customer, token hash, outbox row.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the decision
+fn apply(
+    conn: &Connection,
+    context: &ReplyContext<'_>,
+    decision: &Decision,
+    address: &EmailAddress,
+    customer: Option<&Customer>,
+    name: Option<&CustomerName>,
+    source: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    let settings = context.settings;
+    let reply = match decision {
+        Decision::Register { company } => {
+            let identity = address.identity_key();
+            let customer_id = customers::insert_pending(
+                conn,
+                &NewCustomer {
+                    email: address.as_str(),
+                    identity: &identity,
+                    name: name.map(AsRef::as_ref),
+                    company: company.as_deref(),
+                    service: &context.service.id,
+                    source,
+                },
+                now,
+            )?;
+            new_activation_reply(conn, context, customer_id, now)?
+        }
+        Decision::ResendActivation => {
+            let customer =
+                customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
+            new_activation_reply(conn, context, customer.id, now)?
+        }
+        Decision::AlreadyActive { notify: true } => replies::already_active(
+            &context.service.name,
+            &replies::login_link(&settings.http.public_url),
+        )?,
+        Decision::AlreadyActive { notify: false } | Decision::Suppress(_) | Decision::Refuse(_) => {
+            return Ok(());
+        }
+    };
+    queue_reply(conn, context, address, &reply, now)
+}
+
+/// Replaces the customer's token with a new one and renders the mail that
+/// carries it. The raw token lives on only inside the rendered mail.
+fn new_activation_reply(
+    conn: &Connection,
+    context: &ReplyContext<'_>,
+    customer_id: i64,
+    now: i64,
+) -> anyhow::Result<Reply> {
+    let settings = context.settings;
+    let token = Token::generate();
+    let ttl = settings.activation.token_ttl.as_secs();
+    let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
+    tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
+    let link = replies::activation_link(&settings.http.public_url, &token);
+    replies::activation(&context.service.name, &link, expires_at, ttl / 3600)
+}
+
+fn queue_reply(
+    conn: &Connection,
+    context: &ReplyContext<'_>,
+    to: &EmailAddress,
+    reply: &Reply,
+    now: i64,
+) -> anyhow::Result<()> {
+    let settings = context.settings;
+    let message_id = mailer::new_message_id(&settings.smtp.hostname);
+    let body = mailer::compose(
+        Addressing {
+            from: &settings.outbound.from_address,
+            from_name: &context.service.name,
+            to,
+            loop_stamp: context.support,
+            in_reply_to: context.in_reply_to,
+            message_id: &message_id,
+        },
+        reply,
+    )?;
+    let envelope_from = settings
+        .outbound
+        .envelope_from
+        .as_ref()
+        .map(EmailAddress::delivery_address)
+        .unwrap_or_default();
+    outbox::enqueue(
+        conn,
+        &NewReply {
+            kind: reply.kind.as_str(),
+            recipient: &to.delivery_address(),
+            rate_key: &to.rate_key(),
+            envelope_from: &envelope_from,
+            message_id: &message_id,
+            body: &body,
+        },
+        now,
+    )?;
+    Ok(())
+}

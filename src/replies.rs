@@ -1,0 +1,189 @@
+//! The wording of every mail we send, rendered from templates (text and HTML;
+//! the HTML part is escaped), and the links inside them.
+//!
+//! Replies never echo the inbound subject, body or display name: everything
+//! here comes from our settings and our own tokens.
+
+use crate::domain::Token;
+use askama::Template;
+use url::Url;
+
+/// Which mail this is; recorded in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Activation,
+    AlreadyActive,
+}
+
+impl ReplyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Activation => "activation",
+            ReplyKind::AlreadyActive => "already_active",
+        }
+    }
+}
+
+/// A rendered reply: subject and both bodies.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub kind: ReplyKind,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The link that opens the activation page for a token.
+pub fn activation_link(public_url: &Url, token: &Token) -> Url {
+    let mut link = public_url
+        .join("activate")
+        .unwrap_or_else(|_| public_url.clone());
+    link.query_pairs_mut()
+        .clear()
+        .append_pair("token", &token.expose());
+    link
+}
+
+/// The portal's sign-in page.
+pub fn login_link(public_url: &Url) -> Url {
+    public_url
+        .join("login")
+        .unwrap_or_else(|_| public_url.clone())
+}
+
+/// The activation mail: a link to set name and password.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn activation(
+    service: &str,
+    link: &Url,
+    expires_at: i64,
+    ttl_hours: u64,
+) -> anyhow::Result<Reply> {
+    let subject = format!("Activate your {service} account");
+    let intro =
+        format!("You asked to register for {service}. Your account is ready to be activated.");
+    let expires = format_time(expires_at);
+    let text = ActivationText {
+        service,
+        intro: &intro,
+        link: link.as_str(),
+        expires: &expires,
+        ttl_hours,
+    }
+    .render()?;
+    let html = ActivationHtml {
+        subject: &subject,
+        service,
+        intro: &intro,
+        link: link.as_str(),
+        expires: &expires,
+        ttl_hours,
+    }
+    .render()?;
+    Ok(Reply {
+        kind: ReplyKind::Activation,
+        subject,
+        text,
+        html,
+    })
+}
+
+/// The note to an already active customer: sign in instead.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
+    let subject = format!("You already have a {service} account");
+    let text = AlreadyActiveText {
+        service,
+        link: login.as_str(),
+    }
+    .render()?;
+    let html = AlreadyActiveHtml {
+        subject: &subject,
+        service,
+        link: login.as_str(),
+    }
+    .render()?;
+    Ok(Reply {
+        kind: ReplyKind::AlreadyActive,
+        subject,
+        text,
+        html,
+    })
+}
+
+/// A Unix time as `2026-11-30 14:05 UTC`.
+pub fn format_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|at| at.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+#[derive(Template)]
+#[template(path = "mail/activation.txt", config = "src/templates/askama.toml")]
+struct ActivationText<'a> {
+    service: &'a str,
+    intro: &'a str,
+    link: &'a str,
+    expires: &'a str,
+    ttl_hours: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/activation.html", config = "src/templates/askama.toml")]
+struct ActivationHtml<'a> {
+    subject: &'a str,
+    service: &'a str,
+    intro: &'a str,
+    link: &'a str,
+    expires: &'a str,
+    ttl_hours: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/already_active.txt", config = "src/templates/askama.toml")]
+struct AlreadyActiveText<'a> {
+    service: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(
+    path = "mail/already_active.html",
+    config = "src/templates/askama.toml"
+)]
+struct AlreadyActiveHtml<'a> {
+    subject: &'a str,
+    service: &'a str,
+    link: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_mail_carries_the_link_and_escapes_html() {
+        let base = Url::parse("https://help.example/").expect("valid");
+        let token = Token::generate();
+        let link = activation_link(&base, &token);
+        assert!(
+            link.as_str()
+                .starts_with("https://help.example/activate?token=")
+        );
+        let reply = activation("<Acme & Co>", &link, 1_800_000_000, 72).expect("renders");
+        assert!(reply.text.contains(link.as_str()));
+        assert!(reply.text.contains("<Acme & Co>"), "text is not escaped");
+        assert!(
+            reply.html.contains("&#60;Acme &#38; Co&#62;")
+                || reply.html.contains("&lt;Acme &amp; Co&gt;")
+        );
+        assert!(!reply.html.contains("<Acme"));
+        assert!(reply.text.contains("2027-01-15 08:00 UTC"));
+    }
+}

@@ -1,0 +1,686 @@
+//! Settings: embedded defaults, then an optional TOML file, then
+//! `REGISTRAR__SECTION__KEY` environment variables; validated once at start-up
+//! into typed settings that hold domain types.
+//!
+//! Validation reports every bad key at once, so an operator fixes a
+//! configuration in one pass.
+
+use crate::domain::EmailAddress;
+use crate::policy::{Access, Company, Denylist, RefusalMode, ReplyLimits, ServicePolicy};
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// The embedded defaults (config/default.toml).
+pub const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Validated settings for the whole daemon.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub smtp: SmtpSettings,
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub outbound: OutboundSettings,
+    pub activation: ActivationSettings,
+    pub password: PasswordSettings,
+    pub session: SessionSettings,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub listen: SocketAddr,
+    pub hostname: String,
+    pub max_message_bytes: usize,
+    pub max_sessions: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub public_url: Url,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub path: PathBuf,
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundSettings {
+    /// Relay URL; `None` writes `.eml` files to `folder`.
+    pub relay: Option<Url>,
+    pub username: String,
+    pub password: SecretString,
+    pub folder: PathBuf,
+    pub from_address: EmailAddress,
+    /// `None` is the null sender.
+    pub envelope_from: Option<EmailAddress>,
+    pub send_timeout: Duration,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    pub max_attempts: u32,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ActivationSettings {
+    pub token_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordSettings {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+}
+
+/// A help-desk service that customers register for.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Short id used in URLs, the CLI and records.
+    pub id: String,
+    /// Display name used in mail and on pages.
+    pub name: String,
+    pub support_addresses: Vec<EmailAddress>,
+    pub policy: ServicePolicy,
+}
+
+impl Settings {
+    /// The service that owns a support address, if any.
+    pub fn service_for_address(&self, address: &EmailAddress) -> Option<&Service> {
+        let key = address.identity_key();
+        self.services.iter().find(|service| {
+            service
+                .support_addresses
+                .iter()
+                .any(|a| a.identity_key() == key)
+        })
+    }
+
+    /// The service with this id, if any.
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.iter().find(|service| service.id == id)
+    }
+}
+
+/// Settings could not be loaded or are invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("failed to read settings: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid settings:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// Loads the layered settings and validates them.
+///
+/// # Errors
+/// `SettingsError::Load` when a layer cannot be read or has the wrong shape;
+/// `SettingsError::Invalid` listing every key whose value is not acceptable.
+pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+    load_raw(file)?.validate()
+}
+
+/// Loads the layered settings without validating them (for `check-config`).
+///
+/// # Errors
+/// As `load`, for reading only.
+pub fn load_raw(file: Option<&Path>) -> Result<RawSettings, SettingsError> {
+    let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+    if let Some(path) = file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    builder = builder.add_source(
+        Environment::with_prefix("REGISTRAR")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("policy.denylist"),
+    );
+    Ok(builder.build()?.try_deserialize()?)
+}
+
+/// Settings as written, before validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub smtp: RawSmtp,
+    pub http: RawHttp,
+    pub store: RawStore,
+    pub outbound: RawOutbound,
+    pub activation: RawActivation,
+    pub password: RawPassword,
+    pub session: RawSession,
+    pub policy: RawPolicy,
+    pub services: Vec<RawService>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmtp {
+    pub listen: String,
+    pub hostname: String,
+    pub max_message_bytes: usize,
+    pub max_sessions: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub listen: String,
+    pub public_url: String,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub path: PathBuf,
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbound {
+    pub relay: String,
+    pub username: String,
+    pub password: String,
+    pub folder: PathBuf,
+    pub from_address: String,
+    pub envelope_from: String,
+    pub send_timeout_secs: u64,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    pub max_attempts: u32,
+    pub poll_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawActivation {
+    pub token_ttl_hours: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPassword {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub idle_timeout_minutes: u64,
+    pub absolute_timeout_hours: u64,
+}
+
+/// Policy keys; every one optional so a service can override any subset.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub self_registration: Option<String>,
+    pub email: Option<bool>,
+    pub portal: Option<bool>,
+    pub denylist: Option<Vec<String>>,
+    pub refusal: Option<String>,
+    pub notify_active: Option<bool>,
+    pub reply_interval_minutes: Option<i64>,
+    pub max_replies_per_day: Option<u32>,
+    pub companies: Option<Vec<RawCompany>>,
+    pub auto_reply_subjects: Option<Vec<String>>,
+    pub max_received: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompany {
+    pub name: String,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub id: String,
+    pub name: String,
+    pub support_addresses: Vec<String>,
+    #[serde(default)]
+    pub policy: RawPolicy,
+}
+
+impl RawSettings {
+    /// The settings as `check-config` prints them: secrets redacted.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        if !copy.outbound.password.is_empty() {
+            copy.outbound.password = "[redacted]".into();
+        }
+        copy
+    }
+
+    /// Checks every key and converts to typed settings.
+    ///
+    /// # Errors
+    /// `SettingsError::Invalid` naming every bad key.
+    pub fn validate(self) -> Result<Settings, SettingsError> {
+        let mut errors = Vec::new();
+        let mut check = |ok: bool, message: &str| {
+            if !ok {
+                errors.push(message.to_owned());
+            }
+        };
+        check(
+            self.smtp.max_message_bytes >= 1024,
+            "smtp.max_message_bytes: must be at least 1024",
+        );
+        check(
+            self.smtp.max_sessions >= 1,
+            "smtp.max_sessions: must be at least 1",
+        );
+        check(
+            !self.smtp.hostname.trim().is_empty(),
+            "smtp.hostname: must not be empty",
+        );
+        check(
+            self.store.max_batch >= 1,
+            "store.max_batch: must be at least 1",
+        );
+        check(
+            self.outbound.max_attempts >= 1,
+            "outbound.max_attempts: must be at least 1",
+        );
+        check(
+            self.outbound.send_timeout_secs >= 1,
+            "outbound.send_timeout_secs: must be at least 1",
+        );
+        check(
+            self.outbound.poll_secs >= 1,
+            "outbound.poll_secs: must be at least 1",
+        );
+        check(
+            self.activation.token_ttl_hours >= 1,
+            "activation.token_ttl_hours: must be at least 1",
+        );
+        check(
+            self.password.min_length >= 8,
+            "password.min_length: must be at least 8",
+        );
+        check(
+            self.password.max_length >= self.password.min_length.max(64),
+            "password.max_length: must be at least 64 and at least password.min_length",
+        );
+        check(
+            self.password.max_concurrent_hashes >= 1,
+            "password.max_concurrent_hashes: must be at least 1",
+        );
+        check(
+            self.session.idle_timeout_minutes >= 1,
+            "session.idle_timeout_minutes: must be at least 1",
+        );
+        check(
+            self.session.absolute_timeout_hours >= 1,
+            "session.absolute_timeout_hours: must be at least 1",
+        );
+        check(
+            !self.services.is_empty(),
+            "services: at least one service is needed",
+        );
+
+        let smtp_listen = parse_or(
+            &mut errors,
+            "smtp.listen",
+            self.smtp.listen.parse::<SocketAddr>(),
+        );
+        let http_listen = parse_or(
+            &mut errors,
+            "http.listen",
+            self.http.listen.parse::<SocketAddr>(),
+        );
+        let public_url = parse_or(
+            &mut errors,
+            "http.public_url",
+            Url::parse(&self.http.public_url),
+        )
+        .filter(|url| {
+            let ok = matches!(url.scheme(), "http" | "https") && url.host().is_some();
+            if !ok {
+                errors.push("http.public_url: must be an http or https URL with a host".into());
+            }
+            ok
+        });
+        let relay = if self.outbound.relay.trim().is_empty() {
+            Some(None)
+        } else {
+            parse_or(
+                &mut errors,
+                "outbound.relay",
+                Url::parse(&self.outbound.relay),
+            )
+            .filter(|url| {
+                let ok = matches!(url.scheme(), "smtp" | "smtps") && url.host().is_some();
+                if !ok {
+                    errors.push(
+                        "outbound.relay: must be smtp://host:port or smtps://host:port".into(),
+                    );
+                }
+                ok
+            })
+            .map(Some)
+        };
+        let from_address = parse_or(
+            &mut errors,
+            "outbound.from_address",
+            EmailAddress::parse(&self.outbound.from_address),
+        );
+        let envelope_from = if self.outbound.envelope_from.trim().is_empty() {
+            Some(None)
+        } else {
+            parse_or(
+                &mut errors,
+                "outbound.envelope_from",
+                EmailAddress::parse(&self.outbound.envelope_from),
+            )
+            .map(Some)
+        };
+
+        let mut services = Vec::new();
+        for (index, raw) in self.services.iter().enumerate() {
+            let key = format!("services[{index}]");
+            if raw.id.is_empty()
+                || !raw
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                errors.push(format!("{key}.id: must be letters, digits, '-' or '_'"));
+            }
+            if self.services[..index]
+                .iter()
+                .any(|other| other.id == raw.id)
+            {
+                errors.push(format!("{key}.id: {:?} is used twice", raw.id));
+            }
+            if raw.support_addresses.is_empty() {
+                errors.push(format!(
+                    "{key}.support_addresses: at least one address is needed"
+                ));
+            }
+            let mut addresses = Vec::new();
+            for address in &raw.support_addresses {
+                match EmailAddress::parse(address) {
+                    Ok(address) => addresses.push(address),
+                    Err(e) => errors.push(format!("{key}.support_addresses: {address:?}: {e}")),
+                }
+            }
+            let policy = resolve_policy(
+                &self.policy,
+                &raw.policy,
+                &format!("{key}.policy"),
+                &mut errors,
+            );
+            if let Some(policy) = policy {
+                services.push(Service {
+                    id: raw.id.clone(),
+                    name: raw.name.clone(),
+                    support_addresses: addresses,
+                    policy,
+                });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for address in services.iter().flat_map(|s| &s.support_addresses) {
+            if !seen.insert(address.identity_key()) {
+                errors.push(format!(
+                    "services: support address {address} belongs to two services"
+                ));
+            }
+        }
+
+        match (
+            smtp_listen,
+            http_listen,
+            public_url,
+            relay,
+            from_address,
+            envelope_from,
+        ) {
+            (
+                Some(smtp_listen),
+                Some(http_listen),
+                Some(public_url),
+                Some(relay),
+                Some(from_address),
+                Some(envelope_from),
+            ) if errors.is_empty() => Ok(Settings {
+                smtp: SmtpSettings {
+                    listen: smtp_listen,
+                    hostname: self.smtp.hostname.trim().to_owned(),
+                    max_message_bytes: self.smtp.max_message_bytes,
+                    max_sessions: self.smtp.max_sessions,
+                },
+                http: HttpSettings {
+                    listen: http_listen,
+                    public_url,
+                    max_body_bytes: self.http.max_body_bytes,
+                },
+                store: StoreSettings {
+                    path: self.store.path,
+                    max_batch: self.store.max_batch,
+                },
+                outbound: OutboundSettings {
+                    relay,
+                    username: self.outbound.username,
+                    password: SecretString::from(self.outbound.password),
+                    folder: self.outbound.folder,
+                    from_address,
+                    envelope_from,
+                    send_timeout: Duration::from_secs(self.outbound.send_timeout_secs),
+                    retry_base: Duration::from_secs(self.outbound.retry_base_secs),
+                    retry_max: Duration::from_secs(
+                        self.outbound
+                            .retry_max_secs
+                            .max(self.outbound.retry_base_secs),
+                    ),
+                    max_attempts: self.outbound.max_attempts,
+                    poll_interval: Duration::from_secs(self.outbound.poll_secs),
+                },
+                activation: ActivationSettings {
+                    token_ttl: Duration::from_secs(self.activation.token_ttl_hours * 3600),
+                },
+                password: PasswordSettings {
+                    min_length: self.password.min_length,
+                    max_length: self.password.max_length,
+                    max_concurrent_hashes: self.password.max_concurrent_hashes,
+                },
+                session: SessionSettings {
+                    idle_timeout: Duration::from_secs(self.session.idle_timeout_minutes * 60),
+                    absolute_timeout: Duration::from_secs(
+                        self.session.absolute_timeout_hours * 3600,
+                    ),
+                },
+                services,
+            }),
+            _ => Err(SettingsError::Invalid(errors)),
+        }
+    }
+}
+
+fn parse_or<T, E: std::fmt::Display>(
+    errors: &mut Vec<String>,
+    key: &str,
+    result: Result<T, E>,
+) -> Option<T> {
+    result.map_err(|e| errors.push(format!("{key}: {e}"))).ok()
+}
+
+/// Merges a service's overrides over the global policy and validates it.
+fn resolve_policy(
+    global: &RawPolicy,
+    own: &RawPolicy,
+    key: &str,
+    errors: &mut Vec<String>,
+) -> Option<ServicePolicy> {
+    let before = errors.len();
+    macro_rules! pick {
+        ($field:ident) => {
+            match own.$field.clone().or_else(|| global.$field.clone()) {
+                Some(value) => Some(value),
+                None => {
+                    errors.push(format!("{key}.{}: missing", stringify!($field)));
+                    None
+                }
+            }
+        };
+    }
+    let mode = pick!(self_registration);
+    let email = pick!(email);
+    let portal = pick!(portal);
+    let denylist = pick!(denylist);
+    let refusal = pick!(refusal);
+    let notify_active = pick!(notify_active);
+    let interval = pick!(reply_interval_minutes);
+    let per_day = pick!(max_replies_per_day);
+    let companies = pick!(companies);
+    let subjects = pick!(auto_reply_subjects);
+    let max_received = pick!(max_received);
+
+    let companies = companies.map(|companies| {
+        companies
+            .into_iter()
+            .map(|company| {
+                let domains = company
+                    .domains
+                    .iter()
+                    .filter_map(|domain| match EmailAddress::parse(&format!("x@{domain}")) {
+                        Ok(probe) => Some(probe.domain().to_owned()),
+                        Err(_) => {
+                            errors.push(format!("{key}.companies: {domain:?} is not a domain"));
+                            None
+                        }
+                    })
+                    .collect();
+                Company {
+                    name: company.name,
+                    domains,
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let access = match (mode.as_deref(), companies) {
+        (Some("anyone"), _) => Some(Access::Anyone),
+        (Some("no-one"), _) => Some(Access::NoOne),
+        (Some("companies"), Some(companies)) => {
+            if companies.is_empty() {
+                errors.push(format!(
+                    "{key}.companies: \"companies\" access needs at least one company"
+                ));
+            }
+            Some(Access::Companies(companies))
+        }
+        (Some(other), _) if !matches!(other, "companies") => {
+            errors.push(format!(
+                "{key}.self_registration: {other:?} is not one of anyone, companies, no-one"
+            ));
+            None
+        }
+        _ => None,
+    };
+    let denylist = denylist.and_then(|entries| {
+        Denylist::parse(entries.iter().map(String::as_str))
+            .map_err(|e| errors.push(format!("{key}.denylist: {e}")))
+            .ok()
+    });
+    let refusal = match refusal.as_deref() {
+        Some("reject") => Some(RefusalMode::Reject),
+        Some("drop") => Some(RefusalMode::Drop),
+        Some(other) => {
+            errors.push(format!(
+                "{key}.refusal: {other:?} is not one of reject, drop"
+            ));
+            None
+        }
+        None => None,
+    };
+    if interval.is_some_and(|minutes| minutes < 0) {
+        errors.push(format!(
+            "{key}.reply_interval_minutes: must not be negative"
+        ));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(ServicePolicy {
+        access: access?,
+        email: email?,
+        portal: portal?,
+        denylist: denylist?,
+        refusal: refusal?,
+        notify_active: notify_active?,
+        limits: ReplyLimits {
+            min_interval_secs: interval? * 60,
+            max_per_day: per_day?,
+        },
+        auto_reply_subjects: subjects?.iter().map(|s| s.trim().to_lowercase()).collect(),
+        max_received: max_received?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let settings = load(None).expect("defaults load");
+        assert_eq!(settings.smtp.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(settings.http.listen.to_string(), "127.0.0.1:8080");
+        assert!(settings.outbound.relay.is_none());
+        assert_eq!(settings.services.len(), 1);
+        assert_eq!(settings.services[0].policy.access, Access::Anyone);
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_at_once() {
+        let mut raw = load_raw(None).expect("defaults load");
+        raw.smtp.listen = "nowhere".into();
+        raw.http.public_url = "ftp://x".into();
+        raw.password.min_length = 4;
+        raw.policy.self_registration = Some("everybody".into());
+        let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+            panic!("invalid settings were accepted");
+        };
+        let text = errors.join("\n");
+        for key in [
+            "smtp.listen",
+            "http.public_url",
+            "password.min_length",
+            "self_registration",
+        ] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn a_service_overrides_the_global_policy() {
+        let mut raw = load_raw(None).expect("defaults load");
+        raw.services[0].policy.email = Some(false);
+        let settings = raw.validate().expect("valid");
+        assert!(!settings.services[0].policy.email);
+        assert!(settings.services[0].policy.portal);
+    }
+}

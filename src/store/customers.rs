@@ -1,0 +1,175 @@
+//! The `customers` table: pending, active and disabled customers.
+
+use crate::policy::SenderState;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Lifecycle of a customer account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Active,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    /// Parses a status as stored or typed on the command line.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Status::Pending),
+            "active" => Some(Status::Active),
+            "disabled" => Some(Status::Disabled),
+            _ => None,
+        }
+    }
+}
+
+/// A customer row.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: i64,
+    pub email: String,
+    pub identity: String,
+    pub name: Option<String>,
+    pub company: Option<String>,
+    pub service: String,
+    pub status: Status,
+    pub password_hash: Option<String>,
+    pub source: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+}
+
+impl Customer {
+    /// The customer's state as policy sees it.
+    pub fn sender_state(&self) -> SenderState {
+        match self.status {
+            Status::Pending => SenderState::Pending,
+            Status::Active => SenderState::Active,
+            Status::Disabled => SenderState::Disabled,
+        }
+    }
+}
+
+/// What is needed to create a pending customer.
+#[derive(Debug, Clone)]
+pub struct NewCustomer<'a> {
+    pub email: &'a str,
+    pub identity: &'a str,
+    pub name: Option<&'a str>,
+    pub company: Option<&'a str>,
+    pub service: &'a str,
+    pub source: &'a str,
+}
+
+const COLUMNS: &str = "id, email, identity, name, company, service, status, password_hash, source, created_at, activated_at";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
+    let status: String = row.get(6)?;
+    Ok(Customer {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        identity: row.get(2)?,
+        name: row.get(3)?,
+        company: row.get(4)?,
+        service: row.get(5)?,
+        status: Status::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                6,
+                rusqlite::types::Type::Text,
+                format!("unknown status {status:?}").into(),
+            )
+        })?,
+        password_hash: row.get(7)?,
+        source: row.get(8)?,
+        created_at: row.get(9)?,
+        activated_at: row.get(10)?,
+    })
+}
+
+/// The customer with this identity key.
+pub fn by_identity(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Customer>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM customers WHERE identity = ?1"
+    ))?
+    .query_row([identity], from_row)
+    .optional()
+}
+
+/// The customer with this id.
+pub fn by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Customer>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM customers WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()
+}
+
+/// Customers, newest first, optionally filtered.
+pub fn list(
+    conn: &Connection,
+    status: Option<Status>,
+    service: Option<&str>,
+) -> rusqlite::Result<Vec<Customer>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM customers
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR service = ?2)
+         ORDER BY created_at DESC, id DESC"
+    ))?;
+    statement
+        .query_map(params![status.map(Status::as_str), service], from_row)?
+        .collect()
+}
+
+/// Inserts a pending customer and returns its id.
+pub fn insert_pending(
+    conn: &Connection,
+    customer: &NewCustomer<'_>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+    )?
+    .execute(params![
+        customer.email,
+        customer.identity,
+        customer.name,
+        customer.company,
+        customer.service,
+        customer.source,
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Makes a pending customer active with a name and password.
+/// Returns false when the customer is not pending.
+pub fn activate(
+    conn: &Connection,
+    id: i64,
+    name: &str,
+    password_hash: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE customers SET status = 'active', name = ?2, password_hash = ?3, activated_at = ?4
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![id, name, password_hash, now])?;
+    Ok(changed == 1)
+}
+
+/// Sets a customer's status; returns false when no such customer exists.
+pub fn set_status(conn: &Connection, identity: &str, status: Status) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached("UPDATE customers SET status = ?2 WHERE identity = ?1")?
+        .execute(params![identity, status.as_str()])?;
+    Ok(changed == 1)
+}

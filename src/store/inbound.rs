@@ -1,0 +1,132 @@
+//! The `inbound` and `decisions` tables: what arrived, and what was decided
+//! about it and why.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// An accepted message, as recorded.
+#[derive(Debug, Clone)]
+pub struct NewInbound<'a> {
+    pub service: &'a str,
+    pub client_ip: &'a str,
+    pub helo: &'a str,
+    pub envelope_from: &'a str,
+    pub envelope_to: &'a str,
+    pub message_id: Option<&'a str>,
+    pub content_sha256: &'a [u8; 32],
+    pub raw: &'a [u8],
+}
+
+/// A decision, as recorded.
+#[derive(Debug, Clone)]
+pub struct NewDecision<'a> {
+    pub inbound_id: Option<i64>,
+    pub channel: &'a str,
+    pub service: &'a str,
+    pub address: &'a str,
+    pub identity: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: &'a str,
+    pub dropped: bool,
+    pub reply_code: Option<u16>,
+}
+
+/// A recorded decision, as the CLI shows it.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord {
+    pub decided_at: i64,
+    pub channel: String,
+    pub service: String,
+    pub outcome: String,
+    pub reason: String,
+    pub dropped: bool,
+    pub reply_code: Option<u16>,
+}
+
+/// The decision recorded for an earlier copy of the same message: same
+/// Message-ID and envelope sender, or the same bytes.
+pub fn earlier_copy(
+    conn: &Connection,
+    message_id: Option<&str>,
+    envelope_from: &str,
+    content_sha256: &[u8; 32],
+) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached(
+        "SELECT d.outcome, d.reason FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+         WHERE (i.message_id = ?1 AND i.envelope_from = ?2) OR i.content_sha256 = ?3
+         ORDER BY i.id DESC LIMIT 1",
+    )?
+    .query_row(
+        params![message_id, envelope_from, &content_sha256[..]],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+}
+
+/// Records an accepted message and returns its id.
+pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to, message_id,
+                              content_sha256, size, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        now,
+        message.service,
+        message.client_ip,
+        message.helo,
+        message.envelope_from,
+        message.envelope_to,
+        message.message_id,
+        &message.content_sha256[..],
+        i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
+        message.raw
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Records a decision.
+pub fn record_decision(
+    conn: &Connection,
+    decision: &NewDecision<'_>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO decisions (decided_at, inbound_id, channel, service, address, identity, outcome, reason,
+                                dropped, reply_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        now,
+        decision.inbound_id,
+        decision.channel,
+        decision.service,
+        decision.address,
+        decision.identity,
+        decision.outcome,
+        decision.reason,
+        decision.dropped,
+        decision.reply_code
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Decisions recorded for an identity, oldest first.
+pub fn decisions_for(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<DecisionRecord>> {
+    let mut statement = conn.prepare(
+        "SELECT decided_at, channel, service, outcome, reason, dropped, reply_code
+         FROM decisions WHERE identity = ?1 ORDER BY id",
+    )?;
+    statement
+        .query_map([identity], |row| {
+            Ok(DecisionRecord {
+                decided_at: row.get(0)?,
+                channel: row.get(1)?,
+                service: row.get(2)?,
+                outcome: row.get(3)?,
+                reason: row.get(4)?,
+                dropped: row.get(5)?,
+                reply_code: row.get(6)?,
+            })
+        })?
+        .collect()
+}

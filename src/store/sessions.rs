@@ -1,0 +1,49 @@
+//! The `sessions` table: portal sessions by SHA-256 of the session id.
+
+use crate::domain::TokenHash;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Opens a session for a customer.
+pub fn create(
+    conn: &Connection,
+    hash: &TokenHash,
+    customer_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO sessions (hash, customer_id, created_at, last_seen_at, expires_at) VALUES (?1, ?2, ?3, ?3, ?4)",
+    )?
+    .execute(params![&hash.0[..], customer_id, now, expires_at])?;
+    Ok(())
+}
+
+/// The active customer of a live session: not past its absolute expiry, seen
+/// within the idle timeout.
+pub fn customer(
+    conn: &Connection,
+    hash: &TokenHash,
+    now: i64,
+    idle_secs: i64,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT s.customer_id FROM sessions s JOIN customers c ON c.id = s.customer_id
+         WHERE s.hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3 AND c.status = 'active'",
+    )?
+    .query_row(params![&hash.0[..], now, idle_secs], |row| row.get(0))
+    .optional()
+}
+
+/// Records activity on a session (extends its idle timeout).
+pub fn touch(conn: &Connection, hash: &TokenHash, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE hash = ?1")?
+        .execute(params![&hash.0[..], now])?;
+    Ok(())
+}
+
+/// Ends a session.
+pub fn delete(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM sessions WHERE hash = ?1")?
+        .execute([&hash.0[..]])?;
+    Ok(())
+}

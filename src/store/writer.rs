@@ -1,0 +1,174 @@
+//! The writer thread: owns the only write connection and commits in groups.
+//!
+//! It takes every job waiting in its queue (up to `max_batch`), runs each in
+//! its own savepoint inside one transaction, commits once, and only then
+//! answers each job. Concurrent SMTP sessions therefore share one fsync
+//! instead of queueing for one each, and no caller hears "done" before its
+//! rows are durable.
+
+use super::StoreError;
+use rusqlite::Connection;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// Called after the commit with its result.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A unit of work waiting for the writer.
+pub(super) type Job = Box<dyn Work>;
+
+/// A unit of work: either it runs against the connection (saying whether it
+/// succeeded and what to do once the batch is committed), or it is abandoned
+/// unrun because its batch already failed.
+pub(super) trait Work: Send {
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
+    fn abandon(self: Box<Self>, error: StoreError);
+}
+
+struct Typed<T, F> {
+    work: F,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Work for Typed<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
+        let Typed { work, answer } = *self;
+        let result = work(conn).map_err(StoreError::from_anyhow);
+        let succeeded = result.is_ok();
+        let finish: Finish = Box::new(move |commit| {
+            // The caller may have gone away (a dropped SMTP session); then
+            // nobody needs the answer.
+            let _ = answer.send(commit.and(result));
+        });
+        (succeeded, finish)
+    }
+
+    fn abandon(self: Box<Self>, error: StoreError) {
+        let _ = self.answer.send(Err(error));
+    }
+}
+
+/// Queue capacity; senders wait (asynchronously or on their own thread) when
+/// it is full, which is the back-pressure on intake.
+const QUEUE_CAPACITY: usize = 1024;
+
+/// Batch-size figures, for `/metrics` and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub commits: AtomicU64,
+    pub jobs: AtomicU64,
+    pub largest_batch: AtomicU64,
+}
+
+impl WriterStats {
+    fn record(&self, batch: usize) {
+        let batch = batch as u64;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.jobs.fetch_add(batch, Ordering::Relaxed);
+        self.largest_batch.fetch_max(batch, Ordering::Relaxed);
+    }
+}
+
+/// Wraps a typed job so its result reaches the caller after the commit.
+pub(super) fn job<T, F>(work: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    let (answer, receiver) = oneshot::channel();
+    (Box::new(Typed { work, answer }), receiver)
+}
+
+/// Starts the writer thread.
+pub(super) fn spawn(
+    conn: Connection,
+    max_batch: usize,
+    stats: Arc<WriterStats>,
+) -> anyhow::Result<mpsc::Sender<Job>> {
+    let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(conn, receiver, max_batch, &stats))?;
+    Ok(sender)
+}
+
+fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len();
+        let (finishers, commit) = commit_batch(&conn, batch.drain(..));
+        if commit.is_ok() {
+            stats.record(size);
+        }
+        for finish in finishers {
+            finish(commit.clone());
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
+
+fn commit_batch(
+    conn: &Connection,
+    jobs: impl Iterator<Item = Job>,
+) -> (Vec<Finish>, Result<(), StoreError>) {
+    let mut finishers = Vec::new();
+    let mut failure = conn.execute_batch("BEGIN IMMEDIATE").err();
+    let began = failure.is_none();
+    for job in jobs {
+        if let Some(error) = &failure {
+            job.abandon(batch_error(error));
+            continue;
+        }
+        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+            job.abandon(batch_error(&error));
+            failure = Some(error);
+            continue;
+        }
+        let (succeeded, finish) = job.run(conn);
+        finishers.push(finish);
+        let end = if succeeded {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(error) = conn.execute_batch(end) {
+            failure = Some(error);
+        }
+    }
+    let result = match failure {
+        Some(error) => Err(error),
+        None => conn.execute_batch("COMMIT"),
+    };
+    match result {
+        Ok(()) => (finishers, Ok(())),
+        Err(error) => {
+            if began && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            tracing::error!(error.message = %error, "group commit failed; batch rolled back");
+            (finishers, Err(batch_error(&error)))
+        }
+    }
+}
+
+fn batch_error(error: &rusqlite::Error) -> StoreError {
+    let full = error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+    if full {
+        StoreError::Full
+    } else {
+        StoreError::Failed(std::sync::Arc::new(anyhow::anyhow!(
+            "failed to commit: {error}"
+        )))
+    }
+}

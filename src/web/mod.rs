@@ -1,0 +1,65 @@
+//! The HTTP side: activation page, sign-in, portal, "Create an account",
+//! `/healthz` and `/metrics`. The only module that knows axum.
+//!
+//! GET and HEAD never change state: mail scanners fetch links and even run
+//! their JavaScript. Every POST carries a CSRF token and passes an origin
+//! check; every response carries the security headers in `headers`.
+
+mod csrf;
+mod error;
+mod headers;
+mod pages;
+mod session;
+mod views;
+
+use crate::password::PasswordHasher;
+use crate::registration::Registrar;
+use crate::settings::Settings;
+use crate::shutdown::Shutdown;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registrar: Registrar,
+    pub hasher: PasswordHasher,
+    pub settings: Arc<Settings>,
+    /// Cookies get `Secure` and the `__Host-` prefix when served over https.
+    pub secure_cookies: bool,
+}
+
+/// Builds the router with every route and the security headers.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.settings.http.max_body_bytes;
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/activate", get(pages::activate_form).post(pages::activate))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/portal", get(pages::portal))
+        .route("/register", get(pages::register_form).post(pages::register))
+        .route("/healthz", get(pages::healthz))
+        .route("/metrics", get(pages::metrics))
+        .route("/static/style.css", get(pages::stylesheet))
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(headers::security_headers))
+        .with_state(state)
+}
+
+/// Serves HTTP on `listener` until `shutdown`, then drains open requests.
+///
+/// # Errors
+/// Fails when the server fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+}
