@@ -1,1 +1,10 @@
+//! Integration tests: the daemon over real sockets, with a real SQLite file
+//! and a real capturing SMTP relay. One binary, one link step.
 
+mod support;
+
+mod activation;
+mod config;
+mod outbox;
+mod registration;
+mod smtp_intake;

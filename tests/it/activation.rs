@@ -1,0 +1,374 @@
+//! The activation page: link, form, password, signed in; and everything that
+//! must not consume a token.
+
+use crate::support::app::SUPPORT;
+use crate::support::mail::person;
+use crate::support::{Mail, TestApp, activation_link, hidden_field};
+use reqwest::Client;
+
+const PASSWORD: &str = "violet staple orbit canyon";
+
+/// Registers `email` by mail and returns the activation link.
+async fn registered(app: &TestApp, name: &str, email: &str) -> String {
+    app.send(
+        email,
+        SUPPORT,
+        &person(name, email, SUPPORT, &format!("{email}.id")),
+    )
+    .await
+    .assert_code(250);
+    let mails = app.relay.wait_for(1).await;
+    activation_link(
+        &Mail::parse(&mails.last().expect("a mail").data),
+        app.http_addr,
+    )
+}
+
+/// GETs the form and returns its CSRF value and token field.
+async fn open_form(http: &Client, link: &str) -> (String, String, String) {
+    let response = http.get(link).send().await.expect("GET activation page");
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.expect("body");
+    (
+        hidden_field(&html, "csrf"),
+        hidden_field(&html, "token"),
+        html,
+    )
+}
+
+fn token_used(app: &TestApp) -> bool {
+    app.db()
+        .query_row(
+            "SELECT used_at IS NOT NULL FROM activation_tokens",
+            [],
+            |r| r.get(0),
+        )
+        .expect("one token")
+}
+
+#[tokio::test]
+async fn the_whole_path_from_mail_to_portal_and_back_in() {
+    let app = TestApp::spawn().await;
+    let link = registered(&app, "Jane Doe", "jane@example.com").await;
+    let http = app.http();
+
+    let (csrf, token, html) = open_form(&http, &link).await;
+    assert!(
+        html.contains("value=\"jane@example.com\""),
+        "the email is shown"
+    );
+    assert!(
+        html.contains("value=\"Jane Doe\""),
+        "the name is pre-filled from From:"
+    );
+
+    let saved = http
+        .post(app.url("/activate"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("name", "Jane Q. Doe"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST activation");
+    assert_eq!(saved.status(), 303);
+    assert_eq!(saved.headers()["location"], "/portal");
+    let cookie = saved.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+
+    let portal = http
+        .get(app.url("/portal"))
+        .send()
+        .await
+        .expect("GET portal");
+    assert_eq!(portal.status(), 200);
+    assert!(
+        portal
+            .text()
+            .await
+            .expect("body")
+            .contains("Welcome, Jane Q. Doe")
+    );
+
+    // The link is spent.
+    let again = http.get(&link).send().await.expect("GET used link");
+    assert_eq!(again.status(), 404);
+
+    // A new browser signs in with the password.
+    let fresh = app.http();
+    let login = fresh
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("GET login")
+        .text()
+        .await
+        .expect("body");
+    let signed_in = fresh
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", hidden_field(&login, "csrf").as_str()),
+            ("email", "jane@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST login");
+    assert_eq!(signed_in.status(), 303);
+    let portal = fresh
+        .get(app.url("/portal"))
+        .send()
+        .await
+        .expect("GET portal")
+        .text()
+        .await
+        .expect("body");
+    assert!(portal.contains("Welcome, Jane Q. Doe"));
+
+    // A wrong password does not.
+    let other = app.http();
+    let login = other
+        .get(app.url("/login"))
+        .send()
+        .await
+        .expect("GET login")
+        .text()
+        .await
+        .expect("body");
+    let refused = other
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", hidden_field(&login, "csrf").as_str()),
+            ("email", "jane@example.com"),
+            ("password", "not the password at all"),
+        ])
+        .send()
+        .await
+        .expect("POST login");
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        other
+            .get(app.url("/portal"))
+            .send()
+            .await
+            .expect("GET portal")
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn get_and_head_never_consume_the_token() {
+    let app = TestApp::spawn().await;
+    let link = registered(&app, "Jane", "jane@example.com").await;
+    let http = app.http();
+
+    for _ in 0..2 {
+        assert_eq!(http.get(&link).send().await.expect("GET").status(), 200);
+    }
+    assert_eq!(http.head(&link).send().await.expect("HEAD").status(), 200);
+    assert_eq!(
+        app.http()
+            .get(&link)
+            .send()
+            .await
+            .expect("GET without cookies")
+            .status(),
+        200
+    );
+
+    assert!(!token_used(&app));
+    assert_eq!(app.count("sessions"), 0);
+}
+
+#[tokio::test]
+async fn a_wrong_csrf_value_or_an_empty_password_leaves_the_token_unused() {
+    let app = TestApp::spawn().await;
+    let link = registered(&app, "Jane", "jane@example.com").await;
+    let http = app.http();
+    let (csrf, token, _) = open_form(&http, &link).await;
+
+    let forged = http
+        .post(app.url("/activate"))
+        .form(&[
+            ("csrf", "forged"),
+            ("token", &token),
+            ("name", "Jane"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status(), 403);
+
+    let cross_site = http
+        .post(app.url("/activate"))
+        .header("Origin", "https://evil.example")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("name", "Jane"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(cross_site.status(), 403);
+
+    let empty = http
+        .post(app.url("/activate"))
+        .form(&[("csrf", csrf.as_str()), ("token", &token)])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(empty.status(), 422);
+
+    let short = http
+        .post(app.url("/activate"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("name", "Jane"),
+            ("password", "short"),
+            ("confirm", "short"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(short.status(), 422);
+    assert!(
+        short
+            .text()
+            .await
+            .expect("body")
+            .contains("at least 15 characters")
+    );
+
+    assert!(!token_used(&app));
+    assert_eq!(app.count("sessions"), 0);
+    assert_eq!(
+        http.get(&link).send().await.expect("GET").status(),
+        200,
+        "the link still works"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_gets_the_same_page_as_an_unknown_one() {
+    let app = TestApp::spawn().await;
+    let link = registered(&app, "Jane", "jane@example.com").await;
+    // Let the token expire without waiting 72 hours.
+    app.db()
+        .execute("UPDATE activation_tokens SET expires_at = 0", [])
+        .expect("expire the token");
+    let http = app.http();
+
+    let expired = http.get(&link).send().await.expect("GET expired");
+    let unknown = http
+        .get(app.url("/activate?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+        .send()
+        .await
+        .expect("GET unknown");
+    let garbage = http
+        .get(app.url("/activate?token=<script>"))
+        .send()
+        .await
+        .expect("GET garbage");
+
+    assert_eq!(expired.status(), 404);
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(garbage.status(), 404);
+    let expired = expired.text().await.expect("body");
+    assert_eq!(expired, unknown.text().await.expect("body"));
+    assert_eq!(expired, garbage.text().await.expect("body"));
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    let http = app.http();
+    for path in [
+        "/login",
+        "/register",
+        "/activate?token=x",
+        "/portal",
+        "/nowhere",
+        "/healthz",
+    ] {
+        let response = http.get(app.url(path)).send().await.expect("GET");
+        let headers = response.headers();
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .expect("ascii")
+                .contains("default-src 'none'"),
+            "{path}"
+        );
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .expect("ascii")
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let link = registered(&app, "Jane", "jane@example.com").await;
+    let http = app.http();
+    let (csrf, token, _) = open_form(&http, &link).await;
+    http.post(app.url("/activate"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("name", "Jane"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST activation");
+    let portal = http
+        .get(app.url("/portal"))
+        .send()
+        .await
+        .expect("GET portal")
+        .text()
+        .await
+        .expect("body");
+
+    let out = http
+        .post(app.url("/logout"))
+        .form(&[("csrf", hidden_field(&portal, "csrf"))])
+        .send()
+        .await
+        .expect("POST logout");
+
+    assert_eq!(out.status(), 303);
+    assert_eq!(
+        http.get(app.url("/portal"))
+            .send()
+            .await
+            .expect("GET portal")
+            .status(),
+        303
+    );
+    assert_eq!(app.count("sessions"), 0);
+}

@@ -1,0 +1,86 @@
+//! Outbound delivery: retries while the relay refuses, and a restart loses
+//! nothing queued.
+
+use crate::support::app::SUPPORT;
+use crate::support::mail::person;
+use crate::support::{TestApp, eventually};
+
+#[tokio::test]
+async fn a_reply_is_retried_until_the_relay_takes_it() {
+    let app = TestApp::spawn().await;
+    app.relay.set_failing(true);
+
+    app.send(
+        "jane@example.com",
+        SUPPORT,
+        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
+    )
+    .await
+    .assert_code(250);
+    eventually("a failed attempt", || {
+        app.db()
+            .query_row("SELECT attempts FROM outbox", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|attempts| attempts >= 1)
+    })
+    .await;
+    assert!(app.relay.mails().is_empty());
+
+    app.relay.set_failing(false);
+    let mails = app.relay.wait_for(1).await;
+
+    assert_eq!(mails[0].rcpt_to, vec!["jane@example.com".to_owned()]);
+    app.settle().await;
+    let (status, attempts): (String, i64) = app
+        .db()
+        .query_row("SELECT status, attempts FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("one outbox row");
+    assert_eq!(status, "sent");
+    assert!(attempts >= 2);
+}
+
+#[tokio::test]
+async fn a_restart_loses_nothing_queued() {
+    let app = TestApp::spawn_with(|s| {
+        // A relay port nobody listens on: every attempt fails.
+        s.outbound.relay = Some(url::Url::parse("smtp://127.0.0.1:9").expect("url"));
+    })
+    .await;
+    app.send(
+        "jane@example.com",
+        SUPPORT,
+        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
+    )
+    .await
+    .assert_code(250);
+    assert!(app.relay.mails().is_empty());
+
+    let app = app.restart_with(|_| {}).await;
+
+    let mails = app.relay.wait_for(1).await;
+    assert_eq!(mails[0].rcpt_to, vec!["jane@example.com".to_owned()]);
+    assert_eq!(app.count("customers"), 1);
+}
+
+#[tokio::test]
+async fn without_a_relay_mail_is_written_to_the_outbound_folder() {
+    let app = TestApp::spawn_with(|s| s.outbound.relay = None).await;
+    app.send(
+        "jane@example.com",
+        SUPPORT,
+        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
+    )
+    .await
+    .assert_code(250);
+    app.settle().await;
+    let folder = app.settings.outbound.folder.clone();
+    let files: Vec<_> = std::fs::read_dir(&folder)
+        .expect("the outbound folder exists")
+        .flatten()
+        .collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).expect("read the .eml");
+    assert!(text.contains("To: jane@example.com"));
+    assert!(text.contains("/activate?token="));
+}

@@ -1,0 +1,172 @@
+//! `TestApp`: the real daemon on port 0 with a temp SQLite file and a
+//! `CaptureRelay` as its outbound relay.
+
+use super::relay::CaptureRelay;
+use super::smtp_client::{Reply, SmtpClient};
+use registrar::app::Application;
+use registrar::settings::{self, Settings};
+use registrar::shutdown::Shutdown;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+use tempfile::TempDir;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        registrar::telemetry::init("debug", std::io::stdout);
+    } else {
+        registrar::telemetry::init("off", std::io::sink);
+    }
+});
+
+/// The support address of the embedded demo service.
+pub const SUPPORT: &str = "support@helpdesk.example";
+
+pub struct TestApp {
+    pub smtp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub relay: CaptureRelay,
+    pub db_path: PathBuf,
+    pub settings: std::sync::Arc<Settings>,
+    shutdown: Shutdown,
+    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    dir: TempDir,
+}
+
+/// Embedded defaults adjusted for a test: loopback port 0, quick retries.
+pub fn test_settings(dir: &std::path::Path, relay: SocketAddr) -> Settings {
+    let mut settings = settings::load(None).expect("embedded defaults load");
+    settings.smtp.listen = "127.0.0.1:0".parse().expect("address");
+    settings.http.listen = "127.0.0.1:0".parse().expect("address");
+    settings.http.public_url = url::Url::parse("http://127.0.0.1:0/").expect("url");
+    settings.store.path = dir.join("registrar.sqlite3");
+    settings.outbound.relay = Some(url::Url::parse(&format!("smtp://{relay}")).expect("url"));
+    settings.outbound.folder = dir.join("outbound");
+    settings.outbound.retry_base = Duration::from_secs(1);
+    settings.outbound.retry_max = Duration::from_secs(1);
+    settings.outbound.poll_interval = Duration::from_millis(200).max(Duration::from_secs(1));
+    settings.outbound.send_timeout = Duration::from_secs(5);
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        LazyLock::force(&TRACING);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let relay = CaptureRelay::start().await;
+        let mut settings = test_settings(dir.path(), relay.addr());
+        adjust(&mut settings);
+        Self::start(settings, relay, dir).await
+    }
+
+    async fn start(settings: Settings, relay: CaptureRelay, dir: TempDir) -> Self {
+        let db_path = settings.store.path.clone();
+        let app = Application::build(settings)
+            .await
+            .expect("the daemon builds");
+        let smtp_addr = app.smtp_addr();
+        let http_addr = app.http_addr();
+        let settings = app.settings();
+        let shutdown = app.shutdown_handle();
+        let running = Some(tokio::spawn(app.run_until_stopped()));
+        Self {
+            smtp_addr,
+            http_addr,
+            relay,
+            db_path,
+            settings,
+            shutdown,
+            running,
+            dir,
+        }
+    }
+
+    /// Stops this instance and starts a new one on the same database, with
+    /// `adjust` applied to the same settings.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Settings)) -> Self {
+        self.stop().await;
+        let mut settings = test_settings(self.dir.path(), self.relay.addr());
+        adjust(&mut settings);
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        Self::start(settings, self.relay.clone(), dir).await
+    }
+
+    /// Triggers shutdown and waits for HTTP and the outbox to stop.
+    pub async fn stop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("the daemon task")
+                .expect("the daemon stops cleanly");
+        }
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Sends a message over SMTP in one session and returns the final reply.
+    pub async fn send(&self, from: &str, to: &str, raw: &[u8]) -> Reply {
+        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr).await;
+        greeting.assert_code(220);
+        let reply = client.send_mail(from, to, raw).await;
+        let _ = client.command("QUIT").await;
+        reply
+    }
+
+    /// An HTTP client with a cookie store that does not follow redirects.
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    /// A read connection to the database, for facts that cannot be observed
+    /// from outside.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db_path).expect("open the test database")
+    }
+
+    /// Counts rows of a table.
+    pub fn count(&self, table: &str) -> i64 {
+        self.db()
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .expect("count rows")
+    }
+
+    /// Waits until the outbox has nothing queued.
+    pub async fn settle(&self) {
+        super::eventually("the outbox to drain", || {
+            let queued: i64 = self
+                .db()
+                .query_row(
+                    "SELECT COUNT(*) FROM outbox WHERE status = 'queued'",
+                    [],
+                    |row| row.get(0),
+                )
+                .expect("count queued");
+            queued == 0
+        })
+        .await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}

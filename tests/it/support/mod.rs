@@ -1,0 +1,28 @@
+//! Test support: `TestApp` (the daemon on port 0 with a temp database),
+//! `CaptureRelay` (a real SMTP server recording what we send), and clients
+//! for SMTP and HTTP.
+
+pub mod app;
+pub mod mail;
+pub mod relay;
+pub mod smtp_client;
+pub mod web;
+
+pub use app::TestApp;
+pub use mail::{Mail, activation_link};
+pub use smtp_client::SmtpClient;
+pub use web::hidden_field;
+
+use std::time::Duration;
+
+/// How long a wait may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Polls `condition` until it holds or the deadline passes.
+pub async fn eventually<F: FnMut() -> bool>(what: &str, mut condition: F) {
+    let start = tokio::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
