@@ -91,6 +91,38 @@ impl Registrar {
         Ok(outcome)
     }
 
+    /// `from_mail_blocking` for async callers: waits for the commit without
+    /// blocking a tokio worker.
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub async fn from_mail(
+        &self,
+        service: &Service,
+        message: InboundMessage,
+        raw: Vec<u8>,
+    ) -> Result<MailOutcome, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let service = service.clone();
+        let outcome = self
+            .store
+            .write(move |conn| decide_mail(conn, &settings, &service, &message, &raw, store::now()))
+            .await?;
+        self.wake_outbox_for(&outcome);
+        Ok(outcome)
+    }
+
+    fn wake_outbox_for(&self, outcome: &MailOutcome) {
+        if let MailOutcome::Decided {
+            decision,
+            dropped: false,
+        } = outcome
+            && decision.sends_mail()
+        {
+            self.outbox_wake.notify_one();
+        }
+    }
+
     /// Decides and records a "Create an account" request from the portal.
     ///
     /// # Errors
