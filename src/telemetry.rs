@@ -16,6 +16,8 @@ where
         .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false)
+        // Colors only on a terminal; journald and files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
     if installed.is_ok() {
         // mailin logs every command line at TRACE; the filter above keeps

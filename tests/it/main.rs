@@ -5,6 +5,7 @@ mod support;
 
 mod activation;
 mod config;
+mod deployment;
 mod outbox;
 mod registration;
 mod smtp_intake;

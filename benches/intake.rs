@@ -1,0 +1,124 @@
+//! Intake throughput: messages per second the real daemon accepts over real
+//! SMTP, with 1 and with 10 parallel sessions, and the group-commit batch
+//! sizes the store writer saw (read from `/metrics`).
+//!
+//! Run with `cargo bench --bench intake` (optionally `-- MESSAGES`, default
+//! 2000 per run). Every message comes from a distinct sender, so each one is
+//! a full registration: inbound record, decision, customer, token, outbox row.
+
+#[path = "../tests/it/support/smtp_client.rs"]
+#[allow(dead_code)] // the bench uses only part of the test client
+mod smtp_client;
+
+use registrar::app::Application;
+use smtp_client::SmtpClient;
+use std::time::{Duration, Instant};
+
+const SUPPORT: &str = "support@helpdesk.example";
+
+fn main() -> anyhow::Result<()> {
+    let messages: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!("messages per run: {messages}");
+    println!(
+        "{:>8} {:>10} {:>12} {:>10} {:>14} {:>13}",
+        "sessions", "seconds", "messages/s", "commits", "jobs/commit", "largest batch"
+    );
+    for sessions in [1usize, 10] {
+        let result = runtime.block_on(run(sessions, messages))?;
+        println!(
+            "{:>8} {:>10.2} {:>12.0} {:>10} {:>14.2} {:>13}",
+            sessions,
+            result.elapsed.as_secs_f64(),
+            messages as f64 / result.elapsed.as_secs_f64(),
+            result.commits,
+            result.jobs as f64 / result.commits.max(1) as f64,
+            result.largest_batch
+        );
+    }
+    Ok(())
+}
+
+struct RunResult {
+    elapsed: Duration,
+    commits: u64,
+    jobs: u64,
+    largest_batch: u64,
+}
+
+async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = registrar::settings::load(None)?;
+    settings.smtp.listen = "127.0.0.1:0".parse()?;
+    settings.http.listen = "127.0.0.1:0".parse()?;
+    settings.http.public_url = url::Url::parse("http://127.0.0.1:0/")?;
+    settings.store.path = dir.path().join("bench.sqlite3");
+    settings.outbound.relay = None;
+    settings.outbound.folder = dir.path().join("outbound");
+    settings.smtp.max_sessions = u32::try_from(sessions.max(4))?;
+    let app = Application::build(settings).await?;
+    let smtp = app.smtp_addr();
+    let http = app.http_addr();
+    let stop = app.shutdown_handle();
+    let daemon = tokio::spawn(app.run_until_stopped());
+
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..sessions {
+        let share = messages / sessions + usize::from(worker < messages % sessions);
+        workers.push(tokio::spawn(async move {
+            let (mut client, _) = SmtpClient::connect(smtp).await;
+            client.command("EHLO bench.test").await.assert_code(250);
+            for n in 0..share {
+                let from = format!("user{worker}x{n}@bench.example");
+                let message = format!(
+                    "From: Bench User <{from}>\r\nTo: {SUPPORT}\r\nSubject: account\r\n\
+                     Message-ID: <{worker}.{n}@bench.example>\r\n\r\nplease\r\n"
+                );
+                client
+                    .command(&format!("MAIL FROM:<{from}>"))
+                    .await
+                    .assert_code(250);
+                client
+                    .command(&format!("RCPT TO:<{SUPPORT}>"))
+                    .await
+                    .assert_code(250);
+                client.command("DATA").await.assert_code(354);
+                client.send_body(message.as_bytes()).await.assert_code(250);
+            }
+            let _ = client.command("QUIT").await;
+        }));
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    let elapsed = started.elapsed();
+
+    let metrics = reqwest::get(format!("http://{http}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let metric = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let result = RunResult {
+        elapsed,
+        commits: metric("registrar_store_commits_total "),
+        jobs: metric("registrar_store_jobs_total "),
+        largest_batch: metric("registrar_store_largest_batch "),
+    };
+    stop.trigger();
+    daemon.await??;
+    Ok(result)
+}

@@ -1,0 +1,66 @@
+//! What an operator installs: the systemd unit and the example settings.
+//! (`systemd-analyze verify` needs systemd, which CI machines lack; this
+//! checks the directives the design relies on.)
+
+use registrar::settings;
+
+fn directives(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#') && !line.starts_with('['))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_notifies_readiness() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/registrar.service"
+    ))
+    .expect("read unit");
+    let found = directives(&unit);
+    let has = |key: &str, value: &str| found.iter().any(|(k, v)| k == key && v == value);
+    for (key, value) in [
+        ("Type", "notify"),
+        (
+            "ExecStart",
+            "/usr/bin/registrar serve --config /etc/registrar/registrar.toml",
+        ),
+        ("ConditionPathExists", "/etc/registrar/registrar.toml"),
+        ("After", "network-online.target"),
+        ("Wants", "network-online.target"),
+        ("Restart", "on-failure"),
+        ("KillSignal", "SIGTERM"),
+        ("DynamicUser", "yes"),
+        ("StateDirectory", "registrar"),
+        ("ConfigurationDirectory", "registrar"),
+        ("AmbientCapabilities", "CAP_NET_BIND_SERVICE"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+    ] {
+        assert!(has(key, value), "{key}={value} missing from the unit");
+    }
+    for line in unit
+        .lines()
+        .filter(|l| !l.trim().starts_with('#') && !l.trim().is_empty())
+    {
+        let line = line.trim();
+        assert!(
+            line.starts_with('[') || line.contains('='),
+            "not a directive: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_example_settings_are_valid() {
+    let file = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"));
+    let settings = settings::load(Some(file)).expect("config/example.toml is valid");
+    assert_eq!(settings.services.len(), 2);
+    assert!(!settings.services[1].policy.portal);
+    assert_eq!(settings.http.public_url.scheme(), "https");
+}
