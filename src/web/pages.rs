@@ -74,7 +74,9 @@ impl<'a> ActivationClaim<'a> {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
             .insert(hash);
-        claimed.then_some(Self { state, hash })
+        // Built only when claimed: dropping an unclaimed one would release
+        // another request's claim.
+        claimed.then(|| Self { state, hash })
     }
 }
 

@@ -5,6 +5,9 @@ mod support;
 
 mod activation;
 mod config;
+mod operator;
 mod outbox;
+mod portal;
 mod registration;
 mod smtp_intake;
+mod web_security;
