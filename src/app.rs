@@ -7,7 +7,6 @@
 
 use crate::mailer::Mailer;
 use crate::outbox::OutboxWorker;
-use crate::password::PasswordHasher;
 use crate::registration::Registrar;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -69,12 +68,7 @@ impl Application {
         )?;
 
         let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake);
-        let state = AppState {
-            registrar,
-            hasher: PasswordHasher::new(settings.password.max_concurrent_hashes),
-            secure_cookies: settings.http.public_url.scheme() == "https",
-            settings,
-        };
+        let state = AppState::new(registrar, Arc::clone(&settings))?;
         tracing::info!(smtp.addr = %smtp_addr, http.addr = %http_addr, "listening");
         Ok(Self {
             smtp_addr,
@@ -122,11 +116,32 @@ impl Application {
             ..
         } = self;
         let worker = tokio::spawn(outbox.run(shutdown.clone()));
+        let purge = tokio::spawn(purge_expired(state.registrar.clone(), shutdown.clone()));
         let served = web::serve(http_listener, state, shutdown.clone()).await;
         shutdown.trigger();
         if let Err(error) = worker.await {
             tracing::error!(error.message = %error, "the outbox worker failed");
         }
+        if let Err(error) = purge.await {
+            tracing::error!(error.message = %error, "the purge job failed");
+        }
         served.context("the HTTP server failed")
+    }
+}
+
+/// Every `activation.purge_interval`, deletes pending customers older than
+/// `activation.pending_expiry` (recording each) until shutdown.
+async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
+    let interval = registrar.settings().activation.purge_interval;
+    loop {
+        match registrar.purge_expired().await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired pending customers purged"),
+            Err(error) => tracing::error!(error.message = %error, "the purge failed"),
+        }
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod app;
 pub mod domain;
 pub mod mailer;
 pub mod message;
+pub mod operator;
 pub mod outbox;
 pub mod password;
 pub mod policy;

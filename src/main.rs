@@ -1,10 +1,11 @@
 //! The `registrar` command line: `serve` (the default) runs the daemon,
-//! `check-config` prints the effective settings with secrets redacted.
+//! `check-config` prints the effective settings with secrets redacted;
+//! `invite`, `link` and `customers` are the operator's commands (`operator`).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use registrar::app::Application;
-use registrar::{settings, shutdown, telemetry};
+use registrar::{operator, settings, shutdown, telemetry};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -26,6 +27,43 @@ enum Command {
     Serve,
     /// Print the effective settings (secrets redacted) and check them.
     CheckConfig,
+    /// Invite a customer: creates the pending account (or reuses a pending
+    /// one) and queues the invitation mail with an activation link.
+    Invite {
+        email: String,
+        /// The service the customer is invited to (its id).
+        #[arg(long)]
+        service: String,
+        /// The customer's name, shown in the mail and on the activation page.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print a fresh activation link for a pending customer, to hand over;
+    /// the previous link stops working.
+    Link { email: String },
+    /// List, show, disable or enable customers.
+    Customers {
+        #[command(subcommand)]
+        command: CustomersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// One customer a line, newest first.
+    List {
+        #[arg(long, value_parser = ["pending", "active", "disabled"])]
+        status: Option<String>,
+        /// Only customers of this service (its id).
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// A customer and every decision recorded for the address.
+    Show { email: String },
+    /// Disable an account and end its sessions.
+    Disable { email: String },
+    /// Enable an account again.
+    Enable { email: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,7 +71,35 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Invite {
+            email,
+            service,
+            name,
+        } => operate(cli.config, |op| {
+            op.invite(&email, &service, name.as_deref())
+        }),
+        Command::Link { email } => operate(cli.config, |op| op.link(&email)),
+        Command::Customers { command } => operate(cli.config, |op| match command {
+            CustomersCommand::List { status, service } => {
+                op.list(status.as_deref(), service.as_deref())
+            }
+            CustomersCommand::Show { email } => op.show(&email),
+            CustomersCommand::Disable { email } => op.set_enabled(&email, false),
+            CustomersCommand::Enable { email } => op.set_enabled(&email, true),
+        }),
     }
+}
+
+/// Runs one operator command against the configured database and prints
+/// what it reports.
+fn operate(
+    config: Option<PathBuf>,
+    command: impl FnOnce(&operator::Operator) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let settings = settings::load(config.as_deref())?;
+    let op = operator::Operator::open(settings)?;
+    print!("{}", command(&op)?);
+    Ok(())
 }
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {

@@ -1,74 +1,73 @@
 //! Passwords: the rules a new password must meet, and argon2id hashing and
 //! verification on the blocking pool, a bounded number at a time.
 //!
-//! Argon2id with m=19 MiB, t=2, p=1 (argon2's defaults) takes tens of
-//! milliseconds of a core; run on a tokio worker it would stall every other
-//! request, and run without a bound a burst of logins could exhaust memory.
+//! Passwords are compared and hashed in Unicode NFKC form, so the same
+//! passphrase typed on two keyboards (composed or decomposed accents,
+//! full-width digits) is the same password. There are no composition rules:
+//! length, a list of common passwords (`common_passwords.txt`, from zxcvbn,
+//! MIT) and the owner's own address are what count.
+//!
+//! Argon2id at the configured cost (never below m=19 MiB, t=2, p=1) takes
+//! tens of milliseconds of a core; run on a tokio worker it would stall every
+//! other request, and run without a bound a burst of logins could exhaust
+//! memory. Stored PHC strings carry their own parameters, so raising the cost
+//! never locks anyone out.
 
 use crate::domain::EmailAddress;
 use crate::settings::PasswordSettings;
-use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
-use std::sync::{Arc, LazyLock};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
 use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// Why a new password is not accepted; each variant is a message for the form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordProblem {
-    #[error("Enter the same password twice.")]
+    #[error("The two passwords are not the same. Type the same password twice.")]
     Mismatch,
-    #[error("Use at least {0} characters.")]
+    #[error(
+        "Use at least {0} characters. A few unrelated words make a long password that is easy to remember."
+    )]
     TooShort(usize),
     #[error("Use at most {0} characters.")]
     TooLong(usize),
-    #[error("This password is too easy to guess; it appears in lists of common passwords.")]
+    #[error(
+        "This password is too easy to guess: it is on a list of common passwords. Choose another one."
+    )]
     Common,
-    #[error("Do not use your email address in your password.")]
+    #[error("Do not use your email address (or its part before the @) in your password.")]
     ContainsAddress,
 }
 
-/// A small built-in list of the most common passwords of 8 or more
-/// characters; the minimum length rules out the shorter ones.
-const COMMON_PASSWORDS: &[&str] = &[
-    "123456789",
-    "12345678",
-    "1234567890",
-    "password",
-    "password1",
-    "password123",
-    "qwertyuiop",
-    "1q2w3e4r5t",
-    "1qaz2wsx3edc",
-    "iloveyou",
-    "sunshine",
-    "princess",
-    "football",
-    "baseball",
-    "superman",
-    "trustno1",
-    "welcome1",
-    "qwerty123",
-    "passw0rd",
-    "abc123456",
-    "11111111",
-    "00000000",
-    "123123123",
-    "987654321",
-    "qwertyuiopasdfghjkl",
-    "correcthorsebatterystaple",
-    "passwordpassword",
-    "123456789012345",
-    "1234567890123456",
-    "qwertyqwertyqwerty",
-    "iloveyouiloveyou",
-    "aaaaaaaaaaaaaaa",
-    "letmeinletmein1",
-    "changemechangeme",
-];
+/// The bundled list of common passwords: one per line, lowercase, `#`
+/// comments (source and licence) at the top.
+const COMMON_PASSWORDS_FILE: &str = include_str!("common_passwords.txt");
 
-/// Checks a new password against the rules: typed twice, length, not common,
-/// not containing the address's local part. Length counts characters after
-/// NFKC-like trimming is not applied: the password is used as typed.
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    COMMON_PASSWORDS_FILE
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect()
+});
+
+/// How many passwords the bundled list holds.
+pub fn common_password_count() -> usize {
+    COMMON_PASSWORDS.len()
+}
+
+/// A password in the form that is checked, hashed and verified: NFKC.
+pub fn normalize(password: &str) -> String {
+    password.nfkc().collect()
+}
+
+/// Checks a new password against the rules: typed twice, length, not common
+/// (as typed, or with its spaces removed), not containing the address's
+/// local part. Length counts Unicode scalar
+/// values after NFKC normalization.
 ///
 /// # Errors
 /// The first rule the password breaks.
@@ -78,7 +77,8 @@ pub fn check_new(
     email: &str,
     rules: &PasswordSettings,
 ) -> Result<(), PasswordProblem> {
-    if password != confirmation {
+    let password = normalize(password);
+    if password != normalize(confirmation) {
         return Err(PasswordProblem::Mismatch);
     }
     let length = password.chars().count();
@@ -89,12 +89,17 @@ pub fn check_new(
         return Err(PasswordProblem::TooLong(rules.max_length));
     }
     let lowered = password.to_lowercase();
-    if COMMON_PASSWORDS.contains(&lowered.as_str()) {
+    let squeezed: String = lowered.split_whitespace().collect();
+    if COMMON_PASSWORDS.contains(lowered.as_str()) || COMMON_PASSWORDS.contains(squeezed.as_str()) {
         return Err(PasswordProblem::Common);
     }
     if let Ok(address) = EmailAddress::parse(email) {
         let local = address.local_part().to_lowercase();
-        if local.len() >= 3 && lowered.contains(&local) {
+        let base = local
+            .split_once('+')
+            .map_or(local.as_str(), |(base, _)| base);
+        let contains = |part: &str| part.len() >= 3 && lowered.contains(part);
+        if contains(&local) || contains(base) {
             return Err(PasswordProblem::ContainsAddress);
         }
     }
@@ -105,51 +110,105 @@ pub fn check_new(
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    params: Params,
+    /// Hash of a random password at the configured cost, verified against
+    /// when the account is unknown so a failed login takes as long whether or
+    /// not the account exists. Computed on first use, off the async workers.
+    dummy: Arc<OnceLock<String>>,
+    /// Hashes computed (not verifications), for `/metrics`.
+    computed: Arc<AtomicU64>,
 }
 
-/// A hash of a random password, verified against when the account is unknown
-/// so a failed login takes as long whether or not the account exists.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let random = crate::domain::Token::generate().expose();
-    Argon2::default()
-        .hash_password(random.as_bytes())
-        .map(|hash| hash.to_string())
-        .unwrap_or_default()
-});
-
 impl PasswordHasher {
-    pub fn new(limit: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(limit.max(1))),
-        }
+    /// A hasher with the configured argon2id cost and concurrency.
+    ///
+    /// # Errors
+    /// When argon2 refuses the parameters (settings validation keeps them
+    /// within argon2's range).
+    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+        let params = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes.max(1))),
+            params,
+            dummy: Arc::new(OnceLock::new()),
+            computed: Arc::new(AtomicU64::new(0)),
+        })
     }
 
-    /// Hashes a password to a PHC string (argon2id, random salt).
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    /// Hashes computed since start.
+    pub fn hashes_computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
+    /// Hashes a password (NFKC-normalized) to a PHC string (argon2id, random
+    /// salt).
     ///
     /// # Errors
     /// Fails only if argon2 or the blocking pool fails.
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
         let _permit = self.permits.acquire().await?;
+        let argon2 = self.argon2();
+        let computed = Arc::clone(&self.computed);
         tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .hash_password(password.expose_secret().as_bytes())
+            computed.fetch_add(1, Ordering::Relaxed);
+            argon2
+                .hash_password(normalize(password.expose_secret()).as_bytes())
                 .map(|hash| hash.to_string())
                 .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
         })
         .await?
     }
 
-    /// Verifies a password against a stored PHC string; with no stored hash,
-    /// verifies against a dummy so the time taken gives nothing away.
+    /// `hash` for threads outside the runtime (benchmarks, tools); not
+    /// bounded by the permits.
+    ///
+    /// # Errors
+    /// Fails only if argon2 fails.
+    pub fn hash_blocking(&self, password: &str) -> anyhow::Result<String> {
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        self.argon2()
+            .hash_password(normalize(password).as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
+    }
+
+    /// Verifies a password against a stored PHC string (with the parameters
+    /// it records); with no stored hash, verifies against a dummy at the
+    /// configured cost so the time taken gives nothing away.
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> bool {
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
         let known = stored.is_some();
+        let argon2 = self.argon2();
+        let dummy = Arc::clone(&self.dummy);
         tokio::task::spawn_blocking(move || {
-            let hash = stored.unwrap_or_else(|| DUMMY_HASH.clone());
-            let matches = Argon2::default()
-                .verify_password(password.expose_secret().as_bytes(), hash.as_str())
+            let hash = stored.unwrap_or_else(|| {
+                dummy
+                    .get_or_init(|| {
+                        let random = crate::domain::Token::generate().expose();
+                        argon2
+                            .hash_password(random.as_bytes())
+                            .map(|hash| hash.to_string())
+                            .unwrap_or_default()
+                    })
+                    .clone()
+            });
+            let matches = argon2
+                .verify_password(
+                    normalize(password.expose_secret()).as_bytes(),
+                    hash.as_str(),
+                )
                 .is_ok();
             matches && known
         })
@@ -167,12 +226,15 @@ mod tests {
             min_length: 15,
             max_length: 64,
             max_concurrent_hashes: 1,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
         }
     }
 
     #[test]
     fn new_password_rules() {
-        let email = "jane.doe@example.com";
+        let email = "jane.doe+help@example.com";
         let cases = [
             (
                 "a long enough passphrase",
@@ -185,9 +247,20 @@ mod tests {
                 Err(PasswordProblem::Mismatch),
             ),
             ("short", "short", Err(PasswordProblem::TooShort(15))),
+            ("", "", Err(PasswordProblem::TooShort(15))),
             (
-                "123456789012345",
-                "123456789012345",
+                "1234567890qwerty",
+                "1234567890qwerty",
+                Err(PasswordProblem::Common),
+            ),
+            (
+                "QwertyUIOP12345",
+                "QwertyUIOP12345",
+                Err(PasswordProblem::Common),
+            ),
+            (
+                "1qaz 2wsx 3edc 4rfv",
+                "1qaz 2wsx 3edc 4rfv",
                 Err(PasswordProblem::Common),
             ),
             (
@@ -195,7 +268,17 @@ mod tests {
                 "my jane.doe secret!",
                 Err(PasswordProblem::ContainsAddress),
             ),
+            (
+                "MY JANE.DOE+HELP SECRET",
+                "MY JANE.DOE+HELP SECRET",
+                Err(PasswordProblem::ContainsAddress),
+            ),
             ("ünïcödé pässwörd ok", "ünïcödé pässwörd ok", Ok(())),
+            (
+                "no composition rules at all",
+                "no composition rules at all",
+                Ok(()),
+            ),
         ];
         for (password, confirmation, expected) in cases {
             assert_eq!(
@@ -211,9 +294,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn composed_and_decomposed_forms_are_the_same_password() {
+        let composed = "caf\u{e9} au lait, s'il vous pla\u{ee}t";
+        let decomposed = "cafe\u{301} au lait, s'il vous plai\u{302}t";
+        assert_eq!(
+            check_new(composed, decomposed, "x@example.com", &rules()),
+            Ok(())
+        );
+        assert_eq!(normalize(composed), normalize(decomposed));
+        // Full-width digits fold to ASCII, so a disguised common password is caught.
+        let wide: String = "111222333444555"
+            .chars()
+            .map(|c| char::from_u32(u32::from(c) - u32::from('0') + 0xff10).unwrap_or(c))
+            .collect();
+        assert_ne!(wide, "111222333444555");
+        let wide = wide.as_str();
+        assert_eq!(
+            check_new(wide, wide, "x@example.com", &rules()),
+            Err(PasswordProblem::Common)
+        );
+    }
+
+    #[test]
+    fn the_bundled_list_holds_at_least_ten_thousand_passwords() {
+        assert!(
+            common_password_count() >= 10_000,
+            "{}",
+            common_password_count()
+        );
+        assert!(COMMON_PASSWORDS.contains("password"));
+        assert!(!COMMON_PASSWORDS.iter().any(|p| p.starts_with('#')));
+    }
+
     #[tokio::test]
-    async fn hashes_verify_and_are_argon2id() {
-        let hasher = PasswordHasher::new(1);
+    async fn hashes_verify_and_are_argon2id_at_the_configured_cost() {
+        let hasher = PasswordHasher::new(&rules()).expect("valid parameters");
         let hash = hasher
             .hash(SecretString::from("correct horse battery"))
             .await
@@ -236,5 +352,26 @@ mod tests {
                 .await
         );
         assert!(!hasher.verify(SecretString::from("anything"), None).await);
+        assert_eq!(hasher.hashes_computed(), 1);
+
+        let stronger = PasswordHasher::new(&PasswordSettings {
+            argon2_iterations: 3,
+            ..rules()
+        })
+        .expect("valid parameters");
+        let hash = stronger
+            .hash(SecretString::from("caf\u{e9} correct horse"))
+            .await
+            .expect("hashes");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=3,p=1$"),
+            "{hash}"
+        );
+        // A hash made at another cost still verifies, and NFKC applies.
+        assert!(
+            hasher
+                .verify(SecretString::from("cafe\u{301} correct horse"), Some(hash))
+                .await
+        );
     }
 }

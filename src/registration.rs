@@ -513,3 +513,473 @@ fn queue_reply(
     )?;
     Ok(())
 }
+
+/// What an operator's invitation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteOutcome {
+    /// A pending customer was created (`created`) or reused, and the
+    /// invitation with a fresh link is queued.
+    Invited { created: bool },
+    /// The customer is already active; nothing was sent.
+    AlreadyActive,
+    /// The customer is disabled; nothing was sent.
+    Disabled,
+}
+
+/// What `hand_over_link` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOver {
+    /// A fresh link for the pending customer; the old one no longer works.
+    Link(url::Url),
+    /// No customer has this address.
+    Unknown,
+    /// The customer is not pending (active or disabled).
+    NotPending(customers::Status),
+}
+
+/// What enabling or disabling an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    Unknown,
+    /// From one status to another (possibly the same).
+    Changed {
+        from: customers::Status,
+        to: customers::Status,
+    },
+}
+
+/// The operator's and the portal's other ways in: invitations, hand-over
+/// links, resends, account state, and the purge of expired pending customers.
+impl Registrar {
+    /// Invites `address` to `service`: creates the pending customer (or
+    /// reuses a pending one) and queues the invitation mail with a new link,
+    /// in one transaction. An operator's invitation is not subject to the
+    /// self-registration policy. Blocks the calling thread (the CLI).
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub fn invite_blocking(
+        &self,
+        service: &Service,
+        address: EmailAddress,
+        name: Option<CustomerName>,
+    ) -> Result<InviteOutcome, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let service = service.clone();
+        let outcome = self.store.write_blocking(move |conn| {
+            invite_tx(
+                conn,
+                &settings,
+                &service,
+                &address,
+                name.as_ref(),
+                store::now(),
+            )
+        })?;
+        self.outbox_wake.notify_one();
+        Ok(outcome)
+    }
+
+    /// Replaces a pending customer's token with a new one and returns the
+    /// link, for an operator to hand over. Only the hash is stored. Blocks.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub fn hand_over_link_blocking(&self, address: &EmailAddress) -> Result<HandOver, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let address = address.clone();
+        self.store.write_blocking(move |conn| {
+            let now = store::now();
+            let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
+                return Ok(HandOver::Unknown);
+            };
+            if customer.status != customers::Status::Pending {
+                return Ok(HandOver::NotPending(customer.status));
+            }
+            let token = Token::generate();
+            tokens::replace(
+                conn,
+                customer.id,
+                &token.hash(),
+                now,
+                now + secs(settings.activation.token_ttl),
+            )?;
+            record_operator(conn, &customer, "link", "handed_over", now)?;
+            Ok(HandOver::Link(replies::activation_link(
+                &settings.http.public_url,
+                &token,
+            )))
+        })
+    }
+
+    /// "Send me a new link", from the page a dead link opens. Only existing
+    /// customers get mail: a pending one a new activation link, an active one
+    /// the "you already have an account" note (both within the reply limits);
+    /// an unknown address gets nothing. Recorded either way. The caller
+    /// answers the same whatever happened.
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub async fn resend(&self, address: EmailAddress) -> Result<Option<Decision>, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let decision = self
+            .store
+            .write(move |conn| resend_tx(conn, &settings, &address, store::now()))
+            .await?;
+        if decision.as_ref().is_some_and(Decision::sends_mail) {
+            self.outbox_wake.notify_one();
+        }
+        Ok(decision)
+    }
+
+    /// `activate`, plus: ends the session the browser held before (the id is
+    /// rotated), and queues the "account activated" notice, all in the same
+    /// transaction. `None` when the token is not live.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub async fn activate_with_notice(
+        &self,
+        token: &Token,
+        name: CustomerName,
+        password_hash: String,
+        session: TokenHash,
+        previous_session: Option<TokenHash>,
+    ) -> Result<Option<i64>, StoreError> {
+        let hash = token.hash();
+        let settings = Arc::clone(&self.settings);
+        let activated = self
+            .store
+            .write(move |conn| {
+                let now = store::now();
+                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
+                    return Ok(None);
+                };
+                if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
+                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
+                }
+                if let Some(previous) = previous_session {
+                    sessions::delete(conn, &previous)?;
+                }
+                let ttl = secs(settings.session.absolute_timeout);
+                sessions::create(conn, &session, customer_id, now, now + ttl)?;
+                if let Some(customer) = customers::by_id(conn, customer_id)? {
+                    queue_activated_notice(conn, &settings, &customer, now)?;
+                }
+                Ok(Some(customer_id))
+            })
+            .await?;
+        if activated.is_some() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(activated)
+    }
+
+    /// Opens a session for a customer who signed in, ending the one the
+    /// browser held before (a new id at every sign-in).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn rotate_session(
+        &self,
+        customer_id: i64,
+        session: TokenHash,
+        previous_session: Option<TokenHash>,
+    ) -> Result<(), StoreError> {
+        let session_ttl = secs(self.settings.session.absolute_timeout);
+        self.store
+            .write(move |conn| {
+                let now = store::now();
+                if let Some(previous) = previous_session {
+                    sessions::delete(conn, &previous)?;
+                }
+                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Disables (ending every session) or enables an account. Enabling makes
+    /// it active again if it was ever activated, else pending. Blocks.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub fn set_enabled_blocking(
+        &self,
+        address: &EmailAddress,
+        enabled: bool,
+    ) -> Result<StatusChange, StoreError> {
+        let identity = address.identity_key();
+        self.store.write_blocking(move |conn| {
+            let now = store::now();
+            let Some(customer) = customers::by_identity(conn, &identity)? else {
+                return Ok(StatusChange::Unknown);
+            };
+            let to = if enabled {
+                customers::enable(conn, &identity)?.unwrap_or(customer.status)
+            } else {
+                customers::set_status(conn, &identity, customers::Status::Disabled)?;
+                sessions::delete_for_customer(conn, customer.id)?;
+                customers::Status::Disabled
+            };
+            let outcome = if enabled { "enable" } else { "disable" };
+            record_operator(conn, &customer, outcome, to.as_str(), now)?;
+            Ok(StatusChange::Changed {
+                from: customer.status,
+                to,
+            })
+        })
+    }
+
+    /// Deletes pending customers older than `activation.pending_expiry` with
+    /// their tokens, recording a decision for each, and drops expired
+    /// sessions. Returns how many customers were purged.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let expiry = secs(self.settings.activation.pending_expiry);
+        let idle = secs(self.settings.session.idle_timeout);
+        self.store
+            .write(move |conn| {
+                let now = store::now();
+                let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
+                for customer in &purged {
+                    inbound::record_decision(
+                        conn,
+                        &NewDecision {
+                            inbound_id: None,
+                            channel: "purge",
+                            service: &customer.service,
+                            address: &customer.email,
+                            identity: Some(&customer.identity),
+                            outcome: "purged",
+                            reason: "pending_expired",
+                            dropped: false,
+                            reply_code: None,
+                        },
+                        now,
+                    )?;
+                }
+                sessions::purge_expired(conn, now, idle)?;
+                Ok(purged.len())
+            })
+            .await
+    }
+}
+
+/// The transaction behind `invite_blocking`.
+fn invite_tx(
+    conn: &Connection,
+    settings: &Settings,
+    service: &Service,
+    address: &EmailAddress,
+    name: Option<&CustomerName>,
+    now: i64,
+) -> anyhow::Result<InviteOutcome> {
+    let existing = customers::by_identity(conn, &address.identity_key())?;
+    let (customer_id, created) = match &existing {
+        None => {
+            let company = match &service.policy.access {
+                policy::Access::Companies(companies) => companies
+                    .iter()
+                    .find(|c| c.domains.iter().any(|d| d == address.domain()))
+                    .map(|c| c.name.clone()),
+                _ => None,
+            };
+            let id = customers::insert_pending(
+                conn,
+                &NewCustomer {
+                    email: address.as_str(),
+                    identity: &address.identity_key(),
+                    name: name.map(AsRef::as_ref),
+                    company: company.as_deref(),
+                    service: &service.id,
+                    source: "invitation",
+                },
+                now,
+            )?;
+            (id, true)
+        }
+        Some(customer) => match customer.status {
+            customers::Status::Pending => (customer.id, false),
+            customers::Status::Active => {
+                record_operator(conn, customer, "invite", "already_active", now)?;
+                return Ok(InviteOutcome::AlreadyActive);
+            }
+            customers::Status::Disabled => {
+                record_operator(conn, customer, "invite", "account_disabled", now)?;
+                return Ok(InviteOutcome::Disabled);
+            }
+        },
+    };
+    let token = Token::generate();
+    let ttl = settings.activation.token_ttl.as_secs();
+    let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
+    tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
+    let link = replies::activation_link(&settings.http.public_url, &token);
+    let shown_name = name
+        .map(|n| n.as_ref().to_owned())
+        .or_else(|| existing.as_ref().and_then(|c| c.name.clone()));
+    let reply = replies::invitation(
+        &service.name,
+        shown_name.as_deref(),
+        &link,
+        expires_at,
+        ttl / 3600,
+    )?;
+    let context = ReplyContext {
+        settings,
+        service,
+        support: &service.support_addresses[0],
+        in_reply_to: None,
+    };
+    queue_reply(conn, &context, address, &reply, now)?;
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id: None,
+            channel: "operator",
+            service: &service.id,
+            address: address.as_str(),
+            identity: Some(&address.identity_key()),
+            outcome: "invite",
+            reason: if created {
+                "operator_invitation"
+            } else {
+                "invited_again"
+            },
+            dropped: false,
+            reply_code: None,
+        },
+        now,
+    )?;
+    Ok(InviteOutcome::Invited { created })
+}
+
+/// The transaction behind `resend`.
+fn resend_tx(
+    conn: &Connection,
+    settings: &Settings,
+    address: &EmailAddress,
+    now: i64,
+) -> anyhow::Result<Option<Decision>> {
+    let (customer, history) = load_sender(conn, address, now)?;
+    let Some(customer) = customer else {
+        let service = &settings.services[0];
+        inbound::record_decision(
+            conn,
+            &NewDecision {
+                inbound_id: None,
+                channel: "resend",
+                service: &service.id,
+                address: address.as_str(),
+                identity: Some(&address.identity_key()),
+                outcome: "ignore",
+                reason: "unknown_address",
+                dropped: false,
+                reply_code: None,
+            },
+            now,
+        )?;
+        return Ok(None);
+    };
+    let service = settings
+        .service(&customer.service)
+        .unwrap_or(&settings.services[0]);
+    // A resend only serves customers who already exist (registered by any
+    // channel, or invited), so the portal switch does not apply; the
+    // denylist, the account state and the reply limits do.
+    let mut policy = service.policy.clone();
+    policy.portal = true;
+    let decision = policy::evaluate_portal(&policy, address, customer.sender_state(), history, now);
+    let context = ReplyContext {
+        settings,
+        service,
+        support: &service.support_addresses[0],
+        in_reply_to: None,
+    };
+    apply(
+        conn,
+        &context,
+        &decision,
+        address,
+        Some(&customer),
+        None,
+        "resend",
+        now,
+    )?;
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id: None,
+            channel: "resend",
+            service: &service.id,
+            address: address.as_str(),
+            identity: Some(&address.identity_key()),
+            outcome: decision.name(),
+            reason: decision.reason(),
+            dropped: false,
+            reply_code: None,
+        },
+        now,
+    )?;
+    Ok(Some(decision))
+}
+
+/// Queues the "account activated" notice to a customer just activated.
+fn queue_activated_notice(
+    conn: &Connection,
+    settings: &Settings,
+    customer: &Customer,
+    now: i64,
+) -> anyhow::Result<()> {
+    let Ok(address) = EmailAddress::parse(&customer.email) else {
+        tracing::warn!(
+            customer.id = customer.id,
+            "stored address does not parse; no activation notice"
+        );
+        return Ok(());
+    };
+    let service = settings
+        .service(&customer.service)
+        .unwrap_or(&settings.services[0]);
+    let reply = replies::account_activated(
+        &service.name,
+        customer.name.as_deref().unwrap_or(customer.email.as_str()),
+        &replies::login_link(&settings.http.public_url),
+    )?;
+    let context = ReplyContext {
+        settings,
+        service,
+        support: &service.support_addresses[0],
+        in_reply_to: None,
+    };
+    queue_reply(conn, &context, &address, &reply, now)
+}
+
+/// Records an operator's action on a customer as a decision.
+fn record_operator(
+    conn: &Connection,
+    customer: &Customer,
+    outcome: &str,
+    reason: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id: None,
+            channel: "operator",
+            service: &customer.service,
+            address: &customer.email,
+            identity: Some(&customer.identity),
+            outcome,
+            reason,
+            dropped: false,
+            reply_code: None,
+        },
+        now,
+    )?;
+    Ok(())
+}

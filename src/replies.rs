@@ -13,6 +13,8 @@ use url::Url;
 pub enum ReplyKind {
     Activation,
     AlreadyActive,
+    Invitation,
+    AccountActivated,
 }
 
 impl ReplyKind {
@@ -20,6 +22,8 @@ impl ReplyKind {
         match self {
             ReplyKind::Activation => "activation",
             ReplyKind::AlreadyActive => "already_active",
+            ReplyKind::Invitation => "invitation",
+            ReplyKind::AccountActivated => "account_activated",
         }
     }
 }
@@ -115,6 +119,73 @@ pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
     })
 }
 
+/// The invitation an operator sends: "you were invited by <service>", with
+/// an activation link.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn invitation(
+    service: &str,
+    name: Option<&str>,
+    link: &Url,
+    expires_at: i64,
+    ttl_hours: u64,
+) -> anyhow::Result<Reply> {
+    let subject = format!("You were invited to the {service} customer portal");
+    let expires = format_time(expires_at);
+    let text = InvitationText {
+        service,
+        name,
+        link: link.as_str(),
+        expires: &expires,
+        ttl_hours,
+    }
+    .render()?;
+    let html = InvitationHtml {
+        subject: &subject,
+        service,
+        name,
+        link: link.as_str(),
+        expires: &expires,
+        ttl_hours,
+    }
+    .render()?;
+    Ok(Reply {
+        kind: ReplyKind::Invitation,
+        subject,
+        text,
+        html,
+    })
+}
+
+/// The notice sent once an account is activated, so an owner who did not
+/// activate it hears about it.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn account_activated(service: &str, name: &str, login: &Url) -> anyhow::Result<Reply> {
+    let subject = format!("Your {service} account is active");
+    let text = AccountActivatedText {
+        service,
+        name,
+        link: login.as_str(),
+    }
+    .render()?;
+    let html = AccountActivatedHtml {
+        subject: &subject,
+        service,
+        name,
+        link: login.as_str(),
+    }
+    .render()?;
+    Ok(Reply {
+        kind: ReplyKind::AccountActivated,
+        subject,
+        text,
+        html,
+    })
+}
+
 /// A Unix time as `2026-11-30 14:05 UTC`.
 pub fn format_time(unix: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -163,6 +234,50 @@ struct AlreadyActiveHtml<'a> {
     link: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mail/invitation.txt", config = "src/templates/askama.toml")]
+struct InvitationText<'a> {
+    service: &'a str,
+    name: Option<&'a str>,
+    link: &'a str,
+    expires: &'a str,
+    ttl_hours: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/invitation.html", config = "src/templates/askama.toml")]
+struct InvitationHtml<'a> {
+    subject: &'a str,
+    service: &'a str,
+    name: Option<&'a str>,
+    link: &'a str,
+    expires: &'a str,
+    ttl_hours: u64,
+}
+
+#[derive(Template)]
+#[template(
+    path = "mail/account_activated.txt",
+    config = "src/templates/askama.toml"
+)]
+struct AccountActivatedText<'a> {
+    service: &'a str,
+    name: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(
+    path = "mail/account_activated.html",
+    config = "src/templates/askama.toml"
+)]
+struct AccountActivatedHtml<'a> {
+    subject: &'a str,
+    service: &'a str,
+    name: &'a str,
+    link: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +300,25 @@ mod tests {
         );
         assert!(!reply.html.contains("<Acme"));
         assert!(reply.text.contains("2027-01-15 08:00 UTC"));
+    }
+
+    #[test]
+    fn invitation_names_the_service_and_escapes_the_name() {
+        let base = Url::parse("https://help.example/").expect("valid");
+        let link = activation_link(&base, &Token::generate());
+        let reply =
+            invitation("Acme Help", Some("<b>Jo</b>"), &link, 1_800_000_000, 72).expect("renders");
+        assert_eq!(reply.kind, ReplyKind::Invitation);
+        assert!(reply.text.contains("You were invited by Acme Help"));
+        assert!(reply.text.contains(link.as_str()));
+        assert!(!reply.html.contains("<b>Jo</b>"), "the name is escaped");
+    }
+
+    #[test]
+    fn activated_notice_links_to_sign_in() {
+        let base = Url::parse("https://help.example/").expect("valid");
+        let reply = account_activated("Acme Help", "Jo", &login_link(&base)).expect("renders");
+        assert!(reply.text.contains("https://help.example/login"));
+        assert!(reply.subject.contains("is active"));
     }
 }

@@ -28,6 +28,7 @@ pub struct Settings {
     pub activation: ActivationSettings,
     pub password: PasswordSettings,
     pub session: SessionSettings,
+    pub rate_limits: RateLimitSettings,
     pub services: Vec<Service>,
 }
 
@@ -72,6 +73,10 @@ pub struct OutboundSettings {
 #[derive(Debug, Clone)]
 pub struct ActivationSettings {
     pub token_ttl: Duration,
+    /// Pending customers older than this are purged with their tokens.
+    pub pending_expiry: Duration,
+    /// How often the purge job runs.
+    pub purge_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +84,34 @@ pub struct PasswordSettings {
     pub min_length: usize,
     pub max_length: usize,
     pub max_concurrent_hashes: usize,
+    /// Argon2id cost: memory in KiB, iterations, lanes. Validated to be at
+    /// least m=19456, t=2, p=1.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+/// The least argon2id cost accepted (OWASP's first recommendation).
+pub const ARGON2_MIN_MEMORY_KIB: u32 = 19 * 1024;
+pub const ARGON2_MIN_ITERATIONS: u32 = 2;
+
+/// Limits on what one client or one address may do on the web side within
+/// `window`. They are kept in memory, so a restart forgets them.
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub window: Duration,
+    /// "Create an account" and "send me a new link" requests per client IP.
+    pub registrations_per_ip: u32,
+    /// ... and per address (plus-tag ignored).
+    pub registrations_per_address: u32,
+    /// Failed sign-ins per account (by address, known or not).
+    pub failed_logins_per_account: u32,
+    /// Failed sign-ins per client IP.
+    pub failed_logins_per_ip: u32,
+    /// Requests with an unknown, expired or used activation token per IP.
+    pub invalid_tokens_per_ip: u32,
+    /// Activations (password set, argon2 run) per client IP.
+    pub activations_per_ip: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +197,7 @@ pub struct RawSettings {
     pub activation: RawActivation,
     pub password: RawPassword,
     pub session: RawSession,
+    pub rate_limits: RawRateLimits,
     pub policy: RawPolicy,
     pub services: Vec<RawService>,
 }
@@ -212,6 +246,8 @@ pub struct RawOutbound {
 #[serde(deny_unknown_fields)]
 pub struct RawActivation {
     pub token_ttl_hours: u64,
+    pub pending_expiry_days: u64,
+    pub purge_interval_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -220,6 +256,21 @@ pub struct RawPassword {
     pub min_length: usize,
     pub max_length: usize,
     pub max_concurrent_hashes: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimits {
+    pub window_minutes: u64,
+    pub registrations_per_ip: u32,
+    pub registrations_per_address: u32,
+    pub failed_logins_per_account: u32,
+    pub failed_logins_per_ip: u32,
+    pub invalid_tokens_per_ip: u32,
+    pub activations_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -328,6 +379,58 @@ impl RawSettings {
             self.password.max_concurrent_hashes >= 1,
             "password.max_concurrent_hashes: must be at least 1",
         );
+        check(
+            self.password.argon2_memory_kib >= ARGON2_MIN_MEMORY_KIB,
+            "password.argon2_memory_kib: must be at least 19456 (19 MiB)",
+        );
+        check(
+            self.password.argon2_iterations >= ARGON2_MIN_ITERATIONS,
+            "password.argon2_iterations: must be at least 2",
+        );
+        check(
+            (1..=64).contains(&self.password.argon2_parallelism),
+            "password.argon2_parallelism: must be between 1 and 64",
+        );
+        check(
+            self.activation.pending_expiry_days >= 1,
+            "activation.pending_expiry_days: must be at least 1",
+        );
+        check(
+            self.activation.purge_interval_minutes >= 1,
+            "activation.purge_interval_minutes: must be at least 1",
+        );
+        check(
+            self.rate_limits.window_minutes >= 1,
+            "rate_limits.window_minutes: must be at least 1",
+        );
+        for (key, value) in [
+            (
+                "registrations_per_ip",
+                self.rate_limits.registrations_per_ip,
+            ),
+            (
+                "registrations_per_address",
+                self.rate_limits.registrations_per_address,
+            ),
+            (
+                "failed_logins_per_account",
+                self.rate_limits.failed_logins_per_account,
+            ),
+            (
+                "failed_logins_per_ip",
+                self.rate_limits.failed_logins_per_ip,
+            ),
+            (
+                "invalid_tokens_per_ip",
+                self.rate_limits.invalid_tokens_per_ip,
+            ),
+            ("activations_per_ip", self.rate_limits.activations_per_ip),
+        ] {
+            check(
+                value >= 1,
+                &format!("rate_limits.{key}: must be at least 1"),
+            );
+        }
         check(
             self.session.idle_timeout_minutes >= 1,
             "session.idle_timeout_minutes: must be at least 1",
@@ -501,11 +604,29 @@ impl RawSettings {
                 },
                 activation: ActivationSettings {
                     token_ttl: Duration::from_secs(self.activation.token_ttl_hours * 3600),
+                    pending_expiry: Duration::from_secs(
+                        self.activation.pending_expiry_days * 24 * 3600,
+                    ),
+                    purge_interval: Duration::from_secs(
+                        self.activation.purge_interval_minutes * 60,
+                    ),
                 },
                 password: PasswordSettings {
                     min_length: self.password.min_length,
                     max_length: self.password.max_length,
                     max_concurrent_hashes: self.password.max_concurrent_hashes,
+                    argon2_memory_kib: self.password.argon2_memory_kib,
+                    argon2_iterations: self.password.argon2_iterations,
+                    argon2_parallelism: self.password.argon2_parallelism,
+                },
+                rate_limits: RateLimitSettings {
+                    window: Duration::from_secs(self.rate_limits.window_minutes * 60),
+                    registrations_per_ip: self.rate_limits.registrations_per_ip,
+                    registrations_per_address: self.rate_limits.registrations_per_address,
+                    failed_logins_per_account: self.rate_limits.failed_logins_per_account,
+                    failed_logins_per_ip: self.rate_limits.failed_logins_per_ip,
+                    invalid_tokens_per_ip: self.rate_limits.invalid_tokens_per_ip,
+                    activations_per_ip: self.rate_limits.activations_per_ip,
                 },
                 session: SessionSettings {
                     idle_timeout: Duration::from_secs(self.session.idle_timeout_minutes * 60),
@@ -660,6 +781,7 @@ mod tests {
         raw.smtp.listen = "nowhere".into();
         raw.http.public_url = "ftp://x".into();
         raw.password.min_length = 4;
+        raw.password.argon2_memory_kib = 4096;
         raw.policy.self_registration = Some("everybody".into());
         let Err(SettingsError::Invalid(errors)) = raw.validate() else {
             panic!("invalid settings were accepted");
@@ -669,6 +791,7 @@ mod tests {
             "smtp.listen",
             "http.public_url",
             "password.min_length",
+            "password.argon2_memory_kib",
             "self_registration",
         ] {
             assert!(text.contains(key), "{key} missing from {text}");

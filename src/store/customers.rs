@@ -173,3 +173,43 @@ pub fn set_status(conn: &Connection, identity: &str, status: Status) -> rusqlite
         .execute(params![identity, status.as_str()])?;
     Ok(changed == 1)
 }
+
+/// An account brought back by `enable`: active again when it had been
+/// activated, otherwise pending.
+pub fn enable(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Status>> {
+    conn.prepare_cached(
+        "UPDATE customers
+         SET status = CASE WHEN activated_at IS NULL THEN 'pending' ELSE 'active' END
+         WHERE identity = ?1
+         RETURNING status",
+    )?
+    .query_row([identity], |row| row.get::<_, String>(0))
+    .optional()
+    .map(|status| status.as_deref().and_then(Status::parse))
+}
+
+/// A pending customer removed by the purge.
+#[derive(Debug, Clone)]
+pub struct Purged {
+    pub email: String,
+    pub identity: String,
+    pub service: String,
+}
+
+/// Deletes pending customers created before `cutoff` (their tokens and
+/// sessions go with them) and returns who was deleted.
+pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<Vec<Purged>> {
+    let mut statement = conn.prepare_cached(
+        "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
+         RETURNING email, identity, service",
+    )?;
+    statement
+        .query_map([cutoff], |row| {
+            Ok(Purged {
+                email: row.get(0)?,
+                identity: row.get(1)?,
+                service: row.get(2)?,
+            })
+        })?
+        .collect()
+}

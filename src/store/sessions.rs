@@ -47,3 +47,16 @@ pub fn delete(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<()> {
         .execute([&hash.0[..]])?;
     Ok(())
 }
+
+/// Ends every session of a customer (the account was disabled).
+pub fn delete_for_customer(conn: &Connection, customer_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM sessions WHERE customer_id = ?1")?
+        .execute([customer_id])
+}
+
+/// Removes sessions past their absolute expiry or idle for longer than
+/// `idle_secs`; returns how many.
+pub fn purge_expired(conn: &Connection, now: i64, idle_secs: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2")?
+        .execute(params![now, idle_secs])
+}

@@ -1,17 +1,21 @@
 //! The HTTP side: activation page, sign-in, portal, "Create an account",
-//! `/healthz` and `/metrics`. The only module that knows axum.
+//! "send me a new link", `/healthz` and `/metrics`. The only module that
+//! knows axum.
 //!
 //! GET and HEAD never change state: mail scanners fetch links and even run
 //! their JavaScript. Every POST carries a CSRF token and passes an origin
-//! check; every response carries the security headers in `headers`.
+//! check; every response carries the security headers in `headers`; rate
+//! limits per client IP and per address live in `limits`.
 
 mod csrf;
 mod error;
 mod headers;
+mod limits;
 mod pages;
 mod session;
 mod views;
 
+use crate::domain::TokenHash;
 use crate::password::PasswordHasher;
 use crate::registration::Registrar;
 use crate::settings::Settings;
@@ -19,7 +23,9 @@ use crate::shutdown::Shutdown;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -29,6 +35,29 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Cookies get `Secure` and the `__Host-` prefix when served over https.
     pub secure_cookies: bool,
+    /// Rate limits per client IP and per address.
+    pub limits: Arc<limits::WebLimits>,
+    /// Activation tokens being activated right now: a second request for the
+    /// same token waits for nothing and hashes nothing.
+    pub activating: Arc<Mutex<HashSet<TokenHash>>>,
+}
+
+impl AppState {
+    /// The state for `settings`: a password hasher at the configured cost and
+    /// fresh rate-limit counters.
+    ///
+    /// # Errors
+    /// When the argon2 parameters are refused.
+    pub fn new(registrar: Registrar, settings: Arc<Settings>) -> anyhow::Result<Self> {
+        Ok(Self {
+            registrar,
+            hasher: PasswordHasher::new(&settings.password)?,
+            secure_cookies: settings.http.public_url.scheme() == "https",
+            limits: Arc::new(limits::WebLimits::new(settings.rate_limits.clone())),
+            activating: Arc::new(Mutex::new(HashSet::new())),
+            settings,
+        })
+    }
 }
 
 /// Builds the router with every route and the security headers.
@@ -41,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/logout", post(pages::logout))
         .route("/portal", get(pages::portal))
         .route("/register", get(pages::register_form).post(pages::register))
+        .route("/resend", get(pages::resend_form).post(pages::resend))
         .route("/healthz", get(pages::healthz))
         .route("/metrics", get(pages::metrics))
         .route("/static/style.css", get(pages::stylesheet))
@@ -59,7 +89,10 @@ pub async fn serve(
     state: AppState,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.wait().await })
+    .await
 }

@@ -1,19 +1,94 @@
 //! Request handlers, one per page and verb.
+//!
+//! Every POST checks CSRF first, then the rate limits that apply, then its
+//! input, and only then does work (an argon2 hash, a store write). Pages that
+//! must not reveal whether an address has an account (`/register`, `/resend`)
+//! answer the same bytes whatever the store holds.
 
 use super::error::WebError;
+use super::limits::Kind;
 use super::views::{self, render};
 use super::{AppState, csrf, session};
-use crate::domain::{CustomerName, EmailAddress, Token};
+use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
 use crate::password;
 use crate::store::{customers, outbox, sessions};
 use axum::Form;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+
+/// The client's IP address as the TCP connection shows it (the key for
+/// per-IP limits). Behind a reverse proxy every client shares the proxy's.
+pub struct ClientIp(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+        Ok(Self(ip))
+    }
+}
+
+/// The "try again later" page: 429 with `Retry-After`.
+fn too_many(state: &AppState, text: &'static str) -> Response {
+    let window = state.limits.window().as_secs();
+    let page = views::Notice {
+        brand: brand(state),
+        heading: "Please try again later",
+        text,
+        link: Some(("/login", "Back to sign in")),
+    };
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, render(&page)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&window.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+const TOO_MANY_LINKS: &str = "Too many requests with links that do not work came from your network. Wait a few minutes, then open the newest link you received.";
+const TOO_MANY_ACTIVATIONS: &str =
+    "Too many accounts were activated from your network. Wait a few minutes and try again.";
+const TOO_MANY_REQUESTS: &str = "Too many requests for new accounts or links came from your network or for this address. Wait a few minutes and try again.";
+const TOO_MANY_LOGINS: &str = "Too many failed sign-ins. Wait a few minutes, then try again.";
+
+/// Claims a token for one activation at a time; released on drop.
+struct ActivationClaim<'a> {
+    state: &'a AppState,
+    hash: TokenHash,
+}
+
+impl<'a> ActivationClaim<'a> {
+    fn take(state: &'a AppState, hash: TokenHash) -> Option<Self> {
+        let claimed = state
+            .activating
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(hash);
+        // Built only when claimed: dropping an unclaimed one would release
+        // another request's claim.
+        claimed.then(|| Self { state, hash })
+    }
+}
+
+impl Drop for ActivationClaim<'_> {
+    fn drop(&mut self) {
+        self.state
+            .activating
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .remove(&self.hash);
+    }
+}
 
 /// The name shown in the page header.
 fn brand(state: &AppState) -> &str {
@@ -44,17 +119,25 @@ pub struct TokenQuery {
     token: String,
 }
 
-/// GET /activate: the form for a live token; changes nothing.
+/// GET /activate: the form for a live token; changes nothing. A dead token
+/// gets the same page whether it is unknown, expired or used, and counts
+/// against the client's invalid-token limit.
 pub async fn activate_form(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
-    let Some(token) = Token::parse(&query.token) else {
-        return Ok(link_invalid(&state));
+    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_LINKS));
+    }
+    let pending = match Token::parse(&query.token) {
+        Some(token) => state.registrar.pending_for_token(&token).await?,
+        None => None,
     };
-    let Some(pending) = state.registrar.pending_for_token(&token).await? else {
-        return Ok(link_invalid(&state));
+    let Some(pending) = pending else {
+        state.limits.record(Kind::InvalidTokenIp, &ip);
+        return Ok(link_invalid(&state, jar));
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Activate {
@@ -85,9 +168,12 @@ pub struct ActivateForm {
 }
 
 /// POST /activate: checks everything, then consumes the token, activates the
-/// customer and signs them in, in one transaction.
+/// customer, signs them in with a new session id and queues the "account
+/// activated" notice, in one transaction. A scanner's empty POST fails the
+/// checks and consumes nothing.
 pub async fn activate(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<ActivateForm>,
@@ -101,40 +187,57 @@ pub async fn activate(
     ) {
         return Err(WebError::Csrf);
     }
-    let Some(token) = Token::parse(&form.token) else {
-        return Ok(link_invalid(&state));
+    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_LINKS));
+    }
+    let token = Token::parse(&form.token);
+    let pending = match &token {
+        Some(token) => state.registrar.pending_for_token(token).await?,
+        None => None,
     };
-    let Some(pending) = state.registrar.pending_for_token(&token).await? else {
-        return Ok(link_invalid(&state));
+    let (Some(token), Some(pending)) = (token, pending) else {
+        state.limits.record(Kind::InvalidTokenIp, &ip);
+        return Ok(link_invalid(&state, jar));
     };
     let rules = &state.settings.password;
-    let problem = match CustomerName::parse(&form.name) {
+    let name = CustomerName::parse(&form.name);
+    let problem = match &name {
         None => Some("Enter your name.".to_owned()),
         Some(_) => password::check_new(&form.password, &form.confirm, &pending.email, rules)
             .err()
             .map(|p| p.to_string()),
     };
-    let name = match (problem, CustomerName::parse(&form.name)) {
-        (None, Some(name)) => name,
-        (problem, _) => {
-            let page = views::Activate {
-                brand: brand(&state),
-                csrf: &form.csrf,
-                token: &form.token,
-                email: &pending.email,
-                name: &form.name,
-                error: problem,
-                min_length: rules.min_length,
-                max_length: rules.max_length,
-            };
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
-        }
+    let (None, Some(name)) = (problem.as_ref(), name) else {
+        let page = views::Activate {
+            brand: brand(&state),
+            csrf: &form.csrf,
+            token: &form.token,
+            email: &pending.email,
+            name: &form.name,
+            error: problem,
+            min_length: rules.min_length,
+            max_length: rules.max_length,
+        };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
+    if state.limits.exhausted(Kind::ActivationIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_ACTIVATIONS));
+    }
+    // One activation per token at a time, and a fresh look after claiming
+    // it: concurrent submissions of one link compute one hash, not fifty.
+    let Some(_claim) = ActivationClaim::take(&state, token.hash()) else {
+        return Ok(link_invalid(&state, jar));
+    };
+    if state.registrar.pending_for_token(&token).await?.is_none() {
+        return Ok(link_invalid(&state, jar));
+    }
+    state.limits.record(Kind::ActivationIp, &ip);
     let hash = state.hasher.hash(SecretString::from(form.password)).await?;
     let session_id = Token::generate();
+    let previous = session::presented(&jar, &state);
     match state
         .registrar
-        .activate(&token, name, hash, session_id.hash())
+        .activate_with_notice(&token, name, hash, session_id.hash(), previous)
         .await?
     {
         Some(customer_id) => {
@@ -142,16 +245,19 @@ pub async fn activate(
             let jar = jar.add(session::new_cookie(&session_id, &state));
             Ok((jar, Redirect::to("/portal")).into_response())
         }
-        None => Ok(link_invalid(&state)),
+        None => Ok(link_invalid(&state, jar)),
     }
 }
 
-fn link_invalid(state: &AppState) -> Response {
+/// The page for every dead link, with a form to get a new one.
+fn link_invalid(state: &AppState, jar: CookieJar) -> Response {
+    let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::LinkInvalid {
         brand: brand(state),
+        csrf: &csrf,
         portal: portal_registration(state),
     };
-    (StatusCode::NOT_FOUND, render(&page)).into_response()
+    (StatusCode::NOT_FOUND, jar, render(&page)).into_response()
 }
 
 /// GET /login.
@@ -178,9 +284,12 @@ pub struct LoginForm {
 }
 
 /// POST /login: verifies the password (or a dummy, for unknown addresses)
-/// and opens a new session.
+/// and opens a new session, ending the one the browser held. Failed attempts
+/// count per address (known or not, so the limit reveals nothing) and per
+/// client IP; past either limit the answer is "try again later".
 pub async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -194,8 +303,32 @@ pub async fn login(
     ) {
         return Err(WebError::Csrf);
     }
-    let customer = match EmailAddress::parse(&form.email) {
-        Ok(address) => {
+    let address = EmailAddress::parse(&form.email).ok();
+    let account = address.as_ref().map_or_else(
+        || form.email.trim().to_ascii_lowercase(),
+        EmailAddress::identity_key,
+    );
+    let login_page = |status: StatusCode, error: &'static str| {
+        let page = views::Login {
+            brand: brand(&state),
+            csrf: &form.csrf,
+            email: &form.email,
+            error: Some(error),
+            portal: portal_registration(&state),
+        };
+        (status, render(&page)).into_response()
+    };
+    if state.limits.exhausted(Kind::FailedLoginAccount, &account)
+        || state.limits.exhausted(Kind::FailedLoginIp, &ip)
+    {
+        let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_LOGINS);
+        if let Ok(value) = HeaderValue::from_str(&state.limits.window().as_secs().to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+    let customer = match address {
+        Some(address) => {
             let identity = address.identity_key();
             state
                 .registrar
@@ -203,34 +336,44 @@ pub async fn login(
                 .read(move |conn| Ok(customers::by_identity(conn, &identity)?))
                 .await?
         }
-        Err(_) => None,
+        None => None,
     };
-    let active = customer.filter(|c| c.status == customers::Status::Active);
-    let stored = active.as_ref().and_then(|c| c.password_hash.clone());
+    // Pending customers have no password; they and unknown addresses are
+    // verified against the dummy hash so every failure takes as long.
+    let stored = customer.as_ref().and_then(|c| c.password_hash.clone());
     let verified = state
         .hasher
-        .verify(SecretString::from(form.password), stored)
+        .verify(SecretString::from(form.password.clone()), stored)
         .await;
-    match active {
-        Some(customer) if verified => {
+    match customer {
+        Some(customer) if verified && customer.status == customers::Status::Active => {
             let session_id = Token::generate();
+            let previous = session::presented(&jar, &state);
             state
                 .registrar
-                .open_session(customer.id, session_id.hash())
+                .rotate_session(customer.id, session_id.hash(), previous)
                 .await?;
             tracing::info!(event = "signed_in", customer.id = customer.id);
             let jar = jar.add(session::new_cookie(&session_id, &state));
             Ok((jar, Redirect::to("/portal")).into_response())
         }
+        Some(customer) if verified && customer.status == customers::Status::Disabled => {
+            // Only someone who knows the password learns the account is disabled.
+            tracing::info!(event = "sign_in_disabled", customer.id = customer.id);
+            state.limits.record(Kind::FailedLoginAccount, &account);
+            state.limits.record(Kind::FailedLoginIp, &ip);
+            Ok(login_page(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Contact support if you think this is a mistake.",
+            ))
+        }
         _ => {
-            let page = views::Login {
-                brand: brand(&state),
-                csrf: &form.csrf,
-                email: &form.email,
-                error: Some("The email or password is not right."),
-                portal: portal_registration(&state),
-            };
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+            state.limits.record(Kind::FailedLoginAccount, &account);
+            state.limits.record(Kind::FailedLoginIp, &ip);
+            Ok(login_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The email or password is not right.",
+            ))
         }
     }
 }
@@ -336,10 +479,37 @@ pub struct RegisterForm {
     email: String,
 }
 
+/// The answer to every accepted "Create an account" or "send me a new link":
+/// the same bytes whether or not the address has an account.
+fn check_your_inbox(state: &AppState) -> Response {
+    let page = views::Notice {
+        brand: brand(state),
+        heading: "Check your inbox",
+        text: "If this address can use the portal, a mail is on its way to it: a link to finish, or a note on how to sign in. Links expire, so use yours soon.",
+        link: Some(("/login", "Back to sign in")),
+    };
+    render(&page).into_response()
+}
+
+/// Applies the limits shared by `/register` and `/resend`: per client IP and
+/// per address, counted whatever the address's state. `true` when over.
+fn registration_limited(state: &AppState, ip: &str, address: &EmailAddress) -> bool {
+    let key = address.rate_key();
+    if state.limits.exhausted(Kind::RegistrationIp, ip)
+        || state.limits.exhausted(Kind::RegistrationAddress, &key)
+    {
+        return true;
+    }
+    state.limits.record(Kind::RegistrationIp, ip);
+    state.limits.record(Kind::RegistrationAddress, &key);
+    false
+}
+
 /// POST /register: answers the same whatever the address's state, so the
 /// page reveals nothing about which addresses have accounts.
 pub async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<RegisterForm>,
@@ -356,6 +526,9 @@ pub async fn register(
     let Some(service) = portal_service(&state, Some(&form.service)) else {
         return Err(WebError::NotFound);
     };
+    if state.limits.exhausted(Kind::RegistrationIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
     let name = CustomerName::parse(&form.name);
     let address = EmailAddress::parse(&form.email);
     let error = match (&name, &address) {
@@ -374,6 +547,9 @@ pub async fn register(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
+    if registration_limited(&state, &ip, &address) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
     let decision = state
         .registrar
         .from_portal(service, address, Some(name))
@@ -383,13 +559,70 @@ pub async fn register(
         outcome = decision.name(),
         reason = decision.reason()
     );
-    let page = views::Notice {
+    Ok(check_your_inbox(&state))
+}
+
+/// GET /resend: "send me a new link".
+pub async fn resend_form(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
+    let page = views::Resend {
         brand: brand(&state),
-        heading: "Check your inbox",
-        text: "If this address can register, a mail with a link to finish is on its way. The link expires, so use it soon.",
-        link: Some(("/login", "Back to sign in")),
+        csrf: &csrf,
+        email: "",
+        error: None,
     };
-    Ok(render(&page).into_response())
+    (jar, render(&page)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// POST /resend: a new link for a pending customer, the sign-in note for an
+/// active one, nothing for anyone else; the same answer for all, and the
+/// same limits as `/register`.
+pub async fn resend(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<ResendForm>,
+) -> Result<Response, WebError> {
+    if !csrf::verify(
+        &jar,
+        &headers,
+        &form.csrf,
+        &state.settings.http.public_url,
+        state.secure_cookies,
+    ) {
+        return Err(WebError::Csrf);
+    }
+    if state.limits.exhausted(Kind::RegistrationIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
+    let Ok(address) = EmailAddress::parse(&form.email) else {
+        let page = views::Resend {
+            brand: brand(&state),
+            csrf: &form.csrf,
+            email: &form.email,
+            error: Some("Enter a valid email address, like name@example.com."),
+        };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
+    };
+    if registration_limited(&state, &ip, &address) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
+    let decision = state.registrar.resend(address).await?;
+    tracing::info!(
+        event = "resend",
+        outcome = decision.as_ref().map_or("ignore", |d| d.name()),
+        reason = decision.as_ref().map_or("unknown_address", |d| d.reason())
+    );
+    Ok(check_your_inbox(&state))
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -426,10 +659,14 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
          # TYPE registrar_outbox_replies gauge\n\
          registrar_outbox_replies{{status=\"queued\"}} {queued}\n\
          registrar_outbox_replies{{status=\"sent\"}} {sent}\n\
-         registrar_outbox_replies{{status=\"dead\"}} {dead}\n",
+         registrar_outbox_replies{{status=\"dead\"}} {dead}\n\
+         # HELP registrar_password_hashes_total Argon2id password hashes computed.\n\
+         # TYPE registrar_password_hashes_total counter\n\
+         registrar_password_hashes_total {}\n",
         stats.commits.load(Ordering::Relaxed),
         stats.jobs.load(Ordering::Relaxed),
         stats.largest_batch.load(Ordering::Relaxed),
+        state.hasher.hashes_computed(),
     );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }

@@ -32,7 +32,17 @@ pub struct Activate<'a> {
 #[template(path = "web/link_invalid.html", config = "src/templates/askama.toml")]
 pub struct LinkInvalid<'a> {
     pub brand: &'a str,
+    pub csrf: &'a str,
     pub portal: bool,
+}
+
+#[derive(Template)]
+#[template(path = "web/resend.html", config = "src/templates/askama.toml")]
+pub struct Resend<'a> {
+    pub brand: &'a str,
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub error: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -170,3 +170,37 @@ impl Drop for TestApp {
         self.shutdown.trigger();
     }
 }
+
+/// What the `registrar` binary printed and how it exited.
+pub struct CliOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestApp {
+    /// Runs the real `registrar` binary with `args` against this daemon's
+    /// database while it runs, through a config file naming the database,
+    /// the public URL and the relay.
+    pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        let config = self.dir.path().join("cli.toml");
+        let text = format!(
+            "[store]\npath = {:?}\n\n[http]\npublic_url = {:?}\n\n[outbound]\nrelay = {:?}\n",
+            self.db_path.display().to_string(),
+            self.settings.http.public_url.as_str(),
+            format!("smtp://{}", self.relay.addr()),
+        );
+        std::fs::write(&config, text).expect("write the CLI config");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_registrar"));
+        command.arg("--config").arg(&config).args(args);
+        let output = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .expect("the CLI task")
+            .expect("run the registrar binary");
+        CliOutput {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}

@@ -11,7 +11,7 @@ pub mod web;
 pub use app::TestApp;
 pub use mail::{Mail, activation_link};
 pub use smtp_client::SmtpClient;
-pub use web::hidden_field;
+pub use web::{form_page, hidden_field, metric};
 
 use std::time::Duration;
 

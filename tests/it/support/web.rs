@@ -13,3 +13,21 @@ pub fn hidden_field(html: &str, name: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// GETs a page with a form and returns its HTML (asserting 200).
+pub async fn form_page(http: &reqwest::Client, url: &str) -> String {
+    let response = http.get(url).send().await.expect("GET a form page");
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.text().await.expect("body")
+}
+
+/// The value of a metric line in `/metrics` text.
+pub fn metric(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}

@@ -1,0 +1,214 @@
+//! What an operator does from the command line, on the same database the
+//! daemon is using: invite a customer, hand over a fresh activation link,
+//! list and show customers (with every decision recorded for them), disable
+//! and enable accounts.
+//!
+//! Each command opens its own `Store` (SQLite in WAL mode with a busy
+//! timeout, so it writes alongside a running daemon), runs one use case of
+//! `registration`, and returns the text to print. Mail queued here is sent by
+//! the daemon's outbox worker at its next poll. Parsing arguments is
+//! `main.rs`'s job; this module knows no clap.
+
+use crate::domain::{CustomerName, EmailAddress};
+use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange};
+use crate::replies::format_time;
+use crate::settings::Settings;
+use crate::store::customers::{self, Status};
+use crate::store::{Store, inbound};
+use anyhow::{Context as _, bail};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The operator's view of the daemon's database.
+pub struct Operator {
+    registrar: Registrar,
+}
+
+impl Operator {
+    /// Opens the database named in `settings` (migrating it if needed).
+    ///
+    /// # Errors
+    /// When the database cannot be opened.
+    pub fn open(settings: Settings) -> anyhow::Result<Self> {
+        let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+        // Nobody listens here: the daemon's outbox worker finds queued mail
+        // when it next polls.
+        let wake = Arc::new(Notify::new());
+        Ok(Self {
+            registrar: Registrar::new(Arc::new(settings), store, wake),
+        })
+    }
+
+    /// `registrar invite EMAIL --service S [--name N]`.
+    ///
+    /// # Errors
+    /// Unknown service, invalid address or name, an account that is active or
+    /// disabled, or a storage failure.
+    pub fn invite(&self, email: &str, service: &str, name: Option<&str>) -> anyhow::Result<String> {
+        let settings = self.registrar.settings();
+        let Some(service) = settings.service(service) else {
+            let known: Vec<&str> = settings.services.iter().map(|s| s.id.as_str()).collect();
+            bail!(
+                "unknown service {service:?}; services are: {}",
+                known.join(", ")
+            );
+        };
+        let address = parse_address(email)?;
+        let name = match name {
+            Some(text) => Some(
+                CustomerName::parse(text)
+                    .with_context(|| format!("{text:?} is not a usable name"))?,
+            ),
+            None => None,
+        };
+        match self
+            .registrar
+            .invite_blocking(service, address.clone(), name)?
+        {
+            InviteOutcome::Invited { created: true } => Ok(format!(
+                "invited {address} to {}: pending account created, invitation queued\n",
+                service.id
+            )),
+            InviteOutcome::Invited { created: false } => Ok(format!(
+                "invited {address} to {} again: the account was already pending; a new invitation with a new link is queued and the old link no longer works\n",
+                service.id
+            )),
+            InviteOutcome::AlreadyActive => {
+                bail!("{address} already has an active account; nothing was sent")
+            }
+            InviteOutcome::Disabled => bail!(
+                "{address} has a disabled account; enable it with `registrar customers enable {address}`"
+            ),
+        }
+    }
+
+    /// `registrar link EMAIL`: a fresh activation link to hand over.
+    ///
+    /// # Errors
+    /// Invalid address, no such customer, a customer that is not pending, or
+    /// a storage failure.
+    pub fn link(&self, email: &str) -> anyhow::Result<String> {
+        let address = parse_address(email)?;
+        match self.registrar.hand_over_link_blocking(&address)? {
+            HandOver::Link(link) => Ok(format!("{link}\n")),
+            HandOver::Unknown => bail!("no customer has the address {address}"),
+            HandOver::NotPending(status) => bail!(
+                "{address} is {}; only pending customers get an activation link",
+                status.as_str()
+            ),
+        }
+    }
+
+    /// `registrar customers list [--status S] [--service S]`: one customer a
+    /// line, newest first, tab-separated.
+    ///
+    /// # Errors
+    /// Unknown status, or a storage failure.
+    pub fn list(&self, status: Option<&str>, service: Option<&str>) -> anyhow::Result<String> {
+        let status = match status {
+            Some(text) => Some(Status::parse(text).with_context(|| {
+                format!("unknown status {text:?}; use pending, active or disabled")
+            })?),
+            None => None,
+        };
+        let service = service.map(str::to_owned);
+        let rows = self
+            .registrar
+            .store()
+            .read_blocking(|conn| Ok(customers::list(conn, status, service.as_deref())?))?;
+        let mut out = String::from("email\tstatus\tservice\tsource\tcreated\tname\n");
+        for c in rows {
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                c.email,
+                c.status.as_str(),
+                c.service,
+                c.source,
+                format_time(c.created_at),
+                c.name.as_deref().unwrap_or("-")
+            );
+        }
+        Ok(out)
+    }
+
+    /// `registrar customers show EMAIL`: the account and every decision
+    /// recorded for the address, oldest first (also after a purge).
+    ///
+    /// # Errors
+    /// Invalid address, nothing known about it, or a storage failure.
+    pub fn show(&self, email: &str) -> anyhow::Result<String> {
+        let identity = parse_address(email)?.identity_key();
+        let (customer, decisions) = self.registrar.store().read_blocking(|conn| {
+            Ok((
+                customers::by_identity(conn, &identity)?,
+                inbound::decisions_for(conn, &identity)?,
+            ))
+        })?;
+        if customer.is_none() && decisions.is_empty() {
+            bail!("nothing is known about {email}");
+        }
+        let mut out = String::new();
+        match customer {
+            Some(c) => {
+                let _ = writeln!(out, "email:      {}", c.email);
+                let _ = writeln!(out, "status:     {}", c.status.as_str());
+                let _ = writeln!(out, "name:       {}", c.name.as_deref().unwrap_or("-"));
+                let _ = writeln!(out, "company:    {}", c.company.as_deref().unwrap_or("-"));
+                let _ = writeln!(out, "service:    {}", c.service);
+                let _ = writeln!(out, "source:     {}", c.source);
+                let _ = writeln!(out, "created:    {}", format_time(c.created_at));
+                let activated = c.activated_at.map_or_else(|| "-".to_owned(), format_time);
+                let _ = writeln!(out, "activated:  {activated}");
+            }
+            None => {
+                let _ = writeln!(out, "email:      {email}");
+                let _ = writeln!(out, "status:     no account");
+            }
+        }
+        let _ = writeln!(out, "decisions:");
+        for d in decisions {
+            let code = d.reply_code.map_or_else(String::new, |c| format!(" ({c})"));
+            let dropped = if d.dropped { " [dropped]" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {}  {:<8} {:<10} {} / {}{code}{dropped}",
+                format_time(d.decided_at),
+                d.channel,
+                d.service,
+                d.outcome,
+                d.reason
+            );
+        }
+        Ok(out)
+    }
+
+    /// `registrar customers disable|enable EMAIL`.
+    ///
+    /// # Errors
+    /// Invalid address, no such customer, or a storage failure.
+    pub fn set_enabled(&self, email: &str, enabled: bool) -> anyhow::Result<String> {
+        let address = parse_address(email)?;
+        match self.registrar.set_enabled_blocking(&address, enabled)? {
+            StatusChange::Unknown => bail!("no customer has the address {address}"),
+            StatusChange::Changed { from, to } if from == to => {
+                Ok(format!("{address} is already {}\n", to.as_str()))
+            }
+            StatusChange::Changed { from, to } => Ok(format!(
+                "{address}: {} -> {}{}\n",
+                from.as_str(),
+                to.as_str(),
+                if enabled {
+                    ""
+                } else {
+                    " (signed out everywhere)"
+                }
+            )),
+        }
+    }
+}
+
+fn parse_address(email: &str) -> anyhow::Result<EmailAddress> {
+    EmailAddress::parse(email).with_context(|| format!("{email:?} is not a usable address"))
+}
