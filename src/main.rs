@@ -26,6 +26,8 @@ enum Command {
     Serve,
     /// Print the effective settings (secrets redacted) and check them.
     CheckConfig,
+    /// Run .eml files through the real pipeline and print each decision.
+    Replay(registrar::replay::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +35,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Replay(args) => {
+            telemetry::init("warn", std::io::stderr);
+            registrar::replay::command(cli.config.as_deref(), args)
+        }
     }
 }
 

@@ -7,4 +7,5 @@ mod activation;
 mod config;
 mod outbox;
 mod registration;
+mod replay;
 mod smtp_intake;
