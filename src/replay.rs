@@ -187,10 +187,7 @@ pub fn command(config: Option<&Path>, args: Args) -> anyhow::Result<()> {
     let failures = summary.failures().count();
     if failures > 0 {
         eprint!("{}", summary.failure_report());
-        anyhow::bail!(
-            "{failures} of {} cases failed",
-            summary.results.len()
-        );
+        anyhow::bail!("{failures} of {} cases failed", summary.results.len());
     }
     Ok(())
 }

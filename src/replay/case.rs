@@ -208,8 +208,8 @@ pub fn expect_path(eml: &Path) -> PathBuf {
 pub fn discover(paths: &[PathBuf]) -> anyhow::Result<Vec<Case>> {
     let mut emls = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
             let mut found = Vec::new();
             for entry in walkdir::WalkDir::new(path).sort_by_file_name() {

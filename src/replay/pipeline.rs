@@ -281,7 +281,9 @@ impl Pipeline {
     fn new_mails_raw(&mut self) -> anyhow::Result<Vec<Vec<u8>>> {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&self.outbound).context("cannot read the outbound folder")? {
-            let name = entry.context("cannot read the outbound folder")?.file_name();
+            let name = entry
+                .context("cannot read the outbound folder")?
+                .file_name();
             if !self.seen.contains(&name) {
                 names.push(name);
             }
@@ -290,7 +292,9 @@ impl Pipeline {
         let mut mails = Vec::new();
         for name in names {
             let path = self.outbound.join(&name);
-            mails.push(std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?);
+            mails.push(
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            );
             self.seen.insert(name);
         }
         Ok(mails)
@@ -298,7 +302,11 @@ impl Pipeline {
 
     /// Mail written since the last look, normalised and sorted.
     fn new_mails(&mut self) -> anyhow::Result<Vec<SentMail>> {
-        let mut mails: Vec<SentMail> = self.new_mails_raw()?.iter().map(|raw| summarize(raw)).collect();
+        let mut mails: Vec<SentMail> = self
+            .new_mails_raw()?
+            .iter()
+            .map(|raw| summarize(raw))
+            .collect();
         mails.sort();
         Ok(mails)
     }
@@ -358,7 +366,12 @@ pub fn resolve_envelope(
         .or_else(|| {
             let message = message.as_ref()?;
             let path = message.header_raw("Return-Path")?.trim();
-            Some(path.trim_start_matches('<').trim_end_matches('>').trim().to_owned())
+            Some(
+                path.trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .trim()
+                    .to_owned(),
+            )
         })
         .or_else(|| {
             let from = message.as_ref()?.from()?.first()?.address()?;
@@ -521,10 +534,16 @@ mod tests {
                     To: Support <SUPPORT@helpdesk.example>, other@example.com\r\n\r\nhi\r\n";
         let envelope = resolve_envelope(None, &EnvelopeDefaults::default(), raw, &settings);
         assert_eq!(envelope.mail_from, "bounce+x@example.com");
-        assert_eq!(envelope.rcpt_to, vec!["SUPPORT@helpdesk.example".to_owned()]);
+        assert_eq!(
+            envelope.rcpt_to,
+            vec!["SUPPORT@helpdesk.example".to_owned()]
+        );
         let raw = b"From: Jane <jane@example.com>\r\nTo: nobody@example.com\r\n\r\nhi\r\n";
         let envelope = resolve_envelope(None, &EnvelopeDefaults::default(), raw, &settings);
         assert_eq!(envelope.mail_from, "jane@example.com");
-        assert_eq!(envelope.rcpt_to, vec!["support@helpdesk.example".to_owned()]);
+        assert_eq!(
+            envelope.rcpt_to,
+            vec!["support@helpdesk.example".to_owned()]
+        );
     }
 }

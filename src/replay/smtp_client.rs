@@ -164,10 +164,11 @@ impl Client {
         let mut line = Vec::new();
         loop {
             line.clear();
-            let read = tokio::time::timeout(REPLY_TIMEOUT, self.reader.read_until(b'\n', &mut line))
-                .await
-                .context("the SMTP listener did not answer in time")?
-                .context("cannot read from the SMTP listener")?;
+            let read =
+                tokio::time::timeout(REPLY_TIMEOUT, self.reader.read_until(b'\n', &mut line))
+                    .await
+                    .context("the SMTP listener did not answer in time")?
+                    .context("cannot read from the SMTP listener")?;
             anyhow::ensure!(read > 0, "the SMTP listener closed the connection");
             let text = String::from_utf8_lossy(&line);
             let code = text
@@ -175,7 +176,10 @@ impl Client {
                 .and_then(|code| code.parse::<u16>().ok())
                 .with_context(|| format!("not an SMTP reply: {text:?}"))?;
             if text.as_bytes().get(3) != Some(&b'-') {
-                return Ok((code, text.get(4..).unwrap_or_default().trim_end().to_owned()));
+                return Ok((
+                    code,
+                    text.get(4..).unwrap_or_default().trim_end().to_owned(),
+                ));
             }
         }
     }
