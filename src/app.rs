@@ -93,6 +93,12 @@ impl Application {
         Arc::clone(&self.state.settings)
     }
 
+    /// The store this application writes to, for reading outcomes back
+    /// (`replay`).
+    pub fn store(&self) -> Store {
+        self.state.registrar.store().clone()
+    }
+
     /// The handle that stops this application.
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()

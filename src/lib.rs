@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod password;
 pub mod policy;
 pub mod registration;
+pub mod replay;
 pub mod replies;
 pub mod settings;
 pub mod shutdown;

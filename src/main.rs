@@ -38,6 +38,8 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Run .eml files through the real pipeline and print each decision.
+    Replay(registrar::replay::Args),
     /// Print a fresh activation link for a pending customer, to hand over;
     /// the previous link stops working.
     Link { email: String },
@@ -87,6 +89,10 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
         }),
+        Command::Replay(args) => {
+            telemetry::init("warn", std::io::stderr);
+            registrar::replay::command(cli.config.as_deref(), args)
+        }
     }
 }
 

@@ -130,3 +130,30 @@ pub fn decisions_for(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<
         })?
         .collect()
 }
+
+/// The id of the newest decision, or 0 when none is recorded.
+pub fn last_decision_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM decisions")?
+        .query_row([], |row| row.get(0))
+}
+
+/// Decisions recorded after the decision with id `after`, oldest first.
+pub fn decisions_after(conn: &Connection, after: i64) -> rusqlite::Result<Vec<DecisionRecord>> {
+    let mut statement = conn.prepare(
+        "SELECT decided_at, channel, service, outcome, reason, dropped, reply_code
+         FROM decisions WHERE id > ?1 ORDER BY id",
+    )?;
+    statement
+        .query_map([after], |row| {
+            Ok(DecisionRecord {
+                decided_at: row.get(0)?,
+                channel: row.get(1)?,
+                service: row.get(2)?,
+                outcome: row.get(3)?,
+                reason: row.get(4)?,
+                dropped: row.get(5)?,
+                reply_code: row.get(6)?,
+            })
+        })?
+        .collect()
+}

@@ -10,5 +10,6 @@ mod operator;
 mod outbox;
 mod portal;
 mod registration;
+mod replay;
 mod smtp_intake;
 mod web_security;
