@@ -246,6 +246,10 @@ impl Pipeline {
                     .find_map(|mail| first_link(mail))
                     .context("no activation mail came for the registration")?;
                 web_client::activate(daemon.http, &link).await?;
+                // Activation queues an "account activated" notice; it belongs
+                // to the precondition, not to the case.
+                daemon.settle().await?;
+                self.mark_seen()?;
             }
             if given.sender == SenderGiven::Disabled {
                 let identity = address.identity_key();
