@@ -93,7 +93,7 @@ async fn a_storage_fault_answers_451_leaves_nothing_and_a_retry_registers_once()
 }
 
 #[tokio::test]
-async fn bare_line_feeds_in_data_are_refused() {
+async fn bare_line_feeds_in_data_are_refused_with_521_and_the_connection_closes() {
     let app = TestApp::spawn().await;
     let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
     client.command("EHLO client.test").await.assert_code(250);
@@ -112,8 +112,9 @@ async fn bare_line_feeds_in_data_are_refused() {
         .await;
 
     let reply = client.read_reply().await;
-    reply.assert_code(550);
+    reply.assert_code(521);
     assert!(reply.text.starts_with("5.5.2"));
+    client.assert_closed().await;
     assert_eq!(app.count("customers"), 0);
 }
 
