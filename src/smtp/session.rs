@@ -135,6 +135,11 @@ impl<I: Intake> Session<I> {
             if self.context.shutdown.is_triggered() {
                 return End::Reply(answer::shutting_down());
             }
+            // A client quick enough never to wait for input would otherwise
+            // never meet the session deadline.
+            if Instant::now() >= self.ends_at {
+                return End::Reply(answer::session_timeout());
+            }
             let step = match self.read_command_line().await {
                 Ok(Some(line)) => self.command(line).await,
                 Ok(None) => Ok(()),

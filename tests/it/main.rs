@@ -7,4 +7,6 @@ mod activation;
 mod config;
 mod outbox;
 mod registration;
+mod smtp_abuse;
 mod smtp_intake;
+mod smtp_tls;

@@ -56,7 +56,6 @@ impl SmtpClient {
     /// Reads the next reply, or `None` once the server has closed the
     /// connection (end of stream or reset). Fails after the test deadline.
     pub async fn next_reply(&mut self) -> Option<Reply> {
-        let mut text = String::new();
         loop {
             let mut line = Vec::new();
             let read = tokio::time::timeout(
@@ -74,8 +73,8 @@ impl SmtpClient {
                 .get(..3)
                 .and_then(|c| c.parse().ok())
                 .unwrap_or_else(|| panic!("bad SMTP reply line {line:?}"));
-            text = line.get(4..).unwrap_or_default().trim_end().to_owned();
             if line.as_bytes().get(3) != Some(&b'-') {
+                let text = line.get(4..).unwrap_or_default().trim_end().to_owned();
                 return Some(Reply { code, text });
             }
         }
@@ -88,6 +87,35 @@ impl SmtpClient {
             replies.push(reply);
         }
         replies
+    }
+
+    /// Writes `chunk` once per `every` until the server says something;
+    /// returns what it said (`None` when it closed). For clients that are
+    /// slow on purpose: the pacing is the behavior under test.
+    pub async fn send_slowly_until_answered(
+        &mut self,
+        chunk: &[u8],
+        every: std::time::Duration,
+    ) -> Option<Reply> {
+        let mut ticks = tokio::time::interval(every);
+        let started = tokio::time::Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < super::DEADLINE,
+                "the server never answered the slow client"
+            );
+            tokio::select! {
+                // fill_buf consumes nothing, so dropping it on a tick loses
+                // no reply bytes.
+                _ = self.reader.fill_buf() => break,
+                _ = ticks.tick() => {
+                    if self.writer.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.next_reply().await
     }
 
     /// Asserts the server closes the connection without another reply.
