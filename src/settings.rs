@@ -658,7 +658,7 @@ fn validate_smtp(smtp: &RawSmtp, errors: &mut Vec<String>) {
 
 /// Converts validated raw SMTP keys into typed settings.
 fn smtp_settings(raw: RawSmtp, listen: SocketAddr, null_sender: NullSender) -> SmtpSettings {
-    let tls = (!raw.tls_certificate.as_os_str().is_empty()).then(|| TlsFiles {
+    let tls = (!raw.tls_certificate.as_os_str().is_empty()).then_some(TlsFiles {
         certificate: raw.tls_certificate,
         key: raw.tls_key,
     });

@@ -90,17 +90,26 @@ pub fn too_many_sessions() -> SmtpReply {
 }
 
 pub fn too_many_sessions_from_address() -> SmtpReply {
-    answer(421, "4.7.0 too many sessions from your address; try again later")
+    answer(
+        421,
+        "4.7.0 too many sessions from your address; try again later",
+    )
 }
 
 pub fn too_many_connections_from_address() -> SmtpReply {
-    answer(421, "4.7.0 too many connections from your address; try again later")
+    answer(
+        421,
+        "4.7.0 too many connections from your address; try again later",
+    )
 }
 
 // Session limits (each closes the session).
 
 pub fn too_many_messages() -> SmtpReply {
-    answer(421, "4.7.0 too many messages in this session; reconnect to send more")
+    answer(
+        421,
+        "4.7.0 too many messages in this session; reconnect to send more",
+    )
 }
 
 pub fn too_many_errors() -> SmtpReply {
@@ -120,7 +129,10 @@ pub fn session_timeout() -> SmtpReply {
 }
 
 pub fn data_too_slow() -> SmtpReply {
-    answer(421, "4.4.2 message data arriving too slowly; closing connection")
+    answer(
+        421,
+        "4.4.2 message data arriving too slowly; closing connection",
+    )
 }
 
 pub fn shutting_down() -> SmtpReply {

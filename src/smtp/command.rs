@@ -96,11 +96,9 @@ impl MailFrom {
 /// # Errors
 /// The reply for a line that cannot be accepted as written.
 pub fn parse_mail(line: &[u8]) -> Result<MailFrom, SmtpReply> {
-    let (sender, parameters) = split_path(line, b"MAIL FROM:").ok_or_else(|| {
-        SmtpReply {
-            code: 501,
-            text: "5.5.4 syntax: MAIL FROM:<address>".into(),
-        }
+    let (sender, parameters) = split_path(line, b"MAIL FROM:").ok_or_else(|| SmtpReply {
+        code: 501,
+        text: "5.5.4 syntax: MAIL FROM:<address>".into(),
     })?;
     let sender = check_path(sender).ok_or_else(|| SmtpReply {
         code: 501,
@@ -202,10 +200,22 @@ mod tests {
     #[test]
     fn mail_from_is_read_in_every_accepted_spelling() {
         let cases: [(&[u8], &str, Option<u64>); 5] = [
-            (b"MAIL FROM:<jane@example.com>\r\n", "jane@example.com", None),
-            (b"mail from: <jane@example.com>\r\n", "jane@example.com", None),
+            (
+                b"MAIL FROM:<jane@example.com>\r\n",
+                "jane@example.com",
+                None,
+            ),
+            (
+                b"mail from: <jane@example.com>\r\n",
+                "jane@example.com",
+                None,
+            ),
             (b"MAIL FROM:<>\r\n", "", None),
-            (b"MAIL FROM:<jane@example.com> SIZE=100 BODY=8BITMIME\r\n", "jane@example.com", Some(100)),
+            (
+                b"MAIL FROM:<jane@example.com> SIZE=100 BODY=8BITMIME\r\n",
+                "jane@example.com",
+                Some(100),
+            ),
             (b"MAIL FROM:jane@example.com\r\n", "jane@example.com", None),
         ];
         for (line, sender, size) in cases {

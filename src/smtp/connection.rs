@@ -213,7 +213,10 @@ mod tests {
             connection.take_piece(4),
             Some(Piece::Partial(b"efgh".to_vec()))
         );
-        assert_eq!(connection.take_piece(4), Some(Piece::Line(b"\r\n".to_vec())));
+        assert_eq!(
+            connection.take_piece(4),
+            Some(Piece::Line(b"\r\n".to_vec()))
+        );
     }
 
     #[test]

@@ -151,7 +151,10 @@ mod tests {
     #[test]
     fn a_message_over_the_cap_is_read_to_the_end_and_refused() {
         let mut body = MessageBody::new(10, 10);
-        let fed = feed_all(&mut body, &[b"A: 1\r\n", b"\r\n", b"0123456789\r\n", b".\r\n"]);
+        let fed = feed_all(
+            &mut body,
+            &[b"A: 1\r\n", b"\r\n", b"0123456789\r\n", b".\r\n"],
+        );
         assert_eq!(fed.last(), Some(&Fed::End));
         assert_eq!(body.finish(), Err(Oversize::Message));
     }

@@ -67,7 +67,11 @@ pub struct IntakeHandler {
 }
 
 impl IntakeHandler {
-    pub fn new(settings: Arc<Settings>, shutting_down: Arc<AtomicBool>, facts: SharedFacts) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        shutting_down: Arc<AtomicBool>,
+        facts: SharedFacts,
+    ) -> Self {
         Self {
             settings,
             shutting_down,
@@ -195,9 +199,17 @@ mod tests {
         let (mut engine, facts) = session(settings);
         engine.process(b"EHLO client.test\r\n");
         facts.lock().next_sender = Some("jane@example.com".into());
-        assert_eq!(engine.process(b"MAIL FROM:<jane@example.com>\r\n").code, 250);
+        assert_eq!(
+            engine.process(b"MAIL FROM:<jane@example.com>\r\n").code,
+            250
+        );
         for _ in 0..2 {
-            assert_eq!(engine.process(b"RCPT TO:<support@helpdesk.example>\r\n").code, 250);
+            assert_eq!(
+                engine
+                    .process(b"RCPT TO:<support@helpdesk.example>\r\n")
+                    .code,
+                250
+            );
         }
         let refused = engine.process(b"RCPT TO:<support@helpdesk.example>\r\n");
         assert_eq!(refused.code, 452);

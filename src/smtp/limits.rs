@@ -189,7 +189,9 @@ mod tests {
             Some(Refusal::TooManySessionsFromClient)
         );
         assert_eq!(
-            admission.admit(IpAddr::from([192, 0, 2, 2]), Instant::now()).err(),
+            admission
+                .admit(IpAddr::from([192, 0, 2, 2]), Instant::now())
+                .err(),
             Some(Refusal::TooManySessions)
         );
         drop(ticket);

@@ -56,12 +56,7 @@ impl<I: Intake> SmtpServer<I> {
             .context("failed to configure the SMTP listener")?;
         let listener =
             TcpListener::from_std(listener).context("failed to configure the SMTP listener")?;
-        let tls = settings
-            .smtp
-            .tls
-            .as_ref()
-            .map(tls::acceptor)
-            .transpose()?;
+        let tls = settings.smtp.tls.as_ref().map(tls::acceptor).transpose()?;
         let smtp = &settings.smtp;
         let admission = Admission::new(AdmissionLimits {
             max_sessions: smtp.max_sessions,
@@ -209,7 +204,10 @@ mod tests {
 
     impl Client {
         async fn connect(addr: SocketAddr) -> Self {
-            let (read, writer) = TcpStream::connect(addr).await.expect("connect").into_split();
+            let (read, writer) = TcpStream::connect(addr)
+                .await
+                .expect("connect")
+                .into_split();
             let mut client = Self {
                 reader: BufReader::new(read),
                 writer,
@@ -244,8 +242,13 @@ mod tests {
         settings.smtp.listen = "127.0.0.1:0".parse().expect("address");
         let listener = std::net::TcpListener::bind(settings.smtp.listen).expect("bind");
         let shutdown = Shutdown::new();
-        let server = SmtpServer::new(listener, Arc::new(settings), PanickingIntake, shutdown.clone())
-            .expect("server");
+        let server = SmtpServer::new(
+            listener,
+            Arc::new(settings),
+            PanickingIntake,
+            shutdown.clone(),
+        )
+        .expect("server");
         let addr = server.local_addr().expect("address");
         let running = tokio::spawn(server.run());
         let mut bystander = Client::connect(addr).await;
@@ -253,7 +256,10 @@ mod tests {
         let mut client = Client::connect(addr).await;
         assert_eq!(client.command("EHLO client.test").await, 250);
         assert_eq!(client.command("MAIL FROM:<jane@example.com>").await, 250);
-        assert_eq!(client.command("RCPT TO:<support@helpdesk.example>").await, 250);
+        assert_eq!(
+            client.command("RCPT TO:<support@helpdesk.example>").await,
+            250
+        );
         assert_eq!(client.command("DATA").await, 354);
 
         let answer = client.command("Subject: boom\r\n\r\nbody\r\n.").await;

@@ -172,7 +172,10 @@ impl<I: Intake> Session<I> {
         match early {
             None => {}
             Some(Ok(_)) => {
-                tracing::info!(event = "early_talker", "the client talked before the greeting");
+                tracing::info!(
+                    event = "early_talker",
+                    "the client talked before the greeting"
+                );
                 self.improper_pipelining = true;
             }
             Some(Err(_)) => return Err(End::Silent),

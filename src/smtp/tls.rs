@@ -32,9 +32,8 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
         "no certificate in {}",
         files.certificate.display()
     );
-    let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| {
-        format!("failed to read the SMTP TLS key {}", files.key.display())
-    })?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .with_context(|| format!("failed to read the SMTP TLS key {}", files.key.display()))?;
     let config = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .context("failed to set TLS protocol versions")?

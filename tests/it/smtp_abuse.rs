@@ -87,7 +87,11 @@ async fn connections_over_the_per_address_rate_get_421_4_7_0() {
 
     let (mut fourth, refusal) = SmtpClient::connect(app.smtp_addr).await;
 
-    assert_reply(&refusal, 421, "4.7.0 too many connections from your address");
+    assert_reply(
+        &refusal,
+        421,
+        "4.7.0 too many connections from your address",
+    );
     fourth.assert_closed().await;
 }
 
@@ -195,8 +199,14 @@ async fn size_is_advertised_and_a_bigger_declared_size_is_refused_552_5_3_4_at_m
 
     let extensions = client.ehlo_lines("client.test").await;
 
-    assert!(extensions.iter().any(|e| e == "SIZE 4096"), "{extensions:?}");
-    assert!(extensions.iter().any(|e| e == "PIPELINING"), "{extensions:?}");
+    assert!(
+        extensions.iter().any(|e| e == "SIZE 4096"),
+        "{extensions:?}"
+    );
+    assert!(
+        extensions.iter().any(|e| e == "PIPELINING"),
+        "{extensions:?}"
+    );
     let refusal = client
         .command("MAIL FROM:<jane@example.com> SIZE=4097")
         .await;
@@ -225,7 +235,11 @@ async fn a_header_section_over_its_cap_is_read_to_the_end_and_answered_552_5_3_4
     let app = TestApp::spawn_with(|s| s.smtp.max_header_bytes = 1024).await;
     let mut client = in_data(&app, "jane@example.com").await;
     let filler = "X-Filler: 0123456789012345678901234567890123456789\r\n".repeat(40);
-    let message = [filler.as_bytes(), &person("Jane", "jane@example.com", SUPPORT, "hdr@example.com")].concat();
+    let message = [
+        filler.as_bytes(),
+        &person("Jane", "jane@example.com", SUPPORT, "hdr@example.com"),
+    ]
+    .concat();
 
     let reply = client.send_body(&message).await;
 
@@ -272,7 +286,12 @@ async fn no_smuggling_ending_lets_a_second_message_through() {
     ];
     for (name, ending) in endings {
         let mut client = in_data(&app, "jane@example.com").await;
-        let smuggled = person("Mallory", "mallory@example.com", SUPPORT, "smuggled@example.com");
+        let smuggled = person(
+            "Mallory",
+            "mallory@example.com",
+            SUPPORT,
+            "smuggled@example.com",
+        );
         let wire = [
             b"From: jane@example.com\r\nSubject: hello\r\n\r\nfirst message".as_slice(),
             ending,
@@ -298,7 +317,11 @@ async fn no_smuggling_ending_lets_a_second_message_through() {
         );
         let bare = !ending.contains(&0);
         if bare {
-            assert_eq!(replies.first().map(|r| r.code), Some(521), "{name}: {replies:?}");
+            assert_eq!(
+                replies.first().map(|r| r.code),
+                Some(521),
+                "{name}: {replies:?}"
+            );
         }
     }
     assert_eq!(customers_with(&app, "mallory@example.com"), 0);
@@ -326,7 +349,9 @@ async fn a_pipelined_transaction_after_ehlo_is_accepted() {
     let mut client = greeted(&app).await;
 
     client
-        .send_raw(format!("MAIL FROM:<jane@example.com>\r\nRCPT TO:<{SUPPORT}>\r\nDATA\r\n").as_bytes())
+        .send_raw(
+            format!("MAIL FROM:<jane@example.com>\r\nRCPT TO:<{SUPPORT}>\r\nDATA\r\n").as_bytes(),
+        )
         .await;
 
     client.read_reply().await.assert_code(250);
@@ -366,8 +391,16 @@ async fn an_early_talker_is_served_but_its_data_is_refused_503_5_5_0() {
 
     client.send_raw(b"EHLO early.test\r\n").await;
 
-    client.next_reply().await.expect("greeting").assert_code(220);
-    client.next_reply().await.expect("EHLO reply").assert_code(250);
+    client
+        .next_reply()
+        .await
+        .expect("greeting")
+        .assert_code(220);
+    client
+        .next_reply()
+        .await
+        .expect("EHLO reply")
+        .assert_code(250);
     client
         .command("MAIL FROM:<jane@example.com>")
         .await

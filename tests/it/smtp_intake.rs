@@ -205,6 +205,7 @@ async fn at_shutdown_a_session_in_data_finishes_its_250_is_durable_and_then_it_c
     client.send_raw(head).await;
 
     app.shutdown_handle().trigger();
+    listener_closes(app.smtp_addr).await;
     let reply = client.send_body(tail).await;
 
     reply.assert_code(250);
@@ -212,6 +213,7 @@ async fn at_shutdown_a_session_in_data_finishes_its_250_is_durable_and_then_it_c
     closing.assert_code(421);
     assert!(closing.text.starts_with("4.3.2"), "{}", closing.text);
     client.assert_closed().await;
+    drop(client);
     app.stop().await;
     assert_eq!(app.count("customers"), 1);
 }
@@ -240,4 +242,16 @@ async fn at_shutdown_a_session_stuck_in_data_is_cut_after_the_grace_and_stores_n
 
     client.assert_closed().await;
     assert_eq!(app.count("inbound"), 0);
+}
+
+/// Waits until new connections to `addr` are refused.
+async fn listener_closes(addr: std::net::SocketAddr) {
+    let started = tokio::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            started.elapsed() < crate::support::DEADLINE,
+            "the SMTP listener still accepts connections"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

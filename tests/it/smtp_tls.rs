@@ -50,7 +50,10 @@ async fn starttls_is_off_by_default() {
 
     let extensions = client.ehlo_lines("client.test").await;
 
-    assert!(!extensions.iter().any(|e| e == "STARTTLS"), "{extensions:?}");
+    assert!(
+        !extensions.iter().any(|e| e == "STARTTLS"),
+        "{extensions:?}"
+    );
     client.command("STARTTLS").await.assert_code(503);
 }
 

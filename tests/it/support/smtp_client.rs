@@ -58,12 +58,10 @@ impl SmtpClient {
     pub async fn next_reply(&mut self) -> Option<Reply> {
         loop {
             let mut line = Vec::new();
-            let read = tokio::time::timeout(
-                super::DEADLINE,
-                self.reader.read_until(b'\n', &mut line),
-            )
-            .await
-            .expect("the server answers or closes within the deadline");
+            let read =
+                tokio::time::timeout(super::DEADLINE, self.reader.read_until(b'\n', &mut line))
+                    .await
+                    .expect("the server answers or closes within the deadline");
             match read {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
@@ -121,7 +119,10 @@ impl SmtpClient {
     /// Asserts the server closes the connection without another reply.
     pub async fn assert_closed(&mut self) {
         if let Some(reply) = self.next_reply().await {
-            panic!("expected the connection to close, got {} {}", reply.code, reply.text);
+            panic!(
+                "expected the connection to close, got {} {}",
+                reply.code, reply.text
+            );
         }
     }
 
