@@ -55,8 +55,9 @@ pub enum ReadError {
 
 pub struct Connection {
     io: Box<dyn Io>,
-    /// Received, not yet handed out.
+    /// Received bytes; those before `start` were handed out already.
     buffer: Vec<u8>,
+    start: usize,
 }
 
 impl Connection {
@@ -64,36 +65,42 @@ impl Connection {
         Self {
             io: Box::new(io),
             buffer: Vec::with_capacity(READ_CHUNK),
+            start: 0,
         }
     }
 
     /// Bytes received and not yet handed out: input the client sent ahead of
     /// our reply (pipelined).
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() - self.start
     }
 
     /// Hands out the next piece from the buffer, at most `cap` bytes, or
     /// `None` when more input is needed.
     pub fn take_piece(&mut self, cap: usize) -> Option<Piece> {
         let cap = cap.max(2);
-        let newline = self.buffer.iter().take(cap).position(|&b| b == b'\n');
-        if let Some(at) = newline {
-            let rest = self.buffer.split_off(at + 1);
-            return Some(Piece::Line(std::mem::replace(&mut self.buffer, rest)));
-        }
-        if self.buffer.len() < cap {
+        let unread = &self.buffer[self.start..];
+        let newline = unread.iter().take(cap).position(|&b| b == b'\n');
+        let piece = if let Some(at) = newline {
+            Piece::Line(unread[..=at].to_vec())
+        } else if unread.len() < cap {
             return None;
-        }
-        // Cut before a trailing CR so that its LF, if one follows, stays
-        // with it: the caller can then judge every CR within one piece.
-        let cut = if self.buffer[cap - 1] == b'\r' {
-            cap - 1
         } else {
-            cap
+            // Cut before a trailing CR so that its LF, if one follows, stays
+            // with it: the caller can then judge every CR within one piece.
+            let cut = if unread[cap - 1] == b'\r' {
+                cap - 1
+            } else {
+                cap
+            };
+            Piece::Partial(unread[..cut].to_vec())
         };
-        let rest = self.buffer.split_off(cut);
-        Some(Piece::Partial(std::mem::replace(&mut self.buffer, rest)))
+        self.start += piece.bytes().len();
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        }
+        Some(piece)
     }
 
     /// Reads once from the socket into the buffer, waiting until `deadline`.
@@ -109,6 +116,10 @@ impl Connection {
             Ok(Err(error)) => Err(ReadError::Io(error)),
             Ok(Ok(0)) => Err(ReadError::Closed),
             Ok(Ok(read)) => {
+                // Drop what was handed out before growing: the buffer stays
+                // within one cap plus one chunk.
+                self.buffer.drain(..self.start);
+                self.start = 0;
                 self.buffer.extend_from_slice(&chunk[..read]);
                 Ok(read)
             }
@@ -137,8 +148,9 @@ impl Connection {
     /// # Errors
     /// The handshake failed or timed out; the connection is unusable.
     pub async fn upgrade(&mut self, acceptor: &TlsAcceptor, deadline: Instant) -> io::Result<()> {
-        debug_assert!(self.buffer.is_empty(), "plaintext left before TLS");
+        debug_assert_eq!(self.buffered(), 0, "plaintext left before TLS");
         self.buffer.clear();
+        self.start = 0;
         let plain = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
         let tls = tokio::time::timeout_at(deadline, acceptor.accept(plain))
             .await

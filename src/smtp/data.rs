@@ -87,7 +87,7 @@ impl MessageBody {
         Fed::More
     }
 
-    /// Bytes received so far, before dot-unstuffing is counted out.
+    /// Message bytes received so far (dot-unstuffed), kept or not.
     pub fn size(&self) -> usize {
         self.size
     }
