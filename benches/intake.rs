@@ -15,6 +15,8 @@ use smtp_client::SmtpClient;
 use std::time::{Duration, Instant};
 
 const SUPPORT: &str = "support@helpdesk.example";
+/// How long the shared test client waits for a reply.
+const DEADLINE: Duration = Duration::from_secs(30);
 
 fn main() -> anyhow::Result<()> {
     let messages: usize = std::env::args()

@@ -10,7 +10,7 @@ use crate::outbox::OutboxWorker;
 use crate::registration::Registrar;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
-use crate::smtp::{self, handler::IntakeHandler};
+use crate::smtp::{RegistrarIntake, SmtpServer};
 use crate::store::Store;
 use crate::web::{self, AppState};
 use anyhow::Context as _;
@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 /// A built daemon, listening but not yet serving HTTP or sending mail.
 pub struct Application {
+    smtp: SmtpServer,
     smtp_addr: SocketAddr,
     http_addr: SocketAddr,
     http_listener: tokio::net::TcpListener,
@@ -29,8 +30,9 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds the listeners, opens (and migrates) the store, and starts the SMTP
-    /// listener.
+    /// Binds the listeners, opens (and migrates) the store and loads the
+    /// SMTP TLS certificate, if any. Nothing is served before
+    /// `run_until_stopped`; connections wait in the listen queue.
     ///
     /// # Errors
     /// Fails when a listener cannot be bound, or the store or the mail
@@ -41,7 +43,6 @@ impl Application {
         let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("failed to bind HTTP to {}", settings.http.listen))?;
-        let smtp_addr = smtp_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
         if settings.http.public_url.port() == Some(0) {
             // Only reachable through a configuration that asks for it.
@@ -55,22 +56,19 @@ impl Application {
         let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake));
         let shutdown = Shutdown::new();
 
-        let handler = IntakeHandler::new(
-            registrar.clone(),
-            shutdown.flag(),
-            settings.smtp.max_message_bytes,
-        );
-        smtp::spawn(
+        let smtp = SmtpServer::new(
             smtp_listener,
-            handler,
-            &settings.smtp.hostname,
-            settings.smtp.max_sessions,
+            Arc::clone(&settings),
+            RegistrarIntake::new(registrar.clone()),
+            shutdown.clone(),
         )?;
+        let smtp_addr = smtp.local_addr()?;
 
         let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake);
         let state = AppState::new(registrar, Arc::clone(&settings))?;
         tracing::info!(smtp.addr = %smtp_addr, http.addr = %http_addr, "listening");
         Ok(Self {
+            smtp,
             smtp_addr,
             http_addr,
             http_listener,
@@ -104,27 +102,33 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves HTTP and sends mail until shutdown is triggered, then lets HTTP
-    /// drain and the outbox finish its current step.
+    /// Serves SMTP and HTTP and sends mail until shutdown is triggered, then
+    /// lets HTTP drain, SMTP sessions in DATA finish (at most
+    /// `smtp.shutdown_grace`) and the outbox finish its current step.
     ///
-    /// Invariant: every `250` was answered after its commit, so nothing
-    /// accepted is lost when the process exits without joining the SMTP
-    /// thread.
+    /// Invariant: every `250` was answered after its commit, so an SMTP
+    /// session cut at the end of the grace period loses nothing it was
+    /// promised.
     ///
     /// # Errors
     /// Fails when the HTTP server fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
+            smtp,
             http_listener,
             state,
             outbox,
             shutdown,
             ..
         } = self;
+        let smtp = tokio::spawn(smtp.run());
         let worker = tokio::spawn(outbox.run(shutdown.clone()));
         let purge = tokio::spawn(purge_expired(state.registrar.clone(), shutdown.clone()));
         let served = web::serve(http_listener, state, shutdown.clone()).await;
         shutdown.trigger();
+        if let Err(error) = smtp.await {
+            tracing::error!(error.message = %error, "the SMTP listener failed");
+        }
         if let Err(error) = worker.await {
             tracing::error!(error.message = %error, "the outbox worker failed");
         }

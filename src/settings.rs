@@ -32,12 +32,63 @@ pub struct Settings {
     pub services: Vec<Service>,
 }
 
+/// The SMTP listener: where it listens and every limit it enforces.
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
     pub listen: SocketAddr,
     pub hostname: String,
+    /// Advertised as `SIZE`; a bigger message is answered `552 5.3.4`.
     pub max_message_bytes: usize,
+    /// Header section cap (bytes before the first empty line).
+    pub max_header_bytes: usize,
+    /// Longest command line, CRLF included (`500 5.5.2` beyond it).
+    pub max_command_line_bytes: usize,
+    /// Accepted recipients per message (`452 4.5.3` beyond it).
+    pub max_recipients: u32,
+    /// Concurrent sessions in all (`421 4.7.0` beyond it).
     pub max_sessions: u32,
+    /// Concurrent sessions per client address (IPv6: per /64).
+    pub max_sessions_per_ip: u32,
+    /// New connections per client address in any 60 seconds.
+    pub max_connections_per_ip_per_minute: u32,
+    /// Messages (ends of DATA) per session.
+    pub max_messages_per_session: u32,
+    /// Refused commands per session before `421 4.7.0 too many errors`.
+    pub max_errors_per_session: u32,
+    /// Longest wait for the next command.
+    pub idle_timeout: Duration,
+    /// Longest time one command line may take once it has started; also the
+    /// grace period before the minimum data rate applies to a message body.
+    pub command_timeout: Duration,
+    /// Longest a whole session may last.
+    pub session_timeout: Duration,
+    /// Slowest acceptable message body, in bytes per second.
+    pub min_data_rate: u32,
+    /// Pause before the greeting; a client talking in it is an early talker.
+    pub greeting_delay: Duration,
+    /// At shutdown, how long sessions in DATA may take to finish.
+    pub shutdown_grace: Duration,
+    pub null_sender: NullSender,
+    /// Certificate and key for STARTTLS; `None` turns STARTTLS off.
+    pub tls: Option<TlsFiles>,
+}
+
+/// What the listener does with `MAIL FROM:<>` (bounces and other notices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullSender {
+    /// Accept and record it; policy suppresses it, so nobody is registered
+    /// and nothing is answered.
+    Accept,
+    /// Refuse at MAIL with `550 5.7.1`.
+    Refuse,
+}
+
+/// PEM files for STARTTLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +259,23 @@ pub struct RawSmtp {
     pub listen: String,
     pub hostname: String,
     pub max_message_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_command_line_bytes: usize,
+    pub max_recipients: u32,
     pub max_sessions: u32,
+    pub max_sessions_per_ip: u32,
+    pub max_connections_per_ip_per_minute: u32,
+    pub max_messages_per_session: u32,
+    pub max_errors_per_session: u32,
+    pub idle_timeout_secs: u64,
+    pub command_timeout_secs: u64,
+    pub session_timeout_secs: u64,
+    pub min_data_rate_bytes_per_sec: u32,
+    pub greeting_delay_ms: u64,
+    pub shutdown_grace_secs: u64,
+    pub null_sender: String,
+    pub tls_certificate: PathBuf,
+    pub tls_key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -340,10 +407,6 @@ impl RawSettings {
             "smtp.max_message_bytes: must be at least 1024",
         );
         check(
-            self.smtp.max_sessions >= 1,
-            "smtp.max_sessions: must be at least 1",
-        );
-        check(
             !self.smtp.hostname.trim().is_empty(),
             "smtp.hostname: must not be empty",
         );
@@ -444,6 +507,17 @@ impl RawSettings {
             "services: at least one service is needed",
         );
 
+        validate_smtp(&self.smtp, &mut errors);
+        let null_sender = match self.smtp.null_sender.as_str() {
+            "accept" => Some(NullSender::Accept),
+            "refuse" => Some(NullSender::Refuse),
+            other => {
+                errors.push(format!(
+                    "smtp.null_sender: {other:?} is not one of accept, refuse"
+                ));
+                None
+            }
+        };
         let smtp_listen = parse_or(
             &mut errors,
             "smtp.listen",
@@ -561,6 +635,7 @@ impl RawSettings {
             relay,
             from_address,
             envelope_from,
+            null_sender,
         ) {
             (
                 Some(smtp_listen),
@@ -569,13 +644,9 @@ impl RawSettings {
                 Some(relay),
                 Some(from_address),
                 Some(envelope_from),
+                Some(null_sender),
             ) if errors.is_empty() => Ok(Settings {
-                smtp: SmtpSettings {
-                    listen: smtp_listen,
-                    hostname: self.smtp.hostname.trim().to_owned(),
-                    max_message_bytes: self.smtp.max_message_bytes,
-                    max_sessions: self.smtp.max_sessions,
-                },
+                smtp: smtp_settings(self.smtp, smtp_listen, null_sender),
                 http: HttpSettings {
                     listen: http_listen,
                     public_url,
@@ -638,6 +709,100 @@ impl RawSettings {
             }),
             _ => Err(SettingsError::Invalid(errors)),
         }
+    }
+}
+
+/// Checks the SMTP limits; every one must leave a usable listener.
+fn validate_smtp(smtp: &RawSmtp, errors: &mut Vec<String>) {
+    let mut check = |ok: bool, message: &str| {
+        if !ok {
+            errors.push(message.to_owned());
+        }
+    };
+    check(
+        smtp.max_header_bytes >= 1024 && smtp.max_header_bytes <= smtp.max_message_bytes,
+        "smtp.max_header_bytes: must be at least 1024 and at most smtp.max_message_bytes",
+    );
+    check(
+        smtp.max_command_line_bytes >= 512,
+        "smtp.max_command_line_bytes: must be at least 512 (RFC 5321)",
+    );
+    check(
+        smtp.max_recipients >= 1,
+        "smtp.max_recipients: must be at least 1",
+    );
+    check(
+        smtp.max_sessions >= 1,
+        "smtp.max_sessions: must be at least 1",
+    );
+    check(
+        smtp.max_sessions_per_ip >= 1,
+        "smtp.max_sessions_per_ip: must be at least 1",
+    );
+    check(
+        smtp.max_connections_per_ip_per_minute >= 1,
+        "smtp.max_connections_per_ip_per_minute: must be at least 1",
+    );
+    check(
+        smtp.max_messages_per_session >= 1,
+        "smtp.max_messages_per_session: must be at least 1",
+    );
+    check(
+        smtp.max_errors_per_session >= 1,
+        "smtp.max_errors_per_session: must be at least 1",
+    );
+    check(
+        smtp.idle_timeout_secs >= 1,
+        "smtp.idle_timeout_secs: must be at least 1",
+    );
+    check(
+        smtp.command_timeout_secs >= 1,
+        "smtp.command_timeout_secs: must be at least 1",
+    );
+    check(
+        smtp.session_timeout_secs >= smtp.idle_timeout_secs.max(smtp.command_timeout_secs),
+        "smtp.session_timeout_secs: must be at least smtp.idle_timeout_secs and smtp.command_timeout_secs",
+    );
+    check(
+        smtp.min_data_rate_bytes_per_sec >= 1,
+        "smtp.min_data_rate_bytes_per_sec: must be at least 1",
+    );
+    check(
+        smtp.greeting_delay_ms < smtp.idle_timeout_secs.saturating_mul(1000),
+        "smtp.greeting_delay_ms: must be shorter than smtp.idle_timeout_secs",
+    );
+    check(
+        smtp.tls_certificate.as_os_str().is_empty() == smtp.tls_key.as_os_str().is_empty(),
+        "smtp.tls_certificate, smtp.tls_key: set both (STARTTLS on) or neither (off)",
+    );
+}
+
+/// Converts validated raw SMTP keys into typed settings.
+fn smtp_settings(raw: RawSmtp, listen: SocketAddr, null_sender: NullSender) -> SmtpSettings {
+    let tls = (!raw.tls_certificate.as_os_str().is_empty()).then_some(TlsFiles {
+        certificate: raw.tls_certificate,
+        key: raw.tls_key,
+    });
+    SmtpSettings {
+        listen,
+        hostname: raw.hostname.trim().to_owned(),
+        max_message_bytes: raw.max_message_bytes,
+        max_header_bytes: raw.max_header_bytes,
+        max_command_line_bytes: raw.max_command_line_bytes,
+        max_recipients: raw.max_recipients,
+        max_sessions: raw.max_sessions,
+        max_sessions_per_ip: raw.max_sessions_per_ip,
+        max_connections_per_ip_per_minute: raw.max_connections_per_ip_per_minute,
+        max_messages_per_session: raw.max_messages_per_session,
+        max_errors_per_session: raw.max_errors_per_session,
+        idle_timeout: Duration::from_secs(raw.idle_timeout_secs),
+        command_timeout: Duration::from_secs(raw.command_timeout_secs),
+        session_timeout: Duration::from_secs(raw.session_timeout_secs),
+        min_data_rate: raw.min_data_rate_bytes_per_sec,
+        greeting_delay: Duration::from_millis(raw.greeting_delay_ms),
+        shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+        null_sender,
+        tls,
     }
 }
 
@@ -796,6 +961,28 @@ mod tests {
         ] {
             assert!(text.contains(key), "{key} missing from {text}");
         }
+    }
+
+    #[test]
+    fn smtp_limits_default_to_sane_values_and_tls_is_off() {
+        let smtp = load(None).expect("defaults load").smtp;
+        assert_eq!(smtp.null_sender, NullSender::Accept);
+        assert!(smtp.tls.is_none());
+        assert!(smtp.max_header_bytes <= smtp.max_message_bytes);
+        assert!(smtp.session_timeout >= smtp.idle_timeout);
+    }
+
+    #[test]
+    fn a_tls_certificate_without_a_key_is_refused() {
+        let mut raw = load_raw(None).expect("defaults load");
+        raw.smtp.tls_certificate = "cert.pem".into();
+        raw.smtp.null_sender = "bounce".into();
+        let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+            panic!("invalid settings were accepted");
+        };
+        let text = errors.join("\n");
+        assert!(text.contains("smtp.tls_key"), "{text}");
+        assert!(text.contains("smtp.null_sender"), "{text}");
     }
 
     #[test]

@@ -146,8 +146,6 @@ impl Pipeline {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         settings.smtp.listen = SocketAddr::new(loopback, 0);
         settings.http.listen = SocketAddr::new(loopback, 0);
-        // One message at a time; every daemon's SMTP threads outlive it.
-        settings.smtp.max_sessions = 1;
         settings.store.path = match &self.shared_db {
             Some(path) => path.clone(),
             None => self

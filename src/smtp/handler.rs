@@ -1,180 +1,129 @@
-//! `IntakeHandler`: mailin's callbacks for one SMTP session.
+//! `IntakeHandler`: mailin's callbacks for one SMTP session, and
+//! `SessionFacts`, what the handler and the session loop both know about it.
 //!
-//! It refuses unknown recipients at RCPT, caps the message size while reading
-//! DATA, refuses new transactions while shutting down, and at end of DATA asks
-//! `registration` for a decision, answering only after it is committed. It
-//! runs on a mailin session thread, never on a tokio worker, so waiting for the
-//! store writer here blocks nobody else.
+//! The handler refuses new transactions while shutting down, refuses
+//! non-ASCII senders, refuses unknown recipients at RCPT, caps recipients per
+//! message and keeps one service per message. It never blocks and never
+//! decides a message: the session loop reads DATA itself and, after the
+//! engine's end of DATA, asks `intake` for the decision asynchronously.
 
-use super::reply::{self, SmtpReply};
+use super::answer;
 use crate::domain::{AddressError, EmailAddress};
-use crate::message::{self, Envelope, EnvelopeSender, InboundMessage};
-use crate::registration::Registrar;
-use mailin_embedded::{Action, Handler, Response};
+use crate::message::{self, EnvelopeSender};
+use crate::settings::Settings;
+use mailin::{Handler, Response};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// What every session shares.
-struct Shared {
-    registrar: Registrar,
+/// What the session loop and the handler share about one session.
+///
+/// Behind a std mutex: it is only ever held for a few field updates, never
+/// across an await, and the engine owns the handler, so the loop has no
+/// other way to reach it.
+#[derive(Debug, Default)]
+pub struct SessionFacts {
+    /// The name the client gave in HELO/EHLO.
+    pub helo: String,
+    /// The sender the loop parsed from the current MAIL line; the engine
+    /// only ever sees a stand-in for the null sender.
+    pub next_sender: Option<String>,
+    pub transaction: Transaction,
+}
+
+/// The current mail transaction (MAIL until end of DATA).
+#[derive(Debug, Default, Clone)]
+pub struct Transaction {
+    /// `MAIL FROM` without brackets; empty for the null sender.
+    pub mail_from: String,
+    /// Index of the service in the settings, fixed by the first recipient.
+    pub service: Option<usize>,
+    /// Accepted recipients, as identity keys, each once.
+    pub recipients: Vec<String>,
+    /// Accepted RCPT commands, duplicates included (the recipients cap).
+    pub accepted_rcpts: u32,
+}
+
+/// Cloneable access to one session's facts.
+#[derive(Debug, Clone, Default)]
+pub struct SharedFacts(Arc<Mutex<SessionFacts>>);
+
+impl SharedFacts {
+    pub fn lock(&self) -> MutexGuard<'_, SessionFacts> {
+        // A poisoned lock means a panic while a field was being set; the
+        // facts are plain data and still usable.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One SMTP session's handler.
+pub struct IntakeHandler {
+    settings: Arc<Settings>,
     /// Set once shutdown starts: new transactions get `421`.
     shutting_down: Arc<AtomicBool>,
-    max_message_bytes: usize,
-}
-
-/// One SMTP session's handler; mailin clones a fresh one per connection.
-#[derive(Clone)]
-pub struct IntakeHandler {
-    shared: Arc<Shared>,
-    client_ip: IpAddr,
-    helo: String,
-    transaction: Transaction,
-}
-
-/// State of the current mail transaction (MAIL .. end of DATA).
-#[derive(Clone, Default)]
-struct Transaction {
-    mail_from: String,
-    /// Index of the service in the settings, fixed by the first recipient.
-    service: Option<usize>,
-    /// Accepted recipients, as identity keys.
-    recipients: Vec<String>,
-    data: Vec<u8>,
-    /// The message grew past the size cap; the rest is read and discarded.
-    oversize: bool,
-    /// A line ended in a bare LF or carried a bare CR.
-    bare_line_ending: bool,
+    facts: SharedFacts,
 }
 
 impl IntakeHandler {
     pub fn new(
-        registrar: Registrar,
+        settings: Arc<Settings>,
         shutting_down: Arc<AtomicBool>,
-        max_message_bytes: usize,
+        facts: SharedFacts,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                registrar,
-                shutting_down,
-                max_message_bytes,
-            }),
-            client_ip: IpAddr::from([0, 0, 0, 0]),
-            helo: String::new(),
-            transaction: Transaction::default(),
+            settings,
+            shutting_down,
+            facts,
         }
     }
 
     fn shutting_down(&self) -> bool {
-        self.shared.shutting_down.load(Ordering::Relaxed)
+        self.shutting_down.load(Ordering::Relaxed)
     }
-
-    /// Decides the message received in this transaction.
-    fn finish_message(&mut self) -> SmtpReply {
-        let transaction = std::mem::take(&mut self.transaction);
-        if transaction.oversize {
-            return SmtpReply {
-                code: 552,
-                text: "5.3.4 message too big".into(),
-            };
-        }
-        if transaction.bare_line_ending {
-            return SmtpReply {
-                code: 550,
-                text: "5.5.2 bare CR or LF line endings are not accepted".into(),
-            };
-        }
-        let settings = self.shared.registrar.settings();
-        let Some(service) = transaction
-            .service
-            .and_then(|index| settings.services.get(index))
-        else {
-            return SmtpReply {
-                code: 503,
-                text: "5.5.1 no valid recipients".into(),
-            };
-        };
-        let envelope = Envelope {
-            client_ip: self.client_ip,
-            helo: self.helo.clone(),
-            mail_from: transaction.mail_from,
-            recipients: transaction.recipients,
-        };
-        let message = match InboundMessage::parse(envelope, &transaction.data) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(error.message = %error, smtp.remote_ip = %self.client_ip, "unreadable message");
-                return reply::for_parse_error(&error);
-            }
-        };
-        let span = tracing::info_span!(
-            "decision",
-            service = %service.id,
-            message.id = message.message_id.as_deref().unwrap_or("-"),
-            smtp.remote_ip = %self.client_ip,
-        );
-        let _entered = span.enter();
-        match self
-            .shared
-            .registrar
-            .from_mail_blocking(service, message, transaction.data)
-        {
-            Ok(outcome) => {
-                let answer = reply::for_outcome(&outcome);
-                tracing::info!(event = "decided", outcome = ?outcome, smtp.code = answer.code);
-                answer
-            }
-            Err(error) => {
-                tracing::error!(error.message = %error, error.cause_chain = ?error, "failed to record the decision");
-                reply::for_store_error(&error)
-            }
-        }
-    }
-}
-
-/// A reply that keeps mailin's state machine moving: after an error reply
-/// from `data_end` mailin would stay in DATA and swallow the next command, so
-/// every end-of-DATA answer is marked as not an error (the code the client
-/// sees is unchanged).
-fn end_of_data(answer: SmtpReply) -> Response {
-    let mut response = Response::custom(answer.code, answer.text);
-    response.is_error = false;
-    if matches!(answer.code, 421) {
-        response.action = Action::Close;
-    }
-    response
 }
 
 fn respond(code: u16, text: &str) -> Response {
     Response::custom(code, text.to_owned())
 }
 
+fn from_answer(answer: super::reply::SmtpReply) -> Response {
+    Response::custom(answer.code, answer.text)
+}
+
 impl Handler for IntakeHandler {
-    fn helo(&mut self, ip: IpAddr, domain: &str) -> Response {
-        self.client_ip = ip;
-        self.helo = domain.to_owned();
-        respond(250, "OK")
+    fn helo(&mut self, _ip: IpAddr, domain: &str) -> Response {
+        let mut facts = self.facts.lock();
+        facts.helo = domain.to_owned();
+        facts.transaction = Transaction::default();
+        respond(250, "2.0.0 OK")
     }
 
-    fn mail(&mut self, ip: IpAddr, _domain: &str, from: &str) -> Response {
-        self.client_ip = ip;
-        self.transaction = Transaction::default();
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
         if self.shutting_down() {
-            return respond(421, "4.3.2 service shutting down; try again later");
+            return from_answer(answer::shutting_down());
         }
+        let mut facts = self.facts.lock();
+        let sender = facts.next_sender.take().unwrap_or_else(|| from.to_owned());
+        facts.transaction = Transaction::default();
         if let EnvelopeSender::Invalid(AddressError::NonAsciiLocalPart) =
-            message::judge_envelope_sender(from)
+            message::judge_envelope_sender(&sender)
         {
             return respond(553, "5.6.7 non-ASCII local parts are not supported");
         }
-        self.transaction.mail_from = from.to_owned();
+        facts.transaction.mail_from = sender;
         respond(250, "2.1.0 OK")
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        let settings = self.shared.registrar.settings();
+        let mut facts = self.facts.lock();
+        let transaction = &mut facts.transaction;
+        if transaction.accepted_rcpts >= self.settings.smtp.max_recipients {
+            return from_answer(answer::too_many_recipients());
+        }
         let found = EmailAddress::parse(to).ok().and_then(|address| {
-            settings
+            self.settings
                 .services
                 .iter()
                 .position(|service| {
@@ -188,15 +137,16 @@ impl Handler for IntakeHandler {
         let Some((index, key)) = found else {
             return respond(550, "5.1.1 no such support address here");
         };
-        match self.transaction.service {
+        match transaction.service {
             Some(current) if current != index => respond(
                 452,
                 "4.5.3 one service per message; send a separate message for this recipient",
             ),
             _ => {
-                self.transaction.service = Some(index);
-                if !self.transaction.recipients.contains(&key) {
-                    self.transaction.recipients.push(key);
+                transaction.service = Some(index);
+                transaction.accepted_rcpts += 1;
+                if !transaction.recipients.contains(&key) {
+                    transaction.recipients.push(key);
                 }
                 respond(250, "2.1.5 OK")
             }
@@ -211,35 +161,66 @@ impl Handler for IntakeHandler {
         _to: &[String],
     ) -> Response {
         if self.shutting_down() {
-            return respond(421, "4.3.2 service shutting down; try again later");
+            return from_answer(answer::shutting_down());
         }
-        self.transaction.data.clear();
         respond(354, "end data with <CR><LF>.<CR><LF>")
     }
 
-    fn data(&mut self, line: &[u8]) -> std::io::Result<()> {
-        // Never return Err here: mailin would answer 554 mid-DATA and lose
-        // sync with the client. Flags are judged at the end instead.
-        let transaction = &mut self.transaction;
-        let body = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"));
-        let bare_lf = line.ends_with(b"\n") && !line.ends_with(b"\r\n");
-        if bare_lf || body.unwrap_or(line).contains(&b'\r') {
-            transaction.bare_line_ending = true;
-        }
-        if transaction.oversize
-            || transaction.data.len() + line.len() > self.shared.max_message_bytes
-        {
-            transaction.oversize = true;
-            transaction.data = Vec::new();
-        } else {
-            transaction.data.extend_from_slice(line);
-        }
-        Ok(())
+    /// The loop has read the message itself and decides it after this
+    /// returns; this only moves the engine out of DATA. The reply is marked
+    /// as no error so the engine leaves DATA whatever the loop answers.
+    fn data_end(&mut self) -> Response {
+        let mut response = respond(250, "2.0.0 end of data");
+        response.is_error = false;
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailin::SessionBuilder;
+
+    fn session(settings: Settings) -> (mailin::Session<IntakeHandler>, SharedFacts) {
+        let facts = SharedFacts::default();
+        let handler = IntakeHandler::new(
+            Arc::new(settings),
+            Arc::new(AtomicBool::new(false)),
+            facts.clone(),
+        );
+        let session = SessionBuilder::new("test").build(IpAddr::from([127, 0, 0, 1]), handler);
+        (session, facts)
     }
 
-    fn data_end(&mut self) -> Response {
-        end_of_data(self.finish_message())
+    #[test]
+    fn recipients_beyond_the_cap_are_answered_452() {
+        let mut settings = crate::settings::load(None).expect("defaults");
+        settings.smtp.max_recipients = 2;
+        let (mut engine, facts) = session(settings);
+        engine.process(b"EHLO client.test\r\n");
+        facts.lock().next_sender = Some("jane@example.com".into());
+        assert_eq!(
+            engine.process(b"MAIL FROM:<jane@example.com>\r\n").code,
+            250
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                engine
+                    .process(b"RCPT TO:<support@helpdesk.example>\r\n")
+                    .code,
+                250
+            );
+        }
+        let refused = engine.process(b"RCPT TO:<support@helpdesk.example>\r\n");
+        assert_eq!(refused.code, 452);
+    }
+
+    #[test]
+    fn the_null_sender_reaches_the_transaction_as_empty() {
+        let (mut engine, facts) = session(crate::settings::load(None).expect("defaults"));
+        engine.process(b"EHLO client.test\r\n");
+        facts.lock().next_sender = Some(String::new());
+        assert_eq!(engine.process(b"MAIL FROM:<null-sender>\r\n").code, 250);
+        assert_eq!(facts.lock().transaction.mail_from, "");
     }
 }

@@ -11,5 +11,7 @@ mod outbox;
 mod portal;
 mod registration;
 mod replay;
+mod smtp_abuse;
 mod smtp_intake;
+mod smtp_tls;
 mod web_security;

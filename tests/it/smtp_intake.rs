@@ -1,8 +1,10 @@
-//! The SMTP listener: recipients, size cap, storage faults, shutdown.
+//! The SMTP listener: recipients, size cap, storage faults, the null
+//! sender, smuggling in DATA, and shutdown.
 
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
 use crate::support::{SmtpClient, TestApp};
+use registrar::settings::NullSender;
 
 #[tokio::test]
 async fn an_unknown_recipient_is_refused_at_rcpt() {
@@ -93,7 +95,7 @@ async fn a_storage_fault_answers_451_leaves_nothing_and_a_retry_registers_once()
 }
 
 #[tokio::test]
-async fn bare_line_feeds_in_data_are_refused() {
+async fn bare_line_feeds_in_data_are_refused_with_521_and_the_connection_closes() {
     let app = TestApp::spawn().await;
     let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
     client.command("EHLO client.test").await.assert_code(250);
@@ -112,8 +114,9 @@ async fn bare_line_feeds_in_data_are_refused() {
         .await;
 
     let reply = client.read_reply().await;
-    reply.assert_code(550);
+    reply.assert_code(521);
     assert!(reply.text.starts_with("5.5.2"));
+    client.assert_closed().await;
     assert_eq!(app.count("customers"), 0);
 }
 
@@ -128,4 +131,127 @@ async fn after_shutdown_new_transactions_get_421() {
     let reply = client.command("MAIL FROM:<jane@example.com>").await;
     reply.assert_code(421);
     assert!(reply.text.starts_with("4.3.2"));
+}
+
+#[tokio::test]
+async fn a_bounce_from_the_null_sender_is_accepted_recorded_and_registers_nobody() {
+    let app = TestApp::spawn().await;
+    let bounce = person(
+        "Mail Delivery System",
+        "mailer-daemon@example.com",
+        SUPPORT,
+        "bounce@example.com",
+    );
+
+    let reply = app.send("", SUPPORT, &bounce).await;
+
+    reply.assert_code(250);
+    assert_eq!(app.count("customers"), 0);
+    assert_eq!(app.count("outbox"), 0);
+    let recorded: String = app
+        .db()
+        .query_row("SELECT envelope_from FROM inbound", [], |row| row.get(0))
+        .expect("the bounce is recorded");
+    assert_eq!(recorded, "");
+}
+
+#[tokio::test]
+async fn bounces_are_refused_at_mail_when_so_configured() {
+    let app = TestApp::spawn_with(|s| s.smtp.null_sender = NullSender::Refuse).await;
+    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
+    client.command("EHLO client.test").await.assert_code(250);
+
+    let reply = client.command("MAIL FROM:<>").await;
+
+    reply.assert_code(550);
+    assert!(reply.text.starts_with("5.7.1"), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn a_space_after_mail_from_is_accepted_and_the_sender_registers() {
+    let app = TestApp::spawn().await;
+    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
+    client.command("EHLO client.test").await.assert_code(250);
+
+    client
+        .command("MAIL FROM: <jane@example.com>")
+        .await
+        .assert_code(250);
+
+    client
+        .command(&format!("RCPT TO: <{SUPPORT}>"))
+        .await
+        .assert_code(250);
+    client.command("DATA").await.assert_code(354);
+    let message = person("Jane", "jane@example.com", SUPPORT, "space@example.com");
+    client.send_body(&message).await.assert_code(250);
+    assert_eq!(app.count("customers"), 1);
+}
+
+#[tokio::test]
+async fn at_shutdown_a_session_in_data_finishes_its_250_is_durable_and_then_it_closes() {
+    let mut app = TestApp::spawn().await;
+    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
+    for line in [
+        "EHLO client.test".to_owned(),
+        "MAIL FROM:<jane@example.com>".to_owned(),
+        format!("RCPT TO:<{SUPPORT}>"),
+    ] {
+        client.command(&line).await.assert_code(250);
+    }
+    client.command("DATA").await.assert_code(354);
+    let message = person("Jane", "jane@example.com", SUPPORT, "drain@example.com");
+    let (head, tail) = message.split_at(40);
+    client.send_raw(head).await;
+
+    app.shutdown_handle().trigger();
+    listener_closes(app.smtp_addr).await;
+    let reply = client.send_body(tail).await;
+
+    reply.assert_code(250);
+    let closing = client.next_reply().await.expect("a closing reply");
+    closing.assert_code(421);
+    assert!(closing.text.starts_with("4.3.2"), "{}", closing.text);
+    client.assert_closed().await;
+    drop(client);
+    app.stop().await;
+    assert_eq!(app.count("customers"), 1);
+}
+
+#[tokio::test]
+async fn at_shutdown_a_session_stuck_in_data_is_cut_after_the_grace_and_stores_nothing() {
+    let mut app = TestApp::spawn_with(|s| {
+        s.smtp.shutdown_grace = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
+    let message = person("Jane", "jane@example.com", SUPPORT, "stuck@example.com");
+    for line in [
+        "EHLO client.test".to_owned(),
+        "MAIL FROM:<jane@example.com>".to_owned(),
+        format!("RCPT TO:<{SUPPORT}>"),
+    ] {
+        client.command(&line).await.assert_code(250);
+    }
+    client.command("DATA").await.assert_code(354);
+    client.send_raw(&message[..40]).await;
+
+    tokio::time::timeout(crate::support::DEADLINE, app.stop())
+        .await
+        .expect("the daemon stops within a bounded time");
+
+    client.assert_closed().await;
+    assert_eq!(app.count("inbound"), 0);
+}
+
+/// Waits until new connections to `addr` are refused.
+async fn listener_closes(addr: std::net::SocketAddr) {
+    let started = tokio::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            started.elapsed() < crate::support::DEADLINE,
+            "the SMTP listener still accepts connections"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

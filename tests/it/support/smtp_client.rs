@@ -43,6 +43,108 @@ impl SmtpClient {
         (client, greeting)
     }
 
+    /// Connects without reading the greeting (to talk before it).
+    pub async fn connect_quietly(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect to SMTP");
+        let (read, writer) = stream.into_split();
+        Self {
+            reader: BufReader::new(read),
+            writer,
+        }
+    }
+
+    /// Reads the next reply, or `None` once the server has closed the
+    /// connection (end of stream or reset). Fails after the test deadline.
+    pub async fn next_reply(&mut self) -> Option<Reply> {
+        loop {
+            let mut line = Vec::new();
+            let read =
+                tokio::time::timeout(super::DEADLINE, self.reader.read_until(b'\n', &mut line))
+                    .await
+                    .expect("the server answers or closes within the deadline");
+            match read {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&line);
+            let code = line
+                .get(..3)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_else(|| panic!("bad SMTP reply line {line:?}"));
+            if line.as_bytes().get(3) != Some(&b'-') {
+                let text = line.get(4..).unwrap_or_default().trim_end().to_owned();
+                return Some(Reply { code, text });
+            }
+        }
+    }
+
+    /// Reads every reply until the server closes the connection.
+    pub async fn replies_until_closed(&mut self) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        while let Some(reply) = self.next_reply().await {
+            replies.push(reply);
+        }
+        replies
+    }
+
+    /// Writes `chunk` once per `every` until the server says something;
+    /// returns what it said (`None` when it closed). For clients that are
+    /// slow on purpose: the pacing is the behavior under test.
+    pub async fn send_slowly_until_answered(
+        &mut self,
+        chunk: &[u8],
+        every: std::time::Duration,
+    ) -> Option<Reply> {
+        let mut ticks = tokio::time::interval(every);
+        let started = tokio::time::Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < super::DEADLINE,
+                "the server never answered the slow client"
+            );
+            tokio::select! {
+                // fill_buf consumes nothing, so dropping it on a tick loses
+                // no reply bytes.
+                _ = self.reader.fill_buf() => break,
+                _ = ticks.tick() => {
+                    if self.writer.write_all(chunk).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.next_reply().await
+    }
+
+    /// Asserts the server closes the connection without another reply.
+    pub async fn assert_closed(&mut self) {
+        if let Some(reply) = self.next_reply().await {
+            panic!(
+                "expected the connection to close, got {} {}",
+                reply.code, reply.text
+            );
+        }
+    }
+
+    /// Sends the EHLO command and returns every line of its reply.
+    pub async fn ehlo_lines(&mut self, name: &str) -> Vec<String> {
+        self.send_raw(format!("EHLO {name}\r\n").as_bytes()).await;
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader
+                .read_line(&mut line)
+                .await
+                .expect("read SMTP reply");
+            assert!(line.starts_with("250"), "EHLO refused: {line}");
+            let last = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line.get(4..).unwrap_or_default().trim_end().to_owned());
+            if last {
+                return lines;
+            }
+        }
+    }
+
     /// Sends one command line (CRLF added) and reads the reply.
     pub async fn command(&mut self, line: &str) -> Reply {
         self.send_raw(format!("{line}\r\n").as_bytes()).await;
@@ -52,6 +154,11 @@ impl SmtpClient {
     /// Writes bytes as they are.
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).await.expect("write to SMTP");
+    }
+
+    /// Writes bytes as they are; `false` when the server has already closed.
+    pub async fn try_send_raw(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).await.is_ok()
     }
 
     /// Reads one (possibly multi-line) reply.

@@ -1,0 +1,262 @@
+//! `Connection`: one client's byte stream (plain TCP, or TLS after STARTTLS)
+//! with our own read buffer.
+//!
+//! Lines are split and capped here, so no library ever buffers a client's
+//! input without limit: a piece is handed out at the first LF or when the cap
+//! is reached, whichever comes first. This module knows bytes and sockets; it
+//! knows nothing of SMTP commands, deadlines or limits beyond the cap it is
+//! given.
+
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+
+/// How many bytes one read asks the socket for.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// After a final reply, how long (and how much) unread input is drained so
+/// the reply is not lost to a TCP reset.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// A byte stream a session can run on.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// One piece of input, at most the cap it was asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Bytes up to and including an LF.
+    Line(Vec<u8>),
+    /// The cap was reached without an LF; more of the same line follows.
+    /// Never ends in CR, so a CR LF pair is never split across pieces.
+    Partial(Vec<u8>),
+}
+
+impl Piece {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Piece::Line(bytes) | Piece::Partial(bytes) => bytes,
+        }
+    }
+}
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The client closed the connection.
+    Closed,
+    /// The deadline passed.
+    TimedOut,
+    Io(io::Error),
+}
+
+pub struct Connection {
+    io: Box<dyn Io>,
+    /// Received bytes; those before `start` were handed out already.
+    buffer: Vec<u8>,
+    start: usize,
+}
+
+impl Connection {
+    pub fn new(io: impl Io + 'static) -> Self {
+        Self {
+            io: Box::new(io),
+            buffer: Vec::with_capacity(READ_CHUNK),
+            start: 0,
+        }
+    }
+
+    /// Bytes received and not yet handed out: input the client sent ahead of
+    /// our reply (pipelined).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+
+    /// Hands out the next piece from the buffer, at most `cap` bytes, or
+    /// `None` when more input is needed.
+    pub fn take_piece(&mut self, cap: usize) -> Option<Piece> {
+        let cap = cap.max(2);
+        let unread = &self.buffer[self.start..];
+        let newline = unread.iter().take(cap).position(|&b| b == b'\n');
+        let piece = if let Some(at) = newline {
+            Piece::Line(unread[..=at].to_vec())
+        } else if unread.len() < cap {
+            return None;
+        } else {
+            // Cut before a trailing CR so that its LF, if one follows, stays
+            // with it: the caller can then judge every CR within one piece.
+            let cut = if unread[cap - 1] == b'\r' {
+                cap - 1
+            } else {
+                cap
+            };
+            Piece::Partial(unread[..cut].to_vec())
+        };
+        self.start += piece.bytes().len();
+        if self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        }
+        Some(piece)
+    }
+
+    /// Reads once from the socket into the buffer, waiting until `deadline`.
+    ///
+    /// Cancel-safe: dropping the future loses no input.
+    ///
+    /// # Errors
+    /// `Closed` at end of input, `TimedOut` when the deadline passed.
+    pub async fn fill(&mut self, deadline: Instant) -> Result<usize, ReadError> {
+        let mut chunk = [0u8; READ_CHUNK];
+        match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
+            Err(_) => Err(ReadError::TimedOut),
+            Ok(Err(error)) => Err(ReadError::Io(error)),
+            Ok(Ok(0)) => Err(ReadError::Closed),
+            Ok(Ok(read)) => {
+                // Drop what was handed out before growing: the buffer stays
+                // within one cap plus one chunk.
+                self.buffer.drain(..self.start);
+                self.start = 0;
+                self.buffer.extend_from_slice(&chunk[..read]);
+                Ok(read)
+            }
+        }
+    }
+
+    /// Writes `bytes` and flushes, giving up at `deadline` (a client that
+    /// never reads must not hold the session for ever).
+    ///
+    /// # Errors
+    /// The write failed or timed out.
+    pub async fn write(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        let write = async {
+            self.io.write_all(bytes).await?;
+            self.io.flush().await
+        };
+        tokio::time::timeout_at(deadline, write)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+    }
+
+    /// Runs the TLS handshake over this connection (after `220` to STARTTLS).
+    /// The buffer must be empty: plaintext sent ahead of the handshake is
+    /// never carried into the TLS session.
+    ///
+    /// # Errors
+    /// The handshake failed or timed out; the connection is unusable.
+    pub async fn upgrade(&mut self, acceptor: &TlsAcceptor, deadline: Instant) -> io::Result<()> {
+        debug_assert_eq!(self.buffered(), 0, "plaintext left before TLS");
+        self.buffer.clear();
+        self.start = 0;
+        let plain = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
+        let tls = tokio::time::timeout_at(deadline, acceptor.accept(plain))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        self.io = Box::new(tls);
+        Ok(())
+    }
+
+    /// Closes after a final reply: sends our end of the stream, then reads
+    /// and discards what the client still sends for a short, bounded time, so
+    /// the kernel does not answer unread input with a reset that could wipe
+    /// our last reply from the client's buffer.
+    pub async fn close(mut self) {
+        let linger = async {
+            let _ = self.io.shutdown().await;
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut drained = 0;
+            while drained < LINGER_BYTES {
+                match self.io.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => drained += read,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, linger).await;
+    }
+}
+
+/// Whether `bytes` hold a CR not followed by LF or an LF not preceded by CR.
+/// Pieces never split a CR LF pair, so judging each piece alone is exact.
+pub fn has_bare_line_ending(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(at, &byte)| match byte {
+        b'\n' => at == 0 || bytes[at - 1] != b'\r',
+        b'\r' => bytes.get(at + 1) != Some(&b'\n'),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection_with(input: &[u8]) -> Connection {
+        let mut connection = Connection::new(tokio::io::empty());
+        connection.buffer.extend_from_slice(input);
+        connection
+    }
+
+    #[test]
+    fn pieces_end_at_each_line_feed() {
+        let mut connection = connection_with(b"EHLO a\r\nNOOP\r\nQU");
+        assert_eq!(
+            connection.take_piece(100),
+            Some(Piece::Line(b"EHLO a\r\n".to_vec()))
+        );
+        assert_eq!(
+            connection.take_piece(100),
+            Some(Piece::Line(b"NOOP\r\n".to_vec()))
+        );
+        assert_eq!(connection.take_piece(100), None);
+        assert_eq!(connection.buffered(), 2);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_cap_comes_out_in_partial_pieces() {
+        let mut connection = connection_with(b"abcdefgh\r\n");
+        assert_eq!(
+            connection.take_piece(4),
+            Some(Piece::Partial(b"abcd".to_vec()))
+        );
+        assert_eq!(
+            connection.take_piece(4),
+            Some(Piece::Partial(b"efgh".to_vec()))
+        );
+        assert_eq!(
+            connection.take_piece(4),
+            Some(Piece::Line(b"\r\n".to_vec()))
+        );
+    }
+
+    #[test]
+    fn a_partial_piece_never_ends_between_cr_and_lf() {
+        let mut connection = connection_with(b"abc\r\ndef");
+        assert_eq!(
+            connection.take_piece(4),
+            Some(Piece::Partial(b"abc".to_vec()))
+        );
+        assert_eq!(
+            connection.take_piece(4),
+            Some(Piece::Line(b"\r\n".to_vec()))
+        );
+    }
+
+    #[test]
+    fn bare_line_endings_are_recognised() {
+        let cases: [(&[u8], bool, &str); 7] = [
+            (b"line\r\n", false, "CRLF"),
+            (b"line\n", true, "bare LF at the end"),
+            (b"\n", true, "a lone LF"),
+            (b"a\rb\r\n", true, "bare CR inside"),
+            (b"a\r", true, "bare CR at the end"),
+            (b"a\r\r\n", true, "CR before CRLF"),
+            (b"no ending", false, "no line ending at all"),
+        ];
+        for (bytes, bare, description) in cases {
+            assert_eq!(has_bare_line_ending(bytes), bare, "{description}");
+        }
+    }
+}

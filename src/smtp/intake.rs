@@ -1,0 +1,89 @@
+//! The end-of-DATA step: a received message in, the reply to give out.
+//!
+//! `RegistrarIntake` parses the message on the blocking pool (mail-parser
+//! is CPU work and runs inside `catch_unwind` in `message`) and waits for
+//! `Registrar::from_mail` to commit, without blocking a tokio worker. The
+//! `Intake` trait is the seam the session loop calls through, so a test can
+//! put a step there that panics and show the loop survives it.
+
+use super::reply::{self, SmtpReply};
+use crate::message::{Envelope, InboundMessage, ParseError};
+use crate::registration::Registrar;
+use std::future::Future;
+use tracing::Instrument as _;
+
+/// Decides one received message and answers for it.
+pub trait Intake: Send + Sync + 'static {
+    /// Decides `raw`, received with `envelope` for the service at
+    /// `service` in the settings. The reply is given only after everything
+    /// the decision implies is durable.
+    fn decide(
+        &self,
+        service: usize,
+        envelope: Envelope,
+        raw: Vec<u8>,
+    ) -> impl Future<Output = SmtpReply> + Send;
+}
+
+/// The production intake: registration by mail.
+#[derive(Clone)]
+pub struct RegistrarIntake {
+    registrar: Registrar,
+}
+
+impl RegistrarIntake {
+    pub fn new(registrar: Registrar) -> Self {
+        Self { registrar }
+    }
+}
+
+impl Intake for RegistrarIntake {
+    async fn decide(&self, service: usize, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
+        let client_ip = envelope.client_ip;
+        let Some(service) = self.registrar.settings().services.get(service) else {
+            return SmtpReply {
+                code: 503,
+                text: "5.5.1 no valid recipients".into(),
+            };
+        };
+        let parsed = tokio::task::spawn_blocking(move || {
+            let message = InboundMessage::parse(envelope, &raw);
+            (message, raw)
+        })
+        .await;
+        let (message, raw) = match parsed {
+            Ok((Ok(message), raw)) => (message, raw),
+            Ok((Err(error), _)) => {
+                tracing::warn!(error.message = %error, smtp.remote_ip = %client_ip, "unreadable message");
+                return reply::for_parse_error(&error);
+            }
+            // The parse itself is panic-safe; this is the blocking task
+            // failing around it, which is as much our fault.
+            Err(error) => {
+                tracing::error!(error.message = %error, smtp.remote_ip = %client_ip, "the parse task failed");
+                return reply::for_parse_error(&ParseError::ParserPanicked);
+            }
+        };
+        let span = tracing::info_span!(
+            "decision",
+            service = %service.id,
+            message.id = message.message_id.as_deref().unwrap_or("-"),
+            smtp.remote_ip = %client_ip,
+        );
+        async {
+            match self.registrar.from_mail(service, message, raw).await {
+                Ok(outcome) => {
+                    let answer = reply::for_outcome(&outcome);
+                    tracing::info!(event = "decided", outcome = ?outcome, smtp.code = answer.code);
+                    answer
+                }
+                Err(error) => {
+                    tracing::error!(error.message = %error, error.cause_chain = ?error, "failed to record the decision");
+                    reply::for_store_error(&error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}

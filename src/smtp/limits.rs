@@ -1,0 +1,212 @@
+//! `Admission`: who may open a session. A global cap on concurrent
+//! sessions, and per client address a cap on concurrent sessions and on new
+//! connections in any 60 seconds.
+//!
+//! A client address is the IPv4 address, or the /64 prefix of an IPv6
+//! address (one host usually holds a whole /64, so counting single IPv6
+//! addresses would cap nothing). Limits inside a session (messages, errors,
+//! timeouts) live in `session`; this module only admits or refuses.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// The window the connection rate is counted over.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Addresses tracked before idle ones are forgotten.
+const PRUNE_ABOVE: usize = 1024;
+
+/// The caps `Admission` enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionLimits {
+    pub max_sessions: u32,
+    pub max_sessions_per_client: u32,
+    pub max_connections_per_client_per_minute: u32,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    TooManySessions,
+    TooManySessionsFromClient,
+    TooManyConnectionsFromClient,
+}
+
+pub struct Admission {
+    limits: AdmissionLimits,
+    sessions: Arc<Semaphore>,
+    clients: Mutex<HashMap<ClientKey, ClientRecord>>,
+}
+
+/// A client address as limits count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(_) => Self(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Self(IpAddr::V6(prefix.into()))
+                }
+            },
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ClientRecord {
+    sessions: u32,
+    /// Times of the latest connection attempts, at most the rate limit.
+    recent: VecDeque<Instant>,
+}
+
+/// An admitted session; dropping it frees its places.
+pub struct Ticket {
+    admission: Arc<Admission>,
+    client: ClientKey,
+    _session: OwnedSemaphorePermit,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut clients = self.admission.lock();
+        if let Some(record) = clients.get_mut(&self.client) {
+            record.sessions = record.sessions.saturating_sub(1);
+        }
+    }
+}
+
+impl Admission {
+    pub fn new(limits: AdmissionLimits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            sessions: Arc::new(Semaphore::new(limits.max_sessions as usize)),
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Admits a connection from `ip` at `now`, or says why not. Every
+    /// attempt counts toward the rate, refused ones too, so a client that
+    /// keeps hammering stays refused.
+    ///
+    /// # Errors
+    /// The cap the connection would break.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Ticket, Refusal> {
+        let client = ClientKey::of(ip);
+        let mut clients = self.lock();
+        if clients.len() > PRUNE_ABOVE {
+            clients.retain(|_, record| {
+                record.sessions > 0
+                    || record
+                        .recent
+                        .back()
+                        .is_some_and(|last| now.duration_since(*last) < RATE_WINDOW)
+            });
+        }
+        let record = clients.entry(client).or_default();
+        let rate = self.limits.max_connections_per_client_per_minute as usize;
+        let too_fast = record.recent.len() >= rate
+            && record
+                .recent
+                .front()
+                .is_some_and(|oldest| now.duration_since(*oldest) < RATE_WINDOW);
+        record.recent.push_back(now);
+        while record.recent.len() > rate {
+            record.recent.pop_front();
+        }
+        if too_fast {
+            return Err(Refusal::TooManyConnectionsFromClient);
+        }
+        if record.sessions >= self.limits.max_sessions_per_client {
+            return Err(Refusal::TooManySessionsFromClient);
+        }
+        let permit = Arc::clone(&self.sessions)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::TooManySessions)?;
+        record.sessions += 1;
+        Ok(Ticket {
+            admission: Arc::clone(self),
+            client,
+            _session: permit,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, ClientRecord>> {
+        // Only counters live here; a panic mid-update leaves them usable.
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(sessions: u32, per_client: u32, rate: u32) -> Arc<Admission> {
+        Admission::new(AdmissionLimits {
+            max_sessions: sessions,
+            max_sessions_per_client: per_client,
+            max_connections_per_client_per_minute: rate,
+        })
+    }
+
+    #[test]
+    fn the_connection_rate_window_slides() {
+        let admission = limits(10, 10, 2);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let start = Instant::now();
+        drop(admission.admit(ip, start).expect("first"));
+        drop(admission.admit(ip, start).expect("second"));
+        assert_eq!(
+            admission.admit(ip, start + Duration::from_secs(59)).err(),
+            Some(Refusal::TooManyConnectionsFromClient)
+        );
+        // Past 60 s after the first attempt there is room for one more ...
+        assert!(admission.admit(ip, start + Duration::from_secs(61)).is_ok());
+        // ... and the refused attempt at 59 s counts, so this one is refused.
+        assert_eq!(
+            admission.admit(ip, start + Duration::from_secs(100)).err(),
+            Some(Refusal::TooManyConnectionsFromClient)
+        );
+    }
+
+    #[test]
+    fn a_closed_session_frees_its_place() {
+        let admission = limits(1, 1, 100);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let ticket = admission.admit(ip, Instant::now()).expect("first");
+        assert_eq!(
+            admission.admit(ip, Instant::now()).err(),
+            Some(Refusal::TooManySessionsFromClient)
+        );
+        assert_eq!(
+            admission
+                .admit(IpAddr::from([192, 0, 2, 2]), Instant::now())
+                .err(),
+            Some(Refusal::TooManySessions)
+        );
+        drop(ticket);
+        assert!(admission.admit(ip, Instant::now()).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_prefix() {
+        let one: IpAddr = "2001:db8:1:2::1".parse().expect("address");
+        let other: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("address");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("address");
+        assert_eq!(ClientKey::of(one), ClientKey::of(other));
+        assert_eq!(
+            ClientKey::of(mapped),
+            ClientKey::of(IpAddr::from([192, 0, 2, 1]))
+        );
+    }
+}
