@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod password;
 pub mod policy;
 pub mod registration;
+pub mod sender_auth;
 pub mod replies;
 pub mod settings;
 pub mod shutdown;

@@ -17,9 +17,12 @@ fn policy() -> ServicePolicy {
         limits: ReplyLimits {
             min_interval_secs: 600,
             max_per_day: 5,
+            service_per_day: 100,
+            action: LimitAction::Refuse,
         },
         auto_reply_subjects: vec!["out of office".into(), "automatic reply".into()],
         max_received: 50,
+        sender_auth: SenderAuthMode::Off,
     }
 }
 
@@ -46,12 +49,38 @@ fn decide(
     state: SenderState,
     history: ReplyHistory,
 ) -> Decision {
+    decide_with(policy, message, state, history, &AuthVerdict::Off, ServiceLoad::default())
+}
+
+fn decide_with(
+    policy: &ServicePolicy,
+    message: &InboundMessage,
+    state: SenderState,
+    history: ReplyHistory,
+    auth: &AuthVerdict,
+    load: ServiceLoad,
+) -> Decision {
     let support = support();
     let own = OwnIdentity {
         support_addresses: &support,
         message_id_domain: "registrar.localhost",
     };
-    evaluate_mail(policy, own, message, state, history, NOW)
+    let request = MailRequest {
+        message,
+        auth,
+        sender: state,
+        history,
+        load,
+        now: NOW,
+    };
+    let traced = evaluate_mail_traced(policy, own, request);
+    assert_eq!(traced.decision, evaluate_mail(policy, own, request));
+    let rules: Vec<&str> = traced.checks.iter().map(|c| c.rule).collect();
+    let expected: Vec<&str> = MAIL_RULES.iter().copied().take(rules.len()).collect();
+    assert_eq!(rules, expected, "the trace follows MAIL_RULES in order");
+    let deciding = traced.checks.iter().filter(|c| c.decided).count();
+    assert!(deciding <= 1, "at most one rule decides: {:?}", traced.checks);
+    traced.decision
 }
 
 #[test]

@@ -4,7 +4,10 @@
 use rusqlite::Connection;
 
 /// Every migration, oldest first. Never edit one that has shipped; add another.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_decisions_by_service.sql"),
+];
 
 /// Applies the migrations this database has not seen, each in its own
 /// transaction.
