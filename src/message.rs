@@ -196,8 +196,10 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
             }
             HeaderName::Received => facts.received_count += 1,
             HeaderName::ContentType => {
+                // Any report Content-Type counts: with two of them, erring
+                // towards silence is the safe side.
                 if let Some(content_type) = header.value().as_content_type() {
-                    facts.is_report = content_type.ctype().eq_ignore_ascii_case("multipart")
+                    facts.is_report |= content_type.ctype().eq_ignore_ascii_case("multipart")
                         && content_type
                             .subtype()
                             .is_some_and(|s| s.eq_ignore_ascii_case("report"));

@@ -400,7 +400,12 @@ impl Trace {
         });
     }
 
-    fn decide(&mut self, rule: &'static str, detail: impl Into<String>, decision: Decision) -> Decision {
+    fn decide(
+        &mut self,
+        rule: &'static str,
+        detail: impl Into<String>,
+        decision: Decision,
+    ) -> Decision {
         self.checks.push(Check {
             rule,
             decided: true,
@@ -455,8 +460,13 @@ pub fn evaluate_mail_traced(
 
 /// Whether the message gets as far as sender authentication: when it does
 /// not, the decision is already made and no DNS lookup is worth doing.
-pub fn needs_sender_auth(policy: &ServicePolicy, own: OwnIdentity<'_>, message: &InboundMessage) -> bool {
-    policy.sender_auth != SenderAuthMode::Off && screen(policy, own, message, &mut Trace::default()).is_ok()
+pub fn needs_sender_auth(
+    policy: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> bool {
+    policy.sender_auth != SenderAuthMode::Off
+        && screen(policy, own, message, &mut Trace::default()).is_ok()
 }
 
 /// Decides a request made with the portal's "Create an account" form. The
@@ -493,7 +503,11 @@ fn screen<'m>(
         message.received_count, policy.max_received
     );
     if message.received_count > policy.max_received {
-        return Err(trace.decide("received_hops", hops, Decision::Refuse(RefuseReason::TooManyHops)));
+        return Err(trace.decide(
+            "received_hops",
+            hops,
+            Decision::Refuse(RefuseReason::TooManyHops),
+        ));
     }
     trace.pass("received_hops", hops);
     if let Some(reason) = automatic_mail(policy, own, message, trace) {
@@ -523,7 +537,10 @@ fn screen<'m>(
     trace.pass("envelope_sender", format!("<{address}> can own an account"));
     match &message.from {
         FromHeader::Single { address: from, .. } if from.same_mailbox(address) => {
-            trace.pass("from_is_envelope_sender", format!("From: <{from}> is the envelope sender"));
+            trace.pass(
+                "from_is_envelope_sender",
+                format!("From: <{from}> is the envelope sender"),
+            );
             Ok(address)
         }
         other => {
@@ -548,7 +565,10 @@ fn screen<'m>(
 fn authenticated(verdict: &AuthVerdict, trace: &mut Trace) -> Option<Decision> {
     match verdict {
         AuthVerdict::Off => {
-            trace.pass("sender_authentication", "off: senders are not authenticated");
+            trace.pass(
+                "sender_authentication",
+                "off: senders are not authenticated",
+            );
             None
         }
         AuthVerdict::Pass(detail) => {
@@ -591,7 +611,10 @@ fn admit(
             Decision::Refuse(RefuseReason::SelfRegistrationOff),
         );
     }
-    trace.pass("channel_enabled", format!("self-registration by {channel:?} is on").to_lowercase());
+    trace.pass(
+        "channel_enabled",
+        format!("self-registration by {channel:?} is on").to_lowercase(),
+    );
     if policy.denylist.denies(address) {
         return trace.decide(
             "denylist",
@@ -641,7 +664,10 @@ fn admit(
                 }
                 Access::Companies(companies) => match company_for(companies, address) {
                     Some(company) => {
-                        trace.pass("access", format!("{} is a domain of {}", address.domain(), company.name));
+                        trace.pass(
+                            "access",
+                            format!("{} is a domain of {}", address.domain(), company.name),
+                        );
                         Decision::Register {
                             company: Some(company.name.clone()),
                         }
@@ -783,7 +809,8 @@ fn automatic_mail(
         rule(
             trace,
             "precedence",
-            precedence.is_some_and(|value| matches!(value, "bulk" | "list" | "junk" | "auto_reply")),
+            precedence
+                .is_some_and(|value| matches!(value, "bulk" | "list" | "junk" | "auto_reply")),
             match precedence {
                 Some(value) => format!("Precedence: {value}"),
                 None => "no Precedence header".to_owned(),
@@ -895,14 +922,24 @@ fn automatic_mail(
         let mut detail = String::new();
         match id {
             Some(id) if ours => {
-                let _ = write!(detail, "Message-ID <{id}> is at our domain {}", own.message_id_domain);
+                let _ = write!(
+                    detail,
+                    "Message-ID <{id}> is at our domain {}",
+                    own.message_id_domain
+                );
             }
             Some(_) => {
                 let _ = write!(detail, "Message-ID is not at {}", own.message_id_domain);
             }
             None => detail.push_str("no Message-ID"),
         }
-        rule(trace, "own_message_id", ours, detail, SuppressReason::OwnLoop)
+        rule(
+            trace,
+            "own_message_id",
+            ours,
+            detail,
+            SuppressReason::OwnLoop,
+        )
     })
     .or_else(|| {
         let subject = message.subject.as_deref().map(|s| s.trim().to_lowercase());

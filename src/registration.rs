@@ -96,7 +96,15 @@ impl Registrar {
         let settings = Arc::clone(&self.settings);
         let service = service.clone();
         let outcome = self.store.write_blocking(move |conn| {
-            decide_mail(conn, &settings, &service, &message, &auth, &raw, store::now())
+            decide_mail(
+                conn,
+                &settings,
+                &service,
+                &message,
+                &auth,
+                &raw,
+                store::now(),
+            )
         })?;
         if let MailOutcome::Decided {
             decision,
@@ -132,7 +140,15 @@ impl Registrar {
         let outcome = self
             .store
             .write(move |conn| {
-                decide_mail(conn, &settings, &service, &message, &auth, &raw, store::now())
+                decide_mail(
+                    conn,
+                    &settings,
+                    &service,
+                    &message,
+                    &auth,
+                    &raw,
+                    store::now(),
+                )
             })
             .await?;
         self.wake_outbox_for(&outcome);

@@ -80,7 +80,9 @@ impl IpRange {
             IpAddr::V4(_) => ip,
         };
         let (network, ip, bits) = match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => (u128::from(n.to_bits()), u128::from(i.to_bits()), 32),
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(n.to_bits()), u128::from(i.to_bits()), 32)
+            }
             (IpAddr::V6(n), IpAddr::V6(i)) => (n.to_bits(), i.to_bits(), 128),
             _ => return false,
         };

@@ -619,7 +619,10 @@ fn resolve_policy(
     let service_per_day = pick!(service_replies_per_day);
     let action = pick!(rate_limit_action);
     let auth_mode = pick!(sender_auth);
-    let authserv_id = own.authserv_id.clone().or_else(|| global.authserv_id.clone());
+    let authserv_id = own
+        .authserv_id
+        .clone()
+        .or_else(|| global.authserv_id.clone());
     let trusted_relays = own
         .trusted_relays
         .clone()
@@ -820,7 +823,10 @@ mod tests {
     fn the_demo_service_does_not_authenticate_senders() {
         let settings = load(None).expect("defaults load");
         assert_eq!(settings.services[0].policy.sender_auth, SenderAuthMode::Off);
-        assert_eq!(settings.services[0].policy.limits.action, LimitAction::Refuse);
+        assert_eq!(
+            settings.services[0].policy.limits.action,
+            LimitAction::Refuse
+        );
     }
 
     #[test]

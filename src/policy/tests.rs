@@ -49,7 +49,14 @@ fn decide(
     state: SenderState,
     history: ReplyHistory,
 ) -> Decision {
-    decide_with(policy, message, state, history, &AuthVerdict::Off, ServiceLoad::default())
+    decide_with(
+        policy,
+        message,
+        state,
+        history,
+        &AuthVerdict::Off,
+        ServiceLoad::default(),
+    )
 }
 
 fn decide_with(
@@ -79,7 +86,11 @@ fn decide_with(
     let expected: Vec<&str> = MAIL_RULES.iter().copied().take(rules.len()).collect();
     assert_eq!(rules, expected, "the trace follows MAIL_RULES in order");
     let deciding = traced.checks.iter().filter(|c| c.decided).count();
-    assert!(deciding <= 1, "at most one rule decides: {:?}", traced.checks);
+    assert!(
+        deciding <= 1,
+        "at most one rule decides: {:?}",
+        traced.checks
+    );
     traced.decision
 }
 
@@ -395,12 +406,42 @@ fn reply_limits() {
 #[test]
 fn every_rfc_3834_marker_is_suppressed() {
     let cases: Vec<(&str, &str, &str, SuppressReason)> = vec![
-        ("Precedence: list", "jane@example.com", "Precedence: list\r\n", SuppressReason::Precedence),
-        ("Precedence: junk", "jane@example.com", "Precedence: junk\r\n", SuppressReason::Precedence),
-        ("Precedence: auto_reply", "jane@example.com", "Precedence: auto_reply\r\n", SuppressReason::Precedence),
-        ("List-Id", "jane@example.com", "List-Id: <users.example.com>\r\n", SuppressReason::MailingList),
-        ("Auto-Submitted: auto-generated", "jane@example.com", "Auto-Submitted: auto-generated\r\n", SuppressReason::AutoSubmitted),
-        ("X-Auto-Response-Suppress: All", "jane@example.com", "X-Auto-Response-Suppress: All\r\n", SuppressReason::AutoResponseSuppress),
+        (
+            "Precedence: list",
+            "jane@example.com",
+            "Precedence: list\r\n",
+            SuppressReason::Precedence,
+        ),
+        (
+            "Precedence: junk",
+            "jane@example.com",
+            "Precedence: junk\r\n",
+            SuppressReason::Precedence,
+        ),
+        (
+            "Precedence: auto_reply",
+            "jane@example.com",
+            "Precedence: auto_reply\r\n",
+            SuppressReason::Precedence,
+        ),
+        (
+            "List-Id",
+            "jane@example.com",
+            "List-Id: <users.example.com>\r\n",
+            SuppressReason::MailingList,
+        ),
+        (
+            "Auto-Submitted: auto-generated",
+            "jane@example.com",
+            "Auto-Submitted: auto-generated\r\n",
+            SuppressReason::AutoSubmitted,
+        ),
+        (
+            "X-Auto-Response-Suppress: All",
+            "jane@example.com",
+            "X-Auto-Response-Suppress: All\r\n",
+            SuppressReason::AutoResponseSuppress,
+        ),
         (
             "a DSN",
             "jane@example.com",
@@ -418,21 +459,41 @@ fn every_rfc_3834_marker_is_suppressed() {
         let headers = format!("From: {mail_from}\r\n{extra}");
         let message = mail(mail_from, &headers);
         assert_eq!(
-            decide(&policy(), &message, SenderState::New, ReplyHistory::default()),
+            decide(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default()
+            ),
             Decision::Suppress(expected),
             "{description}"
         );
     }
-    for local in ["postmaster", "noreply", "no-reply", "owner-users", "users-request", "Mailer-Daemon"] {
+    for local in [
+        "postmaster",
+        "noreply",
+        "no-reply",
+        "owner-users",
+        "users-request",
+        "Mailer-Daemon",
+    ] {
         let address = format!("{local}@example.com");
         let message = mail(&address, &format!("From: {address}\r\n"));
         assert_eq!(
-            decide(&policy(), &message, SenderState::New, ReplyHistory::default()),
+            decide(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default()
+            ),
             Decision::Suppress(SuppressReason::SystemSender),
             "{local}"
         );
     }
-    let human = mail("jane@example.com", "From: jane@example.com\r\nX-Auto-Response-Suppress: DR, RN\r\n");
+    let human = mail(
+        "jane@example.com",
+        "From: jane@example.com\r\nX-Auto-Response-Suppress: DR, RN\r\n",
+    );
     assert_eq!(
         decide(&policy(), &human, SenderState::New, ReplyHistory::default()),
         Decision::Register { company: None },
@@ -445,7 +506,10 @@ fn sender_authentication_verdicts_decide() {
     let message = mail("jane@example.com", "From: jane@example.com\r\n");
     let cases = [
         (AuthVerdict::Off, Decision::Register { company: None }),
-        (AuthVerdict::Pass("dmarc=pass".into()), Decision::Register { company: None }),
+        (
+            AuthVerdict::Pass("dmarc=pass".into()),
+            Decision::Register { company: None },
+        ),
         (
             AuthVerdict::Fail("dmarc=none".into()),
             Decision::Refuse(RefuseReason::NotAuthenticated),
@@ -457,7 +521,14 @@ fn sender_authentication_verdicts_decide() {
     ];
     for (verdict, expected) in cases {
         assert_eq!(
-            decide_with(&policy(), &message, SenderState::New, ReplyHistory::default(), &verdict, ServiceLoad::default()),
+            decide_with(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default(),
+                &verdict,
+                ServiceLoad::default()
+            ),
             expected,
             "{verdict:?}"
         );
@@ -484,8 +555,14 @@ fn sender_authentication_verdicts_decide() {
         ..policy()
     };
     assert!(needs_sender_auth(&dmarc, own, &message));
-    assert!(!needs_sender_auth(&dmarc, own, &mismatch), "no DNS for a message already refused");
-    assert!(!needs_sender_auth(&policy(), own, &message), "no DNS when off");
+    assert!(
+        !needs_sender_auth(&dmarc, own, &mismatch),
+        "no DNS for a message already refused"
+    );
+    assert!(
+        !needs_sender_auth(&policy(), own, &message),
+        "no DNS when off"
+    );
 }
 
 #[test]
@@ -523,7 +600,14 @@ fn the_service_budget_and_the_limit_action_apply() {
         replies_last_day: 1,
     };
     assert_eq!(
-        decide_with(&suppressing, &message, SenderState::Pending, recent, &auth, room),
+        decide_with(
+            &suppressing,
+            &message,
+            SenderState::Pending,
+            recent,
+            &auth,
+            room
+        ),
         Decision::Suppress(SuppressReason::RateLimited)
     );
     assert_eq!(
@@ -554,7 +638,10 @@ fn an_auto_responder_gets_at_most_the_rate_limit() {
             replies_last_day: u32::try_from(replies.iter().filter(|t| **t > now - 86_400).count())
                 .expect("small"),
         };
-        let message = mail("responder@example.com", "From: responder@example.com\r\nSubject: Thank you for your message\r\n");
+        let message = mail(
+            "responder@example.com",
+            "From: responder@example.com\r\nSubject: Thank you for your message\r\n",
+        );
         let support = support();
         let own = OwnIdentity {
             support_addresses: &support,
@@ -580,7 +667,10 @@ fn an_auto_responder_gets_at_most_the_rate_limit() {
     let busiest_hour = (0..24 * 60)
         .map(|minute| {
             let from = start + minute * 60;
-            replies.iter().filter(|t| (from..from + 3600).contains(*t)).count()
+            replies
+                .iter()
+                .filter(|t| (from..from + 3600).contains(*t))
+                .count()
         })
         .max()
         .unwrap_or(0);
@@ -588,9 +678,19 @@ fn an_auto_responder_gets_at_most_the_rate_limit() {
         "ping-pong: {inbound} inbound mails in 24 simulated hours, {} replies, at most {busiest_hour} in any hour",
         replies.len()
     );
-    assert_eq!(busiest_hour, 5, "1 per 10 minutes, capped by 5 a day: {replies:?}");
-    assert_eq!(replies.len(), 5, "five replies in 24 hours for {inbound} inbound mails");
+    assert_eq!(
+        busiest_hour, 5,
+        "1 per 10 minutes, capped by 5 a day: {replies:?}"
+    );
+    assert_eq!(
+        replies.len(),
+        5,
+        "five replies in 24 hours for {inbound} inbound mails"
+    );
     for pair in replies.windows(2) {
-        assert!(pair[1] - pair[0] >= 600, "replies at least 10 minutes apart");
+        assert!(
+            pair[1] - pair[0] >= 600,
+            "replies at least 10 minutes apart"
+        );
     }
 }

@@ -88,9 +88,9 @@ pub(super) async fn verify(
     };
     match dmarc.result() {
         DmarcResult::Pass => AuthVerdict::Pass(format!("dmarc=pass for {domain}; {summary}")),
-        DmarcResult::TempError(error) => {
-            AuthVerdict::TemporaryError(format!("dmarc=temperror for {domain} ({error}); {summary}"))
-        }
+        DmarcResult::TempError(error) => AuthVerdict::TemporaryError(format!(
+            "dmarc=temperror for {domain} ({error}); {summary}"
+        )),
         DmarcResult::None => AuthVerdict::Fail(format!(
             "dmarc=none: {domain} publishes no DMARC policy; {summary}"
         )),

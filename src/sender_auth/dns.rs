@@ -15,7 +15,9 @@ use mail_auth::dmarc::Dmarc;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::proto::op::ResponseCode;
 use mail_auth::spf::Spf;
-use mail_auth::{DnsError, DnssecStatus, Error, MX, MessageAuthenticator, RecordSet, ResolverCache, Txt};
+use mail_auth::{
+    DnsError, DnssecStatus, Error, MX, MessageAuthenticator, RecordSet, ResolverCache, Txt,
+};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -58,7 +60,8 @@ impl FixedZone {
     /// at `selector._domainkey.`).
     #[must_use]
     pub fn txt(mut self, name: &str, value: &str) -> Self {
-        self.txt.push((fqdn(name), FixedTxt::Record(value.to_owned())));
+        self.txt
+            .push((fqdn(name), FixedTxt::Record(value.to_owned())));
         self
     }
 

@@ -16,7 +16,11 @@ pub fn check_authentication_results(
     message: &InboundMessage,
 ) -> AuthVerdict {
     let peer = message.envelope.client_ip;
-    if !trusted.trusted_relays.iter().any(|range| range.contains(peer)) {
+    if !trusted
+        .trusted_relays
+        .iter()
+        .any(|range| range.contains(peer))
+    {
         return AuthVerdict::Fail(format!(
             "the SMTP peer {peer} is not a trusted relay, so no Authentication-Results header counts"
         ));
@@ -29,7 +33,11 @@ pub fn check_authentication_results(
         .authentication_results
         .iter()
         .filter_map(|value| ResultsHeader::parse(value))
-        .filter(|header| header.authserv_id.eq_ignore_ascii_case(&trusted.authserv_id))
+        .filter(|header| {
+            header
+                .authserv_id
+                .eq_ignore_ascii_case(&trusted.authserv_id)
+        })
         .collect();
     if ours.is_empty() {
         return AuthVerdict::Fail(format!(
@@ -79,7 +87,9 @@ fn severity(result: &str) -> u8 {
 
 fn same_domain(reported: &str, from_domain: &str) -> bool {
     let reported = reported.trim().trim_end_matches('.');
-    let reported = reported.rsplit_once('@').map_or(reported, |(_, domain)| domain);
+    let reported = reported
+        .rsplit_once('@')
+        .map_or(reported, |(_, domain)| domain);
     idna::domain_to_ascii(reported).is_ok_and(|ascii| ascii.eq_ignore_ascii_case(from_domain))
 }
 
@@ -117,7 +127,11 @@ impl ResultsHeader {
         let mut results = Vec::new();
         for part in parts {
             // `method = result` may carry spaces around `=` and `.`.
-            let compact = part.replace(" =", "=").replace("= ", "=").replace(" .", ".").replace(". ", ".");
+            let compact = part
+                .replace(" =", "=")
+                .replace("= ", "=")
+                .replace(" .", ".")
+                .replace(". ", ".");
             let mut tokens = compact.split_whitespace();
             let Some((method, result)) = tokens.next().and_then(|t| t.split_once('=')) else {
                 continue; // `none`, or garbage
@@ -230,15 +244,30 @@ mod tests {
         let pass = "mx.helpdesk.example; spf=pass smtp.mailfrom=example.com; dkim=pass header.d=example.com; dmarc=pass (p=reject) header.from=example.com";
         let fail = "mx.helpdesk.example; dmarc=fail header.from=example.com";
         let cases: Vec<(&str, [u8; 4], Vec<&str>, bool)> = vec![
-            ("a trusted pass authenticates", [192, 0, 2, 7], vec![pass], true),
-            ("an untrusted peer never authenticates", [203, 0, 113, 5], vec![pass], false),
+            (
+                "a trusted pass authenticates",
+                [192, 0, 2, 7],
+                vec![pass],
+                true,
+            ),
+            (
+                "an untrusted peer never authenticates",
+                [203, 0, 113, 5],
+                vec![pass],
+                false,
+            ),
             (
                 "another authserv-id does not count",
                 [192, 0, 2, 7],
                 vec!["mx.attacker.example; dmarc=pass header.from=example.com"],
                 false,
             ),
-            ("the worst verdict wins", [192, 0, 2, 7], vec![pass, fail], false),
+            (
+                "the worst verdict wins",
+                [192, 0, 2, 7],
+                vec![pass, fail],
+                false,
+            ),
             (
                 "a pass for another domain does not count",
                 [192, 0, 2, 7],
@@ -260,10 +289,17 @@ mod tests {
             (
                 "spacing, comments and versions are tolerated",
                 [192, 0, 2, 7],
-                vec!["MX.Helpdesk.Example 1 (our border); dmarc = pass (p=none) header . from = EXAMPLE.com"],
+                vec![
+                    "MX.Helpdesk.Example 1 (our border); dmarc = pass (p=none) header . from = EXAMPLE.com",
+                ],
                 true,
             ),
-            ("no header is not authenticated", [192, 0, 2, 7], vec![], false),
+            (
+                "no header is not authenticated",
+                [192, 0, 2, 7],
+                vec![],
+                false,
+            ),
         ];
         for (description, peer, headers, expected) in cases {
             let verdict = check_authentication_results(&trusted(), &message(peer, &headers));

@@ -112,7 +112,11 @@ pub fn record_decision(
 
 /// Replies a service queued since `since` (Unix seconds), on every channel:
 /// the count its daily reply budget is checked against.
-pub fn service_replies_since(conn: &Connection, service: &str, since: i64) -> rusqlite::Result<u32> {
+pub fn service_replies_since(
+    conn: &Connection,
+    service: &str,
+    since: i64,
+) -> rusqlite::Result<u32> {
     conn.prepare_cached(
         "SELECT COUNT(*) FROM decisions
          WHERE service = ?1 AND decided_at > ?2 AND dropped = 0

@@ -5,6 +5,8 @@ mod support;
 
 mod activation;
 mod config;
+mod loops;
 mod outbox;
 mod registration;
+mod sender_auth;
 mod smtp_intake;
