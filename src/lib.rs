@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod explain;
 pub mod mailer;
 pub mod message;
 pub mod outbox;

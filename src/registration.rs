@@ -14,7 +14,6 @@ use crate::policy::{
     self, Decision, MailRequest, OwnIdentity, RefusalMode, ReplyHistory, SenderState, ServiceLoad,
 };
 use crate::replies::{self, Reply};
-use crate::sender_auth::dns::{Dns, DnsSource};
 use crate::sender_auth::{
     AuthVerdict, SenderAuthMode, SenderAuthenticator, check_authentication_results,
 };
@@ -63,7 +62,7 @@ impl Registrar {
     /// `Application::build` does), it keeps that runtime's handle to run the
     /// DNS lookups of sender authentication for SMTP session threads.
     pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
-        let sender_auth = Arc::new(sender_authenticator(&settings));
+        let sender_auth = Arc::new(SenderAuthenticator::from_settings(&settings, true));
         Self {
             settings,
             store,
@@ -322,41 +321,6 @@ fn secs(duration: std::time::Duration) -> i64 {
 
 /// Seconds in a day, for the service's daily reply budget.
 const DAY_SECS: i64 = 24 * 60 * 60;
-
-/// Builds the sender authenticator; DNS is set up only when a service uses
-/// `dmarc`. Logs a warning for every service that authenticates nobody.
-fn sender_authenticator(settings: &Settings) -> SenderAuthenticator {
-    for service in &settings.services {
-        if service.policy.sender_auth == SenderAuthMode::Off {
-            tracing::warn!(
-                service = %service.id,
-                "sender_auth = \"off\": senders of registration mail are not authenticated, \
-                 so anyone can have an activation mail sent to any address; use \"dmarc\" or \
-                 \"authentication-results\" for a service that faces the internet"
-            );
-        }
-    }
-    let needs_dns = settings
-        .services
-        .iter()
-        .any(|service| service.policy.sender_auth == SenderAuthMode::Dmarc);
-    let dns = if needs_dns {
-        Dns::new(&settings.sender_auth.dns).unwrap_or_else(|error| {
-            tracing::error!(
-                error.message = %error,
-                "no DNS for sender authentication: mail to dmarc services is deferred (451)"
-            );
-            Dns::unavailable()
-        })
-    } else {
-        Dns::unavailable()
-    };
-    let timeout = match &settings.sender_auth.dns {
-        DnsSource::Resolver { timeout, .. } => *timeout,
-        DnsSource::Fixed(_) => std::time::Duration::from_secs(5),
-    };
-    SenderAuthenticator::new(dns, &settings.smtp.hostname, timeout * 4)
-}
 
 /// The transaction behind `from_mail_blocking`.
 fn decide_mail(

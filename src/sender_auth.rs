@@ -17,10 +17,11 @@ mod dmarc;
 pub mod dns;
 mod results;
 
-pub use dns::{Dns, FixedZone};
+pub use dns::{Dns, DnsSource, FixedZone};
 pub use results::check_authentication_results;
 
 use crate::message::InboundMessage;
+use crate::settings::Settings;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -121,6 +122,44 @@ impl SenderAuthenticator {
             hostname: hostname.to_owned(),
             deadline,
         }
+    }
+
+    /// Builds the authenticator the settings ask for; DNS is set up only when
+    /// a service uses `dmarc`. With `warn`, logs a warning for every service
+    /// that authenticates nobody (start-up).
+    pub fn from_settings(settings: &Settings, warn: bool) -> Self {
+        for service in settings.services.iter().filter(|_| warn) {
+            if service.policy.sender_auth == SenderAuthMode::Off {
+                tracing::warn!(
+                    service = %service.id,
+                    "sender_auth = \"off\": senders of registration mail are not authenticated, \
+                     so anyone can have an activation mail sent to any address; use \"dmarc\" or \
+                     \"authentication-results\" for a service that faces the internet"
+                );
+            }
+        }
+        let needs_dns = settings
+            .services
+            .iter()
+            .any(|service| service.policy.sender_auth == SenderAuthMode::Dmarc);
+        let dns = if needs_dns {
+            Dns::new(&settings.sender_auth.dns).unwrap_or_else(|error| {
+                tracing::error!(
+                    error.message = %error,
+                    "no DNS for sender authentication: mail to dmarc services is deferred (451)"
+                );
+                Dns::unavailable()
+            })
+        } else {
+            Dns::unavailable()
+        };
+        let timeout = match &settings.sender_auth.dns {
+            DnsSource::Resolver { timeout, .. } => *timeout,
+            DnsSource::Fixed(_) => Duration::from_secs(5),
+        };
+        // A message needs a handful of lookups (SPF includes, DKIM keys,
+        // the DMARC tree walk); each may take up to `timeout`.
+        Self::new(dns, &settings.smtp.hostname, timeout * 4)
     }
 
     /// Authenticates the sender of `message` (raw bytes `raw`) per `mode`.

@@ -193,20 +193,20 @@ fn strip_comments(value: &str) -> String {
 }
 
 fn split_outside_quotes(text: &str, separator: char) -> Vec<String> {
-    let mut parts = vec![String::new()];
+    let mut parts = Vec::new();
+    let mut current = String::new();
     let mut quoted = false;
     for c in text.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                parts.last_mut().map(|p| p.push(c));
-            }
-            _ if c == separator && !quoted => parts.push(String::new()),
-            _ => {
-                parts.last_mut().map(|p| p.push(c));
-            }
+        if c == '"' {
+            quoted = !quoted;
+        }
+        if c == separator && !quoted {
+            parts.push(std::mem::take(&mut current));
+        } else {
+            current.push(c);
         }
     }
+    parts.push(current);
     parts.into_iter().map(|p| p.trim().to_owned()).collect()
 }
 

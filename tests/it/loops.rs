@@ -511,3 +511,49 @@ async fn an_auto_responder_that_answers_everything_gets_one_reply() {
         assert!(answer.text.starts_with("5.7.1"), "{}", answer.text);
     }
 }
+
+/// `registrar explain` reads the same database and runs the same rules: for
+/// a second mail inside the reply interval it names the rule that the daemon
+/// then applies.
+#[tokio::test]
+async fn explain_and_the_daemon_agree_on_a_rate_limited_sender() {
+    let app = TestApp::spawn().await;
+    app.send(
+        "jane@example.com",
+        SUPPORT,
+        &person("Jane", "jane@example.com", SUPPORT, "e1@example.com"),
+    )
+    .await
+    .assert_code(250);
+    let second = person("Jane", "jane@example.com", SUPPORT, "e2@example.com");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("second.eml");
+    std::fs::write(&file, &second).expect("write the message");
+    let request = registrar::explain::ExplainRequest {
+        file,
+        envelope_from: Some("jane@example.com".into()),
+        db: Some(app.db_path.clone()),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+
+    let explained = registrar::explain::explain(&app.settings, &request, &mut out)
+        .await
+        .expect("explains");
+    let answer = app.send("jane@example.com", SUPPORT, &second).await;
+
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(
+        text.contains("reply_interval             DECIDES"),
+        "{text}"
+    );
+    assert_eq!(
+        explained.as_ref().map(|d| (d.name(), d.reason())),
+        Some(("refuse", "rate_limited"))
+    );
+    answer.assert_code(550);
+    assert_eq!(
+        last_decision(&app),
+        ("refuse".into(), "rate_limited".into())
+    );
+}
