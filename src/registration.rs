@@ -187,7 +187,14 @@ impl Registrar {
         }
         let verify = self.sender_auth.verify(mode, message, raw);
         match &self.runtime {
-            Some(handle) => handle.block_on(verify),
+            // A runtime that is shutting down makes `block_on` panic; that
+            // must not take an SMTP session thread with it.
+            Some(handle) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(verify)))
+                    .unwrap_or_else(|_| {
+                        AuthVerdict::TemporaryError("the DNS runtime is shutting down".into())
+                    })
+            }
             None => match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
