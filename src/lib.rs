@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod domain;
+pub mod explain;
 pub mod mailer;
 pub mod message;
 pub mod operator;
@@ -19,6 +20,7 @@ pub mod policy;
 pub mod registration;
 pub mod replay;
 pub mod replies;
+pub mod sender_auth;
 pub mod settings;
 pub mod shutdown;
 pub mod smtp;

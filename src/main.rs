@@ -1,6 +1,8 @@
 //! The `registrar` command line: `serve` (the default) runs the daemon,
 //! `check-config` prints the effective settings with secrets redacted;
-//! `invite`, `link` and `customers` are the operator's commands (`operator`).
+//! `invite`, `link` and `customers` are the operator's commands (`operator`),
+//! `replay` runs fixtures through the real pipeline, and `explain` shows the
+//! decision for one message rule by rule.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -48,6 +50,26 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Show the decision for one message, with every rule checked.
+    Explain {
+        /// The message, as an .eml file.
+        file: PathBuf,
+        /// Service id (default: the one the message is addressed to).
+        #[arg(long)]
+        service: Option<String>,
+        /// MAIL FROM (default: Return-Path, else the From address).
+        #[arg(long, value_name = "ADDRESS")]
+        envelope_from: Option<String>,
+        /// SMTP client address (default 127.0.0.1).
+        #[arg(long, value_name = "IP")]
+        client_ip: Option<std::net::IpAddr>,
+        /// HELO name (default localhost).
+        #[arg(long)]
+        helo: Option<String>,
+        /// Database to read the sender's state from (default: store.path).
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +115,24 @@ fn main() -> anyhow::Result<()> {
             telemetry::init("warn", std::io::stderr);
             registrar::replay::command(cli.config.as_deref(), args)
         }
+        Command::Explain {
+            file,
+            service,
+            envelope_from,
+            client_ip,
+            helo,
+            db,
+        } => {
+            let request = registrar::explain::ExplainRequest {
+                file,
+                service,
+                envelope_from,
+                client_ip,
+                helo,
+                db,
+            };
+            explain(cli.config, &request)
+        }
     }
 }
 
@@ -133,6 +173,24 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     // Sessions still open on the SMTP threads hold nothing uncommitted:
     // see `Application::run_until_stopped`.
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn explain(
+    config: Option<PathBuf>,
+    request: &registrar::explain::ExplainRequest,
+) -> anyhow::Result<()> {
+    telemetry::init("warn", std::io::stderr);
+    let settings = settings::load(config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(registrar::explain::explain(
+        &settings,
+        request,
+        &mut std::io::stdout().lock(),
+    ))?;
     Ok(())
 }
 

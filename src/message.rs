@@ -76,6 +76,9 @@ pub struct InboundMessage {
     pub loop_stamps: Vec<String>,
     /// Number of `Received` headers.
     pub received_count: usize,
+    /// Every `Authentication-Results` value, unfolded, as sent. Only
+    /// `sender_auth` reads them, and only from a trusted relay.
+    pub authentication_results: Vec<String>,
     /// SHA-256 of the raw bytes, for idempotency.
     pub content_hash: [u8; 32],
     /// Size of the raw message in bytes.
@@ -116,6 +119,7 @@ impl InboundMessage {
             is_report: parsed.is_report,
             loop_stamps: parsed.loop_stamps,
             received_count: parsed.received_count,
+            authentication_results: parsed.authentication_results,
             content_hash,
             size: raw.len(),
         })
@@ -161,6 +165,7 @@ struct HeaderFacts {
     is_report: bool,
     loop_stamps: Vec<String>,
     received_count: usize,
+    authentication_results: Vec<String>,
 }
 
 fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
@@ -179,6 +184,7 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
         is_report: false,
         loop_stamps: Vec::new(),
         received_count: 0,
+        authentication_results: Vec::new(),
     };
     let mut from_headers = 0usize;
     for header in message.headers() {
@@ -190,8 +196,10 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
             }
             HeaderName::Received => facts.received_count += 1,
             HeaderName::ContentType => {
+                // Any report Content-Type counts: with two of them, erring
+                // towards silence is the safe side.
                 if let Some(content_type) = header.value().as_content_type() {
-                    facts.is_report = content_type.ctype().eq_ignore_ascii_case("multipart")
+                    facts.is_report |= content_type.ctype().eq_ignore_ascii_case("multipart")
                         && content_type
                             .subtype()
                             .is_some_and(|s| s.eq_ignore_ascii_case("report"));
@@ -211,6 +219,15 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
             }
             _ if name.eq_ignore_ascii_case("x-loop") => {
                 facts.loop_stamps.extend(text_of(header.value()));
+            }
+            _ if name.eq_ignore_ascii_case("authentication-results") => {
+                // The raw value keeps comments and quoting, which the
+                // unstructured-text parser would rewrite.
+                let value = raw
+                    .get(header.offset_start() as usize..header.offset_end() as usize)
+                    .map(|bytes| unfold(&String::from_utf8_lossy(bytes)))
+                    .unwrap_or_default();
+                facts.authentication_results.push(value);
             }
             _ => {}
         }
@@ -254,6 +271,16 @@ fn text_of(value: &HeaderValue<'_>) -> Option<String> {
         HeaderValue::TextList(list) => Some(list.join(", ").trim().to_owned()),
         _ => None,
     }
+}
+
+/// A raw header value on one line: folding removed, trimmed.
+fn unfold(value: &str) -> String {
+    value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The first token of a header value, lowercased: `auto-replied; x=1` is

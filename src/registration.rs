@@ -10,8 +10,13 @@
 use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
 use crate::mailer::{self, Addressing};
 use crate::message::{EnvelopeSender, InboundMessage};
-use crate::policy::{self, Decision, OwnIdentity, RefusalMode, ReplyHistory, SenderState};
+use crate::policy::{
+    self, Decision, MailRequest, OwnIdentity, RefusalMode, ReplyHistory, SenderState, ServiceLoad,
+};
 use crate::replies::{self, Reply};
+use crate::sender_auth::{
+    AuthVerdict, SenderAuthMode, SenderAuthenticator, check_authentication_results,
+};
 use crate::settings::{Service, Settings};
 use crate::smtp::reply::{self as smtp_reply};
 use crate::store::customers::{self, Customer, NewCustomer};
@@ -38,6 +43,11 @@ pub struct Registrar {
     store: Store,
     /// Wakes the outbox worker when a reply was queued.
     outbox_wake: Arc<Notify>,
+    /// Verifies senders before the store transaction (DNS for `dmarc`).
+    sender_auth: Arc<SenderAuthenticator>,
+    /// The runtime that runs sender-authentication DNS lookups for callers
+    /// on plain threads (SMTP sessions): the one `new` was called in.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A pending customer, as the activation form shows it.
@@ -48,11 +58,17 @@ pub struct PendingCustomer {
 }
 
 impl Registrar {
+    /// Builds the registrar. Called inside a tokio runtime (as
+    /// `Application::build` does), it keeps that runtime's handle to run the
+    /// DNS lookups of sender authentication for SMTP session threads.
     pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
+        let sender_auth = Arc::new(SenderAuthenticator::from_settings(&settings, true));
         Self {
             settings,
             store,
             outbox_wake,
+            sender_auth,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -75,10 +91,19 @@ impl Registrar {
         message: InboundMessage,
         raw: Vec<u8>,
     ) -> Result<MailOutcome, StoreError> {
+        let auth = self.verify_sender_blocking(service, &message, &raw);
         let settings = Arc::clone(&self.settings);
         let service = service.clone();
         let outcome = self.store.write_blocking(move |conn| {
-            decide_mail(conn, &settings, &service, &message, &raw, store::now())
+            decide_mail(
+                conn,
+                &settings,
+                &service,
+                &message,
+                &auth,
+                &raw,
+                store::now(),
+            )
         })?;
         if let MailOutcome::Decided {
             decision,
@@ -102,14 +127,84 @@ impl Registrar {
         message: InboundMessage,
         raw: Vec<u8>,
     ) -> Result<MailOutcome, StoreError> {
+        let auth = if self.needs_sender_auth(service, &message) {
+            self.sender_auth
+                .verify(&service.policy.sender_auth, &message, &raw)
+                .await
+        } else {
+            AuthVerdict::Off
+        };
         let settings = Arc::clone(&self.settings);
         let service = service.clone();
         let outcome = self
             .store
-            .write(move |conn| decide_mail(conn, &settings, &service, &message, &raw, store::now()))
+            .write(move |conn| {
+                decide_mail(
+                    conn,
+                    &settings,
+                    &service,
+                    &message,
+                    &auth,
+                    &raw,
+                    store::now(),
+                )
+            })
             .await?;
         self.wake_outbox_for(&outcome);
         Ok(outcome)
+    }
+
+    /// Whether policy will ask about the sender's authentication; when it
+    /// will not (automatic mail, a mismatched From), no DNS lookup is made.
+    fn needs_sender_auth(&self, service: &Service, message: &InboundMessage) -> bool {
+        let own = OwnIdentity {
+            support_addresses: &service.support_addresses,
+            message_id_domain: &self.settings.smtp.hostname,
+        };
+        policy::needs_sender_auth(&service.policy, own, message)
+    }
+
+    /// Sender authentication for a caller on a plain thread. DNS work runs
+    /// on the runtime handle taken at construction; without one (a CLI
+    /// outside any runtime) on a small runtime made for the purpose.
+    fn verify_sender_blocking(
+        &self,
+        service: &Service,
+        message: &InboundMessage,
+        raw: &[u8],
+    ) -> AuthVerdict {
+        if !self.needs_sender_auth(service, message) {
+            return AuthVerdict::Off;
+        }
+        let mode = &service.policy.sender_auth;
+        match mode {
+            SenderAuthMode::Off => return AuthVerdict::Off,
+            // Reading headers needs no runtime.
+            SenderAuthMode::AuthenticationResults(trusted) => {
+                return check_authentication_results(trusted, message);
+            }
+            SenderAuthMode::Dmarc => {}
+        }
+        let verify = self.sender_auth.verify(mode, message, raw);
+        match &self.runtime {
+            // A runtime that is shutting down makes `block_on` panic; that
+            // must not take an SMTP session thread with it.
+            Some(handle) => {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(verify)))
+                    .unwrap_or_else(|_| {
+                        AuthVerdict::TemporaryError("the DNS runtime is shutting down".into())
+                    })
+            }
+            None => match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(verify),
+                Err(error) => AuthVerdict::TemporaryError(format!(
+                    "cannot start a runtime for DNS lookups: {error}"
+                )),
+            },
+        }
     }
 
     fn wake_outbox_for(&self, outcome: &MailOutcome) {
@@ -231,12 +326,16 @@ fn secs(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Seconds in a day, for the service's daily reply budget.
+const DAY_SECS: i64 = 24 * 60 * 60;
+
 /// The transaction behind `from_mail_blocking`.
 fn decide_mail(
     conn: &Connection,
     settings: &Settings,
     service: &Service,
     message: &InboundMessage,
+    auth: &AuthVerdict,
     raw: &[u8],
     now: i64,
 ) -> anyhow::Result<MailOutcome> {
@@ -269,7 +368,33 @@ fn decide_mail(
         support_addresses: &service.support_addresses,
         message_id_domain: &settings.smtp.hostname,
     };
-    let decision = policy::evaluate_mail(&service.policy, own, message, state, history, now);
+    let load = ServiceLoad {
+        replies_last_day: Some(inbound::service_replies_since(
+            conn,
+            &service.id,
+            now - DAY_SECS,
+        )?),
+    };
+    let decision = policy::evaluate_mail(
+        &service.policy,
+        own,
+        MailRequest {
+            message,
+            auth,
+            sender: state,
+            history,
+            load,
+            now,
+        },
+    );
+    if let Decision::Defer(_) = decision {
+        // Answered 4xx: the sender keeps the message and retries; nothing
+        // of it is stored.
+        return Ok(MailOutcome::Decided {
+            decision,
+            dropped: false,
+        });
+    }
     let dropped =
         matches!(decision, Decision::Refuse(_)) && service.policy.refusal == RefusalMode::Drop;
     let reply = smtp_reply::for_decision(&decision, dropped);
@@ -449,7 +574,10 @@ fn apply(
             &context.service.name,
             &replies::login_link(&settings.http.public_url),
         )?,
-        Decision::AlreadyActive { notify: false } | Decision::Suppress(_) | Decision::Refuse(_) => {
+        Decision::AlreadyActive { notify: false }
+        | Decision::Suppress(_)
+        | Decision::Refuse(_)
+        | Decision::Defer(_) => {
             return Ok(());
         }
     };

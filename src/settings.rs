@@ -6,7 +6,11 @@
 //! configuration in one pass.
 
 use crate::domain::EmailAddress;
-use crate::policy::{Access, Company, Denylist, RefusalMode, ReplyLimits, ServicePolicy};
+use crate::policy::{
+    Access, Company, Denylist, LimitAction, RefusalMode, ReplyLimits, ServicePolicy,
+};
+use crate::sender_auth::dns::DnsSource;
+use crate::sender_auth::{IpRange, SenderAuthMode, TrustedResults};
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -29,7 +33,14 @@ pub struct Settings {
     pub password: PasswordSettings,
     pub session: SessionSettings,
     pub rate_limits: RateLimitSettings,
+    pub sender_auth: SenderAuthSettings,
     pub services: Vec<Service>,
+}
+
+/// How the `dmarc` sender-authentication mode reaches DNS.
+#[derive(Debug, Clone)]
+pub struct SenderAuthSettings {
+    pub dns: DnsSource,
 }
 
 /// The SMTP listener: where it listens and every limit it enforces.
@@ -232,7 +243,9 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawSettings, SettingsError> {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("policy.denylist"),
+            .with_list_parse_key("policy.denylist")
+            .with_list_parse_key("policy.trusted_relays")
+            .with_list_parse_key("sender_auth.nameservers"),
     );
     Ok(builder.build()?.try_deserialize()?)
 }
@@ -250,7 +263,27 @@ pub struct RawSettings {
     pub session: RawSession,
     pub rate_limits: RawRateLimits,
     pub policy: RawPolicy,
+    #[serde(default)]
+    pub sender_auth: RawSenderAuth,
     pub services: Vec<RawService>,
+}
+
+/// DNS for the `dmarc` sender-authentication mode.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSenderAuth {
+    /// Name servers to ask; empty uses the system's (resolv.conf).
+    pub nameservers: Vec<String>,
+    pub dns_timeout_secs: u64,
+}
+
+impl Default for RawSenderAuth {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            dns_timeout_secs: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -362,6 +395,11 @@ pub struct RawPolicy {
     pub companies: Option<Vec<RawCompany>>,
     pub auto_reply_subjects: Option<Vec<String>>,
     pub max_received: Option<usize>,
+    pub service_replies_per_day: Option<u32>,
+    pub rate_limit_action: Option<String>,
+    pub sender_auth: Option<String>,
+    pub authserv_id: Option<String>,
+    pub trusted_relays: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -575,6 +613,25 @@ impl RawSettings {
             .map(Some)
         };
 
+        let mut nameservers = Vec::new();
+        for server in &self.sender_auth.nameservers {
+            match server.trim().parse::<std::net::IpAddr>() {
+                Ok(ip) => nameservers.push(ip),
+                Err(_) => errors.push(format!(
+                    "sender_auth.nameservers: {server:?} is not an IP address"
+                )),
+            }
+        }
+        if self.sender_auth.dns_timeout_secs == 0 {
+            errors.push("sender_auth.dns_timeout_secs: must be at least 1".into());
+        }
+        let sender_auth = SenderAuthSettings {
+            dns: DnsSource::Resolver {
+                nameservers,
+                timeout: Duration::from_secs(self.sender_auth.dns_timeout_secs),
+            },
+        };
+
         let mut services = Vec::new();
         for (index, raw) in self.services.iter().enumerate() {
             let key = format!("services[{index}]");
@@ -705,6 +762,7 @@ impl RawSettings {
                         self.session.absolute_timeout_hours * 3600,
                     ),
                 },
+                sender_auth,
                 services,
             }),
             _ => Err(SettingsError::Invalid(errors)),
@@ -844,6 +902,18 @@ fn resolve_policy(
     let companies = pick!(companies);
     let subjects = pick!(auto_reply_subjects);
     let max_received = pick!(max_received);
+    let service_per_day = pick!(service_replies_per_day);
+    let action = pick!(rate_limit_action);
+    let auth_mode = pick!(sender_auth);
+    let authserv_id = own
+        .authserv_id
+        .clone()
+        .or_else(|| global.authserv_id.clone());
+    let trusted_relays = own
+        .trusted_relays
+        .clone()
+        .or_else(|| global.trusted_relays.clone())
+        .unwrap_or_default();
 
     let companies = companies.map(|companies| {
         companies
@@ -902,6 +972,56 @@ fn resolve_policy(
         }
         None => None,
     };
+    let action = match action.as_deref() {
+        Some("refuse") => Some(LimitAction::Refuse),
+        Some("suppress") => Some(LimitAction::Suppress),
+        Some(other) => {
+            errors.push(format!(
+                "{key}.rate_limit_action: {other:?} is not one of refuse, suppress"
+            ));
+            None
+        }
+        None => None,
+    };
+    let sender_auth = match auth_mode.as_deref() {
+        Some("off") => Some(SenderAuthMode::Off),
+        Some("dmarc") => Some(SenderAuthMode::Dmarc),
+        Some("authentication-results") => {
+            let authserv_id = authserv_id
+                .map(|id| id.trim().to_owned())
+                .filter(|id| !id.is_empty());
+            if authserv_id.is_none() {
+                errors.push(format!(
+                    "{key}.authserv_id: \"authentication-results\" needs the authserv-id of your border MTA"
+                ));
+            }
+            let mut relays = Vec::new();
+            for relay in &trusted_relays {
+                match IpRange::parse(relay) {
+                    Ok(range) => relays.push(range),
+                    Err(e) => errors.push(format!("{key}.trusted_relays: {e}")),
+                }
+            }
+            if trusted_relays.is_empty() {
+                errors.push(format!(
+                    "{key}.trusted_relays: \"authentication-results\" needs at least one trusted relay address"
+                ));
+            }
+            authserv_id.map(|authserv_id| {
+                SenderAuthMode::AuthenticationResults(TrustedResults {
+                    authserv_id,
+                    trusted_relays: relays,
+                })
+            })
+        }
+        Some(other) => {
+            errors.push(format!(
+                "{key}.sender_auth: {other:?} is not one of off, authentication-results, dmarc"
+            ));
+            None
+        }
+        None => None,
+    };
     if interval.is_some_and(|minutes| minutes < 0) {
         errors.push(format!(
             "{key}.reply_interval_minutes: must not be negative"
@@ -920,9 +1040,12 @@ fn resolve_policy(
         limits: ReplyLimits {
             min_interval_secs: interval? * 60,
             max_per_day: per_day?,
+            service_per_day: service_per_day?,
+            action: action?,
         },
         auto_reply_subjects: subjects?.iter().map(|s| s.trim().to_lowercase()).collect(),
         max_received: max_received?,
+        sender_auth: sender_auth?,
     })
 }
 
@@ -983,6 +1106,37 @@ mod tests {
         let text = errors.join("\n");
         assert!(text.contains("smtp.tls_key"), "{text}");
         assert!(text.contains("smtp.null_sender"), "{text}");
+    }
+
+    #[test]
+    fn sender_auth_modes_are_validated() {
+        let mut raw = load_raw(None).expect("defaults load");
+        raw.services[0].policy.sender_auth = Some("authentication-results".into());
+        let Err(SettingsError::Invalid(errors)) = raw.clone().validate() else {
+            panic!("authentication-results without an authserv-id was accepted");
+        };
+        let text = errors.join("\n");
+        assert!(text.contains("authserv_id"), "{text}");
+        assert!(text.contains("trusted_relays"), "{text}");
+        raw.services[0].policy.authserv_id = Some("mx.helpdesk.example".into());
+        raw.services[0].policy.trusted_relays = Some(vec!["192.0.2.0/24".into()]);
+        let settings = raw.clone().validate().expect("valid");
+        assert!(matches!(
+            settings.services[0].policy.sender_auth,
+            SenderAuthMode::AuthenticationResults(_)
+        ));
+        raw.services[0].policy.sender_auth = Some("spf".into());
+        assert!(raw.validate().is_err());
+    }
+
+    #[test]
+    fn the_demo_service_does_not_authenticate_senders() {
+        let settings = load(None).expect("defaults load");
+        assert_eq!(settings.services[0].policy.sender_auth, SenderAuthMode::Off);
+        assert_eq!(
+            settings.services[0].policy.limits.action,
+            LimitAction::Refuse
+        );
     }
 
     #[test]

@@ -17,9 +17,12 @@ fn policy() -> ServicePolicy {
         limits: ReplyLimits {
             min_interval_secs: 600,
             max_per_day: 5,
+            service_per_day: 100,
+            action: LimitAction::Refuse,
         },
         auto_reply_subjects: vec!["out of office".into(), "automatic reply".into()],
         max_received: 50,
+        sender_auth: SenderAuthMode::Off,
     }
 }
 
@@ -46,12 +49,49 @@ fn decide(
     state: SenderState,
     history: ReplyHistory,
 ) -> Decision {
+    decide_with(
+        policy,
+        message,
+        state,
+        history,
+        &AuthVerdict::Off,
+        ServiceLoad::default(),
+    )
+}
+
+fn decide_with(
+    policy: &ServicePolicy,
+    message: &InboundMessage,
+    state: SenderState,
+    history: ReplyHistory,
+    auth: &AuthVerdict,
+    load: ServiceLoad,
+) -> Decision {
     let support = support();
     let own = OwnIdentity {
         support_addresses: &support,
         message_id_domain: "registrar.localhost",
     };
-    evaluate_mail(policy, own, message, state, history, NOW)
+    let request = MailRequest {
+        message,
+        auth,
+        sender: state,
+        history,
+        load,
+        now: NOW,
+    };
+    let traced = evaluate_mail_traced(policy, own, request);
+    assert_eq!(traced.decision, evaluate_mail(policy, own, request));
+    let rules: Vec<&str> = traced.checks.iter().map(|c| c.rule).collect();
+    let expected: Vec<&str> = MAIL_RULES.iter().copied().take(rules.len()).collect();
+    assert_eq!(rules, expected, "the trace follows MAIL_RULES in order");
+    let deciding = traced.checks.iter().filter(|c| c.decided).count();
+    assert!(
+        deciding <= 1,
+        "at most one rule decides: {:?}",
+        traced.checks
+    );
+    traced.decision
 }
 
 #[test]
@@ -361,4 +401,296 @@ fn reply_limits() {
         decide(&policy(), &message, SenderState::Active, recent),
         Decision::AlreadyActive { notify: false }
     );
+}
+
+#[test]
+fn every_rfc_3834_marker_is_suppressed() {
+    let cases: Vec<(&str, &str, &str, SuppressReason)> = vec![
+        (
+            "Precedence: list",
+            "jane@example.com",
+            "Precedence: list\r\n",
+            SuppressReason::Precedence,
+        ),
+        (
+            "Precedence: junk",
+            "jane@example.com",
+            "Precedence: junk\r\n",
+            SuppressReason::Precedence,
+        ),
+        (
+            "Precedence: auto_reply",
+            "jane@example.com",
+            "Precedence: auto_reply\r\n",
+            SuppressReason::Precedence,
+        ),
+        (
+            "List-Id",
+            "jane@example.com",
+            "List-Id: <users.example.com>\r\n",
+            SuppressReason::MailingList,
+        ),
+        (
+            "Auto-Submitted: auto-generated",
+            "jane@example.com",
+            "Auto-Submitted: auto-generated\r\n",
+            SuppressReason::AutoSubmitted,
+        ),
+        (
+            "X-Auto-Response-Suppress: All",
+            "jane@example.com",
+            "X-Auto-Response-Suppress: All\r\n",
+            SuppressReason::AutoResponseSuppress,
+        ),
+        (
+            "a DSN",
+            "jane@example.com",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n",
+            SuppressReason::DeliveryReport,
+        ),
+        (
+            "an MDN",
+            "jane@example.com",
+            "Content-Type: multipart/report; report-type=disposition-notification; boundary=x\r\n",
+            SuppressReason::DeliveryReport,
+        ),
+    ];
+    for (description, mail_from, extra, expected) in cases {
+        let headers = format!("From: {mail_from}\r\n{extra}");
+        let message = mail(mail_from, &headers);
+        assert_eq!(
+            decide(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default()
+            ),
+            Decision::Suppress(expected),
+            "{description}"
+        );
+    }
+    for local in [
+        "postmaster",
+        "noreply",
+        "no-reply",
+        "owner-users",
+        "users-request",
+        "Mailer-Daemon",
+    ] {
+        let address = format!("{local}@example.com");
+        let message = mail(&address, &format!("From: {address}\r\n"));
+        assert_eq!(
+            decide(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default()
+            ),
+            Decision::Suppress(SuppressReason::SystemSender),
+            "{local}"
+        );
+    }
+    let human = mail(
+        "jane@example.com",
+        "From: jane@example.com\r\nX-Auto-Response-Suppress: DR, RN\r\n",
+    );
+    assert_eq!(
+        decide(&policy(), &human, SenderState::New, ReplyHistory::default()),
+        Decision::Register { company: None },
+        "suppressing only DR and RN is not an auto-reply"
+    );
+}
+
+#[test]
+fn sender_authentication_verdicts_decide() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let cases = [
+        (AuthVerdict::Off, Decision::Register { company: None }),
+        (
+            AuthVerdict::Pass("dmarc=pass".into()),
+            Decision::Register { company: None },
+        ),
+        (
+            AuthVerdict::Fail("dmarc=none".into()),
+            Decision::Refuse(RefuseReason::NotAuthenticated),
+        ),
+        (
+            AuthVerdict::TemporaryError("SERVFAIL".into()),
+            Decision::Defer(DeferReason::AuthTemporaryError),
+        ),
+    ];
+    for (verdict, expected) in cases {
+        assert_eq!(
+            decide_with(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default(),
+                &verdict,
+                ServiceLoad::default()
+            ),
+            expected,
+            "{verdict:?}"
+        );
+    }
+    let mismatch = mail("jane@example.com", "From: boss@example.com\r\n");
+    assert_eq!(
+        decide_with(
+            &policy(),
+            &mismatch,
+            SenderState::New,
+            ReplyHistory::default(),
+            &AuthVerdict::Pass("dmarc=pass".into()),
+            ServiceLoad::default()
+        ),
+        Decision::Refuse(RefuseReason::SenderMismatch),
+        "authentication never excuses a From that is not the envelope sender"
+    );
+    let own = OwnIdentity {
+        support_addresses: &support(),
+        message_id_domain: "registrar.localhost",
+    };
+    let dmarc = ServicePolicy {
+        sender_auth: SenderAuthMode::Dmarc,
+        ..policy()
+    };
+    assert!(needs_sender_auth(&dmarc, own, &message));
+    assert!(
+        !needs_sender_auth(&dmarc, own, &mismatch),
+        "no DNS for a message already refused"
+    );
+    assert!(
+        !needs_sender_auth(&policy(), own, &message),
+        "no DNS when off"
+    );
+}
+
+#[test]
+fn the_service_budget_and_the_limit_action_apply() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let spent = ServiceLoad {
+        replies_last_day: Some(100),
+    };
+    let room = ServiceLoad {
+        replies_last_day: Some(99),
+    };
+    let auth = AuthVerdict::Off;
+    let none = ReplyHistory::default();
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, spent),
+        Decision::Refuse(RefuseReason::ServiceBudget)
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, room),
+        Decision::Register { company: None }
+    );
+    let suppressing = ServicePolicy {
+        limits: ReplyLimits {
+            action: LimitAction::Suppress,
+            ..policy().limits
+        },
+        ..policy()
+    };
+    assert_eq!(
+        decide_with(&suppressing, &message, SenderState::New, none, &auth, spent),
+        Decision::Suppress(SuppressReason::ServiceBudget)
+    );
+    let recent = ReplyHistory {
+        last_reply_at: Some(NOW - 60),
+        replies_last_day: 1,
+    };
+    assert_eq!(
+        decide_with(
+            &suppressing,
+            &message,
+            SenderState::Pending,
+            recent,
+            &auth,
+            room
+        ),
+        Decision::Suppress(SuppressReason::RateLimited)
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Active, none, &auth, spent),
+        Decision::AlreadyActive { notify: false },
+        "over the budget a sign-in note is simply not sent"
+    );
+}
+
+/// The ping-pong against an auto-responder without RFC 3834 manners, over 24
+/// simulated hours with a clock this test controls: the responder answers
+/// every reply of ours one minute later, and on top of that mails us once a
+/// minute whatever we do (the worst case: a responder stuck in a retry loop).
+/// Every one of its mails goes through `evaluate_mail` with the history our
+/// replies so far produce.
+#[test]
+fn an_auto_responder_gets_at_most_the_rate_limit() {
+    let policy = policy();
+    let start = NOW;
+    let mut replies: Vec<i64> = Vec::new();
+    let mut pending: SenderState = SenderState::New;
+    let mut inbound = 0u32;
+    for minute in 0..(24 * 60) {
+        let now = start + minute * 60;
+        inbound += 1;
+        let history = ReplyHistory {
+            last_reply_at: replies.iter().copied().filter(|t| *t > now - 86_400).max(),
+            replies_last_day: u32::try_from(replies.iter().filter(|t| **t > now - 86_400).count())
+                .expect("small"),
+        };
+        let message = mail(
+            "responder@example.com",
+            "From: responder@example.com\r\nSubject: Thank you for your message\r\n",
+        );
+        let support = support();
+        let own = OwnIdentity {
+            support_addresses: &support,
+            message_id_domain: "registrar.localhost",
+        };
+        let decision = evaluate_mail(
+            &policy,
+            own,
+            MailRequest {
+                message: &message,
+                auth: &AuthVerdict::Off,
+                sender: pending,
+                history,
+                load: ServiceLoad::default(),
+                now,
+            },
+        );
+        if decision.sends_mail() {
+            replies.push(now);
+            pending = SenderState::Pending;
+        }
+    }
+    let busiest_hour = (0..24 * 60)
+        .map(|minute| {
+            let from = start + minute * 60;
+            replies
+                .iter()
+                .filter(|t| (from..from + 3600).contains(*t))
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "ping-pong: {inbound} inbound mails in 24 simulated hours, {} replies, at most {busiest_hour} in any hour",
+        replies.len()
+    );
+    assert_eq!(
+        busiest_hour, 5,
+        "1 per 10 minutes, capped by 5 a day: {replies:?}"
+    );
+    assert_eq!(
+        replies.len(),
+        5,
+        "five replies in 24 hours for {inbound} inbound mails"
+    );
+    for pair in replies.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 600,
+            "replies at least 10 minutes apart"
+        );
+    }
 }

@@ -5,7 +5,7 @@
 //! only ever about the message itself.
 
 use crate::message::ParseError;
-use crate::policy::{Decision, RefuseReason};
+use crate::policy::{Decision, DeferReason, RefuseReason};
 use crate::registration::MailOutcome;
 use crate::store::StoreError;
 
@@ -34,6 +34,12 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
         }
         Decision::Suppress(_) | Decision::Refuse(_) => {
             return SmtpReply::new(250, "2.0.0 message accepted");
+        }
+        Decision::Defer(DeferReason::AuthTemporaryError) => {
+            return SmtpReply::new(
+                451,
+                "4.7.1 the sender could not be authenticated right now (DNS); try again later",
+            );
         }
     };
     match refusal {
@@ -68,6 +74,14 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
         RefuseReason::RateLimited => SmtpReply::new(
             550,
             "5.7.1 too many registration mails for this address; try again later",
+        ),
+        RefuseReason::ServiceBudget => SmtpReply::new(
+            550,
+            "5.7.1 this service has sent too many registration mails today; try again tomorrow",
+        ),
+        RefuseReason::NotAuthenticated => SmtpReply::new(
+            550,
+            "5.7.1 the sender could not be authenticated (DMARC); nobody was registered",
         ),
         RefuseReason::TooManyHops => {
             SmtpReply::new(554, "5.4.6 too many Received headers; mail loop suspected")

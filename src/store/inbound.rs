@@ -110,6 +110,21 @@ pub fn record_decision(
     Ok(conn.last_insert_rowid())
 }
 
+/// Replies a service queued since `since` (Unix seconds), on every channel:
+/// the count its daily reply budget is checked against.
+pub fn service_replies_since(
+    conn: &Connection,
+    service: &str,
+    since: i64,
+) -> rusqlite::Result<u32> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM decisions
+         WHERE service = ?1 AND decided_at > ?2 AND dropped = 0
+           AND (outcome IN ('register', 'resend_activation') OR reason = 'active_customer')",
+    )?
+    .query_row(params![service, since], |row| row.get(0))
+}
+
 /// Decisions recorded for an identity, oldest first.
 pub fn decisions_for(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<DecisionRecord>> {
     let mut statement = conn.prepare(

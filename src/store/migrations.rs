@@ -7,6 +7,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_portal.sql"),
+    include_str!("migrations/0003_decisions_by_service.sql"),
 ];
 
 /// Applies the migrations this database has not seen, each in its own

@@ -1,0 +1,338 @@
+//! Sender authentication over real sockets: `authentication-results` with
+//! trusted and forged headers, in-process DMARC against fixed DNS records
+//! (pass, fail, none, temporary error) with messages DKIM-signed at test time
+//! by a key made for the test, and the address identity rules.
+
+use crate::support::TestApp;
+use crate::support::app::SUPPORT;
+use crate::support::mail::person;
+use crate::support::smtp_client::SmtpClient;
+use base64::Engine as _;
+use mail_auth::common::crypto::Ed25519Key;
+use mail_auth::common::headers::HeaderWriter as _;
+use mail_auth::dkim::DkimSigner;
+use registrar::policy::RefusalMode;
+use registrar::sender_auth::dns::DnsSource;
+use registrar::sender_auth::{FixedZone, IpRange, SenderAuthMode, TrustedResults};
+use registrar::settings::Settings;
+
+const JANE: &str = "jane@example.com";
+
+/// An Ed25519 signing key made for one test run; nothing secret is stored.
+struct TestKey(Vec<u8>);
+
+impl TestKey {
+    fn generate() -> Self {
+        Self(Ed25519Key::generate_pkcs8().expect("an ed25519 key"))
+    }
+
+    /// The DKIM key record for DNS (RFC 8463).
+    fn record(&self) -> String {
+        let key = Ed25519Key::from_pkcs8_der(&self.0).expect("the key loads");
+        let public = base64::engine::general_purpose::STANDARD.encode(key.public_key());
+        format!("v=DKIM1; k=ed25519; p={public}")
+    }
+
+    /// `raw` with a DKIM-Signature for example.com, selector `test`.
+    fn sign(&self, raw: &[u8]) -> Vec<u8> {
+        let key = Ed25519Key::from_pkcs8_der(&self.0).expect("the key loads");
+        let signature = DkimSigner::from_key(key)
+            .domain("example.com")
+            .selector("test")
+            .headers(["From", "To", "Subject", "Message-ID", "Date"])
+            .sign(raw)
+            .expect("the message signs");
+        [signature.to_header().as_bytes(), raw].concat()
+    }
+}
+
+fn last_decision(app: &TestApp) -> (String, String, bool) {
+    app.db()
+        .query_row(
+            "SELECT outcome, reason, dropped FROM decisions ORDER BY id DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("a decision is recorded")
+}
+
+async fn assert_nothing_sent(app: &TestApp) {
+    app.settle().await;
+    assert_eq!(app.count("outbox"), 0, "a reply was queued");
+    assert!(app.relay.mails().is_empty(), "a mail reached the relay");
+}
+
+fn dmarc_with(zone: FixedZone) -> impl FnOnce(&mut Settings) {
+    move |settings| {
+        settings.services[0].policy.sender_auth = SenderAuthMode::Dmarc;
+        settings.sender_auth.dns = DnsSource::Fixed(zone);
+    }
+}
+
+/// example.com publishes a strict DMARC policy and `key` under selector test.
+fn example_com(key: &TestKey) -> FixedZone {
+    FixedZone::new()
+        .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+        .txt("test._domainkey.example.com", &key.record())
+}
+
+#[tokio::test]
+async fn dmarc_pass_by_an_aligned_dkim_signature_registers() {
+    let key = TestKey::generate();
+    let app = TestApp::spawn_with(dmarc_with(example_com(&key))).await;
+
+    let reply = app
+        .send(
+            JANE,
+            SUPPORT,
+            &key.sign(&person("Jane", JANE, SUPPORT, "d1@example.com")),
+        )
+        .await;
+
+    reply.assert_code(250);
+    let mails = app.relay.wait_for(1).await;
+    assert_eq!(mails[0].rcpt_to, vec![JANE.to_owned()]);
+    assert_eq!(last_decision(&app).0, "register");
+}
+
+#[tokio::test]
+async fn dmarc_pass_by_aligned_spf_registers_an_unsigned_message() {
+    let zone = FixedZone::new()
+        .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+        .txt("example.com", "v=spf1 ip4:127.0.0.1 -all");
+    let app = TestApp::spawn_with(dmarc_with(zone)).await;
+
+    let reply = app
+        .send(
+            JANE,
+            SUPPORT,
+            &person("Jane", JANE, SUPPORT, "d2@example.com"),
+        )
+        .await;
+
+    reply.assert_code(250);
+    app.relay.wait_for(1).await;
+}
+
+#[tokio::test]
+async fn dmarc_fail_is_refused_550_and_nobody_is_mailed() {
+    let published = TestKey::generate();
+    let forger = TestKey::generate();
+    let zone = example_com(&published).txt("example.com", "v=spf1 ip4:192.0.2.1 -all");
+    let app = TestApp::spawn_with(dmarc_with(zone)).await;
+
+    let reply = app
+        .send(
+            JANE,
+            SUPPORT,
+            &forger.sign(&person("Jane", JANE, SUPPORT, "d3@example.com")),
+        )
+        .await;
+
+    reply.assert_code(550);
+    assert!(reply.text.starts_with("5.7.1"), "{}", reply.text);
+    assert_eq!(last_decision(&app).1, "not_authenticated");
+    assert_eq!(app.count("customers"), 0);
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn a_domain_without_dmarc_is_not_authenticated() {
+    let key = TestKey::generate();
+    // A valid DKIM signature, but example.com publishes no DMARC policy.
+    let zone = FixedZone::new().txt("test._domainkey.example.com", &key.record());
+    let app = TestApp::spawn_with(dmarc_with(zone)).await;
+
+    let reply = app
+        .send(
+            JANE,
+            SUPPORT,
+            &key.sign(&person("Jane", JANE, SUPPORT, "d4@example.com")),
+        )
+        .await;
+
+    reply.assert_code(550);
+    assert_eq!(last_decision(&app).1, "not_authenticated");
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn a_temporary_dns_error_answers_451_stores_nothing_and_the_retry_registers() {
+    let key = TestKey::generate();
+    let broken = FixedZone::new()
+        .txt_temporary_failure("_dmarc.example.com")
+        .txt("test._domainkey.example.com", &key.record());
+    let app = TestApp::spawn_with(dmarc_with(broken)).await;
+    let message = key.sign(&person("Jane", JANE, SUPPORT, "d5@example.com"));
+
+    let reply = app.send(JANE, SUPPORT, &message).await;
+
+    reply.assert_code(451);
+    assert!(reply.text.starts_with("4.7.1"), "{}", reply.text);
+    for table in [
+        "inbound",
+        "decisions",
+        "customers",
+        "activation_tokens",
+        "outbox",
+    ] {
+        assert_eq!(app.count(table), 0, "{table} should be empty");
+    }
+    assert_nothing_sent(&app).await;
+
+    // DNS recovers; the sender's retry of the same message registers once.
+    let app = app.restart_with(dmarc_with(example_com(&key))).await;
+    app.send(JANE, SUPPORT, &message).await.assert_code(250);
+    app.relay.wait_for(1).await;
+    assert_eq!(app.count("customers"), 1);
+}
+
+#[tokio::test]
+async fn with_refusal_drop_an_unauthenticated_sender_gets_250_and_a_recorded_drop() {
+    let key = TestKey::generate();
+    let app = TestApp::spawn_with(|settings| {
+        dmarc_with(example_com(&key))(settings);
+        settings.services[0].policy.refusal = RefusalMode::Drop;
+    })
+    .await;
+
+    let reply = app
+        .send(
+            JANE,
+            SUPPORT,
+            &person("Jane", JANE, SUPPORT, "d6@example.com"),
+        )
+        .await;
+
+    reply.assert_code(250);
+    assert_eq!(
+        last_decision(&app),
+        ("refuse".to_owned(), "not_authenticated".to_owned(), true)
+    );
+    assert_eq!(app.count("customers"), 0);
+    assert_nothing_sent(&app).await;
+}
+
+fn authentication_results(relays: &[&str]) -> impl FnOnce(&mut Settings) {
+    let trusted_relays = relays
+        .iter()
+        .map(|relay| IpRange::parse(relay).expect("a range"))
+        .collect();
+    move |settings| {
+        settings.services[0].policy.sender_auth =
+            SenderAuthMode::AuthenticationResults(TrustedResults {
+                authserv_id: "mx.helpdesk.example".into(),
+                trusted_relays,
+            });
+    }
+}
+
+fn with_results(results: &[&str], id: &str) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for value in results {
+        raw.extend_from_slice(format!("Authentication-Results: {value}\r\n").as_bytes());
+    }
+    raw.extend_from_slice(&person("Jane", JANE, SUPPORT, id));
+    raw
+}
+
+const PASS: &str = "mx.helpdesk.example; spf=pass smtp.mailfrom=example.com; dmarc=pass (p=reject) header.from=example.com";
+
+#[tokio::test]
+async fn authentication_results_from_a_trusted_relay_authenticate() {
+    // The test client connects from 127.0.0.1.
+    let app = TestApp::spawn_with(authentication_results(&["127.0.0.1"])).await;
+
+    let reply = app
+        .send(JANE, SUPPORT, &with_results(&[PASS], "ar1@example.com"))
+        .await;
+
+    reply.assert_code(250);
+    app.relay.wait_for(1).await;
+}
+
+#[tokio::test]
+async fn a_forged_authentication_results_from_an_untrusted_peer_does_not_authenticate() {
+    let app = TestApp::spawn_with(authentication_results(&["192.0.2.25"])).await;
+
+    let reply = app
+        .send(JANE, SUPPORT, &with_results(&[PASS], "ar2@example.com"))
+        .await;
+
+    reply.assert_code(550);
+    assert!(reply.text.starts_with("5.7.1"), "{}", reply.text);
+    assert_eq!(last_decision(&app).1, "not_authenticated");
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn the_worst_trusted_verdict_wins() {
+    let app = TestApp::spawn_with(authentication_results(&["127.0.0.0/8"])).await;
+    let fail = "mx.helpdesk.example; dmarc=fail header.from=example.com";
+
+    let reply = app
+        .send(
+            JANE,
+            SUPPORT,
+            &with_results(&[PASS, fail], "ar3@example.com"),
+        )
+        .await;
+
+    reply.assert_code(550);
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn a_non_ascii_local_part_is_refused_553_5_6_7() {
+    let app = TestApp::spawn().await;
+    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await;
+    greeting.assert_code(220);
+    client.command("EHLO client.test").await.assert_code(250);
+
+    let reply = client.command("MAIL FROM:<jörg@example.com>").await;
+
+    reply.assert_code(553);
+    assert!(reply.text.starts_with("5.6.7"), "{}", reply.text);
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn ip_literals_and_quoted_local_parts_never_register() {
+    let app = TestApp::spawn().await;
+    for sender in ["jane@[127.0.0.1]", "\"jane doe\"@example.com"] {
+        let reply = app
+            .send(
+                sender,
+                SUPPORT,
+                &person("Jane", sender, SUPPORT, "odd@example.com"),
+            )
+            .await;
+        assert!(reply.code >= 500, "{sender}: {} {}", reply.code, reply.text);
+    }
+    assert_eq!(app.count("customers"), 0);
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn display_names_are_decoded_and_stripped_of_control_and_bidi_characters() {
+    let app = TestApp::spawn().await;
+    // "Ev<RLO>il<BEL>" in RFC 2047 Q encoding.
+    let raw = String::from_utf8(person("X", JANE, SUPPORT, "name@example.com"))
+        .expect("utf-8")
+        .replace(
+            "From: X <",
+            "From: =?UTF-8?Q?Ev=E2=80=AEil=07_M=C3=BCller?= <",
+        )
+        .into_bytes();
+
+    app.send(JANE, SUPPORT, &raw).await.assert_code(250);
+
+    let name: String = app
+        .db()
+        .query_row("SELECT name FROM customers", [], |row| row.get(0))
+        .expect("a customer");
+    assert_eq!(name, "Evil Müller");
+    let mails = app.relay.wait_for(1).await;
+    let text = String::from_utf8_lossy(&mails[0].data);
+    assert!(!text.contains("Evil"), "the display name is never echoed");
+}
