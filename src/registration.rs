@@ -14,9 +14,7 @@ use crate::policy::{
     self, Decision, MailRequest, OwnIdentity, RefusalMode, ReplyHistory, SenderState, ServiceLoad,
 };
 use crate::replies::{self, Reply};
-use crate::sender_auth::{
-    AuthVerdict, SenderAuthMode, SenderAuthenticator, check_authentication_results,
-};
+use crate::sender_auth::{AuthVerdict, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::smtp::reply::{self as smtp_reply};
 use crate::store::customers::{self, Customer, NewCustomer};
@@ -45,9 +43,6 @@ pub struct Registrar {
     outbox_wake: Arc<Notify>,
     /// Verifies senders before the store transaction (DNS for `dmarc`).
     sender_auth: Arc<SenderAuthenticator>,
-    /// The runtime that runs sender-authentication DNS lookups for callers
-    /// on plain threads (SMTP sessions): the one `new` was called in.
-    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A pending customer, as the activation form shows it.
@@ -58,9 +53,7 @@ pub struct PendingCustomer {
 }
 
 impl Registrar {
-    /// Builds the registrar. Called inside a tokio runtime (as
-    /// `Application::build` does), it keeps that runtime's handle to run the
-    /// DNS lookups of sender authentication for SMTP session threads.
+    /// Builds the registrar and its sender authenticator.
     pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
         let sender_auth = Arc::new(SenderAuthenticator::from_settings(&settings, true));
         Self {
@@ -68,7 +61,6 @@ impl Registrar {
             store,
             outbox_wake,
             sender_auth,
-            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -80,44 +72,10 @@ impl Registrar {
         &self.settings
     }
 
-    /// Decides and records a message sent to `service`'s support address.
-    /// Blocks the calling thread (an SMTP session thread) until the commit.
-    ///
-    /// # Errors
-    /// A storage failure; nothing was recorded.
-    pub fn from_mail_blocking(
-        &self,
-        service: &Service,
-        message: InboundMessage,
-        raw: Vec<u8>,
-    ) -> Result<MailOutcome, StoreError> {
-        let auth = self.verify_sender_blocking(service, &message, &raw);
-        let settings = Arc::clone(&self.settings);
-        let service = service.clone();
-        let outcome = self.store.write_blocking(move |conn| {
-            decide_mail(
-                conn,
-                &settings,
-                &service,
-                &message,
-                &auth,
-                &raw,
-                store::now(),
-            )
-        })?;
-        if let MailOutcome::Decided {
-            decision,
-            dropped: false,
-        } = &outcome
-            && decision.sends_mail()
-        {
-            self.outbox_wake.notify_one();
-        }
-        Ok(outcome)
-    }
-
-    /// `from_mail_blocking` for async callers: waits for the commit without
-    /// blocking a tokio worker.
+    /// Decides and records a message sent to `service`'s support address:
+    /// authenticates the sender (DNS for `dmarc`) first, then runs the
+    /// decision and its consequences in one store transaction and waits for
+    /// the commit without blocking a tokio worker.
     ///
     /// # Errors
     /// A storage failure; nothing was recorded.
@@ -162,49 +120,6 @@ impl Registrar {
             message_id_domain: &self.settings.smtp.hostname,
         };
         policy::needs_sender_auth(&service.policy, own, message)
-    }
-
-    /// Sender authentication for a caller on a plain thread. DNS work runs
-    /// on the runtime handle taken at construction; without one (a CLI
-    /// outside any runtime) on a small runtime made for the purpose.
-    fn verify_sender_blocking(
-        &self,
-        service: &Service,
-        message: &InboundMessage,
-        raw: &[u8],
-    ) -> AuthVerdict {
-        if !self.needs_sender_auth(service, message) {
-            return AuthVerdict::Off;
-        }
-        let mode = &service.policy.sender_auth;
-        match mode {
-            SenderAuthMode::Off => return AuthVerdict::Off,
-            // Reading headers needs no runtime.
-            SenderAuthMode::AuthenticationResults(trusted) => {
-                return check_authentication_results(trusted, message);
-            }
-            SenderAuthMode::Dmarc => {}
-        }
-        let verify = self.sender_auth.verify(mode, message, raw);
-        match &self.runtime {
-            // A runtime that is shutting down makes `block_on` panic; that
-            // must not take an SMTP session thread with it.
-            Some(handle) => {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.block_on(verify)))
-                    .unwrap_or_else(|_| {
-                        AuthVerdict::TemporaryError("the DNS runtime is shutting down".into())
-                    })
-            }
-            None => match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(verify),
-                Err(error) => AuthVerdict::TemporaryError(format!(
-                    "cannot start a runtime for DNS lookups: {error}"
-                )),
-            },
-        }
     }
 
     fn wake_outbox_for(&self, outcome: &MailOutcome) {
@@ -268,55 +183,6 @@ impl Registrar {
                     email: c.email,
                     name: c.name,
                 }))
-            })
-            .await
-    }
-
-    /// Consumes the token, activates its customer with name and password, and
-    /// opens a session, all in one transaction. `None` when the token is not
-    /// live (unknown, expired, used, or lost a race to another request).
-    ///
-    /// # Errors
-    /// A storage failure; nothing changed.
-    pub async fn activate(
-        &self,
-        token: &Token,
-        name: CustomerName,
-        password_hash: String,
-        session: TokenHash,
-    ) -> Result<Option<i64>, StoreError> {
-        let hash = token.hash();
-        let session_ttl = secs(self.settings.session.absolute_timeout);
-        self.store
-            .write(move |conn| {
-                let now = store::now();
-                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
-                    return Ok(None);
-                };
-                if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
-                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
-                }
-                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
-                Ok(Some(customer_id))
-            })
-            .await
-    }
-
-    /// Opens a session for a customer who signed in.
-    ///
-    /// # Errors
-    /// A storage failure.
-    pub async fn open_session(
-        &self,
-        customer_id: i64,
-        session: TokenHash,
-    ) -> Result<(), StoreError> {
-        let session_ttl = secs(self.settings.session.absolute_timeout);
-        self.store
-            .write(move |conn| {
-                let now = store::now();
-                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
-                Ok(())
             })
             .await
     }

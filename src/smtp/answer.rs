@@ -5,7 +5,7 @@
 //! Answers about a message's fate at end of DATA live in `reply`.
 
 use super::reply::SmtpReply;
-use mailin::Response;
+use mailin_embedded::Response;
 
 fn answer(code: u16, text: &str) -> SmtpReply {
     SmtpReply {

@@ -11,7 +11,7 @@ use super::answer;
 use crate::domain::{AddressError, EmailAddress};
 use crate::message::{self, EnvelopeSender};
 use crate::settings::Settings;
-use mailin::{Handler, Response};
+use mailin_embedded::{Handler, Response};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -2,7 +2,9 @@
 //! mailin's sans-IO engine. This is the only module that knows mailin.
 //!
 //! mailin-embedded's server (a thread per session, fixed five-minute
-//! timeouts, no line or session caps, no stop handle) is not used: the loop
+//! timeouts, no line or session caps, no stop handle) is not used; its
+//! re-exported `Handler`, `Response` and `Action` are the types our handler
+//! speaks, and `mailin` itself supplies the `Session` engine. The loop
 //! here admits or refuses each connection (`limits`), runs one task per
 //! session (`session`) that reads and caps every line itself
 //! (`connection`, `command`, `data`), drives mailin's `Session` with
