@@ -90,6 +90,26 @@ impl Drop for ActivationClaim<'_> {
     }
 }
 
+/// Refuses a POST whose CSRF value or origin does not check out.
+fn require_csrf(
+    state: &AppState,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    submitted: &str,
+) -> Result<(), WebError> {
+    if csrf::verify(
+        jar,
+        headers,
+        submitted,
+        &state.settings.http.public_url,
+        state.secure_cookies,
+    ) {
+        Ok(())
+    } else {
+        Err(WebError::Csrf)
+    }
+}
+
 /// The name shown in the page header.
 fn brand(state: &AppState) -> &str {
     state
@@ -178,15 +198,7 @@ pub async fn activate(
     headers: HeaderMap,
     Form(form): Form<ActivateForm>,
 ) -> Result<Response, WebError> {
-    if !csrf::verify(
-        &jar,
-        &headers,
-        &form.csrf,
-        &state.settings.http.public_url,
-        state.secure_cookies,
-    ) {
-        return Err(WebError::Csrf);
-    }
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
     if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
@@ -294,15 +306,7 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    if !csrf::verify(
-        &jar,
-        &headers,
-        &form.csrf,
-        &state.settings.http.public_url,
-        state.secure_cookies,
-    ) {
-        return Err(WebError::Csrf);
-    }
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
     let address = EmailAddress::parse(&form.email).ok();
     let account = address.as_ref().map_or_else(
         || form.email.trim().to_ascii_lowercase(),
@@ -391,15 +395,7 @@ pub async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfOnly>,
 ) -> Result<Response, WebError> {
-    if !csrf::verify(
-        &jar,
-        &headers,
-        &form.csrf,
-        &state.settings.http.public_url,
-        state.secure_cookies,
-    ) {
-        return Err(WebError::Csrf);
-    }
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
     if let Some(hash) = session::presented(&jar, &state) {
         state
             .registrar
@@ -514,15 +510,7 @@ pub async fn register(
     headers: HeaderMap,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, WebError> {
-    if !csrf::verify(
-        &jar,
-        &headers,
-        &form.csrf,
-        &state.settings.http.public_url,
-        state.secure_cookies,
-    ) {
-        return Err(WebError::Csrf);
-    }
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
     let Some(service) = portal_service(&state, Some(&form.service)) else {
         return Err(WebError::NotFound);
     };
@@ -592,15 +580,7 @@ pub async fn resend(
     headers: HeaderMap,
     Form(form): Form<ResendForm>,
 ) -> Result<Response, WebError> {
-    if !csrf::verify(
-        &jar,
-        &headers,
-        &form.csrf,
-        &state.settings.http.public_url,
-        state.secure_cookies,
-    ) {
-        return Err(WebError::Csrf);
-    }
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
     if state.limits.exhausted(Kind::RegistrationIp, &ip) {
         return Ok(too_many(&state, TOO_MANY_REQUESTS));
     }
