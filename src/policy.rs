@@ -476,6 +476,7 @@ pub fn evaluate_portal(
     address: &EmailAddress,
     sender: SenderState,
     history: ReplyHistory,
+    load: ServiceLoad,
     now: i64,
 ) -> Decision {
     admit(
@@ -484,7 +485,7 @@ pub fn evaluate_portal(
         address,
         sender,
         history,
-        ServiceLoad::default(),
+        load,
         now,
         &mut Trace::default(),
     )

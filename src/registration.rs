@@ -192,6 +192,17 @@ fn secs(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// Replies the service queued in the last 24 hours, for its daily budget.
+fn service_load(conn: &Connection, service: &Service, now: i64) -> anyhow::Result<ServiceLoad> {
+    Ok(ServiceLoad {
+        replies_last_day: Some(inbound::service_replies_since(
+            conn,
+            &service.id,
+            now - DAY_SECS,
+        )?),
+    })
+}
+
 /// Seconds in a day, for the service's daily reply budget.
 const DAY_SECS: i64 = 24 * 60 * 60;
 
@@ -234,13 +245,7 @@ fn decide_mail(
         support_addresses: &service.support_addresses,
         message_id_domain: &settings.smtp.hostname,
     };
-    let load = ServiceLoad {
-        replies_last_day: Some(inbound::service_replies_since(
-            conn,
-            &service.id,
-            now - DAY_SECS,
-        )?),
-    };
+    let load = service_load(conn, service, now)?;
     let decision = policy::evaluate_mail(
         &service.policy,
         own,
@@ -347,7 +352,8 @@ fn decide_portal(
     let state = customer
         .as_ref()
         .map_or(SenderState::New, Customer::sender_state);
-    let decision = policy::evaluate_portal(&service.policy, address, state, history, now);
+    let load = service_load(conn, service, now)?;
+    let decision = policy::evaluate_portal(&service.policy, address, state, history, load, now);
     let context = ReplyContext {
         settings,
         service,
@@ -886,7 +892,15 @@ fn resend_tx(
     // denylist, the account state and the reply limits do.
     let mut policy = service.policy.clone();
     policy.portal = true;
-    let decision = policy::evaluate_portal(&policy, address, customer.sender_state(), history, now);
+    let load = service_load(conn, service, now)?;
+    let decision = policy::evaluate_portal(
+        &policy,
+        address,
+        customer.sender_state(),
+        history,
+        load,
+        now,
+    );
     let context = ReplyContext {
         settings,
         service,

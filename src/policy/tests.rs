@@ -363,6 +363,7 @@ fn access_modes() {
             &address,
             SenderState::New,
             ReplyHistory::default(),
+            ServiceLoad::default(),
             NOW
         ),
         Decision::Register { company: None },
@@ -693,4 +694,24 @@ fn an_auto_responder_gets_at_most_the_rate_limit() {
             "replies at least 10 minutes apart"
         );
     }
+}
+
+#[test]
+fn the_service_budget_applies_to_the_portal_too() {
+    let address = EmailAddress::parse("jane@example.com").expect("valid");
+    let budget = policy().limits.service_per_day;
+    let spent = ServiceLoad {
+        replies_last_day: Some(budget),
+    };
+    assert_eq!(
+        evaluate_portal(
+            &policy(),
+            &address,
+            SenderState::New,
+            ReplyHistory::default(),
+            spent,
+            NOW
+        ),
+        Decision::Refuse(RefuseReason::ServiceBudget)
+    );
 }
