@@ -62,7 +62,12 @@ async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
     settings.store.path = dir.path().join("bench.sqlite3");
     settings.outbound.relay = None;
     settings.outbound.folder = dir.path().join("outbound");
-    settings.smtp.max_sessions = u32::try_from(sessions.max(4))?;
+    // One client sends everything: lift the per-client and per-session caps
+    // (and the service's daily reply budget) that would otherwise stop it.
+    settings.smtp.max_messages_per_session = u32::MAX;
+    settings.smtp.max_sessions_per_ip = u32::MAX;
+    settings.smtp.max_connections_per_ip_per_minute = u32::MAX;
+    settings.services[0].policy.limits.service_per_day = u32::MAX;
     let app = Application::build(settings).await?;
     let smtp = app.smtp_addr();
     let http = app.http_addr();
