@@ -1,0 +1,99 @@
+//! Tests of loading and validating settings.
+
+use super::*;
+use crate::policy::{Access, LimitAction};
+
+#[test]
+fn embedded_defaults_are_valid() {
+    let settings = load(None).expect("defaults load");
+    assert_eq!(settings.smtp.listen.to_string(), "127.0.0.1:2525");
+    assert_eq!(settings.http.listen.to_string(), "127.0.0.1:8080");
+    assert!(settings.outbound.relay.is_none());
+    assert_eq!(settings.services.len(), 1);
+    assert_eq!(settings.services[0].policy.access, Access::Anyone);
+}
+
+#[test]
+fn every_bad_key_is_reported_at_once() {
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.smtp.listen = "nowhere".into();
+    raw.http.public_url = "ftp://x".into();
+    raw.password.min_length = 4;
+    raw.password.argon2_memory_kib = 4096;
+    raw.policy.self_registration = Some("everybody".into());
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("invalid settings were accepted");
+    };
+    let text = errors.join("\n");
+    for key in [
+        "smtp.listen",
+        "http.public_url",
+        "password.min_length",
+        "password.argon2_memory_kib",
+        "self_registration",
+    ] {
+        assert!(text.contains(key), "{key} missing from {text}");
+    }
+}
+
+#[test]
+fn smtp_limits_default_to_sane_values_and_tls_is_off() {
+    let smtp = load(None).expect("defaults load").smtp;
+    assert_eq!(smtp.null_sender, NullSender::Accept);
+    assert!(smtp.tls.is_none());
+    assert!(smtp.max_header_bytes <= smtp.max_message_bytes);
+    assert!(smtp.session_timeout >= smtp.idle_timeout);
+}
+
+#[test]
+fn a_tls_certificate_without_a_key_is_refused() {
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.smtp.tls_certificate = "cert.pem".into();
+    raw.smtp.null_sender = "bounce".into();
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("invalid settings were accepted");
+    };
+    let text = errors.join("\n");
+    assert!(text.contains("smtp.tls_key"), "{text}");
+    assert!(text.contains("smtp.null_sender"), "{text}");
+}
+
+#[test]
+fn sender_auth_modes_are_validated() {
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.services[0].policy.sender_auth = Some("authentication-results".into());
+    let Err(SettingsError::Invalid(errors)) = raw.clone().validate() else {
+        panic!("authentication-results without an authserv-id was accepted");
+    };
+    let text = errors.join("\n");
+    assert!(text.contains("authserv_id"), "{text}");
+    assert!(text.contains("trusted_relays"), "{text}");
+    raw.services[0].policy.authserv_id = Some("mx.helpdesk.example".into());
+    raw.services[0].policy.trusted_relays = Some(vec!["192.0.2.0/24".into()]);
+    let settings = raw.clone().validate().expect("valid");
+    assert!(matches!(
+        settings.services[0].policy.sender_auth,
+        SenderAuthMode::AuthenticationResults(_)
+    ));
+    raw.services[0].policy.sender_auth = Some("spf".into());
+    assert!(raw.validate().is_err());
+}
+
+#[test]
+fn the_demo_service_does_not_authenticate_senders() {
+    let settings = load(None).expect("defaults load");
+    assert_eq!(settings.services[0].policy.sender_auth, SenderAuthMode::Off);
+    assert_eq!(
+        settings.services[0].policy.limits.action,
+        LimitAction::Refuse
+    );
+}
+
+#[test]
+fn a_service_overrides_the_global_policy() {
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.services[0].policy.email = Some(false);
+    let settings = raw.validate().expect("valid");
+    assert!(!settings.services[0].policy.email);
+    assert!(settings.services[0].policy.portal);
+}
