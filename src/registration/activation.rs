@@ -1,0 +1,135 @@
+//! Activation: the read-only lookup behind the activation page, and the one
+//! transaction that consumes the token, activates the customer, opens a
+//! session and queues the "account activated" notice; sign-in sessions.
+
+use super::*;
+
+/// A pending customer, as the activation form shows it.
+#[derive(Debug, Clone)]
+pub struct PendingCustomer {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// Queues the "account activated" notice to a customer just activated.
+fn queue_activated_notice(
+    conn: &Connection,
+    settings: &Settings,
+    customer: &Customer,
+    now: i64,
+) -> anyhow::Result<()> {
+    let Ok(address) = EmailAddress::parse(&customer.email) else {
+        tracing::warn!(
+            customer.id = customer.id,
+            "stored address does not parse; no activation notice"
+        );
+        return Ok(());
+    };
+    let service = settings
+        .service(&customer.service)
+        .unwrap_or(&settings.services[0]);
+    let reply = replies::account_activated(
+        &service.name,
+        customer.name.as_deref().unwrap_or(customer.email.as_str()),
+        &replies::login_link(&settings.http.public_url),
+    )?;
+    let context = ReplyContext {
+        settings,
+        service,
+        support: &service.support_addresses[0],
+        in_reply_to: None,
+    };
+    queue_reply(conn, &context, &address, &reply, now)
+}
+
+impl Registrar {
+    /// The pending customer a live activation token belongs to; changes
+    /// nothing (mail scanners fetch links).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn pending_for_token(
+        &self,
+        token: &Token,
+    ) -> Result<Option<PendingCustomer>, StoreError> {
+        let hash = token.hash();
+        self.store
+            .read(move |conn| {
+                let Some(id) = tokens::live_customer(conn, &hash, store::now())? else {
+                    return Ok(None);
+                };
+                Ok(customers::by_id(conn, id)?.map(|c| PendingCustomer {
+                    email: c.email,
+                    name: c.name,
+                }))
+            })
+            .await
+    }
+
+    /// `activate`, plus: ends the session the browser held before (the id is
+    /// rotated), and queues the "account activated" notice, all in the same
+    /// transaction. `None` when the token is not live.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub async fn activate_with_notice(
+        &self,
+        token: &Token,
+        name: CustomerName,
+        password_hash: String,
+        session: TokenHash,
+        previous_session: Option<TokenHash>,
+    ) -> Result<Option<i64>, StoreError> {
+        let hash = token.hash();
+        let settings = Arc::clone(&self.settings);
+        let activated = self
+            .store
+            .write(move |conn| {
+                let now = store::now();
+                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
+                    return Ok(None);
+                };
+                if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
+                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
+                }
+                if let Some(previous) = previous_session {
+                    sessions::delete(conn, &previous)?;
+                }
+                let ttl = secs(settings.session.absolute_timeout);
+                sessions::create(conn, &session, customer_id, now, now + ttl)?;
+                if let Some(customer) = customers::by_id(conn, customer_id)? {
+                    queue_activated_notice(conn, &settings, &customer, now)?;
+                }
+                Ok(Some(customer_id))
+            })
+            .await?;
+        if activated.is_some() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(activated)
+    }
+
+    /// Opens a session for a customer who signed in, ending the one the
+    /// browser held before (a new id at every sign-in).
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn rotate_session(
+        &self,
+        customer_id: i64,
+        session: TokenHash,
+        previous_session: Option<TokenHash>,
+    ) -> Result<(), StoreError> {
+        let session_ttl = secs(self.settings.session.absolute_timeout);
+        self.store
+            .write(move |conn| {
+                let now = store::now();
+                if let Some(previous) = previous_session {
+                    sessions::delete(conn, &previous)?;
+                }
+                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
+                Ok(())
+            })
+            .await
+    }
+}

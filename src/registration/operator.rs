@@ -1,0 +1,258 @@
+//! The operator's ways in and tools: invitations, hand-over links, enabling
+//! and disabling customers, and the purge of never-activated customers.
+
+use super::*;
+
+/// What an operator's invitation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteOutcome {
+    /// A pending customer was created (`created`) or reused, and the
+    /// invitation with a fresh link is queued.
+    Invited { created: bool },
+    /// The customer is already active; nothing was sent.
+    AlreadyActive,
+    /// The customer is disabled; nothing was sent.
+    Disabled,
+}
+
+/// What `hand_over_link` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOver {
+    /// A fresh link for the pending customer; the old one no longer works.
+    Link(url::Url),
+    /// No customer has this address.
+    Unknown,
+    /// The customer is not pending (active or disabled).
+    NotPending(customers::Status),
+}
+
+/// What enabling or disabling an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    Unknown,
+    /// From one status to another (possibly the same).
+    Changed {
+        from: customers::Status,
+        to: customers::Status,
+    },
+}
+
+/// The transaction behind `invite_blocking`.
+fn invite_tx(
+    conn: &Connection,
+    settings: &Settings,
+    service: &Service,
+    address: &EmailAddress,
+    name: Option<&CustomerName>,
+    now: i64,
+) -> anyhow::Result<InviteOutcome> {
+    let existing = customers::by_identity(conn, &address.identity_key())?;
+    let (customer_id, created) = match &existing {
+        None => {
+            let company = match &service.policy.access {
+                policy::Access::Companies(companies) => companies
+                    .iter()
+                    .find(|c| c.domains.iter().any(|d| d == address.domain()))
+                    .map(|c| c.name.clone()),
+                _ => None,
+            };
+            let id = customers::insert_pending(
+                conn,
+                &NewCustomer {
+                    email: address.as_str(),
+                    identity: &address.identity_key(),
+                    name: name.map(AsRef::as_ref),
+                    company: company.as_deref(),
+                    service: &service.id,
+                    source: "invitation",
+                },
+                now,
+            )?;
+            (id, true)
+        }
+        Some(customer) => match customer.status {
+            customers::Status::Pending => (customer.id, false),
+            customers::Status::Active => {
+                record_operator(conn, customer, "invite", "already_active", now)?;
+                return Ok(InviteOutcome::AlreadyActive);
+            }
+            customers::Status::Disabled => {
+                record_operator(conn, customer, "invite", "account_disabled", now)?;
+                return Ok(InviteOutcome::Disabled);
+            }
+        },
+    };
+    let token = Token::generate();
+    let ttl = settings.activation.token_ttl.as_secs();
+    let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
+    tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
+    let link = replies::activation_link(&settings.http.public_url, &token);
+    let shown_name = name
+        .map(|n| n.as_ref().to_owned())
+        .or_else(|| existing.as_ref().and_then(|c| c.name.clone()));
+    let reply = replies::invitation(
+        &service.name,
+        shown_name.as_deref(),
+        &link,
+        expires_at,
+        ttl / 3600,
+    )?;
+    let context = ReplyContext {
+        settings,
+        service,
+        support: &service.support_addresses[0],
+        in_reply_to: None,
+    };
+    queue_reply(conn, &context, address, &reply, now)?;
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id: None,
+            channel: "operator",
+            service: &service.id,
+            address: address.as_str(),
+            identity: Some(&address.identity_key()),
+            outcome: "invite",
+            reason: if created {
+                "operator_invitation"
+            } else {
+                "invited_again"
+            },
+            dropped: false,
+            reply_code: None,
+        },
+        now,
+    )?;
+    Ok(InviteOutcome::Invited { created })
+}
+
+impl Registrar {
+    /// Invites `address` to `service`: creates the pending customer (or
+    /// reuses a pending one) and queues the invitation mail with a new link,
+    /// in one transaction. An operator's invitation is not subject to the
+    /// self-registration policy. Blocks the calling thread (the CLI).
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub fn invite_blocking(
+        &self,
+        service: &Service,
+        address: EmailAddress,
+        name: Option<CustomerName>,
+    ) -> Result<InviteOutcome, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let service = service.clone();
+        let outcome = self.store.write_blocking(move |conn| {
+            invite_tx(
+                conn,
+                &settings,
+                &service,
+                &address,
+                name.as_ref(),
+                store::now(),
+            )
+        })?;
+        self.outbox_wake.notify_one();
+        Ok(outcome)
+    }
+
+    /// Replaces a pending customer's token with a new one and returns the
+    /// link, for an operator to hand over. Only the hash is stored. Blocks.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub fn hand_over_link_blocking(&self, address: &EmailAddress) -> Result<HandOver, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let address = address.clone();
+        self.store.write_blocking(move |conn| {
+            let now = store::now();
+            let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
+                return Ok(HandOver::Unknown);
+            };
+            if customer.status != customers::Status::Pending {
+                return Ok(HandOver::NotPending(customer.status));
+            }
+            let token = Token::generate();
+            tokens::replace(
+                conn,
+                customer.id,
+                &token.hash(),
+                now,
+                now + secs(settings.activation.token_ttl),
+            )?;
+            record_operator(conn, &customer, "link", "handed_over", now)?;
+            Ok(HandOver::Link(replies::activation_link(
+                &settings.http.public_url,
+                &token,
+            )))
+        })
+    }
+
+    /// Disables (ending every session) or enables an account. Enabling makes
+    /// it active again if it was ever activated, else pending. Blocks.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub fn set_enabled_blocking(
+        &self,
+        address: &EmailAddress,
+        enabled: bool,
+    ) -> Result<StatusChange, StoreError> {
+        let identity = address.identity_key();
+        self.store.write_blocking(move |conn| {
+            let now = store::now();
+            let Some(customer) = customers::by_identity(conn, &identity)? else {
+                return Ok(StatusChange::Unknown);
+            };
+            let to = if enabled {
+                customers::enable(conn, &identity)?.unwrap_or(customer.status)
+            } else {
+                customers::set_status(conn, &identity, customers::Status::Disabled)?;
+                sessions::delete_for_customer(conn, customer.id)?;
+                customers::Status::Disabled
+            };
+            let outcome = if enabled { "enable" } else { "disable" };
+            record_operator(conn, &customer, outcome, to.as_str(), now)?;
+            Ok(StatusChange::Changed {
+                from: customer.status,
+                to,
+            })
+        })
+    }
+
+    /// Deletes pending customers older than `activation.pending_expiry` with
+    /// their tokens, recording a decision for each, and drops expired
+    /// sessions. Returns how many customers were purged.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let expiry = secs(self.settings.activation.pending_expiry);
+        let idle = secs(self.settings.session.idle_timeout);
+        self.store
+            .write(move |conn| {
+                let now = store::now();
+                let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
+                for customer in &purged {
+                    inbound::record_decision(
+                        conn,
+                        &NewDecision {
+                            inbound_id: None,
+                            channel: "purge",
+                            service: &customer.service,
+                            address: &customer.email,
+                            identity: Some(&customer.identity),
+                            outcome: "purged",
+                            reason: "pending_expired",
+                            dropped: false,
+                            reply_code: None,
+                        },
+                        now,
+                    )?;
+                }
+                sessions::purge_expired(conn, now, idle)?;
+                Ok(purged.len())
+            })
+            .await
+    }
+}
