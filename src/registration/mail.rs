@@ -12,7 +12,7 @@ pub enum MailOutcome {
     Duplicate,
 }
 
-/// The transaction behind `from_mail_blocking`.
+/// The transaction behind `from_mail`.
 fn decide_mail(
     conn: &Connection,
     settings: &Settings,
