@@ -50,6 +50,12 @@ pub fn verify(
 
 /// `Sec-Fetch-Site` and `Origin`, when the browser sends them, must say the
 /// request came from our own pages.
+///
+/// `Origin: null` says nothing either way: our own `Referrer-Policy:
+/// no-referrer` makes browsers send exactly that on our own forms. Such a
+/// request still needs the CSRF cookie's value (which another site can
+/// neither read nor set), and over https browsers add `Sec-Fetch-Site`,
+/// which tells a cross-site `null` origin apart.
 fn same_origin(headers: &HeaderMap, public_url: &Url) -> bool {
     let fetch_site_ok = headers
         .get("sec-fetch-site")
@@ -58,6 +64,8 @@ fn same_origin(headers: &HeaderMap, public_url: &Url) -> bool {
     let origin_ok = headers
         .get(header::ORIGIN)
         .and_then(|value| value.to_str().ok())
-        .is_none_or(|origin| origin == public_url.origin().ascii_serialization());
+        .is_none_or(|origin| {
+            origin == "null" || origin == public_url.origin().ascii_serialization()
+        });
     fetch_site_ok && origin_ok
 }

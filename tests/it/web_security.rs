@@ -233,6 +233,8 @@ async fn cross_site_posts_are_refused_on_every_form() {
             ("sec-fetch-site", "cross-site"),
             ("origin", "https://evil.example"),
         ] {
+            // A cross-site page can also send `Origin: null`; with
+            // Sec-Fetch-Site saying cross-site it is refused too (below).
             let response = http
                 .post(app.url(path))
                 .header(header, value)
@@ -247,9 +249,53 @@ async fn cross_site_posts_are_refused_on_every_form() {
             );
         }
     }
+    let null_cross_site = http
+        .post(app.url("/register"))
+        .header("origin", "null")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("service", "demo"),
+            ("name", "Eve"),
+            ("email", "eve@example.com"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(null_cross_site.status(), StatusCode::FORBIDDEN);
     app.settle().await;
     assert_eq!(app.count("customers"), 0);
     assert_eq!(app.count("outbox"), 0);
+}
+
+/// What Chromium sends when a customer submits our own form: our
+/// `Referrer-Policy: no-referrer` turns its Origin into `null`.
+#[tokio::test]
+async fn a_browser_post_from_our_own_page_with_a_null_origin_is_accepted() {
+    let app = TestApp::spawn().await;
+    let http = app.http();
+    let page = form_page(&http, &app.url("/register")).await;
+    let csrf = hidden_field(&page, "csrf");
+
+    let response = http
+        .post(app.url("/register"))
+        .header("origin", "null")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("service", "demo"),
+            ("name", "Amy Pond"),
+            ("email", "amy@example.com"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        app.relay.wait_for(1).await[0].rcpt_to,
+        vec!["amy@example.com".to_owned()]
+    );
 }
 
 fn assert_security_headers(response: &Response, what: &str) {
