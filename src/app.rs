@@ -7,7 +7,7 @@
 
 use crate::mailer::Mailer;
 use crate::outbox::OutboxWorker;
-use crate::registration::Registrar;
+use crate::registration::{Purged, Registrar};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
@@ -140,13 +140,26 @@ impl Application {
 }
 
 /// Every `activation.purge_interval`, deletes pending customers older than
-/// `activation.pending_expiry` (recording each) until shutdown.
+/// `activation.pending_expiry` (recording each) and erases raw messages older
+/// than `store.raw_retention`, until shutdown.
 async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
     let interval = registrar.settings().activation.purge_interval;
     loop {
         match registrar.purge_expired().await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "expired pending customers purged"),
+            Ok(Purged {
+                customers: 0,
+                raw_messages: 0,
+            }) => {}
+            Ok(Purged {
+                customers,
+                raw_messages,
+            }) => {
+                tracing::info!(
+                    customers,
+                    raw_messages,
+                    "purged expired pending customers and old raw messages"
+                );
+            }
             Err(error) => tracing::error!(error.message = %error, "the purge failed"),
         }
         tokio::select! {

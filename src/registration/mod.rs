@@ -35,7 +35,7 @@ mod portal;
 
 pub use activation::PendingCustomer;
 pub use mail::MailOutcome;
-pub use operator::{HandOver, InviteOutcome, StatusChange};
+pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
 
 /// Runs the registration use cases against the store.
 #[derive(Clone)]

@@ -37,6 +37,15 @@ pub enum StatusChange {
     },
 }
 
+/// What one run of the purge removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Pending customers past `activation.pending_expiry_days`.
+    pub customers: usize,
+    /// Raw message bodies past `store.raw_retention_days`.
+    pub raw_messages: usize,
+}
+
 /// The transaction behind `invite_blocking`.
 fn invite_tx(
     conn: &Connection,
@@ -226,9 +235,10 @@ impl Registrar {
     ///
     /// # Errors
     /// A storage failure; nothing changed.
-    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
+    pub async fn purge_expired(&self) -> Result<Purged, StoreError> {
         let expiry = secs(self.settings.activation.pending_expiry);
         let idle = secs(self.settings.session.idle_timeout);
+        let retention = secs(self.settings.store.raw_retention);
         self.store
             .write(move |conn| {
                 let now = store::now();
@@ -251,7 +261,11 @@ impl Registrar {
                     )?;
                 }
                 sessions::purge_expired(conn, now, idle)?;
-                Ok(purged.len())
+                let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
+                Ok(Purged {
+                    customers: purged.len(),
+                    raw_messages,
+                })
             })
             .await
     }

@@ -118,6 +118,8 @@ pub struct HttpSettings {
 pub struct StoreSettings {
     pub path: PathBuf,
     pub max_batch: usize,
+    /// How long the raw bytes of an accepted message are kept.
+    pub raw_retention: Duration,
 }
 
 #[derive(Debug, Clone)]

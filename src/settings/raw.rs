@@ -78,6 +78,7 @@ pub struct RawHttp {
 pub struct RawStore {
     pub path: PathBuf,
     pub max_batch: usize,
+    pub raw_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

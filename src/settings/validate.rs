@@ -30,6 +30,10 @@ impl RawSettings {
             "store.max_batch: must be at least 1",
         );
         check(
+            self.store.raw_retention_days >= 1,
+            "store.raw_retention_days: must be at least 1",
+        );
+        check(
             self.outbound.max_attempts >= 1,
             "outbound.max_attempts: must be at least 1",
         );
@@ -289,6 +293,7 @@ impl RawSettings {
                 store: StoreSettings {
                     path: self.store.path,
                     max_batch: self.store.max_batch,
+                    raw_retention: Duration::from_secs(self.store.raw_retention_days * 24 * 3600),
                 },
                 outbound: OutboundSettings {
                     relay,

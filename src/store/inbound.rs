@@ -84,6 +84,13 @@ pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite
     Ok(conn.last_insert_rowid())
 }
 
+/// Erases the raw bytes of messages received before `before`; returns how
+/// many were erased.
+pub fn erase_raw_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < ?1")?
+        .execute([before])
+}
+
 /// Records a decision.
 pub fn record_decision(
     conn: &Connection,

@@ -331,3 +331,45 @@ async fn mail_from_an_active_customer_creates_nothing() {
     assert_eq!(app.count("customers"), 1);
     assert_eq!(app.count("activation_tokens"), tokens_before);
 }
+
+#[tokio::test]
+async fn raw_messages_are_erased_after_the_retention_period_and_the_record_stays() {
+    let app = TestApp::spawn_with(|s| {
+        s.activation.purge_interval = std::time::Duration::from_millis(100)
+    })
+    .await;
+    app.send(
+        "jane@example.com",
+        SUPPORT,
+        &person("Jane", "jane@example.com", SUPPORT, "old@example.com"),
+    )
+    .await
+    .assert_code(250);
+    // The message arrived 31 days ago, as far as the purge can tell.
+    app.db()
+        .execute(
+            "UPDATE inbound SET received_at = received_at - 31 * 86400",
+            [],
+        )
+        .expect("age the message");
+
+    crate::support::eventually("the raw bytes to be erased", || {
+        app.db()
+            .query_row("SELECT raw IS NULL FROM inbound", [], |r| {
+                r.get::<_, bool>(0)
+            })
+            .expect("the inbound row stays")
+    })
+    .await;
+
+    // The record, and with it idempotency, stays.
+    app.send(
+        "jane@example.com",
+        SUPPORT,
+        &person("Jane", "jane@example.com", SUPPORT, "old@example.com"),
+    )
+    .await
+    .assert_code(250);
+    assert_eq!(app.count("inbound"), 1);
+    assert_eq!(app.count("customers"), 1);
+}
