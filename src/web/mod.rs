@@ -13,6 +13,7 @@ mod headers;
 mod limits;
 mod pages;
 mod session;
+mod trace;
 mod views;
 
 use crate::domain::TokenHash;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(headers::security_headers))
+        .layer(axum::middleware::from_fn(trace::request_span))
         .with_state(state)
 }
 
