@@ -1,0 +1,153 @@
+//! What the daemon writes to its log: the real binary at RUST_LOG=trace,
+//! through a whole registration and activation, never logs the activation
+//! token, the password, a cookie or the message body.
+
+use crate::support::app::SUPPORT;
+use crate::support::mail::person;
+use crate::support::{Mail, SmtpClient, eventually, hidden_field};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+const PASSWORD: &str = "violet staple orbit canyon";
+const BODY: &str = "Hello, I would like an account.";
+
+#[tokio::test]
+async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("registrar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n\
+             [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n",
+            db = dir.path().join("db.sqlite3").display(),
+            out = dir.path().join("outbound").display(),
+        ),
+    )
+    .expect("write config");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_registrar"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let log = Arc::new(Mutex::new(String::new()));
+    for stream in [
+        Box::new(daemon.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(daemon.stderr.take().expect("stderr")),
+    ] {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut log = log.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+    }
+    eventually("the daemon to listen", || {
+        log.lock().expect("log lock").contains("listening")
+    })
+    .await;
+    let address = |key: &str| -> SocketAddr {
+        let log = log.lock().expect("log lock");
+        let start = log.find(key).expect("address logged") + key.len();
+        log[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .parse()
+            .expect("socket address")
+    };
+    let (smtp, http) = (address("smtp.addr="), address("http.addr="));
+
+    let (mut client, _) = SmtpClient::connect(smtp).await;
+    let mut message = person("Jane Doe", "jane@example.com", SUPPORT, "log@example.com");
+    message.extend_from_slice(format!("{BODY}\r\n").as_bytes());
+    client
+        .send_mail("jane@example.com", SUPPORT, &message)
+        .await
+        .assert_code(250);
+    let outbound = dir.path().join("outbound");
+    eventually("the activation mail", || {
+        std::fs::read_dir(&outbound).is_ok_and(|mut d| d.next().is_some())
+    })
+    .await;
+    let file = std::fs::read_dir(&outbound)
+        .expect("outbound")
+        .flatten()
+        .next()
+        .expect("a mail")
+        .path();
+    let mail = Mail::parse(&std::fs::read(file).expect("read mail"));
+    let link = crate::support::activation_link(&mail, http);
+    let token = link.split("token=").nth(1).expect("token").to_owned();
+
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = browser
+        .get(&link)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let csrf = hidden_field(&form, "csrf");
+    let saved = browser
+        .post(format!("http://{http}/activate"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("token", &token),
+            ("name", "Jane"),
+            ("password", PASSWORD),
+            ("confirm", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(saved.status(), 303);
+    let session = saved.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let session_value = session.split('=').nth(1).expect("cookie value").to_owned();
+    assert_eq!(
+        browser
+            .get(format!("http://{http}/portal"))
+            .send()
+            .await
+            .expect("GET portal")
+            .status(),
+        200
+    );
+
+    // SIGTERM through the standard library is not available; ending the
+    // process is enough, since everything asserted below is already logged.
+    daemon.kill().expect("stop the daemon");
+    let _ = daemon.wait();
+    let log = log.lock().expect("log lock").clone();
+    assert!(
+        log.contains("event=\"decided\""),
+        "the log is not empty:\n{log}"
+    );
+    for (what, secret) in [
+        ("activation token", token.as_str()),
+        ("password", PASSWORD),
+        ("CSRF value", csrf.as_str()),
+        ("session cookie", session_value.as_str()),
+        ("message body", BODY),
+    ] {
+        assert!(!log.contains(secret), "the {what} is in the log");
+    }
+}
