@@ -2,11 +2,10 @@
 //! must not consume a token.
 
 use crate::support::app::SUPPORT;
+use crate::support::customer::{PASSWORD, login};
 use crate::support::mail::person;
 use crate::support::{Mail, TestApp, activation_link, hidden_field};
 use reqwest::Client;
-
-const PASSWORD: &str = "violet staple orbit canyon";
 
 /// Registers `email` by mail and returns the activation link.
 async fn registered(app: &TestApp, name: &str, email: &str) -> String {
@@ -34,16 +33,6 @@ async fn open_form(http: &Client, link: &str) -> (String, String, String) {
         hidden_field(&html, "token"),
         html,
     )
-}
-
-fn token_used(app: &TestApp) -> bool {
-    app.db()
-        .query_row(
-            "SELECT used_at IS NOT NULL FROM activation_tokens",
-            [],
-            |r| r.get(0),
-        )
-        .expect("one token")
 }
 
 #[tokio::test]
@@ -105,24 +94,7 @@ async fn the_whole_path_from_mail_to_portal_and_back_in() {
 
     // A new browser signs in with the password.
     let fresh = app.http();
-    let login = fresh
-        .get(app.url("/login"))
-        .send()
-        .await
-        .expect("GET login")
-        .text()
-        .await
-        .expect("body");
-    let signed_in = fresh
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", hidden_field(&login, "csrf").as_str()),
-            ("email", "jane@example.com"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("POST login");
+    let signed_in = login(&app, &fresh, "jane@example.com", PASSWORD).await;
     assert_eq!(signed_in.status(), 303);
     let portal = fresh
         .get(app.url("/portal"))
@@ -136,24 +108,7 @@ async fn the_whole_path_from_mail_to_portal_and_back_in() {
 
     // A wrong password does not.
     let other = app.http();
-    let login = other
-        .get(app.url("/login"))
-        .send()
-        .await
-        .expect("GET login")
-        .text()
-        .await
-        .expect("body");
-    let refused = other
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf", hidden_field(&login, "csrf").as_str()),
-            ("email", "jane@example.com"),
-            ("password", "not the password at all"),
-        ])
-        .send()
-        .await
-        .expect("POST login");
+    let refused = login(&app, &other, "jane@example.com", "not the password at all").await;
     assert_eq!(refused.status(), 422);
     assert_eq!(
         other
@@ -186,7 +141,7 @@ async fn get_and_head_never_consume_the_token() {
         200
     );
 
-    assert!(!token_used(&app));
+    assert!(!app.token_used());
     assert_eq!(app.count("sessions"), 0);
 }
 
@@ -255,7 +210,7 @@ async fn a_wrong_csrf_value_or_an_empty_password_leaves_the_token_unused() {
             .contains("at least 15 characters")
     );
 
-    assert!(!token_used(&app));
+    assert!(!app.token_used());
     assert_eq!(app.count("sessions"), 0);
     assert_eq!(
         http.get(&link).send().await.expect("GET").status(),

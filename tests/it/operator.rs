@@ -1,7 +1,7 @@
 //! The operator's command line, run as the real binary against the test's
 //! database while the daemon serves it: invite, link, customers.
 
-use crate::portal::{PASSWORD, activate, active_customer, login, mail_number};
+use crate::support::customer::{PASSWORD, activate, active_customer, login, mail_number};
 use crate::support::{TestApp, activation_link, form_page};
 use reqwest::StatusCode;
 

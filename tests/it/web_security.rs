@@ -2,8 +2,8 @@
 //! same-origin POST changes anything; one token activates once however many
 //! requests race for it; limits per IP; headers and cookies on every answer.
 
-use crate::portal::{PASSWORD, activate, register};
 use crate::support::app::SUPPORT;
+use crate::support::customer::{PASSWORD, activate, register};
 use crate::support::mail::person;
 use crate::support::{Mail, TestApp, activation_link, form_page, hidden_field, metric};
 use reqwest::{Client, Response, StatusCode};
@@ -20,16 +20,6 @@ async fn mailed_link(app: &TestApp, email: &str) -> String {
     .assert_code(250);
     let mails = app.relay.wait_for(before + 1).await;
     activation_link(&Mail::parse(&mails[before].data), app.http_addr)
-}
-
-fn token_used(app: &TestApp) -> bool {
-    app.db()
-        .query_row(
-            "SELECT used_at IS NOT NULL FROM activation_tokens",
-            [],
-            |r| r.get(0),
-        )
-        .expect("one token")
 }
 
 async fn hashes_computed(app: &TestApp) -> u64 {
@@ -100,7 +90,7 @@ async fn scanners_fetching_and_posting_empty_forms_change_nothing() {
     assert_eq!(cookieless_post.status(), StatusCode::FORBIDDEN);
 
     app.settle().await;
-    assert!(!token_used(&app), "the token is unused");
+    assert!(!app.token_used(), "the token is unused");
     assert_eq!(app.count("sessions"), 0, "no session");
     assert_eq!(app.count("outbox"), 1, "no mail beyond the activation mail");
     assert_eq!(app.relay.mails().len(), 1);
@@ -159,7 +149,7 @@ async fn fifty_concurrent_posts_of_one_token_activate_exactly_once() {
     assert_eq!(hashed, 1, "one stored password hash");
     assert_eq!(hashes_computed(&app).await, 1, "one argon2 hash computed");
     assert_eq!(app.count("sessions"), 1, "one session");
-    assert!(token_used(&app));
+    assert!(app.token_used());
 }
 
 #[tokio::test]
@@ -182,7 +172,7 @@ async fn requests_with_dead_tokens_are_limited_per_ip() {
         "guessing stops, even for a real link"
     );
     assert!(limited.headers().contains_key("retry-after"));
-    assert!(!token_used(&app));
+    assert!(!app.token_used());
 }
 
 #[tokio::test]

@@ -148,6 +148,17 @@ impl TestApp {
             .expect("count rows")
     }
 
+    /// Whether the one activation token in the database has been used.
+    pub fn token_used(&self) -> bool {
+        self.db()
+            .query_row(
+                "SELECT used_at IS NOT NULL FROM activation_tokens",
+                [],
+                |r| r.get(0),
+            )
+            .expect("one token")
+    }
+
     /// Waits until the outbox has nothing queued.
     pub async fn settle(&self) {
         super::eventually("the outbox to drain", || {

@@ -3,6 +3,7 @@
 //! for SMTP and HTTP.
 
 pub mod app;
+pub mod customer;
 pub mod mail;
 pub mod relay;
 pub mod smtp_client;
