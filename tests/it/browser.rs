@@ -8,8 +8,6 @@
 //! and sets REGISTRAR_BROWSER_TESTS=1. Without that variable the test says
 //! so and returns.
 
-use crate::support::app::SUPPORT;
-use crate::support::mail::person;
 use crate::support::{Mail, TestApp, activation_link};
 use std::process::Command;
 
@@ -22,13 +20,9 @@ async fn a_customer_activates_signs_out_and_signs_in_with_a_real_browser() {
         return;
     }
     let app = TestApp::spawn().await;
-    app.send(
-        "amy@example.com",
-        SUPPORT,
-        &person("Amy Pond", "amy@example.com", SUPPORT, "amy@example.com.id"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Amy Pond", "amy@example.com", "amy@example.com.id")
+        .await
+        .assert_code(250);
     let link = activation_link(
         &Mail::parse(&app.relay.wait_for(1).await[0].data),
         app.http_addr,

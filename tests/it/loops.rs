@@ -367,20 +367,12 @@ async fn the_auto_reply_subject_list_is_a_setting() {
 #[tokio::test]
 async fn plus_tags_share_one_rate_limit() {
     let app = TestApp::spawn().await;
-    app.send(
-        "jane+a@example.com",
-        SUPPORT,
-        &person("Jane", "jane+a@example.com", SUPPORT, "pa@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane+a@example.com", "pa@example.com")
+        .await
+        .assert_code(250);
 
     let second = app
-        .send(
-            "jane+b@example.com",
-            SUPPORT,
-            &person("Jane", "jane+b@example.com", SUPPORT, "pb@example.com"),
-        )
+        .mail_support("Jane", "jane+b@example.com", "pb@example.com")
         .await;
 
     second.assert_code(550);
@@ -400,20 +392,12 @@ async fn plus_tags_share_one_rate_limit() {
 async fn over_the_limit_with_suppress_is_answered_250_and_recorded() {
     let app =
         TestApp::spawn_with(|s| s.services[0].policy.limits.action = LimitAction::Suppress).await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "s1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "s1@example.com")
+        .await
+        .assert_code(250);
 
     let second = app
-        .send(
-            "jane@example.com",
-            SUPPORT,
-            &person("Jane", "jane@example.com", SUPPORT, "s2@example.com"),
-        )
+        .mail_support("Jane", "jane@example.com", "s2@example.com")
         .await;
 
     second.assert_code(250);
@@ -439,11 +423,7 @@ async fn the_service_budget_caps_replies_to_everyone_together() {
     }
 
     let third = app
-        .send(
-            "c@example.com",
-            SUPPORT,
-            &person("C", "c@example.com", SUPPORT, "b3@example.com"),
-        )
+        .mail_support("C", "c@example.com", "b3@example.com")
         .await;
 
     third.assert_code(550);
@@ -518,13 +498,9 @@ async fn an_auto_responder_that_answers_everything_gets_one_reply() {
 #[tokio::test]
 async fn explain_and_the_daemon_agree_on_a_rate_limited_sender() {
     let app = TestApp::spawn().await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "e1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "e1@example.com")
+        .await
+        .assert_code(250);
     let second = person("Jane", "jane@example.com", SUPPORT, "e2@example.com");
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("second.eml");

@@ -1,8 +1,6 @@
 //! Outbound delivery: retries while the relay refuses, and a restart loses
 //! nothing queued.
 
-use crate::support::app::SUPPORT;
-use crate::support::mail::person;
 use crate::support::{TestApp, eventually};
 
 #[tokio::test]
@@ -10,13 +8,9 @@ async fn a_reply_is_retried_until_the_relay_takes_it() {
     let app = TestApp::spawn().await;
     app.relay.set_failing(true);
 
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     eventually("a failed attempt", || {
         app.db()
             .query_row("SELECT attempts FROM outbox", [], |r| r.get::<_, i64>(0))
@@ -47,13 +41,9 @@ async fn a_restart_loses_nothing_queued() {
         s.outbound.relay = Some(url::Url::parse("smtp://127.0.0.1:9").expect("url"));
     })
     .await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     assert!(app.relay.mails().is_empty());
 
     let app = app.restart_with(|_| {}).await;
@@ -66,13 +56,9 @@ async fn a_restart_loses_nothing_queued() {
 #[tokio::test]
 async fn without_a_relay_mail_is_written_to_the_outbound_folder() {
     let app = TestApp::spawn_with(|s| s.outbound.relay = None).await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     app.settle().await;
     let folder = app.settings.outbound.folder.clone();
     let files: Vec<_> = std::fs::read_dir(&folder)

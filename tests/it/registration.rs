@@ -11,11 +11,7 @@ async fn a_new_sender_gets_exactly_one_activation_mail() {
     let app = TestApp::spawn().await;
 
     let reply = app
-        .send(
-            "jane@example.com",
-            SUPPORT,
-            &person("Jane Doe", "jane@example.com", SUPPORT, "m1@example.com"),
-        )
+        .mail_support("Jane Doe", "jane@example.com", "m1@example.com")
         .await;
 
     reply.assert_code(250);
@@ -43,13 +39,9 @@ async fn a_new_sender_gets_exactly_one_activation_mail() {
 #[tokio::test]
 async fn the_raw_token_is_never_stored() {
     let app = TestApp::spawn().await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     let mails = app.relay.wait_for(1).await;
     let link = activation_link(&Mail::parse(&mails[0].data), app.http_addr);
     let token = link
@@ -105,11 +97,7 @@ async fn email_self_registration_off_refuses_and_stores_nothing() {
     let app = TestApp::spawn_with(|s| s.services[0].policy.email = false).await;
 
     let reply = app
-        .send(
-            "jane@example.com",
-            SUPPORT,
-            &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-        )
+        .mail_support("Jane", "jane@example.com", "m1@example.com")
         .await;
 
     reply.assert_code(550);
@@ -135,18 +123,10 @@ async fn certain_companies_attaches_the_customer_to_its_company() {
     .await;
 
     let accepted = app
-        .send(
-            "jane@acme.example",
-            SUPPORT,
-            &person("Jane", "jane@acme.example", SUPPORT, "m1@acme.example"),
-        )
+        .mail_support("Jane", "jane@acme.example", "m1@acme.example")
         .await;
     let refused = app
-        .send(
-            "joe@other.example",
-            SUPPORT,
-            &person("Joe", "joe@other.example", SUPPORT, "m2@other.example"),
-        )
+        .mail_support("Joe", "joe@other.example", "m2@other.example")
         .await;
 
     accepted.assert_code(250);
@@ -166,11 +146,7 @@ async fn certain_companies_attaches_the_customer_to_its_company() {
 async fn no_one_may_self_register_when_access_is_closed() {
     let app = TestApp::spawn_with(|s| s.services[0].policy.access = Access::NoOne).await;
     let reply = app
-        .send(
-            "jane@example.com",
-            SUPPORT,
-            &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-        )
+        .mail_support("Jane", "jane@example.com", "m1@example.com")
         .await;
     reply.assert_code(550);
     assert_eq!(app.count("customers"), 0);
@@ -185,25 +161,13 @@ async fn the_denylist_always_wins() {
     .await;
 
     let by_domain = app
-        .send(
-            "x@mail.spam.example",
-            SUPPORT,
-            &person("X", "x@mail.spam.example", SUPPORT, "m1@spam.example"),
-        )
+        .mail_support("X", "x@mail.spam.example", "m1@spam.example")
         .await;
     let by_address = app
-        .send(
-            "Bad@Example.com",
-            SUPPORT,
-            &person("B", "Bad@Example.com", SUPPORT, "m2@example.com"),
-        )
+        .mail_support("B", "Bad@Example.com", "m2@example.com")
         .await;
     let allowed = app
-        .send(
-            "good@example.com",
-            SUPPORT,
-            &person("G", "good@example.com", SUPPORT, "m3@example.com"),
-        )
+        .mail_support("G", "good@example.com", "m3@example.com")
         .await;
 
     by_domain.assert_code(550);
@@ -215,25 +179,17 @@ async fn the_denylist_always_wins() {
 #[tokio::test]
 async fn a_second_mail_from_a_pending_customer_sends_a_new_link_and_kills_the_old() {
     let app = TestApp::spawn_with(|s| s.services[0].policy.limits.min_interval_secs = 0).await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     let first = activation_link(
         &Mail::parse(&app.relay.wait_for(1).await[0].data),
         app.http_addr,
     );
 
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m2@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m2@example.com")
+        .await
+        .assert_code(250);
     let second = activation_link(
         &Mail::parse(&app.relay.wait_for(2).await[1].data),
         app.http_addr,
@@ -257,19 +213,11 @@ async fn a_second_mail_from_a_pending_customer_sends_a_new_link_and_kills_the_ol
 #[tokio::test]
 async fn a_second_mail_within_the_reply_interval_is_refused() {
     let app = TestApp::spawn().await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     let reply = app
-        .send(
-            "jane@example.com",
-            SUPPORT,
-            &person("Jane", "jane@example.com", SUPPORT, "m2@example.com"),
-        )
+        .mail_support("Jane", "jane@example.com", "m2@example.com")
         .await;
     reply.assert_code(550);
     assert!(reply.text.contains("try again later"), "{}", reply.text);
@@ -295,13 +243,9 @@ async fn the_same_message_retried_after_a_lost_250_creates_nothing_twice() {
 #[tokio::test]
 async fn mail_from_an_active_customer_creates_nothing() {
     let app = TestApp::spawn_with(|s| s.services[0].policy.limits.min_interval_secs = 0).await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "m1@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
     app.relay.wait_for(1).await;
     app.db()
         .execute(
@@ -312,11 +256,7 @@ async fn mail_from_an_active_customer_creates_nothing() {
     let tokens_before = app.count("activation_tokens");
 
     let reply = app
-        .send(
-            "jane@example.com",
-            SUPPORT,
-            &person("Jane", "jane@example.com", SUPPORT, "m2@example.com"),
-        )
+        .mail_support("Jane", "jane@example.com", "m2@example.com")
         .await;
 
     reply.assert_code(250);
@@ -338,13 +278,9 @@ async fn raw_messages_are_erased_after_the_retention_period_and_the_record_stays
         s.activation.purge_interval = std::time::Duration::from_millis(100)
     })
     .await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "old@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "old@example.com")
+        .await
+        .assert_code(250);
     // The message arrived 31 days ago, as far as the purge can tell.
     app.db()
         .execute(
@@ -363,13 +299,9 @@ async fn raw_messages_are_erased_after_the_retention_period_and_the_record_stays
     .await;
 
     // The record, and with it idempotency, stays.
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "old@example.com"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "old@example.com")
+        .await
+        .assert_code(250);
     assert_eq!(app.count("inbound"), 1);
     assert_eq!(app.count("customers"), 1);
 }

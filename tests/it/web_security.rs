@@ -397,13 +397,9 @@ async fn over_https_cookies_are_host_prefixed_secure_http_only_and_the_session_i
         settings.http.public_url = url::Url::parse("https://127.0.0.1:0/").expect("url");
     })
     .await;
-    app.send(
-        "jane@example.com",
-        SUPPORT,
-        &person("Jane", "jane@example.com", SUPPORT, "https.id"),
-    )
-    .await
-    .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "https.id")
+        .await
+        .assert_code(250);
     let mails = app.relay.wait_for(1).await;
     let text = Mail::parse(&mails[0].data).text;
     let start = text.find("token=").expect("a link") + "token=".len();

@@ -120,6 +120,13 @@ impl TestApp {
         reply
     }
 
+    /// Sends a person's mail from `address` (envelope and From alike) to the
+    /// demo service's support address; returns the final reply.
+    pub async fn mail_support(&self, name: &str, address: &str, message_id: &str) -> Reply {
+        let message = super::mail::person(name, address, SUPPORT, message_id);
+        self.send(address, SUPPORT, &message).await
+    }
+
     /// An HTTP client with a cookie store that does not follow redirects.
     pub fn http(&self) -> reqwest::Client {
         reqwest::Client::builder()
