@@ -12,6 +12,7 @@ mod loops;
 mod operator;
 mod outbox;
 mod portal;
+mod process;
 mod registration;
 mod replay;
 mod sender_auth;

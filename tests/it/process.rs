@@ -1,0 +1,116 @@
+//! The binary as systemd runs it: `READY=1` on NOTIFY_SOCKET once both
+//! listeners are bound, and SIGTERM answered by draining and a clean exit.
+
+use crate::support::SmtpClient;
+use crate::support::app::SUPPORT;
+use crate::support::mail::person;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts `registrar serve` on free ports in `dir`, with NOTIFY_SOCKET set,
+/// and returns the child, its SMTP address and the notification socket.
+fn start(dir: &std::path::Path) -> (std::process::Child, SocketAddr, UnixDatagram) {
+    let config = dir.join("registrar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [store]\npath = \"{}\"\n[outbound]\nfolder = \"{}\"\n",
+            dir.join("db.sqlite3").display(),
+            dir.join("outbound").display()
+        ),
+    )
+    .expect("write config");
+    let socket_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_registrar"))
+        .args(["--config", config.to_str().expect("utf-8 path"), "serve"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start registrar");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut smtp = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line.split("smtp.addr=").nth(1) {
+            smtp = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            break;
+        }
+    }
+    (
+        child,
+        smtp.expect("the daemon logs its SMTP address"),
+        notify,
+    )
+}
+
+#[tokio::test]
+async fn systemd_hears_ready_after_both_listeners_are_bound() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, smtp, notify) = start(dir.path());
+
+    let mut buffer = [0u8; 256];
+    let received = notify.recv(&mut buffer).expect("a notification");
+    let message = String::from_utf8_lossy(&buffer[..received]).into_owned();
+
+    assert!(message.contains("READY=1"), "{message}");
+    let (_, greeting) = SmtpClient::connect(smtp).await;
+    greeting.assert_code(220);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, smtp, notify) = start(dir.path());
+    let mut buffer = [0u8; 256];
+    notify.recv(&mut buffer).expect("ready");
+    let (mut accepted, _) = SmtpClient::connect(smtp).await;
+    accepted
+        .send_mail(
+            "jane@example.com",
+            SUPPORT,
+            &person("Jane", "jane@example.com", SUPPORT, "term@example.com"),
+        )
+        .await
+        .assert_code(250);
+    let (mut waiting, _) = SmtpClient::connect(smtp).await;
+    waiting.command("EHLO client.test").await.assert_code(250);
+
+    let asked = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+
+    let reply = waiting.read_reply().await;
+    reply.assert_code(421);
+    assert!(reply.text.starts_with("4.3.2"), "{}", reply.text);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "shutdown took {:?}",
+        asked.elapsed()
+    );
+    let db = rusqlite::Connection::open(dir.path().join("db.sqlite3")).expect("open the database");
+    let customers: i64 = db
+        .query_row("SELECT COUNT(*) FROM customers", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(customers, 1, "the message answered 250 is in the database");
+}
