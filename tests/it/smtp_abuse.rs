@@ -6,29 +6,6 @@ use crate::support::mail::person;
 use crate::support::{SmtpClient, TestApp};
 use std::time::Duration;
 
-/// A session past EHLO.
-async fn greeted(app: &TestApp) -> SmtpClient {
-    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await;
-    greeting.assert_code(220);
-    client.command("EHLO client.test").await.assert_code(250);
-    client
-}
-
-/// A session in DATA, the 354 read.
-async fn in_data(app: &TestApp, from: &str) -> SmtpClient {
-    let mut client = greeted(app).await;
-    client
-        .command(&format!("MAIL FROM:<{from}>"))
-        .await
-        .assert_code(250);
-    client
-        .command(&format!("RCPT TO:<{SUPPORT}>"))
-        .await
-        .assert_code(250);
-    client.command("DATA").await.assert_code(354);
-    client
-}
-
 #[track_caller]
 fn assert_reply(reply: &crate::support::smtp_client::Reply, code: u16, text: &str) {
     reply.assert_code(code);
@@ -55,8 +32,8 @@ fn customers_with(app: &TestApp, email: &str) -> i64 {
 #[tokio::test]
 async fn connections_over_the_global_session_cap_get_421_4_7_0_and_are_closed() {
     let app = TestApp::spawn_with(|s| s.smtp.max_sessions = 2).await;
-    let _first = greeted(&app).await;
-    let _second = greeted(&app).await;
+    let _first = app.greeted().await;
+    let _second = app.greeted().await;
 
     let (mut third, refusal) = SmtpClient::connect(app.smtp_addr).await;
 
@@ -67,8 +44,8 @@ async fn connections_over_the_global_session_cap_get_421_4_7_0_and_are_closed() 
 #[tokio::test]
 async fn connections_over_the_per_address_session_cap_get_421_4_7_0_and_are_closed() {
     let app = TestApp::spawn_with(|s| s.smtp.max_sessions_per_ip = 2).await;
-    let _first = greeted(&app).await;
-    let _second = greeted(&app).await;
+    let _first = app.greeted().await;
+    let _second = app.greeted().await;
 
     let (mut third, refusal) = SmtpClient::connect(app.smtp_addr).await;
 
@@ -118,7 +95,7 @@ async fn the_message_after_the_per_session_cap_gets_421_4_7_0_and_the_session_cl
 #[tokio::test]
 async fn too_many_refused_commands_end_the_session_with_421_4_7_0() {
     let app = TestApp::spawn_with(|s| s.smtp.max_errors_per_session = 3).await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
     client.command("FOO").await.assert_code(500);
     client.command("BAR").await.assert_code(500);
 
@@ -133,7 +110,7 @@ async fn too_many_refused_commands_end_the_session_with_421_4_7_0() {
 #[tokio::test]
 async fn an_idle_client_gets_421_4_4_2_and_is_closed() {
     let app = TestApp::spawn_with(|s| s.smtp.idle_timeout = Duration::from_millis(300)).await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
 
     let reply = client.next_reply().await.expect("an unsolicited reply");
 
@@ -144,7 +121,7 @@ async fn an_idle_client_gets_421_4_4_2_and_is_closed() {
 #[tokio::test]
 async fn a_command_line_that_never_ends_gets_421_4_4_2() {
     let app = TestApp::spawn_with(|s| s.smtp.command_timeout = Duration::from_millis(300)).await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
 
     client.send_raw(b"MAIL FROM:<jane@exa").await;
 
@@ -156,7 +133,7 @@ async fn a_command_line_that_never_ends_gets_421_4_4_2() {
 #[tokio::test]
 async fn the_whole_session_is_capped_even_for_a_busy_client() {
     let app = TestApp::spawn_with(|s| s.smtp.session_timeout = Duration::from_millis(500)).await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
 
     // Never idle: a NOOP as soon as the last one was answered.
     let last = loop {
@@ -178,7 +155,7 @@ async fn a_sender_below_the_minimum_data_rate_gets_421_4_4_2_and_nothing_is_stor
         s.smtp.min_data_rate = 1000;
     })
     .await;
-    let mut client = in_data(&app, "jane@example.com").await;
+    let mut client = app.in_data("jane@example.com").await;
 
     // About 200 bytes per second: a fifth of the minimum.
     let reply = client
@@ -220,7 +197,7 @@ async fn size_is_advertised_and_a_bigger_declared_size_is_refused_552_5_3_4_at_m
 #[tokio::test]
 async fn an_overlong_command_line_is_answered_500_5_5_2_and_the_session_goes_on() {
     let app = TestApp::spawn_with(|s| s.smtp.max_command_line_bytes = 512).await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
 
     let reply = client
         .command(&format!("MAIL FROM:<{}@example.com>", "a".repeat(4000)))
@@ -233,7 +210,7 @@ async fn an_overlong_command_line_is_answered_500_5_5_2_and_the_session_goes_on(
 #[tokio::test]
 async fn a_header_section_over_its_cap_is_read_to_the_end_and_answered_552_5_3_4() {
     let app = TestApp::spawn_with(|s| s.smtp.max_header_bytes = 1024).await;
-    let mut client = in_data(&app, "jane@example.com").await;
+    let mut client = app.in_data("jane@example.com").await;
     let filler = "X-Filler: 0123456789012345678901234567890123456789\r\n".repeat(40);
     let message = [
         filler.as_bytes(),
@@ -251,7 +228,7 @@ async fn a_header_section_over_its_cap_is_read_to_the_end_and_answered_552_5_3_4
 #[tokio::test]
 async fn recipients_over_the_cap_get_452_4_5_3() {
     let app = TestApp::spawn_with(|s| s.smtp.max_recipients = 2).await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
     client
         .command("MAIL FROM:<jane@example.com>")
         .await
@@ -285,7 +262,7 @@ async fn no_smuggling_ending_lets_a_second_message_through() {
         ("<CR><LF><NUL>.<CR><LF>", b"\r\n\x00.\r\n"),
     ];
     for (name, ending) in endings {
-        let mut client = in_data(&app, "jane@example.com").await;
+        let mut client = app.in_data("jane@example.com").await;
         let smuggled = person(
             "Mallory",
             "mallory@example.com",
@@ -330,7 +307,7 @@ async fn no_smuggling_ending_lets_a_second_message_through() {
 #[tokio::test]
 async fn bare_line_feeds_in_commands_are_refused_with_521_and_the_connection_closes() {
     let app = TestApp::spawn().await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
 
     client
         .send_raw(format!("MAIL FROM:<jane@example.com>\nRCPT TO:<{SUPPORT}>\r\n").as_bytes())
@@ -346,7 +323,7 @@ async fn bare_line_feeds_in_commands_are_refused_with_521_and_the_connection_clo
 #[tokio::test]
 async fn a_pipelined_transaction_after_ehlo_is_accepted() {
     let app = TestApp::spawn().await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
 
     client
         .send_raw(
@@ -365,7 +342,7 @@ async fn a_pipelined_transaction_after_ehlo_is_accepted() {
 #[tokio::test]
 async fn a_body_sent_without_waiting_for_354_is_refused_503_5_5_0() {
     let app = TestApp::spawn().await;
-    let mut client = greeted(&app).await;
+    let mut client = app.greeted().await;
     let message = person("Jane", "jane@example.com", SUPPORT, "eager@example.com");
     let wire = [
         format!("MAIL FROM:<jane@example.com>\r\nRCPT TO:<{SUPPORT}>\r\nDATA\r\n").as_bytes(),

@@ -97,17 +97,7 @@ async fn a_storage_fault_answers_451_leaves_nothing_and_a_retry_registers_once()
 #[tokio::test]
 async fn bare_line_feeds_in_data_are_refused_with_521_and_the_connection_closes() {
     let app = TestApp::spawn().await;
-    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
-    client.command("EHLO client.test").await.assert_code(250);
-    client
-        .command("MAIL FROM:<jane@example.com>")
-        .await
-        .assert_code(250);
-    client
-        .command(&format!("RCPT TO:<{SUPPORT}>"))
-        .await
-        .assert_code(250);
-    client.command("DATA").await.assert_code(354);
+    let mut client = app.in_data("jane@example.com").await;
 
     client
         .send_raw(b"From: jane@example.com\r\nSubject: x\r\n\r\nline\nsmuggled\r\n.\r\n")

@@ -120,6 +120,29 @@ impl TestApp {
         reply
     }
 
+    /// A session past EHLO.
+    pub async fn greeted(&self) -> SmtpClient {
+        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr).await;
+        greeting.assert_code(220);
+        client.command("EHLO client.test").await.assert_code(250);
+        client
+    }
+
+    /// A session in DATA, the 354 read.
+    pub async fn in_data(&self, from: &str) -> SmtpClient {
+        let mut client = self.greeted().await;
+        client
+            .command(&format!("MAIL FROM:<{from}>"))
+            .await
+            .assert_code(250);
+        client
+            .command(&format!("RCPT TO:<{SUPPORT}>"))
+            .await
+            .assert_code(250);
+        client.command("DATA").await.assert_code(354);
+        client
+    }
+
     /// Sends a person's mail from `address` (envelope and From alike) to the
     /// demo service's support address; returns the final reply.
     pub async fn mail_support(&self, name: &str, address: &str, message_id: &str) -> Reply {
