@@ -97,3 +97,19 @@ fn a_service_overrides_the_global_policy() {
     assert!(!settings.services[0].policy.email);
     assert!(settings.services[0].policy.portal);
 }
+
+#[test]
+fn a_public_url_with_a_path_is_refused() {
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.http.public_url = "https://help.example/portal".into();
+    let Err(SettingsError::Invalid(errors)) = raw.clone().validate() else {
+        panic!("a public URL with a path was accepted");
+    };
+    assert!(
+        errors
+            .join("\n")
+            .contains("http.public_url: must be the bare origin")
+    );
+    raw.http.public_url = "https://help.example/".into();
+    assert!(raw.validate().is_ok());
+}

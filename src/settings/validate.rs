@@ -157,7 +157,17 @@ impl RawSettings {
             if !ok {
                 errors.push("http.public_url: must be an http or https URL with a host".into());
             }
-            ok
+            // Pages link to /login, /static/… at the root, and mail links are
+            // joined onto this URL: a path prefix would give broken links.
+            let at_root = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+            if ok && !at_root {
+                errors.push(
+                    "http.public_url: must be the bare origin (like https://portal.example.com); \
+                     registrar serves its pages at the root, so give it its own host name"
+                        .into(),
+                );
+            }
+            ok && at_root
         });
         let relay = if self.outbound.relay.trim().is_empty() {
             Some(None)
