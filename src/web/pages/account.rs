@@ -1,0 +1,158 @@
+//! Signing in and out, and the portal page a signed-in customer sees.
+
+use super::*;
+
+/// GET /login.
+pub async fn login_form(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
+    let page = views::Login {
+        brand: brand(&state),
+        csrf: &csrf,
+        email: "",
+        error: None,
+        portal: portal_registration(&state),
+    };
+    (jar, render(&page)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// POST /login: verifies the password (or a dummy, for unknown addresses)
+/// and opens a new session, ending the one the browser held. Failed attempts
+/// count per address (known or not, so the limit reveals nothing) and per
+/// client IP; past either limit the answer is "try again later".
+pub async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
+    let address = EmailAddress::parse(&form.email).ok();
+    let account = address.as_ref().map_or_else(
+        || form.email.trim().to_ascii_lowercase(),
+        EmailAddress::identity_key,
+    );
+    let login_page = |status: StatusCode, error: &'static str| {
+        let page = views::Login {
+            brand: brand(&state),
+            csrf: &form.csrf,
+            email: &form.email,
+            error: Some(error),
+            portal: portal_registration(&state),
+        };
+        (status, render(&page)).into_response()
+    };
+    if state.limits.exhausted(Kind::FailedLoginAccount, &account)
+        || state.limits.exhausted(Kind::FailedLoginIp, &ip)
+    {
+        let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_LOGINS);
+        if let Ok(value) = HeaderValue::from_str(&state.limits.window().as_secs().to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
+    let customer = match address {
+        Some(address) => {
+            let identity = address.identity_key();
+            state
+                .registrar
+                .store()
+                .read(move |conn| Ok(customers::by_identity(conn, &identity)?))
+                .await?
+        }
+        None => None,
+    };
+    // Pending customers have no password; they and unknown addresses are
+    // verified against the dummy hash so every failure takes as long.
+    let stored = customer.as_ref().and_then(|c| c.password_hash.clone());
+    let verified = state
+        .hasher
+        .verify(SecretString::from(form.password.clone()), stored)
+        .await;
+    match customer {
+        Some(customer) if verified && customer.status == customers::Status::Active => {
+            let session_id = Token::generate();
+            let previous = session::presented(&jar, &state);
+            state
+                .registrar
+                .rotate_session(customer.id, session_id.hash(), previous)
+                .await?;
+            tracing::info!(event = "signed_in", customer.id = customer.id);
+            let jar = jar.add(session::new_cookie(&session_id, &state));
+            Ok((jar, Redirect::to("/portal")).into_response())
+        }
+        Some(customer) if verified && customer.status == customers::Status::Disabled => {
+            // Only someone who knows the password learns the account is disabled.
+            tracing::info!(event = "sign_in_disabled", customer.id = customer.id);
+            state.limits.record(Kind::FailedLoginAccount, &account);
+            state.limits.record(Kind::FailedLoginIp, &ip);
+            Ok(login_page(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Contact support if you think this is a mistake.",
+            ))
+        }
+        _ => {
+            state.limits.record(Kind::FailedLoginAccount, &account);
+            state.limits.record(Kind::FailedLoginIp, &ip);
+            Ok(login_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The email or password is not right.",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// POST /logout: ends the session.
+pub async fn logout(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, WebError> {
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
+    if let Some(hash) = session::presented(&jar, &state) {
+        state
+            .registrar
+            .store()
+            .write(move |conn| Ok(sessions::delete(conn, &hash)?))
+            .await?;
+    }
+    Ok((session::clear(jar, &state), Redirect::to("/login")).into_response())
+}
+
+/// GET /portal: greets the signed-in customer.
+pub async fn portal(State(state): State<AppState>, jar: CookieJar) -> Result<Response, WebError> {
+    let Some(customer) = session::current_customer(&jar, &state).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
+    let service = state
+        .settings
+        .service(&customer.service)
+        .map_or(customer.service.as_str(), |s| s.name.as_str());
+    let page = views::Portal {
+        brand: brand(&state),
+        csrf: &csrf,
+        name: customer.name.as_deref().unwrap_or(&customer.email),
+        email: &customer.email,
+        company: customer.company.as_deref(),
+        service,
+    };
+    Ok((jar, render(&page)).into_response())
+}

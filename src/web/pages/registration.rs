@@ -1,0 +1,182 @@
+//! "Create an account" and "send me a new link": the same answer whatever
+//! the address's state, and the same rate limits.
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+pub struct ServiceQuery {
+    service: Option<String>,
+}
+
+/// GET /register: "Create an account", where a service offers it.
+pub async fn register_form(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(query): Query<ServiceQuery>,
+) -> Result<Response, WebError> {
+    let Some(service) = portal_service(&state, query.service.as_deref()) else {
+        return Err(WebError::NotFound);
+    };
+    let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
+    let page = views::Register {
+        brand: brand(&state),
+        csrf: &csrf,
+        service: &service.id,
+        name: "",
+        email: "",
+        error: None,
+    };
+    Ok((jar, render(&page)).into_response())
+}
+
+fn portal_service<'a>(
+    state: &'a AppState,
+    id: Option<&str>,
+) -> Option<&'a crate::settings::Service> {
+    match id {
+        Some(id) => state.settings.service(id).filter(|s| s.policy.portal),
+        None => state.settings.services.iter().find(|s| s.policy.portal),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// The answer to every accepted "Create an account" or "send me a new link":
+/// the same bytes whether or not the address has an account.
+fn check_your_inbox(state: &AppState) -> Response {
+    let page = views::Notice {
+        brand: brand(state),
+        heading: "Check your inbox",
+        text: "If this address can use the portal, a mail is on its way to it: a link to finish, or a note on how to sign in. Links expire, so use yours soon.",
+        link: Some(("/login", "Back to sign in")),
+    };
+    render(&page).into_response()
+}
+
+/// Applies the limits shared by `/register` and `/resend`: per client IP and
+/// per address, counted whatever the address's state. `true` when over.
+fn registration_limited(state: &AppState, ip: &str, address: &EmailAddress) -> bool {
+    let key = address.rate_key();
+    if state.limits.exhausted(Kind::RegistrationIp, ip)
+        || state.limits.exhausted(Kind::RegistrationAddress, &key)
+    {
+        return true;
+    }
+    state.limits.record(Kind::RegistrationIp, ip);
+    state.limits.record(Kind::RegistrationAddress, &key);
+    false
+}
+
+/// POST /register: answers the same whatever the address's state, so the
+/// page reveals nothing about which addresses have accounts.
+pub async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<RegisterForm>,
+) -> Result<Response, WebError> {
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
+    let Some(service) = portal_service(&state, Some(&form.service)) else {
+        return Err(WebError::NotFound);
+    };
+    if state.limits.exhausted(Kind::RegistrationIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
+    let name = CustomerName::parse(&form.name);
+    let address = EmailAddress::parse(&form.email);
+    let error = match (&name, &address) {
+        (None, _) => Some("Enter your name."),
+        (_, Err(_)) => Some("Enter a valid email address, like name@example.com."),
+        _ => None,
+    };
+    let (Some(name), Ok(address), None) = (name, address, error) else {
+        let page = views::Register {
+            brand: brand(&state),
+            csrf: &form.csrf,
+            service: &service.id,
+            name: &form.name,
+            email: &form.email,
+            error,
+        };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
+    };
+    if registration_limited(&state, &ip, &address) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
+    let decision = state
+        .registrar
+        .from_portal(service, address, Some(name))
+        .await?;
+    tracing::info!(
+        event = "portal_registration",
+        outcome = decision.name(),
+        reason = decision.reason()
+    );
+    Ok(check_your_inbox(&state))
+}
+
+/// GET /resend: "send me a new link".
+pub async fn resend_form(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
+    let page = views::Resend {
+        brand: brand(&state),
+        csrf: &csrf,
+        email: "",
+        error: None,
+    };
+    (jar, render(&page)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// POST /resend: a new link for a pending customer, the sign-in note for an
+/// active one, nothing for anyone else; the same answer for all, and the
+/// same limits as `/register`.
+pub async fn resend(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(form): Form<ResendForm>,
+) -> Result<Response, WebError> {
+    require_csrf(&state, &jar, &headers, &form.csrf)?;
+    if state.limits.exhausted(Kind::RegistrationIp, &ip) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
+    let Ok(address) = EmailAddress::parse(&form.email) else {
+        let page = views::Resend {
+            brand: brand(&state),
+            csrf: &form.csrf,
+            email: &form.email,
+            error: Some("Enter a valid email address, like name@example.com."),
+        };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
+    };
+    if registration_limited(&state, &ip, &address) {
+        return Ok(too_many(&state, TOO_MANY_REQUESTS));
+    }
+    let decision = state.registrar.resend(address).await?;
+    tracing::info!(
+        event = "resend",
+        outcome = decision.as_ref().map_or("ignore", |d| d.name()),
+        reason = decision.as_ref().map_or("unknown_address", |d| d.reason())
+    );
+    Ok(check_your_inbox(&state))
+}
