@@ -40,8 +40,6 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Run .eml files through the real pipeline and print each decision.
-    Replay(registrar::replay::Args),
     /// Print a fresh activation link for a pending customer, to hand over;
     /// the previous link stops working.
     Link { email: String },
@@ -50,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Run .eml files through the real pipeline and print each decision.
+    Replay(registrar::replay::Args),
     /// Show the decision for one message, with every rule checked.
     Explain {
         /// The message, as an .eml file.
