@@ -8,7 +8,7 @@
 use crate::mailer::Mailer;
 use crate::outbox::OutboxWorker;
 use crate::registration::{Purged, Registrar};
-use crate::settings::Settings;
+use crate::settings::{LiveSettings, Settings};
 use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
 use crate::store::Store;
@@ -58,7 +58,7 @@ impl Application {
 
         let smtp = SmtpServer::new(
             smtp_listener,
-            Arc::clone(&settings),
+            registrar.live_settings().clone(),
             RegistrarIntake::new(registrar.clone()),
             shutdown.clone(),
         )?;
@@ -95,6 +95,11 @@ impl Application {
     /// (`replay`).
     pub fn store(&self) -> Store {
         self.state.registrar.store().clone()
+    }
+
+    /// The reloadable settings (services and policies), for SIGHUP.
+    pub fn live_settings(&self) -> LiveSettings {
+        self.state.registrar.live_settings().clone()
     }
 
     /// The handle that stops this application.

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod password;
 pub mod policy;
 pub mod registration;
+pub mod reload;
 pub mod replay;
 pub mod replies;
 pub mod sender_auth;

@@ -1,5 +1,6 @@
-//! The `registrar` command line: `serve` (the default) runs the daemon,
-//! `check-config` prints the effective settings with secrets redacted;
+//! The `registrar` command line: `serve` (the default) runs the daemon
+//! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
+//! `check-config` prints the effective settings with secrets redacted,
 //! `invite`, `link` and `customers` are the operator's commands (`operator`),
 //! `replay` runs fixtures through the real pipeline, and `explain` shows the
 //! decision for one message rule by rule.
@@ -159,19 +160,23 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     runtime.block_on(async {
         let app = Application::build(settings).await?;
         let stop = app.shutdown_handle();
+        // Both handlers are in place before systemd hears READY=1.
+        let stop_signals = shutdown::StopSignals::install().context("failed to catch SIGTERM")?;
         tokio::spawn(async move {
-            if let Err(error) = shutdown::signal().await {
-                tracing::error!(error.message = %error, "cannot listen for signals; stopping");
-            }
+            stop_signals.recv().await;
             stop.trigger();
         });
+        tokio::spawn(
+            registrar::reload::on_hangup(config.clone(), app.live_settings())
+                .context("failed to catch SIGHUP")?,
+        );
         // Tell systemd (Type=notify) that both listeners are bound. Without
         // NOTIFY_SOCKET this does nothing.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         app.run_until_stopped().await
     })?;
-    // Sessions still open on the SMTP threads hold nothing uncommitted:
-    // see `Application::run_until_stopped`.
+    // Every session was drained or cut by `run_until_stopped`; none that
+    // was cut had heard a 250.
     tracing::info!("stopped");
     Ok(())
 }

@@ -81,7 +81,7 @@ impl Registrar {
         previous_session: Option<TokenHash>,
     ) -> Result<Option<i64>, StoreError> {
         let hash = token.hash();
-        let settings = Arc::clone(&self.settings);
+        let settings = self.settings();
         let activated = self
             .store
             .write(move |conn| {
@@ -120,7 +120,7 @@ impl Registrar {
         session: TokenHash,
         previous_session: Option<TokenHash>,
     ) -> Result<(), StoreError> {
-        let session_ttl = secs(self.settings.session.absolute_timeout);
+        let session_ttl = secs(self.settings().session.absolute_timeout);
         self.store
             .write(move |conn| {
                 let now = store::now();

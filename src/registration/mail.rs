@@ -166,7 +166,7 @@ impl Registrar {
         } else {
             AuthVerdict::Off
         };
-        let settings = Arc::clone(&self.settings);
+        let settings = self.settings();
         let service = service.clone();
         let outcome = self
             .store
@@ -191,7 +191,7 @@ impl Registrar {
     fn needs_sender_auth(&self, service: &Service, message: &InboundMessage) -> bool {
         let own = OwnIdentity {
             support_addresses: &service.support_addresses,
-            message_id_domain: &self.settings.smtp.hostname,
+            message_id_domain: &self.settings().smtp.hostname,
         };
         policy::needs_sender_auth(&service.policy, own, message)
     }

@@ -18,7 +18,7 @@ use crate::policy::{
 };
 use crate::replies::{self, Reply};
 use crate::sender_auth::{AuthVerdict, SenderAuthenticator};
-use crate::settings::{Service, Settings};
+use crate::settings::{LiveSettings, Service, Settings};
 use crate::smtp::reply::{self as smtp_reply};
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision, NewInbound};
@@ -40,7 +40,8 @@ pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
 /// Runs the registration use cases against the store.
 #[derive(Clone)]
 pub struct Registrar {
-    settings: Arc<Settings>,
+    /// Reloadable settings; each use case works on one snapshot.
+    settings: LiveSettings,
     store: Store,
     /// Wakes the outbox worker when a reply was queued.
     outbox_wake: Arc<Notify>,
@@ -53,7 +54,7 @@ impl Registrar {
     pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
         let sender_auth = Arc::new(SenderAuthenticator::from_settings(&settings, true));
         Self {
-            settings,
+            settings: LiveSettings::new(Settings::clone(&settings)),
             store,
             outbox_wake,
             sender_auth,
@@ -64,7 +65,13 @@ impl Registrar {
         &self.store
     }
 
-    pub fn settings(&self) -> &Settings {
+    /// The settings in force now (services and policies may be reloaded).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.current()
+    }
+
+    /// The handle a reload (SIGHUP) swaps the services through.
+    pub fn live_settings(&self) -> &LiveSettings {
         &self.settings
     }
 }

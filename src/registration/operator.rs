@@ -149,7 +149,7 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
     ) -> Result<InviteOutcome, StoreError> {
-        let settings = Arc::clone(&self.settings);
+        let settings = self.settings();
         let service = service.clone();
         let outcome = self.store.write_blocking(move |conn| {
             invite_tx(
@@ -171,7 +171,7 @@ impl Registrar {
     /// # Errors
     /// A storage failure; nothing changed.
     pub fn hand_over_link_blocking(&self, address: &EmailAddress) -> Result<HandOver, StoreError> {
-        let settings = Arc::clone(&self.settings);
+        let settings = self.settings();
         let address = address.clone();
         self.store.write_blocking(move |conn| {
             let now = store::now();
@@ -236,9 +236,9 @@ impl Registrar {
     /// # Errors
     /// A storage failure; nothing changed.
     pub async fn purge_expired(&self) -> Result<Purged, StoreError> {
-        let expiry = secs(self.settings.activation.pending_expiry);
-        let idle = secs(self.settings.session.idle_timeout);
-        let retention = secs(self.settings.store.raw_retention);
+        let expiry = secs(self.settings().activation.pending_expiry);
+        let idle = secs(self.settings().session.idle_timeout);
+        let retention = secs(self.settings().store.raw_retention);
         self.store
             .write(move |conn| {
                 let now = store::now();

@@ -140,7 +140,7 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
     ) -> Result<Decision, StoreError> {
-        let settings = Arc::clone(&self.settings);
+        let settings = self.settings();
         let service = service.clone();
         let decision = self
             .store
@@ -170,7 +170,7 @@ impl Registrar {
     /// # Errors
     /// A storage failure; nothing was recorded.
     pub async fn resend(&self, address: EmailAddress) -> Result<Option<Decision>, StoreError> {
-        let settings = Arc::clone(&self.settings);
+        let settings = self.settings();
         let decision = self
             .store
             .write(move |conn| resend_tx(conn, &settings, &address, store::now()))

@@ -8,9 +8,11 @@
 //! `raw` holds the settings as written (serde), `validate` turns them into
 //! the typed settings below.
 
+mod live;
 mod raw;
 mod validate;
 
+pub use live::LiveSettings;
 pub use raw::*;
 
 use crate::domain::EmailAddress;

@@ -10,7 +10,7 @@
 use super::answer;
 use crate::domain::{AddressError, EmailAddress};
 use crate::message::{self, EnvelopeSender};
-use crate::settings::Settings;
+use crate::settings::{Service, Settings};
 use mailin_embedded::{Handler, Response};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +36,9 @@ pub struct SessionFacts {
 pub struct Transaction {
     /// `MAIL FROM` without brackets; empty for the null sender.
     pub mail_from: String,
-    /// Index of the service in the settings, fixed by the first recipient.
-    pub service: Option<usize>,
+    /// The service, as the session's settings snapshot has it, fixed by the
+    /// first recipient.
+    pub service: Option<Service>,
     /// Accepted recipients, as identity keys, each once.
     pub recipients: Vec<String>,
     /// Accepted RCPT commands, duplicates included (the recipients cap).
@@ -124,26 +125,21 @@ impl Handler for IntakeHandler {
         }
         let found = EmailAddress::parse(to).ok().and_then(|address| {
             self.settings
-                .services
-                .iter()
-                .position(|service| {
-                    service
-                        .support_addresses
-                        .iter()
-                        .any(|s| s.identity_key() == address.identity_key())
-                })
-                .map(|index| (index, address.identity_key()))
+                .service_for_address(&address)
+                .map(|service| (service, address.identity_key()))
         });
-        let Some((index, key)) = found else {
+        let Some((service, key)) = found else {
             return respond(550, "5.1.1 no such support address here");
         };
-        match transaction.service {
-            Some(current) if current != index => respond(
+        match &transaction.service {
+            Some(current) if current.id != service.id => respond(
                 452,
                 "4.5.3 one service per message; send a separate message for this recipient",
             ),
             _ => {
-                transaction.service = Some(index);
+                if transaction.service.is_none() {
+                    transaction.service = Some(service.clone());
+                }
                 transaction.accepted_rcpts += 1;
                 if !transaction.recipients.contains(&key) {
                     transaction.recipients.push(key);

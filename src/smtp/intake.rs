@@ -9,17 +9,18 @@
 use super::reply::{self, SmtpReply};
 use crate::message::{Envelope, InboundMessage, ParseError};
 use crate::registration::Registrar;
+use crate::settings::Service;
 use std::future::Future;
 use tracing::Instrument as _;
 
 /// Decides one received message and answers for it.
 pub trait Intake: Send + Sync + 'static {
-    /// Decides `raw`, received with `envelope` for the service at
-    /// `service` in the settings. The reply is given only after everything
-    /// the decision implies is durable.
+    /// Decides `raw`, received with `envelope` for `service` (as the
+    /// session's settings snapshot has it). The reply is given only after
+    /// everything the decision implies is durable.
     fn decide(
         &self,
-        service: usize,
+        service: Service,
         envelope: Envelope,
         raw: Vec<u8>,
     ) -> impl Future<Output = SmtpReply> + Send;
@@ -38,14 +39,8 @@ impl RegistrarIntake {
 }
 
 impl Intake for RegistrarIntake {
-    async fn decide(&self, service: usize, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
+    async fn decide(&self, service: Service, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
         let client_ip = envelope.client_ip;
-        let Some(service) = self.registrar.settings().services.get(service) else {
-            return SmtpReply {
-                code: 503,
-                text: "5.5.1 no valid recipients".into(),
-            };
-        };
         let parsed = tokio::task::spawn_blocking(move || {
             let message = InboundMessage::parse(envelope, &raw);
             (message, raw)
@@ -71,7 +66,7 @@ impl Intake for RegistrarIntake {
             smtp.remote_ip = %client_ip,
         );
         async {
-            match self.registrar.from_mail(service, message, raw).await {
+            match self.registrar.from_mail(&service, message, raw).await {
                 Ok(outcome) => {
                     let answer = reply::for_outcome(&outcome);
                     tracing::info!(event = "decided", outcome = ?outcome, smtp.code = answer.code);

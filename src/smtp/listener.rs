@@ -9,7 +9,7 @@ use super::intake::{Intake, RegistrarIntake};
 use super::limits::{Admission, AdmissionLimits, Refusal, Ticket};
 use super::session::{Session, SessionContext};
 use super::tls;
-use crate::settings::Settings;
+use crate::settings::LiveSettings;
 use crate::shutdown::Shutdown;
 use anyhow::Context as _;
 use std::net::{IpAddr, SocketAddr};
@@ -47,7 +47,7 @@ impl<I: Intake> SmtpServer<I> {
     /// cannot be loaded.
     pub fn new(
         listener: std::net::TcpListener,
-        settings: Arc<Settings>,
+        live: LiveSettings,
         intake: I,
         shutdown: Shutdown,
     ) -> anyhow::Result<Self> {
@@ -56,6 +56,7 @@ impl<I: Intake> SmtpServer<I> {
             .context("failed to configure the SMTP listener")?;
         let listener =
             TcpListener::from_std(listener).context("failed to configure the SMTP listener")?;
+        let settings = live.current();
         let tls = settings.smtp.tls.as_ref().map(tls::acceptor).transpose()?;
         let smtp = &settings.smtp;
         let admission = Admission::new(AdmissionLimits {
@@ -66,7 +67,7 @@ impl<I: Intake> SmtpServer<I> {
         let refusals = Arc::new(Semaphore::new(smtp.max_sessions as usize));
         Ok(Self {
             listener,
-            context: Arc::new(SessionContext::new(settings, tls, shutdown)),
+            context: Arc::new(SessionContext::new(live, tls, shutdown)),
             intake: Arc::new(intake),
             admission,
             refusals,
@@ -182,6 +183,7 @@ async fn drain(mut sessions: JoinSet<()>, grace: Duration) {
 mod tests {
     use super::*;
     use crate::message::Envelope;
+    use crate::settings::Service;
     use crate::smtp::reply::SmtpReply;
     use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
@@ -192,7 +194,7 @@ mod tests {
     struct PanickingIntake;
 
     impl Intake for PanickingIntake {
-        async fn decide(&self, _: usize, _: Envelope, _: Vec<u8>) -> SmtpReply {
+        async fn decide(&self, _: Service, _: Envelope, _: Vec<u8>) -> SmtpReply {
             panic!("injected end-of-DATA panic");
         }
     }
@@ -244,7 +246,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let server = SmtpServer::new(
             listener,
-            Arc::new(settings),
+            LiveSettings::new(settings),
             PanickingIntake,
             shutdown.clone(),
         )

@@ -17,7 +17,7 @@ use super::handler::{IntakeHandler, SharedFacts};
 use super::intake::Intake;
 use super::reply::{self, SmtpReply};
 use crate::message::{Envelope, ParseError};
-use crate::settings::{NullSender, Settings, SmtpSettings};
+use crate::settings::{LiveSettings, NullSender, Service, Settings, SmtpSettings};
 use crate::shutdown::Shutdown;
 use mailin::SessionBuilder;
 use mailin_embedded::{Action, Response};
@@ -34,7 +34,11 @@ const DATA_PIECE: usize = 64 * 1024;
 
 /// What every session shares.
 pub struct SessionContext {
+    /// The settings at start-up: listener limits, which need a restart.
     pub settings: Arc<Settings>,
+    /// The reloadable settings: each session takes a snapshot of the
+    /// services when it starts.
+    pub live: LiveSettings,
     /// `Some` when STARTTLS is offered.
     pub tls: Option<TlsAcceptor>,
     pub engine: SessionBuilder,
@@ -42,13 +46,15 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
-    pub fn new(settings: Arc<Settings>, tls: Option<TlsAcceptor>, shutdown: Shutdown) -> Self {
+    pub fn new(live: LiveSettings, tls: Option<TlsAcceptor>, shutdown: Shutdown) -> Self {
+        let settings = live.current();
         let mut engine = SessionBuilder::new(settings.smtp.hostname.clone());
         if tls.is_some() {
             engine.enable_start_tls();
         }
         Self {
             settings,
+            live,
             tls,
             engine,
             shutdown,
@@ -95,7 +101,7 @@ impl<I: Intake> Session<I> {
     ) -> Self {
         let facts = SharedFacts::default();
         let handler = IntakeHandler::new(
-            Arc::clone(&context.settings),
+            context.live.current(),
             context.shutdown.flag(),
             facts.clone(),
         );
@@ -442,7 +448,7 @@ impl<I: Intake> Session<I> {
 /// one so it keeps its copy, and the session and the process go on.
 async fn decide_isolated<I: Intake>(
     intake: Arc<I>,
-    service: usize,
+    service: Service,
     envelope: Envelope,
     raw: Vec<u8>,
 ) -> SmtpReply {

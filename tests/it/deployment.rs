@@ -33,6 +33,7 @@ fn the_systemd_unit_is_hardened_and_notifies_readiness() {
         ("Wants", "network-online.target"),
         ("Restart", "on-failure"),
         ("KillSignal", "SIGTERM"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("DynamicUser", "yes"),
         ("StateDirectory", "registrar"),
         ("ConfigurationDirectory", "registrar"),

@@ -114,3 +114,57 @@ async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
         .expect("count");
     assert_eq!(customers, 1, "the message answered 250 is in the database");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_policy_without_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, smtp, notify) = start(dir.path());
+    let mut buffer = [0u8; 256];
+    notify.recv(&mut buffer).expect("ready");
+    let send = |from: &'static str, id: &'static str| async move {
+        let (mut client, _) = SmtpClient::connect(smtp).await;
+        client
+            .send_mail(from, SUPPORT, &person("X", from, SUPPORT, id))
+            .await
+    };
+    send("first@blocked.example", "1@blocked.example")
+        .await
+        .assert_code(250);
+
+    // The operator adds the domain to the denylist and reloads.
+    let config = dir.path().join("registrar.toml");
+    let mut text = std::fs::read_to_string(&config).expect("read config");
+    text.push_str("[policy]\ndenylist = [\"blocked.example\"]\n");
+    std::fs::write(&config, text).expect("write config");
+    let sent = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut attempt = 0;
+    let refused = loop {
+        attempt += 1;
+        // A new address each time, so no reply limit can be what refuses it.
+        let from: &'static str = Box::leak(format!("n{attempt}@blocked.example").into_boxed_str());
+        let id: &'static str = Box::leak(format!("{attempt}@blocked.example").into_boxed_str());
+        let reply = send(from, id).await;
+        if reply.code == 550 || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    refused.assert_code(550);
+    assert_eq!(
+        refused.text, "5.7.1 self-registration is not available for this address",
+        "{attempt} attempts"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(
+        child.wait().expect("wait").success(),
+        "the daemon kept running through the reload"
+    );
+}

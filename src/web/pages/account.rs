@@ -6,7 +6,7 @@ use super::*;
 pub async fn login_form(State(state): State<AppState>, jar: CookieJar) -> Response {
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Login {
-        brand: brand(&state),
+        brand: &brand(&state),
         csrf: &csrf,
         email: "",
         error: None,
@@ -44,7 +44,7 @@ pub async fn login(
     );
     let login_page = |status: StatusCode, error: &'static str| {
         let page = views::Login {
-            brand: brand(&state),
+            brand: &brand(&state),
             csrf: &form.csrf,
             email: &form.email,
             error: Some(error),
@@ -142,12 +142,12 @@ pub async fn portal(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         return Ok(Redirect::to("/login").into_response());
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
-    let service = state
-        .settings
+    let settings = state.registrar.settings();
+    let service = settings
         .service(&customer.service)
         .map_or(customer.service.as_str(), |s| s.name.as_str());
     let page = views::Portal {
-        brand: brand(&state),
+        brand: &brand(&state),
         csrf: &csrf,
         name: customer.name.as_deref().unwrap_or(&customer.email),
         email: &customer.email,

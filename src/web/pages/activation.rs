@@ -60,7 +60,7 @@ pub async fn activate_form(
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Activate {
-        brand: brand(&state),
+        brand: &brand(&state),
         csrf: &csrf,
         token: &query.token,
         email: &pending.email,
@@ -120,7 +120,7 @@ pub async fn activate(
     };
     let (None, Some(name)) = (problem.as_ref(), name) else {
         let page = views::Activate {
-            brand: brand(&state),
+            brand: &brand(&state),
             csrf: &form.csrf,
             token: &form.token,
             email: &pending.email,
@@ -164,7 +164,7 @@ pub async fn activate(
 fn link_invalid(state: &AppState, jar: CookieJar) -> Response {
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::LinkInvalid {
-        brand: brand(state),
+        brand: &brand(state),
         csrf: &csrf,
         portal: portal_registration(state),
     };

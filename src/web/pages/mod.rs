@@ -53,7 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 fn too_many(state: &AppState, text: &'static str) -> Response {
     let window = state.limits.window().as_secs();
     let page = views::Notice {
-        brand: brand(state),
+        brand: &brand(state),
         heading: "Please try again later",
         text,
         link: Some(("/login", "Back to sign in")),
@@ -94,19 +94,20 @@ fn require_csrf(
     }
 }
 
-/// The name shown in the page header.
-fn brand(state: &AppState) -> &str {
-    state
-        .settings
-        .services
-        .first()
-        .map_or("Customer portal", |service| service.name.as_str())
+/// The name shown in the page header. Services and their policies come
+/// from the registrar's current settings, which a reload may change.
+fn brand(state: &AppState) -> String {
+    state.registrar.settings().services.first().map_or_else(
+        || "Customer portal".to_owned(),
+        |service| service.name.clone(),
+    )
 }
 
 /// Whether any service offers "Create an account" on the portal.
 fn portal_registration(state: &AppState) -> bool {
     state
-        .settings
+        .registrar
+        .settings()
         .services
         .iter()
         .any(|service| service.policy.portal)

@@ -19,7 +19,7 @@ pub async fn register_form(
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Register {
-        brand: brand(&state),
+        brand: &brand(&state),
         csrf: &csrf,
         service: &service.id,
         name: "",
@@ -29,14 +29,15 @@ pub async fn register_form(
     Ok((jar, render(&page)).into_response())
 }
 
-fn portal_service<'a>(
-    state: &'a AppState,
-    id: Option<&str>,
-) -> Option<&'a crate::settings::Service> {
-    match id {
-        Some(id) => state.settings.service(id).filter(|s| s.policy.portal),
-        None => state.settings.services.iter().find(|s| s.policy.portal),
-    }
+/// The service whose portal registration is asked for (by id, or the first
+/// that offers it), as the current settings have it.
+fn portal_service(state: &AppState, id: Option<&str>) -> Option<crate::settings::Service> {
+    let settings = state.registrar.settings();
+    let found = match id {
+        Some(id) => settings.service(id),
+        None => settings.services.iter().find(|s| s.policy.portal),
+    };
+    found.filter(|s| s.policy.portal).cloned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,7 +56,7 @@ pub struct RegisterForm {
 /// the same bytes whether or not the address has an account.
 fn check_your_inbox(state: &AppState) -> Response {
     let page = views::Notice {
-        brand: brand(state),
+        brand: &brand(state),
         heading: "Check your inbox",
         text: "If this address can use the portal, a mail is on its way to it: a link to finish, or a note on how to sign in. Links expire, so use yours soon.",
         link: Some(("/login", "Back to sign in")),
@@ -102,7 +103,7 @@ pub async fn register(
     };
     let (Some(name), Ok(address), None) = (name, address, error) else {
         let page = views::Register {
-            brand: brand(&state),
+            brand: &brand(&state),
             csrf: &form.csrf,
             service: &service.id,
             name: &form.name,
@@ -116,7 +117,7 @@ pub async fn register(
     }
     let decision = state
         .registrar
-        .from_portal(service, address, Some(name))
+        .from_portal(&service, address, Some(name))
         .await?;
     tracing::info!(
         event = "portal_registration",
@@ -130,7 +131,7 @@ pub async fn register(
 pub async fn resend_form(State(state): State<AppState>, jar: CookieJar) -> Response {
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Resend {
-        brand: brand(&state),
+        brand: &brand(&state),
         csrf: &csrf,
         email: "",
         error: None,
@@ -162,7 +163,7 @@ pub async fn resend(
     }
     let Ok(address) = EmailAddress::parse(&form.email) else {
         let page = views::Resend {
-            brand: brand(&state),
+            brand: &brand(&state),
             csrf: &form.csrf,
             email: &form.email,
             error: Some("Enter a valid email address, like name@example.com."),
