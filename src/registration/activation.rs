@@ -33,12 +33,7 @@ fn queue_activated_notice(
         customer.name.as_deref().unwrap_or(customer.email.as_str()),
         &replies::login_link(&settings.http.public_url),
     )?;
-    let context = ReplyContext {
-        settings,
-        service,
-        support: &service.support_addresses[0],
-        in_reply_to: None,
-    };
+    let context = ReplyContext::unprompted(settings, service);
     queue_reply(conn, &context, &address, &reply, now)
 }
 

@@ -113,6 +113,19 @@ struct ReplyContext<'a> {
     in_reply_to: Option<&'a str>,
 }
 
+impl<'a> ReplyContext<'a> {
+    /// A reply not answering a message (portal, resend, operator): stamped
+    /// with the service's first support address.
+    fn unprompted(settings: &'a Settings, service: &'a Service) -> Self {
+        Self {
+            settings,
+            service,
+            support: &service.support_addresses[0],
+            in_reply_to: None,
+        }
+    }
+}
+
 /// Writes a decision's consequences: customer, token hash, outbox row.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct fact of the decision
 fn apply(

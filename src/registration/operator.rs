@@ -106,12 +106,7 @@ fn invite_tx(
         expires_at,
         ttl / 3600,
     )?;
-    let context = ReplyContext {
-        settings,
-        service,
-        support: &service.support_addresses[0],
-        in_reply_to: None,
-    };
+    let context = ReplyContext::unprompted(settings, service);
     queue_reply(conn, &context, address, &reply, now)?;
     inbound::record_decision(
         conn,

@@ -17,12 +17,7 @@ fn decide_portal(
         .map_or(SenderState::New, Customer::sender_state);
     let load = service_load(conn, service, now)?;
     let decision = policy::evaluate_portal(&service.policy, address, state, history, load, now);
-    let context = ReplyContext {
-        settings,
-        service,
-        support: &service.support_addresses[0],
-        in_reply_to: None,
-    };
+    let context = ReplyContext::unprompted(settings, service);
     apply(
         conn,
         &context,
@@ -95,12 +90,7 @@ fn resend_tx(
         load,
         now,
     );
-    let context = ReplyContext {
-        settings,
-        service,
-        support: &service.support_addresses[0],
-        in_reply_to: None,
-    };
+    let context = ReplyContext::unprompted(settings, service);
     apply(
         conn,
         &context,

@@ -132,24 +132,28 @@ pub fn service_replies_since(
     .query_row(params![service, since], |row| row.get(0))
 }
 
+/// Columns of `DecisionRecord`, in the order `decision_from_row` reads them.
+const DECISION_COLUMNS: &str = "decided_at, channel, service, outcome, reason, dropped, reply_code";
+
+fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord> {
+    Ok(DecisionRecord {
+        decided_at: row.get(0)?,
+        channel: row.get(1)?,
+        service: row.get(2)?,
+        outcome: row.get(3)?,
+        reason: row.get(4)?,
+        dropped: row.get(5)?,
+        reply_code: row.get(6)?,
+    })
+}
+
 /// Decisions recorded for an identity, oldest first.
 pub fn decisions_for(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<DecisionRecord>> {
-    let mut statement = conn.prepare(
-        "SELECT decided_at, channel, service, outcome, reason, dropped, reply_code
-         FROM decisions WHERE identity = ?1 ORDER BY id",
-    )?;
+    let mut statement = conn.prepare(&format!(
+        "SELECT {DECISION_COLUMNS} FROM decisions WHERE identity = ?1 ORDER BY id"
+    ))?;
     statement
-        .query_map([identity], |row| {
-            Ok(DecisionRecord {
-                decided_at: row.get(0)?,
-                channel: row.get(1)?,
-                service: row.get(2)?,
-                outcome: row.get(3)?,
-                reason: row.get(4)?,
-                dropped: row.get(5)?,
-                reply_code: row.get(6)?,
-            })
-        })?
+        .query_map([identity], decision_from_row)?
         .collect()
 }
 
@@ -161,21 +165,8 @@ pub fn last_decision_id(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Decisions recorded after the decision with id `after`, oldest first.
 pub fn decisions_after(conn: &Connection, after: i64) -> rusqlite::Result<Vec<DecisionRecord>> {
-    let mut statement = conn.prepare(
-        "SELECT decided_at, channel, service, outcome, reason, dropped, reply_code
-         FROM decisions WHERE id > ?1 ORDER BY id",
-    )?;
-    statement
-        .query_map([after], |row| {
-            Ok(DecisionRecord {
-                decided_at: row.get(0)?,
-                channel: row.get(1)?,
-                service: row.get(2)?,
-                outcome: row.get(3)?,
-                reason: row.get(4)?,
-                dropped: row.get(5)?,
-                reply_code: row.get(6)?,
-            })
-        })?
-        .collect()
+    let mut statement = conn.prepare(&format!(
+        "SELECT {DECISION_COLUMNS} FROM decisions WHERE id > ?1 ORDER BY id"
+    ))?;
+    statement.query_map([after], decision_from_row)?.collect()
 }
