@@ -8,21 +8,20 @@
 //! sender's state and reply history are read from the database when it
 //! exists; nothing is ever written, and no mail is sent.
 
+use crate::domain::EmailAddress;
 use crate::message::{Envelope, EnvelopeSender, InboundMessage};
 use crate::policy::{
-    self, Decision, MAIL_RULES, MailRequest, OwnIdentity, RefusalMode, ReplyHistory, SenderState,
+    self, AuthVerdict, Decision, MAIL_RULES, MailRequest, OwnIdentity, ReplyHistory, SenderState,
     ServiceLoad,
 };
-use crate::sender_auth::{AuthVerdict, SenderAuthenticator};
+use crate::registration::{MailAnswers, SenderFacts, dropped, sender_authenticator};
 use crate::settings::{Service, Settings};
-use crate::smtp::reply;
-use crate::store::{self, customers, inbound, outbox};
+use crate::store;
 use anyhow::Context as _;
 use mail_parser::MessageParser;
-use rusqlite::{Connection, OpenFlags};
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What to explain, as given on the command line.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +41,7 @@ pub struct ExplainRequest {
 }
 
 /// Explains one message, writing the report to `out`; returns the decision.
+/// `answers` are the words the daemon answers with (the SMTP intake's).
 ///
 /// # Errors
 /// The file cannot be read, the service is unknown, or the database exists
@@ -49,6 +49,7 @@ pub struct ExplainRequest {
 pub async fn explain(
     settings: &Settings,
     request: &ExplainRequest,
+    answers: MailAnswers,
     out: &mut impl Write,
 ) -> anyhow::Result<Option<Decision>> {
     let bytes = std::fs::read(&request.file)
@@ -97,7 +98,7 @@ pub async fn explain(
     let message = match InboundMessage::parse(envelope, &raw) {
         Ok(message) => message,
         Err(error) => {
-            let answer = reply::for_parse_error(&error);
+            let answer = (answers.unreadable)(&error);
             writeln!(out, "\nthe message cannot be read: {error}")?;
             writeln!(out, "answer    {} {}", answer.code, answer.text)?;
             return Ok(None);
@@ -108,7 +109,7 @@ pub async fn explain(
         message_id_domain: &settings.smtp.hostname,
     };
     let auth = if policy::needs_sender_auth(&service.policy, own, &message) {
-        SenderAuthenticator::from_settings(settings, false)
+        sender_authenticator(settings, false)
             .verify(&service.policy.sender_auth, &message, &raw)
             .await
     } else {
@@ -143,9 +144,8 @@ pub async fn explain(
         }
     }
     let decision = evaluation.decision;
-    let dropped =
-        matches!(decision, Decision::Refuse(_)) && service.policy.refusal == RefusalMode::Drop;
-    let answer = reply::for_decision(&decision, dropped);
+    let dropped = dropped(service, &decision);
+    let answer = (answers.decided)(&decision, dropped);
     writeln!(
         out,
         "\ndecision  {} ({}){}",
@@ -196,19 +196,8 @@ fn sender_facts(
             ServiceLoad::default(),
         ));
     }
-    let conn = open_read_only(path)?;
-    let customer = customers::by_identity(&conn, &address.identity_key())?;
-    let state = customer
-        .as_ref()
-        .map_or(SenderState::New, customers::Customer::sender_state);
-    let history = outbox::history(&conn, &address.rate_key(), now)?;
-    let load = ServiceLoad {
-        replies_last_day: Some(inbound::service_replies_since(
-            &conn,
-            &service.id,
-            now - 86_400,
-        )?),
-    };
+    let facts = SenderFacts::read_only(path, service, address, now)?;
+    let (state, history, load) = (facts.state(), facts.history, facts.load);
     writeln!(
         out,
         "sender    {state:?}; {} replies to {} in 24 hours; service sent {} in 24 hours",
@@ -217,16 +206,6 @@ fn sender_facts(
         load.replies_last_day.unwrap_or(0)
     )?;
     Ok((state, history, load))
-}
-
-fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("cannot open the database {}", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
 }
 
 fn pick_service<'s>(
@@ -242,7 +221,7 @@ fn pick_service<'s>(
     let addressed = MessageParser::default().parse(raw).and_then(|message| {
         let to = message.to()?;
         to.iter().find_map(|addr| {
-            let address = crate::domain::EmailAddress::parse(addr.address()?).ok()?;
+            let address = EmailAddress::parse(addr.address()?).ok()?;
             settings.service_for_address(&address)
         })
     });
@@ -312,7 +291,9 @@ impl ReturnPath for mail_parser::Message<'_> {
 mod tests {
     use super::*;
 
-    use crate::sender_auth::{DnsSource, FixedZone, SenderAuthMode};
+    use crate::policy::SenderAuthMode;
+    use crate::sender_auth::{DnsSource, FixedZone};
+    use crate::smtp::intake::MAIL_ANSWERS;
     use mail_auth::common::crypto::Ed25519Key;
     use mail_auth::common::headers::HeaderWriter as _;
     use mail_auth::dkim::DkimSigner;
@@ -338,7 +319,7 @@ mod tests {
             ..ExplainRequest::default()
         };
         let mut out = Vec::new();
-        let decision = explain(settings, &request, &mut out)
+        let decision = explain(settings, &request, MAIL_ANSWERS, &mut out)
             .await
             .expect("explains");
         (decision, String::from_utf8(out).expect("utf-8"))

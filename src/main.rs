@@ -194,6 +194,7 @@ fn explain(
     runtime.block_on(registrar::explain::explain(
         &settings,
         request,
+        registrar::smtp::intake::MAIL_ANSWERS,
         &mut std::io::stdout().lock(),
     ))?;
     Ok(())

@@ -7,7 +7,7 @@
 //! A configuration that does not validate is refused whole: the policy in
 //! force stays, and the error names every bad key.
 
-use crate::sender_auth::SenderAuthMode;
+use crate::policy::SenderAuthMode;
 use crate::settings::{self, LiveSettings, Settings};
 use std::path::{Path, PathBuf};
 

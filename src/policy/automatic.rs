@@ -1,202 +1,259 @@
 //! Recognising automatic mail (RFC 3834 and common practice): bounces,
 //! auto-replies, list mail, our own loop. Such mail is accepted and never
 //! answered.
+//!
+//! The rules are a table, checked in order: each has the name the trace and
+//! `registrar explain` show, the reason it suppresses with, and a check that
+//! says whether it matches and what it saw. A new rule is one function and
+//! one row (and its name in `MAIL_RULES`).
 
-use super::trace::Trace;
-use super::*;
+use super::config::ServicePolicy;
+use super::decision::SuppressReason;
+use super::request::OwnIdentity;
+use super::trace::{Check, Trace};
+use crate::domain::EmailAddress;
+use crate::message::{EnvelopeSender, InboundMessage};
 
-/// Recognises mail that must never be answered (RFC 3834 and common
-/// practice), recording each rule it checks.
+/// One rule: whether the message is automatic by it, and what it saw.
+type Matches = fn(&ServicePolicy, OwnIdentity<'_>, &InboundMessage) -> (bool, String);
+
+struct Rule {
+    /// The name in the trace (one of `MAIL_RULES`).
+    name: &'static str,
+    reason: SuppressReason,
+    matches: Matches,
+}
+
+/// The rules, in the order they are checked (and shown).
+const RULES: &[Rule] = &[
+    Rule {
+        name: "auto_submitted",
+        reason: SuppressReason::AutoSubmitted,
+        matches: auto_submitted,
+    },
+    Rule {
+        name: "precedence",
+        reason: SuppressReason::Precedence,
+        matches: precedence,
+    },
+    Rule {
+        name: "list_headers",
+        reason: SuppressReason::MailingList,
+        matches: list_headers,
+    },
+    Rule {
+        name: "delivery_report",
+        reason: SuppressReason::DeliveryReport,
+        matches: delivery_report,
+    },
+    Rule {
+        name: "null_sender",
+        reason: SuppressReason::NullSender,
+        matches: null_sender,
+    },
+    Rule {
+        name: "system_sender",
+        reason: SuppressReason::SystemSender,
+        matches: system_sender,
+    },
+    Rule {
+        name: "auto_response_suppress",
+        reason: SuppressReason::AutoResponseSuppress,
+        matches: auto_response_suppress,
+    },
+    Rule {
+        name: "own_loop_stamp",
+        reason: SuppressReason::OwnLoop,
+        matches: own_loop_stamp,
+    },
+    Rule {
+        name: "own_message_id",
+        reason: SuppressReason::OwnLoop,
+        matches: own_message_id,
+    },
+    Rule {
+        name: "auto_reply_subject",
+        reason: SuppressReason::AutoReplySubject,
+        matches: auto_reply_subject,
+    },
+];
+
+/// Recognises mail that must never be answered, recording each rule it
+/// checks; the first rule that matches decides.
 pub(super) fn automatic_mail(
     policy: &ServicePolicy,
     own: OwnIdentity<'_>,
     message: &InboundMessage,
     trace: &mut Trace,
 ) -> Option<SuppressReason> {
-    let rule = |trace: &mut Trace, name, hit: bool, detail: String, reason| {
+    for rule in RULES {
+        let (hit, detail) = (rule.matches)(policy, own, message);
         if hit {
             trace.checks.push(Check {
-                rule: name,
+                rule: rule.name,
                 decided: true,
                 detail,
             });
-            Some(reason)
-        } else {
-            trace.pass(name, detail);
-            None
+            return Some(rule.reason);
         }
+        trace.pass(rule.name, detail);
+    }
+    None
+}
+
+fn auto_submitted(
+    _: &ServicePolicy,
+    _: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    match message.auto_submitted.as_deref() {
+        Some(value) => (value != "no", format!("Auto-Submitted: {value}")),
+        None => (false, "no Auto-Submitted header".to_owned()),
+    }
+}
+
+fn precedence(_: &ServicePolicy, _: OwnIdentity<'_>, message: &InboundMessage) -> (bool, String) {
+    match message.precedence.as_deref() {
+        Some(value) => (
+            matches!(value, "bulk" | "list" | "junk" | "auto_reply"),
+            format!("Precedence: {value}"),
+        ),
+        None => (false, "no Precedence header".to_owned()),
+    }
+}
+
+fn list_headers(_: &ServicePolicy, _: OwnIdentity<'_>, message: &InboundMessage) -> (bool, String) {
+    if message.has_list_headers {
+        (true, "a List-* header is present".to_owned())
+    } else {
+        (false, "no List-* header".to_owned())
+    }
+}
+
+fn delivery_report(
+    _: &ServicePolicy,
+    _: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    if message.is_report {
+        (true, "multipart/report (a DSN or MDN)".to_owned())
+    } else {
+        (false, "not multipart/report".to_owned())
+    }
+}
+
+fn null_sender(_: &ServicePolicy, _: OwnIdentity<'_>, message: &InboundMessage) -> (bool, String) {
+    if matches!(message.sender, EnvelopeSender::Null) {
+        (true, "MAIL FROM:<>".to_owned())
+    } else {
+        (false, "the envelope sender is not null".to_owned())
+    }
+}
+
+fn system_sender(
+    _: &ServicePolicy,
+    _: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    match &message.sender {
+        EnvelopeSender::Address(address) if is_system_sender(address.local_part()) => (
+            true,
+            format!("{} is a machine's mailbox", address.local_part()),
+        ),
+        EnvelopeSender::Address(address) => (
+            false,
+            format!("{} is not a machine's mailbox", address.local_part()),
+        ),
+        _ => (false, "no usable envelope sender".to_owned()),
+    }
+}
+
+fn auto_response_suppress(
+    _: &ServicePolicy,
+    _: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    let Some(value) = message.auto_response_suppress.as_deref() else {
+        return (false, "no X-Auto-Response-Suppress header".to_owned());
     };
-    let auto_submitted = message.auto_submitted.as_deref();
-    rule(
-        trace,
-        "auto_submitted",
-        auto_submitted.is_some_and(|value| value != "no"),
-        match auto_submitted {
-            Some(value) => format!("Auto-Submitted: {value}"),
-            None => "no Auto-Submitted header".to_owned(),
-        },
-        SuppressReason::AutoSubmitted,
-    )
-    .or_else(|| {
-        let precedence = message.precedence.as_deref();
-        rule(
-            trace,
-            "precedence",
-            precedence
-                .is_some_and(|value| matches!(value, "bulk" | "list" | "junk" | "auto_reply")),
-            match precedence {
-                Some(value) => format!("Precedence: {value}"),
-                None => "no Precedence header".to_owned(),
-            },
-            SuppressReason::Precedence,
-        )
-    })
-    .or_else(|| {
-        rule(
-            trace,
-            "list_headers",
-            message.has_list_headers,
-            if message.has_list_headers {
-                "a List-* header is present".to_owned()
-            } else {
-                "no List-* header".to_owned()
-            },
-            SuppressReason::MailingList,
-        )
-    })
-    .or_else(|| {
-        rule(
-            trace,
-            "delivery_report",
-            message.is_report,
-            if message.is_report {
-                "multipart/report (a DSN or MDN)".to_owned()
-            } else {
-                "not multipart/report".to_owned()
-            },
-            SuppressReason::DeliveryReport,
-        )
-    })
-    .or_else(|| {
-        let null = matches!(message.sender, EnvelopeSender::Null);
-        rule(
-            trace,
-            "null_sender",
-            null,
-            if null {
-                "MAIL FROM:<>".to_owned()
-            } else {
-                "the envelope sender is not null".to_owned()
-            },
-            SuppressReason::NullSender,
-        )
-    })
-    .or_else(|| {
-        let local = match &message.sender {
-            EnvelopeSender::Address(address) => Some(address.local_part()),
-            _ => None,
-        };
-        rule(
-            trace,
-            "system_sender",
-            local.is_some_and(is_system_sender),
-            match local {
-                Some(local) if is_system_sender(local) => format!("{local} is a machine's mailbox"),
-                Some(local) => format!("{local} is not a machine's mailbox"),
-                None => "no usable envelope sender".to_owned(),
-            },
-            SuppressReason::SystemSender,
-        )
-    })
-    .or_else(|| {
-        let value = message.auto_response_suppress.as_deref();
-        let hit = value.is_some_and(|value| {
-            value
-                .split(',')
-                .map(str::trim)
-                .any(|token| token.eq_ignore_ascii_case("all") || token.eq_ignore_ascii_case("oof"))
-        });
-        rule(
-            trace,
-            "auto_response_suppress",
-            hit,
-            match value {
-                Some(value) => format!("X-Auto-Response-Suppress: {value}"),
-                None => "no X-Auto-Response-Suppress header".to_owned(),
-            },
-            SuppressReason::AutoResponseSuppress,
-        )
-    })
-    .or_else(|| {
-        let stamped = message.loop_stamps.iter().find(|stamp| {
-            EmailAddress::parse(stamp.trim_matches(|c| c == '<' || c == '>')).is_ok_and(|stamp| {
-                own.support_addresses
-                    .iter()
-                    .any(|own| own.identity_key() == stamp.identity_key())
-            })
-        });
-        rule(
-            trace,
-            "own_loop_stamp",
-            stamped.is_some(),
-            match stamped {
-                Some(stamp) => format!("X-Loop: {stamp} is our own stamp"),
-                None => format!("{} X-Loop headers, none ours", message.loop_stamps.len()),
-            },
-            SuppressReason::OwnLoop,
-        )
-    })
-    .or_else(|| {
-        let id = message.message_id.as_deref();
-        let ours = id.is_some_and(|id| {
-            id.rsplit_once('@')
-                .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(own.message_id_domain))
-        });
-        let mut detail = String::new();
-        match id {
-            Some(id) if ours => {
-                let _ = write!(
-                    detail,
-                    "Message-ID <{id}> is at our domain {}",
-                    own.message_id_domain
-                );
-            }
-            Some(_) => {
-                let _ = write!(detail, "Message-ID is not at {}", own.message_id_domain);
-            }
-            None => detail.push_str("no Message-ID"),
-        }
-        rule(
-            trace,
-            "own_message_id",
-            ours,
-            detail,
-            SuppressReason::OwnLoop,
-        )
-    })
-    .or_else(|| {
-        let subject = message.subject.as_deref().map(|s| s.trim().to_lowercase());
-        let matched = subject.as_deref().and_then(|subject| {
-            policy
-                .auto_reply_subjects
+    let hit = value
+        .split(',')
+        .map(str::trim)
+        .any(|token| token.eq_ignore_ascii_case("all") || token.eq_ignore_ascii_case("oof"));
+    (hit, format!("X-Auto-Response-Suppress: {value}"))
+}
+
+fn own_loop_stamp(
+    _: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    let stamped = message.loop_stamps.iter().find(|stamp| {
+        EmailAddress::parse(stamp.trim_matches(|c| c == '<' || c == '>')).is_ok_and(|stamp| {
+            own.support_addresses
                 .iter()
-                .find(|prefix| subject.starts_with(prefix.as_str()))
-        });
-        rule(
-            trace,
-            "auto_reply_subject",
-            matched.is_some(),
-            match matched {
-                Some(prefix) => format!("the subject starts with {prefix:?}"),
-                None => "the subject is not a known auto-reply subject".to_owned(),
-            },
-            SuppressReason::AutoReplySubject,
+                .any(|own| own.identity_key() == stamp.identity_key())
+        })
+    });
+    match stamped {
+        Some(stamp) => (true, format!("X-Loop: {stamp} is our own stamp")),
+        None => (
+            false,
+            format!("{} X-Loop headers, none ours", message.loop_stamps.len()),
+        ),
+    }
+}
+
+fn own_message_id(
+    _: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    let Some(id) = message.message_id.as_deref() else {
+        return (false, "no Message-ID".to_owned());
+    };
+    let ours = id
+        .rsplit_once('@')
+        .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(own.message_id_domain));
+    if ours {
+        (
+            true,
+            format!(
+                "Message-ID <{id}> is at our domain {}",
+                own.message_id_domain
+            ),
         )
-    })
+    } else {
+        (
+            false,
+            format!("Message-ID is not at {}", own.message_id_domain),
+        )
+    }
+}
+
+fn auto_reply_subject(
+    policy: &ServicePolicy,
+    _: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> (bool, String) {
+    let subject = message.subject.as_deref().map(|s| s.trim().to_lowercase());
+    let matched = subject.as_deref().and_then(|subject| {
+        policy
+            .auto_reply_subjects
+            .iter()
+            .find(|prefix| subject.starts_with(prefix.as_str()))
+    });
+    match matched {
+        Some(prefix) => (true, format!("the subject starts with {prefix:?}")),
+        None => (
+            false,
+            "the subject is not a known auto-reply subject".to_owned(),
+        ),
+    }
 }
 
 /// Local parts that belong to machines, not people.
-pub(super) fn is_system_sender(local: &str) -> bool {
+fn is_system_sender(local: &str) -> bool {
     let local = local.to_ascii_lowercase();
     matches!(
         local.as_str(),

@@ -1,6 +1,7 @@
 //! Table tests for `evaluate_mail` and `evaluate_portal`.
 
 use super::*;
+use crate::domain::EmailAddress;
 use crate::message::{Envelope, InboundMessage};
 use std::net::IpAddr;
 

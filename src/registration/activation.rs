@@ -1,8 +1,18 @@
 //! Activation: the read-only lookup behind the activation page, and the one
 //! transaction that consumes the token, activates the customer, opens a
-//! session and queues the "account activated" notice; sign-in sessions.
+//! session (`sign_in::open_session`) and queues the "account activated"
+//! notice.
 
-use super::*;
+use super::error::RegistrationError;
+use super::outgoing::{ReplyContext, queue_reply};
+use super::sign_in::open_session;
+use super::{Registrar, secs};
+use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
+use crate::replies;
+use crate::settings::Settings;
+use crate::store::customers::{self, Customer};
+use crate::store::{self, tokens};
+use rusqlite::Connection;
 
 /// A pending customer, as the activation form shows it.
 #[derive(Debug, Clone)]
@@ -46,9 +56,10 @@ impl Registrar {
     pub async fn pending_for_token(
         &self,
         token: &Token,
-    ) -> Result<Option<PendingCustomer>, StoreError> {
+    ) -> Result<Option<PendingCustomer>, RegistrationError> {
         let hash = token.hash();
-        self.store
+        Ok(self
+            .store
             .read(move |conn| {
                 let Some(id) = tokens::live_customer(conn, &hash, store::now())? else {
                     return Ok(None);
@@ -58,7 +69,7 @@ impl Registrar {
                     name: c.name,
                 }))
             })
-            .await
+            .await?)
     }
 
     /// `activate`, plus: ends the session the browser held before (the id is
@@ -74,7 +85,7 @@ impl Registrar {
         password_hash: String,
         session: TokenHash,
         previous_session: Option<TokenHash>,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<i64>, RegistrationError> {
         let hash = token.hash();
         let settings = self.settings();
         let activated = self
@@ -87,11 +98,15 @@ impl Registrar {
                 if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
                     anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
                 }
-                if let Some(previous) = previous_session {
-                    sessions::delete(conn, &previous)?;
-                }
                 let ttl = secs(settings.session.absolute_timeout);
-                sessions::create(conn, &session, customer_id, now, now + ttl)?;
+                open_session(
+                    conn,
+                    customer_id,
+                    &session,
+                    previous_session.as_ref(),
+                    ttl,
+                    now,
+                )?;
                 if let Some(customer) = customers::by_id(conn, customer_id)? {
                     queue_activated_notice(conn, &settings, &customer, now)?;
                 }
@@ -102,29 +117,5 @@ impl Registrar {
             self.outbox_wake.notify_one();
         }
         Ok(activated)
-    }
-
-    /// Opens a session for a customer who signed in, ending the one the
-    /// browser held before (a new id at every sign-in).
-    ///
-    /// # Errors
-    /// A storage failure.
-    pub async fn rotate_session(
-        &self,
-        customer_id: i64,
-        session: TokenHash,
-        previous_session: Option<TokenHash>,
-    ) -> Result<(), StoreError> {
-        let session_ttl = secs(self.settings().session.absolute_timeout);
-        self.store
-            .write(move |conn| {
-                let now = store::now();
-                if let Some(previous) = previous_session {
-                    sessions::delete(conn, &previous)?;
-                }
-                sessions::create(conn, &session, customer_id, now, now + session_ttl)?;
-                Ok(())
-            })
-            .await
     }
 }

@@ -1,7 +1,17 @@
 //! The operator's ways in and tools: invitations, hand-over links, enabling
 //! and disabling customers, and the purge of never-activated customers.
 
-use super::*;
+use super::decide::{About, Kept, record};
+use super::error::RegistrationError;
+use super::outgoing::{ReplyContext, queue_reply};
+use super::{Registrar, secs};
+use crate::domain::{Channel, CustomerName, EmailAddress, Token};
+use crate::policy;
+use crate::replies;
+use crate::settings::{Service, Settings};
+use crate::store::customers::{self, Customer, NewCustomer};
+use crate::store::{self, inbound, sessions, tokens};
+use rusqlite::Connection;
 
 /// What an operator's invitation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +83,7 @@ fn invite_tx(
                     name: name.map(AsRef::as_ref),
                     company: company.as_deref(),
                     service: &service.id,
-                    source: "invitation",
+                    source: Channel::Invitation.as_str(),
                 },
                 now,
             )?;
@@ -108,23 +118,17 @@ fn invite_tx(
     )?;
     let context = ReplyContext::unprompted(settings, service);
     queue_reply(conn, &context, address, &reply, now)?;
-    inbound::record_decision(
+    let reason = if created {
+        "operator_invitation"
+    } else {
+        "invited_again"
+    };
+    record(
         conn,
-        &NewDecision {
-            inbound_id: None,
-            channel: "operator",
-            service: &service.id,
-            address: address.as_str(),
-            identity: Some(&address.identity_key()),
-            outcome: "invite",
-            reason: if created {
-                "operator_invitation"
-            } else {
-                "invited_again"
-            },
-            dropped: false,
-            reply_code: None,
-        },
+        Channel::Operator,
+        &About::address(service, address),
+        ("invite", reason),
+        Kept::default(),
         now,
     )?;
     Ok(InviteOutcome::Invited { created })
@@ -143,7 +147,7 @@ impl Registrar {
         service: &Service,
         address: EmailAddress,
         name: Option<CustomerName>,
-    ) -> Result<InviteOutcome, StoreError> {
+    ) -> Result<InviteOutcome, RegistrationError> {
         let settings = self.settings();
         let service = service.clone();
         let outcome = self.store.write_blocking(move |conn| {
@@ -165,10 +169,13 @@ impl Registrar {
     ///
     /// # Errors
     /// A storage failure; nothing changed.
-    pub fn hand_over_link_blocking(&self, address: &EmailAddress) -> Result<HandOver, StoreError> {
+    pub fn hand_over_link_blocking(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<HandOver, RegistrationError> {
         let settings = self.settings();
         let address = address.clone();
-        self.store.write_blocking(move |conn| {
+        Ok(self.store.write_blocking(move |conn| {
             let now = store::now();
             let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
                 return Ok(HandOver::Unknown);
@@ -189,7 +196,7 @@ impl Registrar {
                 &settings.http.public_url,
                 &token,
             )))
-        })
+        })?)
     }
 
     /// Disables (ending every session) or enables an account. Enabling makes
@@ -201,9 +208,9 @@ impl Registrar {
         &self,
         address: &EmailAddress,
         enabled: bool,
-    ) -> Result<StatusChange, StoreError> {
+    ) -> Result<StatusChange, RegistrationError> {
         let identity = address.identity_key();
-        self.store.write_blocking(move |conn| {
+        Ok(self.store.write_blocking(move |conn| {
             let now = store::now();
             let Some(customer) = customers::by_identity(conn, &identity)? else {
                 return Ok(StatusChange::Unknown);
@@ -221,7 +228,7 @@ impl Registrar {
                 from: customer.status,
                 to,
             })
-        })
+        })?)
     }
 
     /// Deletes pending customers older than `activation.pending_expiry` with
@@ -230,28 +237,26 @@ impl Registrar {
     ///
     /// # Errors
     /// A storage failure; nothing changed.
-    pub async fn purge_expired(&self) -> Result<Purged, StoreError> {
+    pub async fn purge_expired(&self) -> Result<Purged, RegistrationError> {
         let expiry = secs(self.settings().activation.pending_expiry);
         let idle = secs(self.settings().session.idle_timeout);
         let retention = secs(self.settings().store.raw_retention);
-        self.store
+        Ok(self
+            .store
             .write(move |conn| {
                 let now = store::now();
                 let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
                 for customer in &purged {
-                    inbound::record_decision(
+                    record(
                         conn,
-                        &NewDecision {
-                            inbound_id: None,
-                            channel: "purge",
+                        Channel::Purge,
+                        &About {
                             service: &customer.service,
                             address: &customer.email,
-                            identity: Some(&customer.identity),
-                            outcome: "purged",
-                            reason: "pending_expired",
-                            dropped: false,
-                            reply_code: None,
+                            identity: Some(customer.identity.clone()),
                         },
+                        ("purged", "pending_expired"),
+                        Kept::default(),
                         now,
                     )?;
                 }
@@ -262,6 +267,24 @@ impl Registrar {
                     raw_messages,
                 })
             })
-            .await
+            .await?)
     }
+}
+
+/// Records an operator's action on a customer.
+fn record_operator(
+    conn: &Connection,
+    customer: &Customer,
+    outcome: &str,
+    reason: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    record(
+        conn,
+        Channel::Operator,
+        &About::customer(customer),
+        (outcome, reason),
+        Kept::default(),
+        now,
+    )
 }

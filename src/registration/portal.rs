@@ -1,74 +1,67 @@
 //! The portal's "Create an account" and "send me a new link" requests.
 
-use super::*;
+use super::Registrar;
+use super::decide::{About, Ask, Decided, Kept, decide, record};
+use super::error::RegistrationError;
+use super::facts::SenderFacts;
+use super::outgoing::ReplyContext;
+use crate::domain::{Channel, CustomerName, EmailAddress};
+use crate::policy::{self, Decision};
+use crate::settings::{Service, Settings};
+use crate::store::{self, customers};
+use rusqlite::Connection;
 
-/// The transaction behind `from_portal`.
-fn decide_portal(
+/// A request by `channel` (the form, or a resend) for `address`, decided and
+/// recorded; its consequences applied.
+fn decide_request(
     conn: &Connection,
     settings: &Settings,
     service: &Service,
+    channel: Channel,
     address: &EmailAddress,
     name: Option<&CustomerName>,
     now: i64,
 ) -> anyhow::Result<Decision> {
-    let (customer, history) = load_sender(conn, address, now)?;
-    let state = customer
-        .as_ref()
-        .map_or(SenderState::New, Customer::sender_state);
-    let load = service_load(conn, service, now)?;
-    let decision = policy::evaluate_portal(&service.policy, address, state, history, load, now);
-    let context = ReplyContext::unprompted(settings, service);
-    apply(
-        conn,
-        &context,
-        &decision,
-        address,
-        customer.as_ref(),
+    let ask = Ask {
+        channel,
+        service,
+        address: Some(address),
+        recorded_as: address.as_str(),
         name,
-        "portal",
+        reply: ReplyContext::unprompted(settings, service),
         now,
-    )?;
-    inbound::record_decision(
-        conn,
-        &NewDecision {
-            inbound_id: None,
-            channel: "portal",
-            service: &service.id,
-            address: address.as_str(),
-            identity: Some(&address.identity_key()),
-            outcome: decision.name(),
-            reason: decision.reason(),
-            dropped: false,
-            reply_code: None,
-        },
-        now,
-    )?;
+    };
+    let evaluate = |facts: &SenderFacts| {
+        policy::evaluate_request(
+            &service.policy,
+            channel,
+            address,
+            facts.state(),
+            facts.history,
+            facts.load,
+            now,
+        )
+    };
+    let Decided { decision, .. } = decide(conn, &ask, evaluate, |_| Ok(Some(Kept::default())))?;
     Ok(decision)
 }
 
-/// The transaction behind `resend`.
+/// The transaction behind `resend`: only a customer who exists is decided
+/// on, under their own service.
 fn resend_tx(
     conn: &Connection,
     settings: &Settings,
     address: &EmailAddress,
     now: i64,
 ) -> anyhow::Result<Option<Decision>> {
-    let (customer, history) = load_sender(conn, address, now)?;
-    let Some(customer) = customer else {
+    let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
         let service = &settings.services[0];
-        inbound::record_decision(
+        record(
             conn,
-            &NewDecision {
-                inbound_id: None,
-                channel: "resend",
-                service: &service.id,
-                address: address.as_str(),
-                identity: Some(&address.identity_key()),
-                outcome: "ignore",
-                reason: "unknown_address",
-                dropped: false,
-                reply_code: None,
-            },
+            Channel::Resend,
+            &About::address(service, address),
+            ("ignore", "unknown_address"),
+            Kept::default(),
             now,
         )?;
         return Ok(None);
@@ -76,47 +69,7 @@ fn resend_tx(
     let service = settings
         .service(&customer.service)
         .unwrap_or(&settings.services[0]);
-    // A resend only serves customers who already exist (registered by any
-    // channel, or invited), so the portal switch does not apply; the
-    // denylist, the account state and the reply limits do.
-    let mut policy = service.policy.clone();
-    policy.portal = true;
-    let load = service_load(conn, service, now)?;
-    let decision = policy::evaluate_portal(
-        &policy,
-        address,
-        customer.sender_state(),
-        history,
-        load,
-        now,
-    );
-    let context = ReplyContext::unprompted(settings, service);
-    apply(
-        conn,
-        &context,
-        &decision,
-        address,
-        Some(&customer),
-        None,
-        "resend",
-        now,
-    )?;
-    inbound::record_decision(
-        conn,
-        &NewDecision {
-            inbound_id: None,
-            channel: "resend",
-            service: &service.id,
-            address: address.as_str(),
-            identity: Some(&address.identity_key()),
-            outcome: decision.name(),
-            reason: decision.reason(),
-            dropped: false,
-            reply_code: None,
-        },
-        now,
-    )?;
-    Ok(Some(decision))
+    decide_request(conn, settings, service, Channel::Resend, address, None, now).map(Some)
 }
 
 impl Registrar {
@@ -129,16 +82,17 @@ impl Registrar {
         service: &Service,
         address: EmailAddress,
         name: Option<CustomerName>,
-    ) -> Result<Decision, StoreError> {
+    ) -> Result<Decision, RegistrationError> {
         let settings = self.settings();
         let service = service.clone();
         let decision = self
             .store
             .write(move |conn| {
-                decide_portal(
+                decide_request(
                     conn,
                     &settings,
                     &service,
+                    Channel::Portal,
                     &address,
                     name.as_ref(),
                     store::now(),
@@ -159,7 +113,10 @@ impl Registrar {
     ///
     /// # Errors
     /// A storage failure; nothing was recorded.
-    pub async fn resend(&self, address: EmailAddress) -> Result<Option<Decision>, StoreError> {
+    pub async fn resend(
+        &self,
+        address: EmailAddress,
+    ) -> Result<Option<Decision>, RegistrationError> {
         let settings = self.settings();
         let decision = self
             .store

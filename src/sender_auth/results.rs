@@ -7,8 +7,8 @@
 //! DMARC verdict for the From domain wins, and only `dmarc=pass`
 //! authenticates.
 
-use super::{AuthVerdict, TrustedResults};
 use crate::message::{FromHeader, InboundMessage};
+use crate::policy::{AuthVerdict, TrustedResults};
 
 /// Judges the `Authentication-Results` headers of `message`.
 pub fn check_authentication_results(
@@ -212,8 +212,8 @@ fn split_outside_quotes(text: &str, separator: char) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::IpRange;
     use super::*;
+    use crate::domain::IpRange;
     use crate::message::Envelope;
     use std::net::IpAddr;
 

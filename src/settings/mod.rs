@@ -17,7 +17,6 @@ pub use raw::*;
 
 use crate::domain::EmailAddress;
 use crate::policy::ServicePolicy;
-use crate::sender_auth::SenderAuthMode;
 use crate::sender_auth::dns::DnsSource;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;

@@ -1,7 +1,7 @@
 //! Tests of loading and validating settings.
 
 use super::*;
-use crate::policy::{Access, LimitAction};
+use crate::policy::{Access, LimitAction, SenderAuthMode};
 
 #[test]
 fn embedded_defaults_are_valid() {

@@ -2,8 +2,11 @@
 //! once, and the result converted into typed settings.
 
 use super::*;
-use crate::policy::{Access, Company, Denylist, LimitAction, RefusalMode, ReplyLimits};
-use crate::sender_auth::{IpRange, TrustedResults};
+use crate::domain::IpRange;
+use crate::policy::{
+    Access, Company, Denylist, LimitAction, RefusalMode, ReplyLimits, SenderAuthMode,
+    TrustedResults,
+};
 
 impl RawSettings {
     /// Checks every key and converts to typed settings.

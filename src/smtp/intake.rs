@@ -8,10 +8,28 @@
 
 use super::reply::{self, SmtpReply};
 use crate::message::{Envelope, InboundMessage, ParseError};
-use crate::registration::Registrar;
+use crate::policy::Decision;
+use crate::registration::{Answer, MailAnswers, Registrar};
 use crate::settings::Service;
 use std::future::Future;
 use tracing::Instrument as _;
+
+/// Our SMTP answers, handed to registration (which records the code with
+/// the decision) and to `registrar explain` (which prints them).
+pub const MAIL_ANSWERS: MailAnswers = MailAnswers {
+    decided: decided_answer,
+    unreadable: unreadable_answer,
+};
+
+fn decided_answer(decision: &Decision, dropped: bool) -> Answer {
+    let SmtpReply { code, text } = reply::for_decision(decision, dropped);
+    Answer { code, text }
+}
+
+fn unreadable_answer(error: &ParseError) -> Answer {
+    let SmtpReply { code, text } = reply::for_parse_error(error);
+    Answer { code, text }
+}
 
 /// Decides one received message and answers for it.
 pub trait Intake: Send + Sync + 'static {
@@ -66,7 +84,7 @@ impl Intake for RegistrarIntake {
             smtp.remote_ip = %client_ip,
         );
         async {
-            match self.registrar.from_mail(&service, message, raw).await {
+            match self.registrar.from_mail(&service, message, raw, MAIL_ANSWERS).await {
                 Ok(outcome) => {
                     let answer = reply::for_outcome(&outcome);
                     tracing::info!(event = "decided", outcome = ?outcome, smtp.code = answer.code);

@@ -6,8 +6,7 @@
 
 use crate::message::ParseError;
 use crate::policy::{Decision, DeferReason, RefuseReason};
-use crate::registration::MailOutcome;
-use crate::store::StoreError;
+use crate::registration::{MailOutcome, RegistrationError};
 
 /// A reply code with its text (enhanced status code first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,13 +98,15 @@ pub fn for_outcome(outcome: &MailOutcome) -> SmtpReply {
 
 /// The answer when the decision could not be committed: temporary, so the
 /// sender keeps the message and retries.
-pub fn for_store_error(error: &StoreError) -> SmtpReply {
+pub fn for_store_error(error: &RegistrationError) -> SmtpReply {
     match error {
-        StoreError::Full => {
+        RegistrationError::Full => {
             SmtpReply::new(452, "4.3.1 insufficient system storage; try again later")
         }
-        StoreError::Closed => SmtpReply::new(421, "4.3.2 service shutting down; try again later"),
-        StoreError::Failed(_) => {
+        RegistrationError::Closed => {
+            SmtpReply::new(421, "4.3.2 service shutting down; try again later")
+        }
+        RegistrationError::Failed(_) => {
             SmtpReply::new(451, "4.3.0 temporary storage failure; try again later")
         }
     }

@@ -53,6 +53,21 @@ impl StoreError {
     }
 }
 
+/// Opens the database at `path` read-only, beside a daemon that may be
+/// writing it (WAL, with a busy timeout); for tools that must change nothing.
+///
+/// # Errors
+/// The file cannot be opened.
+pub fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -174,6 +189,18 @@ impl Store {
             .unwrap_or_else(|poison| poison.into_inner())
             .push(conn);
         result
+    }
+
+    /// Whether the database answers a trivial read (for `/healthz`).
+    ///
+    /// # Errors
+    /// The read failed.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Group-commit figures since start.

@@ -2,7 +2,7 @@
 //! friendly, escaped page in one place. Internals are logged, never shown.
 
 use super::views::{Notice, render};
-use crate::store::StoreError;
+use crate::registration::RegistrationError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -13,7 +13,7 @@ pub enum WebError {
     #[error("page not found")]
     NotFound,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Registration(#[from] RegistrationError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -31,7 +31,7 @@ impl IntoResponse for WebError {
                 "Page not found",
                 "There is no page at this address.",
             ),
-            WebError::Store(_) | WebError::Unexpected(_) => {
+            WebError::Registration(_) | WebError::Unexpected(_) => {
                 tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,10 +1,12 @@
 //! Portal sessions in cookies: a 256-bit random id, stored only as a hash,
 //! `HttpOnly`, `SameSite=Lax`, and `Secure` with the `__Host-` prefix when
-//! served over https. A new id is issued at every sign-in and activation.
+//! served over https. A new id is issued at every sign-in and activation
+//! (`registration::sign_in` opens, finds and ends sessions; this file only
+//! handles the cookie).
 
 use super::AppState;
 use crate::domain::{Token, TokenHash};
-use crate::store::{self, customers, customers::Customer, sessions};
+use crate::registration::{Account, RegistrationError};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 const SESSION_COOKIE: &str = "session";
@@ -54,29 +56,9 @@ pub fn presented(jar: &CookieJar, state: &AppState) -> Option<TokenHash> {
 pub async fn current_customer(
     jar: &CookieJar,
     state: &AppState,
-) -> Result<Option<Customer>, store::StoreError> {
+) -> Result<Option<Account>, RegistrationError> {
     let Some(hash) = presented(jar, state) else {
         return Ok(None);
     };
-    let idle = i64::try_from(state.settings.session.idle_timeout.as_secs()).unwrap_or(i64::MAX);
-    let found = state
-        .registrar
-        .store()
-        .read(move |conn| {
-            let Some(id) = sessions::customer(conn, &hash, store::now(), idle)? else {
-                return Ok(None);
-            };
-            Ok(customers::by_id(conn, id)?)
-        })
-        .await?;
-    if found.is_some() {
-        // Extends the idle timeout. This write is session bookkeeping on a
-        // request that already carried our cookie, never a business change.
-        state
-            .registrar
-            .store()
-            .write(move |conn| Ok(sessions::touch(conn, &hash, store::now())?))
-            .await?;
-    }
-    Ok(found)
+    state.registrar.signed_in(hash).await
 }

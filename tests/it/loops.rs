@@ -513,9 +513,14 @@ async fn explain_and_the_daemon_agree_on_a_rate_limited_sender() {
     };
     let mut out = Vec::new();
 
-    let explained = registrar::explain::explain(&app.settings, &request, &mut out)
-        .await
-        .expect("explains");
+    let explained = registrar::explain::explain(
+        &app.settings,
+        &request,
+        registrar::smtp::intake::MAIL_ANSWERS,
+        &mut out,
+    )
+    .await
+    .expect("explains");
     let answer = app.send("jane@example.com", SUPPORT, &second).await;
 
     let text = String::from_utf8(out).expect("utf-8");

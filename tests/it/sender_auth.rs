@@ -11,9 +11,11 @@ use base64::Engine as _;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter as _;
 use mail_auth::dkim::DkimSigner;
+use registrar::domain::IpRange;
 use registrar::policy::RefusalMode;
+use registrar::policy::{SenderAuthMode, TrustedResults};
+use registrar::sender_auth::FixedZone;
 use registrar::sender_auth::dns::DnsSource;
-use registrar::sender_auth::{FixedZone, IpRange, SenderAuthMode, TrustedResults};
 use registrar::settings::Settings;
 
 const JANE: &str = "jane@example.com";

@@ -1,6 +1,21 @@
-//! Signing in and out, and the portal page a signed-in customer sees.
+//! Signing in and out, and the portal page a signed-in customer sees. The
+//! proof is checked and the session opened by `registration::sign_in`; this
+//! file holds the forms, the rate limits on failures and the cookie.
 
-use super::*;
+use super::{ClientIp, TOO_MANY_LOGINS, brand, portal_registration, require_csrf};
+use crate::domain::EmailAddress;
+use crate::registration::{Proof, SignIn};
+use crate::web::error::WebError;
+use crate::web::limits::Kind;
+use crate::web::views::{self, render};
+use crate::web::{AppState, csrf, session};
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use secrecy::SecretString;
+use serde::Deserialize;
 
 /// GET /login.
 pub async fn login_form(State(state): State<AppState>, jar: CookieJar) -> Response {
@@ -61,39 +76,27 @@ pub async fn login(
         }
         return Ok(response);
     }
-    let customer = match address {
-        Some(address) => {
-            let identity = address.identity_key();
-            state
-                .registrar
-                .store()
-                .read(move |conn| Ok(customers::by_identity(conn, &identity)?))
-                .await?
-        }
-        None => None,
+    let proof = Proof::Password {
+        address,
+        password: SecretString::from(form.password.clone()),
     };
-    // Pending customers have no password; they and unknown addresses are
-    // verified against the dummy hash so every failure takes as long.
-    let stored = customer.as_ref().and_then(|c| c.password_hash.clone());
-    let verified = state
-        .hasher
-        .verify(SecretString::from(form.password.clone()), stored)
-        .await;
-    match customer {
-        Some(customer) if verified && customer.status == customers::Status::Active => {
-            let session_id = Token::generate();
-            let previous = session::presented(&jar, &state);
-            state
-                .registrar
-                .rotate_session(customer.id, session_id.hash(), previous)
-                .await?;
-            tracing::info!(event = "signed_in", customer.id = customer.id);
+    let previous = session::presented(&jar, &state);
+    match state
+        .registrar
+        .sign_in(&state.hasher, proof, previous)
+        .await?
+    {
+        SignIn::SignedIn {
+            customer_id,
+            session: session_id,
+        } => {
+            tracing::info!(event = "signed_in", customer.id = customer_id);
             let jar = jar.add(session::new_cookie(&session_id, &state));
             Ok((jar, Redirect::to("/portal")).into_response())
         }
-        Some(customer) if verified && customer.status == customers::Status::Disabled => {
+        SignIn::Disabled { customer_id } => {
             // Only someone who knows the password learns the account is disabled.
-            tracing::info!(event = "sign_in_disabled", customer.id = customer.id);
+            tracing::info!(event = "sign_in_disabled", customer.id = customer_id);
             state.limits.record(Kind::FailedLoginAccount, &account);
             state.limits.record(Kind::FailedLoginIp, &ip);
             Ok(login_page(
@@ -101,7 +104,7 @@ pub async fn login(
                 "This account is disabled. Contact support if you think this is a mistake.",
             ))
         }
-        _ => {
+        SignIn::Refused => {
             state.limits.record(Kind::FailedLoginAccount, &account);
             state.limits.record(Kind::FailedLoginIp, &ip);
             Ok(login_page(
@@ -127,11 +130,7 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
     if let Some(hash) = session::presented(&jar, &state) {
-        state
-            .registrar
-            .store()
-            .write(move |conn| Ok(sessions::delete(conn, &hash)?))
-            .await?;
+        state.registrar.sign_out(hash).await?;
     }
     Ok((session::clear(jar, &state), Redirect::to("/login")).into_response())
 }

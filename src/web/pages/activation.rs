@@ -1,7 +1,23 @@
 //! The activation page: GET shows the form and changes nothing; POST checks
 //! everything, then activates and signs the customer in, in one transaction.
 
-use super::*;
+use super::{
+    ClientIp, TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf,
+    too_many,
+};
+use crate::domain::{CustomerName, Token, TokenHash};
+use crate::password;
+use crate::web::error::WebError;
+use crate::web::limits::Kind;
+use crate::web::views::{self, render};
+use crate::web::{AppState, csrf, session};
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use secrecy::SecretString;
+use serde::Deserialize;
 
 /// Claims a token for one activation at a time; released on drop.
 struct ActivationClaim<'a> {

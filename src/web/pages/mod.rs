@@ -10,28 +10,20 @@ mod activation;
 mod ops;
 mod registration;
 
-pub use account::*;
-pub use activation::*;
-pub use ops::*;
-pub use registration::*;
+pub use account::{login, login_form, logout, portal};
+pub use activation::{activate, activate_form};
+pub use ops::{healthz, metrics, not_found, stylesheet};
+pub use registration::{register, register_form, resend, resend_form};
 
-use super::error::WebError;
-use super::limits::Kind;
-use super::views::{self, render};
-use super::{AppState, csrf, session};
-use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
-use crate::password;
-use crate::store::{customers, outbox, sessions};
-use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use crate::web::error::WebError;
+use crate::web::views::{self, render};
+use crate::web::{AppState, csrf, session};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
-use secrecy::SecretString;
-use serde::Deserialize;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 /// The client's IP address as the TCP connection shows it (the key for
 /// per-IP limits). Behind a reverse proxy every client shares the proxy's.

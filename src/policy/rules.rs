@@ -1,0 +1,389 @@
+//! The rules: mail is screened (loops, automatic mail, who the sender is),
+//! its sender's authentication judged, and then every channel shares the same
+//! admission rules (the channel's switch, denylist, account state, access) and
+//! reply limits. Each rule records what it saw in the trace.
+
+use super::automatic::automatic_mail;
+use super::config::{Access, Company, LimitAction, ReplyLimits, SenderAuthMode, ServicePolicy};
+use super::decision::{Decision, DeferReason, RefuseReason, SuppressReason};
+use super::request::{
+    AuthVerdict, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
+};
+use super::trace::{Evaluation, Trace};
+use crate::domain::{AddressError, Channel, EmailAddress};
+use crate::message::{EnvelopeSender, FromHeader, InboundMessage};
+
+/// Decides what to do with a message sent to a support address.
+pub fn evaluate_mail(
+    policy: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    request: MailRequest<'_>,
+) -> Decision {
+    evaluate_mail_traced(policy, own, request).decision
+}
+
+/// `evaluate_mail` with every rule it checked.
+///
+/// Order matters: a mail loop is refused first; automatic mail is recognised
+/// next (it is never answered, whatever else holds); then the sender must be
+/// who the message says it is and be authenticated; then the rules every
+/// channel shares apply.
+pub fn evaluate_mail_traced(
+    policy: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    request: MailRequest<'_>,
+) -> Evaluation {
+    let mut trace = Trace::default();
+    let decision = match screen(policy, own, request.message, &mut trace) {
+        Err(decision) => decision,
+        Ok(address) => match authenticated(request.auth, &mut trace) {
+            Some(decision) => decision,
+            None => admit(
+                policy,
+                Channel::Mail,
+                address,
+                request.sender,
+                request.history,
+                request.load,
+                request.now,
+                &mut trace,
+            ),
+        },
+    };
+    Evaluation {
+        decision,
+        checks: trace.checks,
+    }
+}
+
+/// Whether the message gets as far as sender authentication: when it does
+/// not, the decision is already made and no DNS lookup is worth doing.
+pub fn needs_sender_auth(
+    policy: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> bool {
+    policy.sender_auth != SenderAuthMode::Off
+        && screen(policy, own, message, &mut Trace::default()).is_ok()
+}
+
+/// Decides a request made with the portal's "Create an account" form. The
+/// service budget applies when the caller counts it (`load`).
+pub fn evaluate_portal(
+    policy: &ServicePolicy,
+    address: &EmailAddress,
+    sender: SenderState,
+    history: ReplyHistory,
+    load: ServiceLoad,
+    now: i64,
+) -> Decision {
+    evaluate_request(policy, Channel::Portal, address, sender, history, load, now)
+}
+
+/// Decides a request that arrived by `channel` for `address` (the portal's
+/// form, a resend): the rules every channel shares, with the switch that
+/// channel obeys (`ServicePolicy::switch_for`).
+pub fn evaluate_request(
+    policy: &ServicePolicy,
+    channel: Channel,
+    address: &EmailAddress,
+    sender: SenderState,
+    history: ReplyHistory,
+    load: ServiceLoad,
+    now: i64,
+) -> Decision {
+    admit(
+        policy,
+        channel,
+        address,
+        sender,
+        history,
+        load,
+        now,
+        &mut Trace::default(),
+    )
+}
+
+/// The rules that read only the message: loops, automatic mail, and who the
+/// sender is. `Ok` carries the envelope sender that may register.
+fn screen<'m>(
+    policy: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    message: &'m InboundMessage,
+    trace: &mut Trace,
+) -> Result<&'m EmailAddress, Decision> {
+    let hops = format!(
+        "{} Received headers, at most {}",
+        message.received_count, policy.max_received
+    );
+    if message.received_count > policy.max_received {
+        return Err(trace.decide(
+            "received_hops",
+            hops,
+            Decision::Refuse(RefuseReason::TooManyHops),
+        ));
+    }
+    trace.pass("received_hops", hops);
+    if let Some(reason) = automatic_mail(policy, own, message, trace) {
+        return Err(Decision::Suppress(reason));
+    }
+    let address = match &message.sender {
+        EnvelopeSender::Null => {
+            // Already suppressed above; kept so the match is complete.
+            return Err(Decision::Suppress(SuppressReason::NullSender));
+        }
+        EnvelopeSender::Invalid(AddressError::NonAsciiLocalPart) => {
+            return Err(trace.decide(
+                "envelope_sender",
+                "the local part is not ASCII",
+                Decision::Refuse(RefuseReason::NonAsciiSender),
+            ));
+        }
+        EnvelopeSender::Invalid(error) => {
+            return Err(trace.decide(
+                "envelope_sender",
+                error.to_string(),
+                Decision::Refuse(RefuseReason::InvalidSender),
+            ));
+        }
+        EnvelopeSender::Address(address) => address,
+    };
+    trace.pass("envelope_sender", format!("<{address}> can own an account"));
+    match &message.from {
+        FromHeader::Single { address: from, .. } if from.same_mailbox(address) => {
+            trace.pass(
+                "from_is_envelope_sender",
+                format!("From: <{from}> is the envelope sender"),
+            );
+            Ok(address)
+        }
+        other => {
+            let detail = match other {
+                FromHeader::Missing => "no From address".to_owned(),
+                FromHeader::Ambiguous => "more than one From header or address".to_owned(),
+                FromHeader::Invalid(error) => format!("the From address is not usable: {error}"),
+                FromHeader::Single { address: from, .. } => {
+                    format!("From: <{from}> is not the envelope sender <{address}>")
+                }
+            };
+            Err(trace.decide(
+                "from_is_envelope_sender",
+                detail,
+                Decision::Refuse(RefuseReason::SenderMismatch),
+            ))
+        }
+    }
+}
+
+/// The sender-authentication rule; `None` when it passes.
+fn authenticated(verdict: &AuthVerdict, trace: &mut Trace) -> Option<Decision> {
+    match verdict {
+        AuthVerdict::Off => {
+            trace.pass(
+                "sender_authentication",
+                "off: senders are not authenticated",
+            );
+            None
+        }
+        AuthVerdict::Pass(detail) => {
+            trace.pass("sender_authentication", format!("pass: {detail}"));
+            None
+        }
+        AuthVerdict::Fail(detail) => Some(trace.decide(
+            "sender_authentication",
+            format!("not authenticated: {detail}"),
+            Decision::Refuse(RefuseReason::NotAuthenticated),
+        )),
+        AuthVerdict::TemporaryError(detail) => Some(trace.decide(
+            "sender_authentication",
+            format!("temporary error: {detail}"),
+            Decision::Defer(DeferReason::AuthTemporaryError),
+        )),
+    }
+}
+
+/// The rules every channel shares.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct input of the rules
+fn admit(
+    policy: &ServicePolicy,
+    channel: Channel,
+    address: &EmailAddress,
+    sender: SenderState,
+    history: ReplyHistory,
+    load: ServiceLoad,
+    now: i64,
+    trace: &mut Trace,
+) -> Decision {
+    match policy.switch_for(channel) {
+        Some(false) => {
+            return trace.decide(
+                "channel_enabled",
+                format!("self-registration by {channel} is off"),
+                Decision::Refuse(RefuseReason::SelfRegistrationOff),
+            );
+        }
+        Some(true) => trace.pass(
+            "channel_enabled",
+            format!("self-registration by {channel} is on"),
+        ),
+        None => trace.pass(
+            "channel_enabled",
+            format!("no switch applies to {channel}: the customer exists"),
+        ),
+    }
+    if policy.denylist.denies(address) {
+        return trace.decide(
+            "denylist",
+            format!("<{}> or its domain is listed", address.identity_key()),
+            Decision::Refuse(RefuseReason::Denied),
+        );
+    }
+    trace.pass("denylist", "not listed");
+    let decision = match sender {
+        SenderState::Disabled => {
+            return trace.decide(
+                "sender_state",
+                "the customer is disabled",
+                Decision::Refuse(RefuseReason::AccountDisabled),
+            );
+        }
+        SenderState::Active => {
+            trace.pass("sender_state", "the customer is active");
+            trace.pass("access", "not needed: the customer exists");
+            Decision::AlreadyActive {
+                notify: policy.notify_active,
+            }
+        }
+        // A pending customer was admitted once (perhaps invited by an
+        // operator); a new link is theirs even where access has since closed.
+        SenderState::Pending => {
+            trace.pass(
+                "sender_state",
+                "the customer is pending: a new link replaces the old one",
+            );
+            trace.pass("access", "not needed: the customer exists");
+            Decision::ResendActivation
+        }
+        SenderState::New => {
+            trace.pass("sender_state", "no customer with this address yet");
+            match &policy.access {
+                Access::NoOne => {
+                    return trace.decide(
+                        "access",
+                        "nobody may self-register",
+                        Decision::Refuse(RefuseReason::SelfRegistrationOff),
+                    );
+                }
+                Access::Anyone => {
+                    trace.pass("access", "anyone may self-register");
+                    Decision::Register { company: None }
+                }
+                Access::Companies(companies) => match company_for(companies, address) {
+                    Some(company) => {
+                        trace.pass(
+                            "access",
+                            format!("{} is a domain of {}", address.domain(), company.name),
+                        );
+                        Decision::Register {
+                            company: Some(company.name.clone()),
+                        }
+                    }
+                    None => {
+                        return trace.decide(
+                            "access",
+                            format!("{} belongs to no company", address.domain()),
+                            Decision::Refuse(RefuseReason::DomainNotAllowed),
+                        );
+                    }
+                },
+            }
+        }
+    };
+    if !decision.sends_mail() {
+        return decision;
+    }
+    limit(policy.limits, decision, history, load, now, trace)
+}
+
+/// The reply limits: per address (spacing, per day), then per service.
+fn limit(
+    limits: ReplyLimits,
+    decision: Decision,
+    history: ReplyHistory,
+    load: ServiceLoad,
+    now: i64,
+    trace: &mut Trace,
+) -> Decision {
+    let over = |trace: &mut Trace, rule, detail: String, refuse, suppress| {
+        let limited = match (&decision, limits.action) {
+            // A sign-in note is a courtesy: over a limit it is simply not sent.
+            (Decision::AlreadyActive { .. }, _) => Decision::AlreadyActive { notify: false },
+            (_, LimitAction::Refuse) => Decision::Refuse(refuse),
+            (_, LimitAction::Suppress) => Decision::Suppress(suppress),
+        };
+        trace.decide(rule, detail, limited)
+    };
+    match history.last_reply_at {
+        Some(last) if now - last < limits.min_interval_secs => {
+            return over(
+                trace,
+                "reply_interval",
+                format!(
+                    "last reply {}s ago, at least {}s apart",
+                    now - last,
+                    limits.min_interval_secs
+                ),
+                RefuseReason::RateLimited,
+                SuppressReason::RateLimited,
+            );
+        }
+        Some(last) => trace.pass("reply_interval", format!("last reply {}s ago", now - last)),
+        None => trace.pass("reply_interval", "no reply in the last 24 hours"),
+    }
+    let per_day = format!(
+        "{} replies in 24 hours, at most {}",
+        history.replies_last_day, limits.max_per_day
+    );
+    if history.replies_last_day >= limits.max_per_day {
+        return over(
+            trace,
+            "replies_per_day",
+            per_day,
+            RefuseReason::RateLimited,
+            SuppressReason::RateLimited,
+        );
+    }
+    trace.pass("replies_per_day", per_day);
+    match load.replies_last_day {
+        Some(count) if count >= limits.service_per_day => over(
+            trace,
+            "service_budget",
+            format!(
+                "the service sent {count} replies in 24 hours, at most {}",
+                limits.service_per_day
+            ),
+            RefuseReason::ServiceBudget,
+            SuppressReason::ServiceBudget,
+        ),
+        Some(count) => {
+            trace.pass(
+                "service_budget",
+                format!("{count} of {} replies used", limits.service_per_day),
+            );
+            decision
+        }
+        None => {
+            trace.pass("service_budget", "not counted on this channel");
+            decision
+        }
+    }
+}
+
+fn company_for<'a>(companies: &'a [Company], address: &EmailAddress) -> Option<&'a Company> {
+    companies.iter().find(|company| {
+        company
+            .domains
+            .iter()
+            .any(|domain| domain == address.domain())
+    })
+}

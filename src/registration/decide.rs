@@ -1,0 +1,197 @@
+//! The one decision pipeline every way in uses, inside the caller's store
+//! transaction: load what policy needs (`facts`), evaluate, apply the
+//! decision's consequences (customer, token hash, outbox row), record it.
+//! `record` is the only place a decision row is written, for operators'
+//! actions too.
+
+use super::facts::SenderFacts;
+use super::outgoing::{ReplyContext, new_activation_reply, queue_reply};
+use crate::domain::{Channel, CustomerName, EmailAddress};
+use crate::policy::Decision;
+use crate::replies;
+use crate::settings::Service;
+use crate::store::customers::{self, Customer, NewCustomer};
+use crate::store::inbound::{self, NewDecision};
+use rusqlite::Connection;
+
+/// A request to decide, as a way in brings it.
+pub(super) struct Ask<'a> {
+    pub(super) channel: Channel,
+    pub(super) service: &'a Service,
+    /// Who would register or be answered; `None` for mail whose envelope
+    /// sender is not an address.
+    pub(super) address: Option<&'a EmailAddress>,
+    /// The address as recorded (for mail, the envelope sender as given).
+    pub(super) recorded_as: &'a str,
+    /// The name given with the request (the form's, or From's display name).
+    pub(super) name: Option<&'a CustomerName>,
+    /// How a reply is addressed and stamped.
+    pub(super) reply: ReplyContext<'a>,
+    pub(super) now: i64,
+}
+
+/// What a way in keeps of a decided request besides the decision itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Kept {
+    /// The stored message, when one was kept.
+    pub(super) inbound_id: Option<i64>,
+    /// A refusal answered as accepted (`refusal = "drop"`): nothing applied.
+    pub(super) dropped: bool,
+    /// The SMTP reply code the decision was answered with.
+    pub(super) reply_code: Option<u16>,
+}
+
+/// Whom a record is about.
+pub(super) struct About<'a> {
+    pub(super) service: &'a str,
+    pub(super) address: &'a str,
+    pub(super) identity: Option<String>,
+}
+
+impl<'a> About<'a> {
+    pub(super) fn customer(customer: &'a Customer) -> Self {
+        Self {
+            service: &customer.service,
+            address: &customer.email,
+            identity: Some(customer.identity.clone()),
+        }
+    }
+
+    pub(super) fn address(service: &'a Service, address: &'a EmailAddress) -> Self {
+        Self {
+            service: &service.id,
+            address: address.as_str(),
+            identity: Some(address.identity_key()),
+        }
+    }
+}
+
+/// A decision made, and whether it was dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Decided {
+    pub(super) decision: Decision,
+    pub(super) dropped: bool,
+}
+
+/// Loads, evaluates, applies and records one request. `evaluate` is the
+/// policy call for the channel; `keep` is what the way in keeps of the
+/// request once decided (mail stores the message and its reply code), or
+/// `None` when nothing of it may be stored (a deferred message).
+///
+/// # Errors
+/// A storage failure; the caller's transaction rolls back.
+pub(super) fn decide(
+    conn: &Connection,
+    ask: &Ask<'_>,
+    evaluate: impl FnOnce(&SenderFacts) -> Decision,
+    keep: impl FnOnce(&Decision) -> anyhow::Result<Option<Kept>>,
+) -> anyhow::Result<Decided> {
+    let facts = SenderFacts::load(conn, ask.service, ask.address, ask.now)?;
+    let decision = evaluate(&facts);
+    let Some(kept) = keep(&decision)? else {
+        return Ok(Decided {
+            decision,
+            dropped: false,
+        });
+    };
+    if !kept.dropped
+        && let Some(address) = ask.address
+    {
+        apply(conn, ask, &decision, address, facts.customer.as_ref())?;
+    }
+    let about = About {
+        service: &ask.service.id,
+        address: ask.recorded_as,
+        identity: ask.address.map(EmailAddress::identity_key),
+    };
+    record(
+        conn,
+        ask.channel,
+        &about,
+        (decision.name(), decision.reason()),
+        kept,
+        ask.now,
+    )?;
+    Ok(Decided {
+        decision,
+        dropped: kept.dropped,
+    })
+}
+
+/// Records an outcome (`(name, reason)`, stable names) about someone: the
+/// only place a decision row is written.
+///
+/// # Errors
+/// A storage failure.
+pub(super) fn record(
+    conn: &Connection,
+    channel: Channel,
+    about: &About<'_>,
+    (outcome, reason): (&str, &str),
+    kept: Kept,
+    now: i64,
+) -> anyhow::Result<()> {
+    inbound::record_decision(
+        conn,
+        &NewDecision {
+            inbound_id: kept.inbound_id,
+            channel: channel.as_str(),
+            service: about.service,
+            address: about.address,
+            identity: about.identity.as_deref(),
+            outcome,
+            reason,
+            dropped: kept.dropped,
+            reply_code: kept.reply_code,
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Writes a decision's consequences: customer, token hash, outbox row.
+fn apply(
+    conn: &Connection,
+    ask: &Ask<'_>,
+    decision: &Decision,
+    address: &EmailAddress,
+    customer: Option<&Customer>,
+) -> anyhow::Result<()> {
+    let context = &ask.reply;
+    let settings = context.settings;
+    let now = ask.now;
+    let reply = match decision {
+        Decision::Register { company } => {
+            let identity = address.identity_key();
+            let customer_id = customers::insert_pending(
+                conn,
+                &NewCustomer {
+                    email: address.as_str(),
+                    identity: &identity,
+                    name: ask.name.map(AsRef::as_ref),
+                    company: company.as_deref(),
+                    service: &ask.service.id,
+                    source: ask.channel.as_str(),
+                },
+                now,
+            )?;
+            new_activation_reply(conn, context, customer_id, now)?
+        }
+        Decision::ResendActivation => {
+            let customer =
+                customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
+            new_activation_reply(conn, context, customer.id, now)?
+        }
+        Decision::AlreadyActive { notify: true } => replies::already_active(
+            &context.service.name,
+            &replies::login_link(&settings.http.public_url),
+        )?,
+        Decision::AlreadyActive { notify: false }
+        | Decision::Suppress(_)
+        | Decision::Refuse(_)
+        | Decision::Defer(_) => {
+            return Ok(());
+        }
+    };
+    queue_reply(conn, context, address, &reply, now)
+}
