@@ -6,18 +6,21 @@
 //! configuration in one pass.
 //!
 //! `raw` holds the settings as written (serde), `validate` turns them into
-//! the typed settings below.
+//! the typed settings below, one file per section.
 
 mod live;
 mod raw;
 mod validate;
 
 pub use live::LiveSettings;
-pub use raw::*;
+pub use raw::{
+    RawActivation, RawCompany, RawHttp, RawOutbound, RawPassword, RawPolicy, RawRateLimits,
+    RawSenderAuth, RawService, RawSession, RawSettings, RawSmtp, RawStore,
+};
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, one_of};
 use crate::policy::ServicePolicy;
-use crate::sender_auth::dns::DnsSource;
+use crate::sender_auth::DnsSource;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -98,6 +101,14 @@ pub enum NullSender {
     Accept,
     /// Refuse at MAIL with `550 5.7.1`.
     Refuse,
+}
+
+impl std::str::FromStr for NullSender {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        one_of(text, &[("accept", Self::Accept), ("refuse", Self::Refuse)])
+    }
 }
 
 /// PEM files for STARTTLS.
