@@ -6,25 +6,56 @@
 //! transaction before answering `250`. The outbox worker sends the reply; the
 //! customer opens the link, sets name and password and is signed in.
 //!
-//! See ARCHITECTURE.md for the map. Modules are listed in reading order.
+//! See ARCHITECTURE.md for the map. Modules are listed in reading order, the
+//! order of its code map: from the pure types at the bottom up to the ways
+//! in and the tools; a module imports only modules listed before it, except
+//! the plumbing listed last (`shutdown`, `telemetry`), which imports nothing
+//! of ours.
 
-pub mod app;
+// The pure core: valid types, the parsed message, the rules.
 pub mod domain;
-pub mod explain;
-pub mod mailer;
+
 pub mod message;
-pub mod operator;
-pub mod outbox;
-pub mod password;
+
 pub mod policy;
-pub mod registration;
-pub mod reload;
-pub mod replay;
-pub mod replies;
+
 pub mod sender_auth;
+
+// Configuration and storage.
 pub mod settings;
-pub mod shutdown;
-pub mod smtp;
+
 pub mod store;
-pub mod telemetry;
+
+// What the use cases need: password hashing, reply wording, composing mail.
+pub mod password;
+
+pub mod replies;
+
+pub mod mailer;
+
+// The use cases, the only door to the store for the ways in.
+pub mod registration;
+
+pub mod outbox;
+
+// The ways in.
+pub mod smtp;
+
 pub mod web;
+
+// Putting it together: both listeners, the store and the workers.
+pub mod app;
+
+// The tools of the command line (replay runs a real `app`).
+pub mod operator;
+
+pub mod replay;
+
+pub mod explain;
+
+// The cross-cutting plumbing.
+pub mod reload;
+
+pub mod shutdown;
+
+pub mod telemetry;

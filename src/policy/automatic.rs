@@ -7,12 +7,12 @@
 //! says whether it matches and what it saw. A new rule is one function and
 //! one row (and its name in `MAIL_RULES`).
 
-use super::config::ServicePolicy;
-use super::decision::SuppressReason;
-use super::request::OwnIdentity;
-use super::trace::{Check, Trace};
 use crate::domain::EmailAddress;
 use crate::message::{EnvelopeSender, InboundMessage};
+use crate::policy::config::ServicePolicy;
+use crate::policy::decision::SuppressReason;
+use crate::policy::request::OwnIdentity;
+use crate::policy::trace::{Check, Trace};
 
 /// One rule: whether the message is automatic by it, and what it saw.
 type Matches = fn(&ServicePolicy, OwnIdentity<'_>, &InboundMessage) -> (bool, String);

@@ -3,15 +3,17 @@
 //! admission rules (the channel's switch, denylist, account state, access) and
 //! reply limits. Each rule records what it saw in the trace.
 
-use super::automatic::automatic_mail;
-use super::config::{Access, Company, LimitAction, ReplyLimits, SenderAuthMode, ServicePolicy};
-use super::decision::{Decision, DeferReason, RefuseReason, SuppressReason};
-use super::request::{
-    AuthVerdict, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
-};
-use super::trace::{Evaluation, Trace};
 use crate::domain::{AddressError, Channel, EmailAddress};
 use crate::message::{EnvelopeSender, FromHeader, InboundMessage};
+use crate::policy::automatic::automatic_mail;
+use crate::policy::config::{
+    Access, Company, LimitAction, ReplyLimits, SenderAuthMode, ServicePolicy,
+};
+use crate::policy::decision::{Decision, DeferReason, RefuseReason, SuppressReason};
+use crate::policy::request::{
+    AuthVerdict, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
+};
+use crate::policy::trace::{Evaluation, Trace};
 
 /// Decides what to do with a message sent to a support address.
 pub fn evaluate_mail(

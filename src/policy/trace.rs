@@ -1,7 +1,7 @@
 //! The trace of `evaluate_mail_traced`: every rule checked, in order, with
 //! what it saw; `registrar explain` prints it.
 
-use super::Decision;
+use crate::policy::Decision;
 
 /// Every rule of `evaluate_mail_traced`, in the order it checks them.
 pub const MAIL_RULES: &[&str] = &[

@@ -3,11 +3,11 @@
 //! session (`sign_in::open_session`) and queues the "account activated"
 //! notice.
 
-use super::error::RegistrationError;
-use super::outgoing::{ReplyContext, queue_reply};
-use super::sign_in::open_session;
-use super::{Registrar, secs};
 use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
+use crate::registration::error::RegistrationError;
+use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::sign_in::open_session;
+use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::Settings;
 use crate::store::customers::{self, Customer};

@@ -4,10 +4,10 @@
 //! `record` is the only place a decision row is written, for operators'
 //! actions too.
 
-use super::facts::SenderFacts;
-use super::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::domain::{Channel, CustomerName, EmailAddress};
 use crate::policy::Decision;
+use crate::registration::facts::SenderFacts;
+use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::replies;
 use crate::settings::Service;
 use crate::store::customers::{self, Customer, NewCustomer};

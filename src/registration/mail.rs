@@ -4,16 +4,16 @@
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
 
-use super::Registrar;
-use super::decide::{Ask, Decided, Kept, decide};
-use super::error::RegistrationError;
-use super::facts::SenderFacts;
-use super::outgoing::ReplyContext;
 use crate::domain::Channel;
 use crate::message::{EnvelopeSender, InboundMessage, ParseError};
 use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
 };
+use crate::registration::Registrar;
+use crate::registration::decide::{Ask, Decided, Kept, decide};
+use crate::registration::error::RegistrationError;
+use crate::registration::facts::SenderFacts;
+use crate::registration::outgoing::ReplyContext;
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;

@@ -1,8 +1,8 @@
 //! What operators and machines read about the running registrar: whether
 //! the store answers (`/healthz`) and the counters `/metrics` shows.
 
-use super::Registrar;
-use super::error::RegistrationError;
+use crate::registration::Registrar;
+use crate::registration::error::RegistrationError;
 use crate::store::outbox;
 use std::sync::atomic::Ordering;
 

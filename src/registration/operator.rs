@@ -1,12 +1,12 @@
 //! The operator's ways in and tools: invitations, hand-over links, enabling
 //! and disabling customers, and the purge of never-activated customers.
 
-use super::decide::{About, Kept, record};
-use super::error::RegistrationError;
-use super::outgoing::{ReplyContext, queue_reply};
-use super::{Registrar, secs};
 use crate::domain::{Channel, CustomerName, EmailAddress, Token};
 use crate::policy;
+use crate::registration::decide::{About, Kept, record};
+use crate::registration::error::RegistrationError;
+use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};

@@ -1,12 +1,12 @@
 //! The portal's "Create an account" and "send me a new link" requests.
 
-use super::Registrar;
-use super::decide::{About, Ask, Decided, Kept, decide, record};
-use super::error::RegistrationError;
-use super::facts::SenderFacts;
-use super::outgoing::ReplyContext;
 use crate::domain::{Channel, CustomerName, EmailAddress};
 use crate::policy::{self, Decision};
+use crate::registration::Registrar;
+use crate::registration::decide::{About, Ask, Decided, Kept, decide, record};
+use crate::registration::error::RegistrationError;
+use crate::registration::facts::SenderFacts;
+use crate::registration::outgoing::ReplyContext;
 use crate::settings::{Service, Settings};
 use crate::store::{self, customers};
 use rusqlite::Connection;

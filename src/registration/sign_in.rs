@@ -7,10 +7,10 @@
 //! check in `sign_in`; the account-state rules and the session rotation
 //! below are shared. Rate limits on failed attempts are the web side's.
 
-use super::error::RegistrationError;
-use super::{Registrar, secs};
 use crate::domain::{EmailAddress, Token, TokenHash};
 use crate::password::PasswordHasher;
+use crate::registration::error::RegistrationError;
+use crate::registration::{Registrar, secs};
 use crate::store::customers::{self, Customer};
 use crate::store::{self, sessions};
 use rusqlite::Connection;

@@ -6,9 +6,9 @@
 //! `TemporaryError`, which the SMTP session answers `451 4.7.1` so the sender
 //! retries later.
 
-use super::dns::{Caches, Dns, ZoneCache};
 use crate::message::{EnvelopeSender, InboundMessage};
 use crate::policy::AuthVerdict;
+use crate::sender_auth::dns::{Caches, Dns, ZoneCache};
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, MX, Parameters, RecordSet, Txt};

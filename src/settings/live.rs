@@ -7,7 +7,7 @@
 //! work, such as one SMTP session or one request, so a reload never mixes two
 //! versions of a service within it.
 
-use super::Settings;
+use crate::settings::Settings;
 use std::sync::{Arc, RwLock};
 
 /// Shared, reloadable settings; cheap to clone.

@@ -6,7 +6,7 @@
 //! instead of queueing for one each, and no caller hears "done" before its
 //! rows are durable.
 
-use super::StoreError;
+use crate::store::StoreError;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,8 +4,8 @@
 //! The cookie is `SameSite=Strict`, `HttpOnly` and, over https, `__Host-`
 //! prefixed, so another site can neither read it nor plant its own.
 
-use super::session::cookie_name;
 use crate::domain::Token;
+use crate::web::session::cookie_name;
 use axum::http::HeaderMap;
 use axum::http::header;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};

@@ -1,8 +1,8 @@
 //! `WebError`: every failure a page can show, mapped to a status and a
 //! friendly, escaped page in one place. Internals are logged, never shown.
 
-use super::views::{Notice, render};
 use crate::registration::RegistrationError;
+use crate::web::views::{Notice, render};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 

@@ -4,9 +4,9 @@
 //! (`registration::sign_in` opens, finds and ends sessions; this file only
 //! handles the cookie).
 
-use super::AppState;
 use crate::domain::{Token, TokenHash};
 use crate::registration::{Account, RegistrationError};
+use crate::web::AppState;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 const SESSION_COOKIE: &str = "session";

@@ -2,8 +2,8 @@
 //! purge), `[password]` (rules and argon2id cost), `[session]` and the web
 //! side's `[rate_limits]`.
 
-use super::Problems;
 use crate::settings::raw::{RawActivation, RawPassword, RawRateLimits, RawSession};
+use crate::settings::validate::Problems;
 use crate::settings::{
     ARGON2_MIN_ITERATIONS, ARGON2_MIN_MEMORY_KIB, ActivationSettings, PasswordSettings,
     RateLimitSettings, SessionSettings,

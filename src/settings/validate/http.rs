@@ -1,9 +1,9 @@
 //! The `[http]` section: the listener and the public URL every link is
 //! built from.
 
-use super::Problems;
 use crate::settings::HttpSettings;
 use crate::settings::raw::RawHttp;
+use crate::settings::validate::Problems;
 use std::net::SocketAddr;
 use url::Url;
 

@@ -13,8 +13,8 @@ mod services;
 mod smtp;
 mod store;
 
-use super::raw::RawSettings;
-use super::{Settings, SettingsError};
+use crate::settings::raw::RawSettings;
+use crate::settings::{Settings, SettingsError};
 use std::fmt::Display;
 use std::str::FromStr;
 

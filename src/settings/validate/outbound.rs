@@ -1,10 +1,10 @@
 //! The `[outbound]` section: the relay (or folder) replies go to, their
 //! sender, and the retry schedule.
 
-use super::Problems;
 use crate::domain::EmailAddress;
 use crate::settings::OutboundSettings;
 use crate::settings::raw::RawOutbound;
+use crate::settings::validate::Problems;
 use secrecy::SecretString;
 use std::time::Duration;
 use url::Url;

@@ -1,13 +1,13 @@
 //! A service's `policy`: its own keys over the global `[policy]`, each
 //! checked; enum keys are parsed by their types' `FromStr`.
 
-use super::Problems;
 use crate::domain::{EmailAddress, IpRange};
 use crate::policy::{
     Access, Company, Denylist, LimitAction, RefusalMode, ReplyLimits, SelfRegistration,
     SenderAuthKind, SenderAuthMode, ServicePolicy, TrustedResults,
 };
 use crate::settings::raw::{RawCompany, RawPolicy};
+use crate::settings::validate::Problems;
 
 /// Merges a service's overrides over the global policy and validates it;
 /// `None` when any key is missing or bad (each is reported).

@@ -1,9 +1,9 @@
 //! The `[sender_auth]` section: how the `dmarc` mode reaches DNS.
 
-use super::Problems;
 use crate::sender_auth::DnsSource;
 use crate::settings::SenderAuthSettings;
 use crate::settings::raw::RawSenderAuth;
+use crate::settings::validate::Problems;
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! The `[[services]]`: ids, support addresses (each belongs to one service)
 //! and each service's policy (`policy`).
 
-use super::Problems;
-use super::policy;
 use crate::domain::EmailAddress;
 use crate::settings::Service;
 use crate::settings::raw::{RawPolicy, RawService};
+use crate::settings::validate::Problems;
+use crate::settings::validate::policy;
 use std::collections::HashSet;
 
 pub(super) fn validate(

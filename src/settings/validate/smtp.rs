@@ -1,8 +1,8 @@
 //! The `[smtp]` section: the listener and every limit it enforces; each
 //! must leave a usable listener.
 
-use super::Problems;
 use crate::settings::raw::RawSmtp;
+use crate::settings::validate::Problems;
 use crate::settings::{NullSender, SmtpSettings, TlsFiles};
 use std::net::SocketAddr;
 use std::time::Duration;

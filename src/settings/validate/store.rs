@@ -1,9 +1,9 @@
 //! The `[store]` section: the database file, the writer's batch and how long
 //! raw mail is kept.
 
-use super::Problems;
 use crate::settings::StoreSettings;
 use crate::settings::raw::RawStore;
+use crate::settings::validate::Problems;
 use std::time::Duration;
 
 pub(super) fn validate(raw: RawStore, problems: &mut Problems) -> StoreSettings {

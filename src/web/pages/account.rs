@@ -2,11 +2,11 @@
 //! proof is checked and the session opened by `registration::sign_in`; this
 //! file holds the forms, the rate limits on failures and the cookie.
 
-use super::{ClientIp, TOO_MANY_LOGINS, brand, portal_registration, require_csrf};
 use crate::domain::EmailAddress;
 use crate::registration::{Proof, SignIn};
 use crate::web::error::WebError;
 use crate::web::limits::Kind;
+use crate::web::pages::{ClientIp, TOO_MANY_LOGINS, brand, portal_registration, require_csrf};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
 use axum::Form;

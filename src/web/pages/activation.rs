@@ -1,14 +1,14 @@
 //! The activation page: GET shows the form and changes nothing; POST checks
 //! everything, then activates and signs the customer in, in one transaction.
 
-use super::{
-    ClientIp, TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf,
-    too_many,
-};
 use crate::domain::{CustomerName, Token, TokenHash};
 use crate::password;
 use crate::web::error::WebError;
 use crate::web::limits::Kind;
+use crate::web::pages::{
+    ClientIp, TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf,
+    too_many,
+};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
 use axum::Form;

@@ -1,10 +1,10 @@
 //! "Create an account" and "send me a new link": the same answer whatever
 //! the address's state, and the same rate limits.
 
-use super::{ClientIp, TOO_MANY_REQUESTS, brand, require_csrf, too_many};
 use crate::domain::{CustomerName, EmailAddress};
 use crate::web::error::WebError;
 use crate::web::limits::Kind;
+use crate::web::pages::{ClientIp, TOO_MANY_REQUESTS, brand, require_csrf, too_many};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf};
 use axum::Form;
