@@ -27,6 +27,31 @@ async fn an_unknown_recipient_is_refused_at_rcpt() {
 }
 
 #[tokio::test]
+async fn a_refused_command_leaves_the_sequence_where_it_was() {
+    let app = TestApp::spawn().await;
+    let mut client = app.greeted().await;
+
+    let refused_sender = client.command("MAIL FROM:<jöran@example.com>").await;
+    let rcpt_without_mail = client.command(&format!("RCPT TO:<{SUPPORT}>")).await;
+    client
+        .command("MAIL FROM:<jane@example.com>")
+        .await
+        .assert_code(250);
+    let refused_recipient = client.command("RCPT TO:<sales@helpdesk.example>").await;
+    let data_without_recipient = client.command("DATA").await;
+
+    refused_sender.assert_code(553);
+    rcpt_without_mail.assert_code(503);
+    refused_recipient.assert_code(550);
+    data_without_recipient.assert_code(503);
+    client
+        .command(&format!("RCPT TO:<{SUPPORT}>"))
+        .await
+        .assert_code(250);
+    client.command("DATA").await.assert_code(354);
+}
+
+#[tokio::test]
 async fn a_message_over_the_size_cap_is_answered_552_and_the_session_goes_on() {
     let app = TestApp::spawn_with(|s| s.smtp.max_message_bytes = 4096).await;
     let mut big = person("Jane", "jane@example.com", SUPPORT, "big@example.com");
