@@ -6,7 +6,7 @@
 use crate::support::TestApp;
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
-use crate::support::smtp_client::{Reply, SmtpClient};
+use crate::support::{Reply, SmtpClient};
 use registrar::policy::LimitAction;
 
 /// A message from a person at `from`, with `extra` header lines on top.
@@ -258,11 +258,17 @@ async fn a_message_id_at_our_own_domain_is_never_answered() {
 #[tokio::test]
 async fn the_null_sender_is_never_answered() {
     let app = TestApp::spawn().await;
-    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await;
+    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr)
+        .await
+        .expect("SMTP connect");
     greeting.assert_code(220);
-    client.command("EHLO mx.example.com").await.assert_code(250);
+    client
+        .command("EHLO mx.example.com")
+        .await
+        .expect("SMTP reply")
+        .assert_code(250);
 
-    let mail = client.command("MAIL FROM:<>").await;
+    let mail = client.command("MAIL FROM:<>").await.expect("SMTP reply");
 
     // mailin's command parser answers `MAIL FROM:<>` itself (500) before our
     // handler sees it; a listener that lets it through must reach the
@@ -271,10 +277,19 @@ async fn the_null_sender_is_never_answered() {
         client
             .command(&format!("RCPT TO:<{SUPPORT}>"))
             .await
+            .expect("SMTP reply")
             .assert_code(250);
-        client.command("DATA").await.assert_code(354);
+        client
+            .command("DATA")
+            .await
+            .expect("SMTP reply")
+            .assert_code(354);
         let dsn = message_with("jane@example.com", "bounce1@example.com", "");
-        client.send_body(&dsn).await.assert_code(250);
+        client
+            .send_body(&dsn)
+            .await
+            .expect("SMTP reply")
+            .assert_code(250);
         assert_eq!(
             last_decision(&app),
             ("suppress".into(), "null_sender".into())
