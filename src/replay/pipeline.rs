@@ -9,10 +9,10 @@
 //! normalised here: tokens in links are masked, and nothing that changes per
 //! run (Message-IDs, dates, ports) is kept.
 
-use super::case::{Case, Envelope, EnvelopeSpec, Given, Outcome, SenderGiven, SentMail};
-use super::{smtp_client, web_client};
 use crate::app::Application;
 use crate::domain::EmailAddress;
+use crate::replay::case::{Case, Envelope, EnvelopeSpec, Given, Outcome, SenderGiven, SentMail};
+use crate::replay::{smtp_client, web_client};
 use crate::settings::{RawSettings, Settings};
 use crate::store::customers::{self, Status};
 use crate::store::{Store, inbound, outbox};

@@ -6,11 +6,11 @@
 //! `Intake` trait is the seam the session loop calls through, so a test can
 //! put a step there that panics and show the loop survives it.
 
-use super::reply::{self, SmtpReply};
 use crate::message::{Envelope, InboundMessage, ParseError};
 use crate::policy::Decision;
 use crate::registration::{Answer, MailAnswers, Registrar};
 use crate::settings::Service;
+use crate::smtp::reply::{self, SmtpReply};
 use std::future::Future;
 use tracing::Instrument as _;
 

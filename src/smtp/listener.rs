@@ -3,14 +3,14 @@
 //! task of its own, and at shutdown stops accepting and drains the sessions
 //! within `shutdown_grace`.
 
-use super::answer;
-use super::connection::Connection;
-use super::intake::{Intake, RegistrarIntake};
-use super::limits::{Admission, AdmissionLimits, Refusal, Ticket};
-use super::session::{Session, SessionContext};
-use super::tls;
 use crate::settings::LiveSettings;
 use crate::shutdown::Shutdown;
+use crate::smtp::answer;
+use crate::smtp::connection::Connection;
+use crate::smtp::intake::{Intake, RegistrarIntake};
+use crate::smtp::limits::{Admission, AdmissionLimits, Refusal, Ticket};
+use crate::smtp::session::{Session, SessionContext};
+use crate::smtp::tls;
 use anyhow::Context as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -65,12 +65,13 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     };
     let (smtp, http) = (address("smtp.addr="), address("http.addr="));
 
-    let (mut client, _) = SmtpClient::connect(smtp).await;
+    let (mut client, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
     let mut message = person("Jane Doe", "jane@example.com", SUPPORT, "log@example.com");
     message.extend_from_slice(format!("{BODY}\r\n").as_bytes());
     client
         .send_mail("jane@example.com", SUPPORT, &message)
         .await
+        .expect("SMTP reply")
         .assert_code(250);
     let outbound = dir.path().join("outbound");
     eventually("the activation mail", || {

@@ -3,10 +3,10 @@
 //! (pass, fail, none, temporary error) with messages DKIM-signed at test time
 //! by a key made for the test, and the address identity rules.
 
+use crate::support::SmtpClient;
 use crate::support::TestApp;
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
-use crate::support::smtp_client::SmtpClient;
 use base64::Engine as _;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter as _;
@@ -285,17 +285,18 @@ async fn the_worst_trusted_verdict_wins() {
 }
 
 #[tokio::test]
-async fn a_non_ascii_local_part_is_refused_553_5_6_7() {
+async fn a_non_ascii_local_part_is_refused_553_5_6_7() -> anyhow::Result<()> {
     let app = TestApp::spawn().await;
-    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await;
+    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await?;
     greeting.assert_code(220);
-    client.command("EHLO client.test").await.assert_code(250);
+    client.command("EHLO client.test").await?.assert_code(250);
 
-    let reply = client.command("MAIL FROM:<jörg@example.com>").await;
+    let reply = client.command("MAIL FROM:<jörg@example.com>").await?;
 
     reply.assert_code(553);
     assert!(reply.text.starts_with("5.6.7"), "{}", reply.text);
     assert_nothing_sent(&app).await;
+    Ok(())
 }
 
 #[tokio::test]

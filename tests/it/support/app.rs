@@ -2,7 +2,7 @@
 //! `CaptureRelay` as its outbound relay.
 
 use super::relay::CaptureRelay;
-use super::smtp_client::{Reply, SmtpClient};
+use super::{Reply, SmtpClient};
 use registrar::app::Application;
 use registrar::settings::{self, Settings};
 use registrar::shutdown::Shutdown;
@@ -113,18 +113,26 @@ impl TestApp {
 
     /// Sends a message over SMTP in one session and returns the final reply.
     pub async fn send(&self, from: &str, to: &str, raw: &[u8]) -> Reply {
-        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr).await;
+        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr)
+            .await
+            .expect("SMTP connect");
         greeting.assert_code(220);
-        let reply = client.send_mail(from, to, raw).await;
-        let _ = client.command("QUIT").await;
+        let reply = client.send_mail(from, to, raw).await.expect("SMTP reply");
+        let _ = client.command("QUIT").await.expect("SMTP reply");
         reply
     }
 
     /// A session past EHLO.
     pub async fn greeted(&self) -> SmtpClient {
-        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr).await;
+        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr)
+            .await
+            .expect("SMTP connect");
         greeting.assert_code(220);
-        client.command("EHLO client.test").await.assert_code(250);
+        client
+            .command("EHLO client.test")
+            .await
+            .expect("SMTP reply")
+            .assert_code(250);
         client
     }
 
@@ -134,12 +142,18 @@ impl TestApp {
         client
             .command(&format!("MAIL FROM:<{from}>"))
             .await
+            .expect("SMTP reply")
             .assert_code(250);
         client
             .command(&format!("RCPT TO:<{SUPPORT}>"))
             .await
+            .expect("SMTP reply")
             .assert_code(250);
-        client.command("DATA").await.assert_code(354);
+        client
+            .command("DATA")
+            .await
+            .expect("SMTP reply")
+            .assert_code(354);
         client
     }
 

@@ -1,17 +1,16 @@
 //! Test support: `TestApp` (the daemon on port 0 with a temp database),
 //! `CaptureRelay` (a real SMTP server recording what we send), and clients
-//! for SMTP and HTTP.
+//! for SMTP (the library's own, shared with replay and the bench) and HTTP.
 
 pub mod app;
 pub mod customer;
 pub mod mail;
 pub mod relay;
-pub mod smtp_client;
 pub mod web;
 
 pub use app::TestApp;
 pub use mail::{Mail, activation_link};
-pub use smtp_client::SmtpClient;
+pub use registrar::replay::smtp_client::{Reply, SmtpClient};
 pub use web::{form_page, hidden_field, metric};
 
 use std::time::Duration;
@@ -25,5 +24,15 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, mut condition: F) {
     while !condition() {
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts the server closes the connection without another reply.
+pub async fn assert_closed(client: &mut SmtpClient) {
+    if let Some(reply) = client.next_reply().await.expect("SMTP reply or close") {
+        panic!(
+            "expected the connection to close, got {} {}",
+            reply.code, reply.text
+        );
     }
 }
