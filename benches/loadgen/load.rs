@@ -135,6 +135,8 @@ pub fn report(args: &LoadArgs, outcome: &Outcome) -> anyhow::Result<()> {
 
 struct Shared {
     args: LoadArgs,
+    /// Set by SIGTERM or SIGINT: start no new message, report what happened.
+    stop: std::sync::atomic::AtomicBool,
     next_message: AtomicU64,
     next_connection: AtomicU64,
     started: Instant,
@@ -150,11 +152,13 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let shared = Arc::new(Shared {
         args: args.clone(),
+        stop: std::sync::atomic::AtomicBool::new(false),
         next_message: AtomicU64::new(0),
         next_connection: AtomicU64::new(0),
         started,
         deadline: started + Duration::from_secs(args.max_seconds),
     });
+    let stopper = tokio::spawn(stop_on_signal(Arc::clone(&shared)));
     let mut workers = Vec::new();
     for _ in 0..args.sessions {
         workers.push(tokio::spawn(session(Arc::clone(&shared))));
@@ -169,6 +173,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<Outcome> {
         outcome.accepted.extend(part.accepted);
     }
     outcome.elapsed = started.elapsed();
+    stopper.abort();
     let unsent = args.messages - outcome.codes.values().sum::<u64>().min(args.messages);
     if unsent > 0 {
         outcome.codes.insert("not_sent".into(), unsent);
@@ -186,7 +191,10 @@ async fn session(shared: Arc<Shared>) -> Outcome {
         let first = shared
             .next_message
             .fetch_add(args.per_connection, Ordering::Relaxed);
-        if first >= args.messages || Instant::now() >= shared.deadline {
+        if first >= args.messages
+            || Instant::now() >= shared.deadline
+            || shared.stop.load(Ordering::Relaxed)
+        {
             break;
         }
         let last = (first + args.per_connection).min(args.messages);
@@ -249,6 +257,23 @@ async fn session(shared: Arc<Shared>) -> Outcome {
         }
     }
     outcome
+}
+
+/// The crash harness stops the load with SIGTERM once its kills are done;
+/// the report (and the accepted log) must still be written.
+async fn stop_on_signal(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shared.stop.store(true, Ordering::Relaxed);
 }
 
 fn count_failure(outcome: &mut Outcome, failure: &Failure, messages: u64) {
