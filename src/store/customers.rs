@@ -94,13 +94,15 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
     })
 }
 
+pub(super) fn by_identity_sql() -> String {
+    format!("SELECT {COLUMNS} FROM customers WHERE identity = ?1")
+}
+
 /// The customer with this identity key.
 pub fn by_identity(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Customer>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM customers WHERE identity = ?1"
-    ))?
-    .query_row([identity], from_row)
-    .optional()
+    conn.prepare_cached(&by_identity_sql())?
+        .query_row([identity], from_row)
+        .optional()
 }
 
 /// The customer with this id.
@@ -196,13 +198,14 @@ pub struct Purged {
     pub service: String,
 }
 
+pub(super) const PURGE_PENDING_BEFORE: &str =
+    "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
+     RETURNING email, identity, service";
+
 /// Deletes pending customers created before `cutoff` (their tokens and
 /// sessions go with them) and returns who was deleted.
 pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<Vec<Purged>> {
-    let mut statement = conn.prepare_cached(
-        "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
-         RETURNING email, identity, service",
-    )?;
+    let mut statement = conn.prepare_cached(PURGE_PENDING_BEFORE)?;
     statement
         .query_map([cutoff], |row| {
             Ok(Purged {

@@ -11,6 +11,8 @@ pub mod customers;
 pub mod inbound;
 mod migrations;
 pub mod outbox;
+#[cfg(test)]
+mod plans;
 pub mod sessions;
 pub mod tokens;
 mod writer;
