@@ -98,7 +98,8 @@ impl From<&Envelope> for EnvelopeSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Given {
-    /// The state of the envelope sender's account before the message.
+    /// The state of the registered address's account (the single From
+    /// address) before the message.
     #[serde(default, skip_serializing_if = "SenderGiven::is_new")]
     pub sender: SenderGiven,
     /// The very same message was accepted once before (a client retrying
@@ -113,7 +114,7 @@ impl Given {
     }
 }
 
-/// The envelope sender's account before the message arrives.
+/// The registered address's account before the message arrives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderGiven {
@@ -154,8 +155,9 @@ pub struct Outcome {
     /// A refusal answered `250` by the `refusal = "drop"` setting.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dropped: bool,
-    /// The envelope sender's account afterwards: `none`, `pending`, `active`
-    /// or `disabled`.
+    /// The registered address's account afterwards (the single From
+    /// address, else the envelope sender): `none`, `pending`, `active` or
+    /// `disabled`.
     pub customer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_name: Option<String>,

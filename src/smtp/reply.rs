@@ -82,6 +82,10 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
             550,
             "5.7.1 the sender could not be authenticated (DMARC); nobody was registered",
         ),
+        RefuseReason::ForwardedNotAuthenticated => SmtpReply::new(
+            550,
+            "5.7.1 a forwarder rewrote the envelope sender (SRS) and the From address could not be authenticated, so we cannot tell who sent this; nobody was registered; use \"Create an account\" on the customer portal instead",
+        ),
         RefuseReason::TooManyHops => {
             SmtpReply::new(554, "5.4.6 too many Received headers; mail loop suspected")
         }

@@ -26,6 +26,8 @@ pub struct NewDecision<'a> {
     pub identity: Option<&'a str>,
     pub outcome: &'a str,
     pub reason: &'a str,
+    /// What else there is to say, for a person (how an envelope was read).
+    pub note: Option<&'a str>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -38,27 +40,32 @@ pub struct DecisionRecord {
     pub service: String,
     pub outcome: String,
     pub reason: String,
+    pub note: Option<String>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
 
-/// The decision recorded for an earlier copy of the same message: same
-/// Message-ID and envelope sender, or the same bytes.
+/// The decision recorded for an earlier copy of the same message: the same
+/// Message-ID from the same registered address (identity; a forwarder's
+/// envelope may differ between copies), or the same bytes.
 pub fn earlier_copy(
     conn: &Connection,
     message_id: Option<&str>,
-    envelope_from: &str,
+    identity: Option<&str>,
     content_sha256: &[u8; 32],
 ) -> rusqlite::Result<Option<(String, String)>> {
     conn.prepare_cached(
-        "SELECT d.outcome, d.reason FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-         WHERE (i.message_id = ?1 AND i.envelope_from = ?2) OR i.content_sha256 = ?3
-         ORDER BY i.id DESC LIMIT 1",
+        "SELECT outcome, reason FROM (
+             SELECT i.id, d.outcome, d.reason FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+             WHERE i.message_id = ?1 AND d.identity = ?2
+             UNION ALL
+             SELECT i.id, d.outcome, d.reason FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+             WHERE i.content_sha256 = ?3
+         ) ORDER BY id DESC LIMIT 1",
     )?
-    .query_row(
-        params![message_id, envelope_from, &content_sha256[..]],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )
+    .query_row(params![message_id, identity, &content_sha256[..]], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })
     .optional()
 }
 
@@ -99,8 +106,8 @@ pub fn record_decision(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO decisions (decided_at, inbound_id, channel, service, address, identity, outcome, reason,
-                                dropped, reply_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                note, dropped, reply_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
@@ -111,6 +118,7 @@ pub fn record_decision(
         decision.identity,
         decision.outcome,
         decision.reason,
+        decision.note,
         decision.dropped,
         decision.reply_code
     ])?;
@@ -133,7 +141,8 @@ pub fn service_replies_since(
 }
 
 /// Columns of `DecisionRecord`, in the order `decision_from_row` reads them.
-const DECISION_COLUMNS: &str = "decided_at, channel, service, outcome, reason, dropped, reply_code";
+const DECISION_COLUMNS: &str =
+    "decided_at, channel, service, outcome, reason, note, dropped, reply_code";
 
 fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord> {
     Ok(DecisionRecord {
@@ -142,8 +151,9 @@ fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord
         service: row.get(2)?,
         outcome: row.get(3)?,
         reason: row.get(4)?,
-        dropped: row.get(5)?,
-        reply_code: row.get(6)?,
+        note: row.get(5)?,
+        dropped: row.get(6)?,
+        reply_code: row.get(7)?,
     })
 }
 
