@@ -152,6 +152,10 @@ pub struct Outcome {
     /// The recorded reason (`Decision::reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The recorded note: how the envelope sender was read when it was not
+    /// simply the From address (a BATV tag removed, a forwarder's envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// A refusal answered `250` by the `refusal = "drop"` setting.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dropped: bool,

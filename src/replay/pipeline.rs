@@ -199,6 +199,7 @@ impl Pipeline {
             reply: reply.text,
             decision: decision.map(|d| d.outcome.clone()),
             reason: decision.map(|d| d.reason.clone()),
+            note: decision.and_then(|d| d.note.clone()),
             dropped: decision.is_some_and(|d| d.dropped),
             customer: customer
                 .as_ref()
