@@ -348,6 +348,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn how_the_envelope_was_read_is_explained_and_the_reply_goes_to_from() {
+        let settings = crate::settings::load(None).expect("defaults");
+        let raw = b"From: jane@example.com\nTo: support@helpdesk.example\nSubject: hi\nMessage-ID: <e3@example.com>\n\nhello\n";
+
+        let (decision, text) = run(&settings, raw, "prvs=0123456789=Jane@example.com").await;
+        assert_eq!(decision, Some(Decision::Register { company: None }));
+        assert!(text.contains("envelope_names_from"), "{text}");
+        assert!(
+            text.contains(
+                "recorded  envelope <prvs=0123456789=Jane@example.com>: BATV prvs tag removed"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("one reply to <jane@example.com>"), "{text}");
+
+        let srs = "SRS0=HHH=TT=example.com=jane@forwarder.example";
+        let (decision, text) = run(&settings, raw, srs).await;
+        assert_eq!(
+            decision,
+            Some(Decision::Refuse(
+                crate::policy::RefuseReason::ForwardedNotAuthenticated
+            ))
+        );
+        assert!(
+            text.contains("rewritten by a forwarder (SRS0) and is not decoded"),
+            "{text}"
+        );
+        assert!(text.contains("Create an account"), "{text}");
+        assert!(text.contains("mail      none"), "{text}");
+    }
+
+    #[tokio::test]
     async fn dmarc_results_are_explained_with_what_dns_said() {
         let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
         let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("key");
