@@ -122,3 +122,44 @@ fn is_from_domain(message: &InboundMessage, domain: &str) -> bool {
     let domain = domain.trim_end_matches('.');
     idna::domain_to_ascii(domain).is_ok_and(|ascii| ascii.eq_ignore_ascii_case(address.domain()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Envelope;
+
+    fn from(header: &str) -> InboundMessage {
+        let envelope = Envelope {
+            client_ip: IpAddr::from([192, 0, 2, 1]),
+            helo: "mx.example.com".into(),
+            mail_from: "SRS0=HHH=TT=example.com=jane@forwarder.example".into(),
+            recipients: vec!["support@helpdesk.example".into()],
+        };
+        let raw = format!("{header}\r\nSubject: hi\r\n\r\nbody\r\n");
+        InboundMessage::parse(envelope, raw.as_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn a_dmarc_domain_counts_only_when_it_is_the_from_domain() {
+        let cases = [
+            ("From: jane@example.com", "example.com", true),
+            ("From: jane@Example.COM", "EXAMPLE.com.", true),
+            ("From: jana@bücher.example", "xn--bcher-kva.example", true),
+            ("From: jana@bücher.example", "bücher.example", true),
+            ("From: jane@example.com", "forwarder.example", false),
+            ("From: jane@example.com", "", false),
+            (
+                "From: jane@example.com, joe@example.com",
+                "example.com",
+                false,
+            ),
+        ];
+        for (header, domain, expected) in cases {
+            assert_eq!(
+                is_from_domain(&from(header), domain),
+                expected,
+                "{header} / {domain:?}"
+            );
+        }
+    }
+}
