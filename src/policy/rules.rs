@@ -195,7 +195,10 @@ fn screen<'m>(
         EnvelopeMatch::OtherCase => {
             trace.pass(
                 "envelope_names_from",
-                format!("From: <{from}> is the envelope sender <{shown}>, the case of the local part aside"),
+                format!(
+                    "From: <{from}> is the envelope sender <{shown}>, \
+                     the case of the local part aside"
+                ),
             );
             trace.note = Some(format!(
                 "envelope <{shown}>: From but for the case of the local part"
@@ -301,14 +304,18 @@ fn envelope_by_authentication(
     trace: &mut Trace,
 ) -> Option<Decision> {
     let shown = screened.envelope.envelope();
-    let (envelope, unauthenticated) = match screened.matched {
-        // Never decoded: without authentication, the portal is the way in.
+    // Refusals name what would have helped: for a forwarder's envelope (never
+    // decoded) that is the portal; for another domain, authentication when
+    // the service has it, else an envelope that names From.
+    let (envelope, when_off, when_failed) = match screened.matched {
         EnvelopeMatch::Forwarder(scheme) => (
             format!("envelope <{shown}>: rewritten by a forwarder ({scheme}), not decoded"),
+            RefuseReason::ForwardedNotAuthenticated,
             RefuseReason::ForwardedNotAuthenticated,
         ),
         _ => (
             format!("envelope <{shown}>: another domain than From"),
+            RefuseReason::SenderMismatch,
             RefuseReason::NotAuthenticated,
         ),
     };
@@ -324,15 +331,11 @@ fn envelope_by_authentication(
             None
         }
         AuthVerdict::Off => {
-            let reason = match unauthenticated {
-                RefuseReason::ForwardedNotAuthenticated => unauthenticated,
-                _ => RefuseReason::SenderMismatch,
-            };
             trace.note = Some(format!("{envelope}; senders are not authenticated"));
             Some(trace.decide(
                 "sender_authentication",
                 "off: without sender authentication, From registers only when it is the envelope sender",
-                Decision::Refuse(reason),
+                Decision::Refuse(when_off),
             ))
         }
         AuthVerdict::Fail(detail) => {
@@ -340,7 +343,7 @@ fn envelope_by_authentication(
             Some(trace.decide(
                 "sender_authentication",
                 format!("not authenticated: {detail}"),
-                Decision::Refuse(unauthenticated),
+                Decision::Refuse(when_failed),
             ))
         }
         AuthVerdict::TemporaryError(detail) => Some(trace.decide(
