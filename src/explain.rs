@@ -9,7 +9,7 @@
 //! exists; nothing is ever written, and no mail is sent.
 
 use crate::domain::EmailAddress;
-use crate::message::{Envelope, EnvelopeSender, InboundMessage};
+use crate::message::{Envelope, InboundMessage};
 use crate::policy::{
     self, AuthVerdict, Decision, MAIL_RULES, MailRequest, OwnIdentity, ReplyHistory, SenderState,
     ServiceLoad,
@@ -158,16 +158,20 @@ pub async fn explain(
         }
     )?;
     writeln!(out, "answer    {} {}", answer.code, answer.text)?;
-    let mail = match (&message.sender, decision.sends_mail() && !dropped) {
-        (EnvelopeSender::Address(to), true) => format!("one reply to <{}>", to.delivery_address()),
+    if let Some(note) = &evaluation.note {
+        writeln!(out, "recorded  {note}")?;
+    }
+    // The reply goes to the registered address, From, and to no other.
+    let mail = match (message.from_address(), decision.sends_mail() && !dropped) {
+        (Some(to), true) => format!("one reply to <{}>", to.delivery_address()),
         _ => "none".to_owned(),
     };
     writeln!(out, "mail      {mail}")?;
     Ok(Some(decision))
 }
 
-/// The sender's state, reply history and the service's load, from the
-/// database when there is one.
+/// The state and reply history of the From address (the one that would
+/// register) and the service's load, from the database when there is one.
 fn sender_facts(
     settings: &Settings,
     request: &ExplainRequest,
@@ -177,7 +181,8 @@ fn sender_facts(
     out: &mut impl Write,
 ) -> anyhow::Result<(SenderState, ReplyHistory, ServiceLoad)> {
     let path = request.db.as_deref().unwrap_or(&settings.store.path);
-    let EnvelopeSender::Address(address) = &message.sender else {
+    // The facts are those of the address that would register: From.
+    let Some(address) = message.from_address() else {
         return Ok((
             SenderState::New,
             ReplyHistory::default(),
@@ -340,6 +345,38 @@ mod tests {
         );
         assert!(text.contains("answer    250"), "{text}");
         assert!(text.contains("one reply to <jane@example.com>"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn how_the_envelope_was_read_is_explained_and_the_reply_goes_to_from() {
+        let settings = crate::settings::load(None).expect("defaults");
+        let raw = b"From: jane@example.com\nTo: support@helpdesk.example\nSubject: hi\nMessage-ID: <e3@example.com>\n\nhello\n";
+
+        let (decision, text) = run(&settings, raw, "prvs=0123456789=Jane@example.com").await;
+        assert_eq!(decision, Some(Decision::Register { company: None }));
+        assert!(text.contains("envelope_names_from"), "{text}");
+        assert!(
+            text.contains(
+                "recorded  envelope <prvs=0123456789=Jane@example.com>: BATV prvs tag removed"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("one reply to <jane@example.com>"), "{text}");
+
+        let srs = "SRS0=HHH=TT=example.com=jane@forwarder.example";
+        let (decision, text) = run(&settings, raw, srs).await;
+        assert_eq!(
+            decision,
+            Some(Decision::Refuse(
+                crate::policy::RefuseReason::ForwardedNotAuthenticated
+            ))
+        );
+        assert!(
+            text.contains("rewritten by a forwarder (SRS0) and is not decoded"),
+            "{text}"
+        );
+        assert!(text.contains("Create an account"), "{text}");
+        assert!(text.contains("mail      none"), "{text}");
     }
 
     #[tokio::test]

@@ -125,6 +125,15 @@ impl InboundMessage {
         })
     }
 
+    /// The single From address, when the header is usable: the address that
+    /// registers by mail and gets the reply.
+    pub fn from_address(&self) -> Option<&EmailAddress> {
+        match &self.from {
+            FromHeader::Single { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+
     /// The display name from `From:`, when the header is usable.
     pub fn display_name(&self) -> Option<&CustomerName> {
         match &self.from {

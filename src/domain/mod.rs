@@ -1,6 +1,7 @@
 //! Newtypes that can only be built valid: an address we may register, a
-//! customer's name, a random token and its hash, an IP range; and the
-//! `Channel` a request came in by.
+//! customer's name, a random token and its hash, an IP range; an envelope
+//! sender read for who it names (`ReturnPath`); and the `Channel` a request
+//! came in by.
 //!
 //! Everything here is pure: no IO, no clock, no database. Callers that hold one
 //! of these types know its rules were checked once, at the boundary.
@@ -10,6 +11,7 @@ mod choice;
 mod email;
 mod ip_range;
 mod name;
+mod return_path;
 mod token;
 
 pub use channel::Channel;
@@ -17,4 +19,5 @@ pub use choice::one_of;
 pub use email::{AddressError, EmailAddress};
 pub use ip_range::IpRange;
 pub use name::CustomerName;
+pub use return_path::{BatvTag, EnvelopeMatch, ReturnPath, SrsScheme};
 pub use token::{Token, TokenHash};

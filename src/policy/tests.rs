@@ -546,7 +546,11 @@ fn sender_authentication_verdicts_decide() {
             ServiceLoad::default()
         ),
         Decision::Refuse(RefuseReason::SenderMismatch),
-        "authentication never excuses a From that is not the envelope sender"
+        "authentication never excuses an envelope naming another mailbox in From's domain"
+    );
+    let forwarded = mail(
+        "SRS0=HHH=TT=example.com=jane@forwarder.example",
+        "From: jane@example.com\r\n",
     );
     let own = OwnIdentity {
         support_addresses: &support(),
@@ -560,6 +564,10 @@ fn sender_authentication_verdicts_decide() {
     assert!(
         !needs_sender_auth(&dmarc, own, &mismatch),
         "no DNS for a message already refused"
+    );
+    assert!(
+        needs_sender_auth(&dmarc, own, &forwarded),
+        "a forwarder's envelope needs the verdict for From"
     );
     assert!(
         !needs_sender_auth(&policy(), own, &message),
@@ -715,4 +723,248 @@ fn the_service_budget_applies_to_the_portal_too() {
         ),
         Decision::Refuse(RefuseReason::ServiceBudget)
     );
+}
+
+/// The envelope shapes of issue 15, each with every verdict: who registers
+/// by mail is From, and only when the envelope names it or authentication
+/// passes for the From domain.
+#[test]
+fn who_registers_follows_the_envelope_and_authentication() {
+    use AuthVerdict::{Fail, Off, Pass, TemporaryError};
+    let register = || Decision::Register { company: None };
+    let refuse = Decision::Refuse;
+    let defer = Decision::Defer(DeferReason::AuthTemporaryError);
+    let pass = || Pass("dmarc=pass for example.com".into());
+    let fail = || Fail("dmarc=fail for example.com".into());
+    let temporary = || TemporaryError("SERVFAIL".into());
+    let from = "From: Jane <jane.doe@example.com>\r\n";
+    // (shape, envelope, [(verdict, decision, what the record notes)])
+    type Expected = (AuthVerdict, Decision, Option<&'static str>);
+    let cases: Vec<(&str, &str, Vec<Expected>)> = vec![
+        (
+            "plain",
+            "jane.doe@example.com",
+            vec![
+                (Off, register(), None),
+                (pass(), register(), None),
+                (fail(), refuse(RefuseReason::NotAuthenticated), None),
+                (temporary(), defer.clone(), None),
+            ],
+        ),
+        (
+            "local part in other case",
+            "Jane.Doe@Example.com",
+            vec![
+                (Off, register(), Some("the case of the local part")),
+                (pass(), register(), Some("the case of the local part")),
+                (
+                    fail(),
+                    refuse(RefuseReason::NotAuthenticated),
+                    Some("the case of the local part"),
+                ),
+            ],
+        ),
+        (
+            "BATV prvs",
+            "prvs=0123456789=jane.doe@example.com",
+            vec![
+                (Off, register(), Some("BATV prvs tag removed")),
+                (pass(), register(), Some("BATV prvs tag removed")),
+                (
+                    fail(),
+                    refuse(RefuseReason::NotAuthenticated),
+                    Some("BATV prvs tag removed"),
+                ),
+            ],
+        ),
+        (
+            "BATV btv1 with other case",
+            "btv1==5f2a17c8e1d==Jane.Doe@example.com",
+            vec![
+                (Off, register(), Some("BATV btv1 tag removed")),
+                (pass(), register(), Some("BATV btv1 tag removed")),
+            ],
+        ),
+        (
+            "BATV before another mailbox",
+            "prvs=0123456789=boss@example.com",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+                (
+                    pass(),
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+            ],
+        ),
+        (
+            "SRS0",
+            "SRS0=HHH=TT=example.com=jane.doe@forwarder.example",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some(
+                        "rewritten by a forwarder (SRS0), not decoded; senders are not authenticated",
+                    ),
+                ),
+                (
+                    pass(),
+                    register(),
+                    Some("it did not matter: From is authenticated (dmarc=pass for example.com)"),
+                ),
+                (
+                    fail(),
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some("From is not authenticated"),
+                ),
+                (temporary(), defer.clone(), None),
+            ],
+        ),
+        (
+            "Microsoft 365 SRS",
+            "bounces+SRS=44ldt=IX=example.com=jane.doe@contoso.onmicrosoft.com",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some("(Microsoft 365 SRS), not decoded"),
+                ),
+                (pass(), register(), Some("it did not matter")),
+            ],
+        ),
+        (
+            "SRS0 naming someone else",
+            "SRS0=HHH=TT=evil.example=mallory@forwarder.example",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some("not decoded"),
+                ),
+                (pass(), register(), Some("it did not matter")),
+            ],
+        ),
+        (
+            "another domain",
+            "jane.doe@mail.example.net",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another domain than From"),
+                ),
+                (pass(), register(), Some("it did not matter")),
+                (
+                    fail(),
+                    refuse(RefuseReason::NotAuthenticated),
+                    Some("From is not authenticated"),
+                ),
+                (temporary(), defer.clone(), None),
+            ],
+        ),
+        (
+            "another mailbox in From's domain",
+            "boss@example.com",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+                (
+                    pass(),
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+            ],
+        ),
+    ];
+    let support = support();
+    let own = OwnIdentity {
+        support_addresses: &support,
+        message_id_domain: "registrar.localhost",
+    };
+    for (shape, envelope, verdicts) in cases {
+        let message = mail(envelope, from);
+        for (verdict, expected, note) in verdicts {
+            let description = format!("{shape}, {verdict:?}");
+            let decision = decide_with(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default(),
+                &verdict,
+                ServiceLoad::default(),
+            );
+            assert_eq!(decision, expected, "{description}");
+            let evaluation = evaluate_mail_traced(
+                &policy(),
+                own,
+                MailRequest {
+                    message: &message,
+                    auth: &verdict,
+                    sender: SenderState::New,
+                    history: ReplyHistory::default(),
+                    load: ServiceLoad::default(),
+                    now: NOW,
+                },
+            );
+            match (note, &evaluation.note) {
+                (None, None) => {}
+                (Some(expected), Some(found)) => assert!(
+                    found.contains(expected) && found.contains(envelope),
+                    "{description}: {found:?} should name {envelope} and say {expected:?}"
+                ),
+                (expected, found) => {
+                    panic!("{description}: note {found:?}, expected {expected:?}")
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn machine_mailboxes_are_recognised_behind_batv_and_in_from_after_srs() {
+    let cases = [
+        (
+            "postmaster behind a BATV tag",
+            "prvs=0123456789=postmaster@example.com",
+            "From: postmaster@example.com\r\n",
+            Some(SuppressReason::SystemSender),
+        ),
+        (
+            "a forwarder's SRS address is not a machine's because of its local part",
+            "bounces+SRS=44ldt=IX=example.com=jane@contoso.onmicrosoft.com",
+            "From: jane@example.com\r\n",
+            None,
+        ),
+        (
+            "a no-reply From behind SRS",
+            "SRS0=HHH=TT=example.com=noreply@forwarder.example",
+            "From: noreply@example.com\r\n",
+            Some(SuppressReason::SystemSender),
+        ),
+    ];
+    for (description, envelope, headers, expected) in cases {
+        let decision = decide_with(
+            &policy(),
+            &mail(envelope, headers),
+            SenderState::New,
+            ReplyHistory::default(),
+            &AuthVerdict::Pass("dmarc=pass".into()),
+            ServiceLoad::default(),
+        );
+        match expected {
+            Some(reason) => assert_eq!(decision, Decision::Suppress(reason), "{description}"),
+            None => assert!(
+                !matches!(decision, Decision::Suppress(_)),
+                "{description}: {decision:?}"
+            ),
+        }
+    }
 }

@@ -3,9 +3,13 @@
 //! decision's consequences (customer, token hash, outbox row), record it.
 //! `record` is the only place a decision row is written, for operators'
 //! actions too.
+//!
+//! The address that registers is the address that gets the reply: `apply`
+//! takes one address for the customer row, the rate-limit key and the outbox
+//! recipient, so an activation link can go to no one else.
 
 use crate::domain::{Channel, CustomerName, EmailAddress};
-use crate::policy::Decision;
+use crate::policy::{Decision, Evaluation};
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::replies;
@@ -18,11 +22,12 @@ use rusqlite::Connection;
 pub(super) struct Ask<'a> {
     pub(super) channel: Channel,
     pub(super) service: &'a Service,
-    /// Who would register or be answered; `None` for mail whose envelope
-    /// sender is not an address.
+    /// Who would register and be answered (for mail, the single From
+    /// address); `None` when nobody can be.
     pub(super) address: Option<&'a EmailAddress>,
-    /// The address as recorded (for mail, the envelope sender as given).
-    pub(super) recorded_as: &'a str,
+    /// Whom the decision record is about (for mail without a usable From,
+    /// the envelope sender as given).
+    pub(super) about: About<'a>,
     /// The name given with the request (the form's, or From's display name).
     pub(super) name: Option<&'a CustomerName>,
     /// How a reply is addressed and stamped.
@@ -66,6 +71,50 @@ impl<'a> About<'a> {
     }
 }
 
+/// An outcome as recorded: stable names, and a note for a person.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outcome<'a> {
+    pub(super) name: &'a str,
+    pub(super) reason: &'a str,
+    /// What else the record says (for mail, how the envelope was read).
+    pub(super) note: Option<&'a str>,
+}
+
+impl<'a> Outcome<'a> {
+    /// An outcome with nothing to note.
+    pub(super) fn of(name: &'a str, reason: &'a str) -> Self {
+        Self {
+            name,
+            reason,
+            note: None,
+        }
+    }
+}
+
+/// What evaluating a request gave: the decision, and what its record notes.
+pub(super) struct Judged {
+    pub(super) decision: Decision,
+    pub(super) note: Option<String>,
+}
+
+impl From<Decision> for Judged {
+    fn from(decision: Decision) -> Self {
+        Self {
+            decision,
+            note: None,
+        }
+    }
+}
+
+impl From<Evaluation> for Judged {
+    fn from(evaluation: Evaluation) -> Self {
+        Self {
+            decision: evaluation.decision,
+            note: evaluation.note,
+        }
+    }
+}
+
 /// A decision made, and whether it was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Decided {
@@ -80,14 +129,14 @@ pub(super) struct Decided {
 ///
 /// # Errors
 /// A storage failure; the caller's transaction rolls back.
-pub(super) fn decide(
+pub(super) fn decide<J: Into<Judged>>(
     conn: &Connection,
     ask: &Ask<'_>,
-    evaluate: impl FnOnce(&SenderFacts) -> Decision,
+    evaluate: impl FnOnce(&SenderFacts) -> J,
     keep: impl FnOnce(&Decision) -> anyhow::Result<Option<Kept>>,
 ) -> anyhow::Result<Decided> {
     let facts = SenderFacts::load(conn, ask.service, ask.address, ask.now)?;
-    let decision = evaluate(&facts);
+    let Judged { decision, note } = evaluate(&facts).into();
     let Some(kept) = keep(&decision)? else {
         return Ok(Decided {
             decision,
@@ -99,16 +148,15 @@ pub(super) fn decide(
     {
         apply(conn, ask, &decision, address, facts.customer.as_ref())?;
     }
-    let about = About {
-        service: &ask.service.id,
-        address: ask.recorded_as,
-        identity: ask.address.map(EmailAddress::identity_key),
-    };
     record(
         conn,
         ask.channel,
-        &about,
-        (decision.name(), decision.reason()),
+        &ask.about,
+        Outcome {
+            name: decision.name(),
+            reason: decision.reason(),
+            note: note.as_deref(),
+        },
         kept,
         ask.now,
     )?;
@@ -118,8 +166,8 @@ pub(super) fn decide(
     })
 }
 
-/// Records an outcome (`(name, reason)`, stable names) about someone: the
-/// only place a decision row is written.
+/// Records an outcome about someone: the only place a decision row is
+/// written.
 ///
 /// # Errors
 /// A storage failure.
@@ -127,7 +175,7 @@ pub(super) fn record(
     conn: &Connection,
     channel: Channel,
     about: &About<'_>,
-    (outcome, reason): (&str, &str),
+    outcome: Outcome<'_>,
     kept: Kept,
     now: i64,
 ) -> anyhow::Result<()> {
@@ -139,8 +187,9 @@ pub(super) fn record(
             service: about.service,
             address: about.address,
             identity: about.identity.as_deref(),
-            outcome,
-            reason,
+            outcome: outcome.name,
+            reason: outcome.reason,
+            note: outcome.note,
             dropped: kept.dropped,
             reply_code: kept.reply_code,
         },

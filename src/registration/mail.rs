@@ -1,5 +1,7 @@
 //! Registration by mail: sender authentication, then the decision and its
-//! consequences in one transaction, answered only after the commit.
+//! consequences in one transaction, answered only after the commit. The
+//! single From address is the one that registers and gets the reply; the
+//! envelope sender only decides whether it may (see `policy`).
 //!
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
@@ -10,7 +12,7 @@ use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
 };
 use crate::registration::Registrar;
-use crate::registration::decide::{Ask, Decided, Kept, decide};
+use crate::registration::decide::{About, Ask, Decided, Kept, decide};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
@@ -69,20 +71,29 @@ fn decide_mail(
         EnvelopeSender::Address(address) => address.as_str().to_owned(),
         _ => message.envelope.mail_from.clone(),
     };
+    // The single From address registers and gets the reply, whatever the
+    // envelope (policy decides whether it may). Without one nobody can; the
+    // record is then about the envelope sender.
+    let address = message.from_address();
+    let about = match (address, &message.sender) {
+        (Some(from), _) => About::address(service, from),
+        (None, EnvelopeSender::Address(envelope)) => About::address(service, envelope),
+        (None, _) => About {
+            service: &service.id,
+            address: &envelope_from,
+            identity: None,
+        },
+    };
     if inbound::earlier_copy(
         conn,
         message.message_id.as_deref(),
-        &envelope_from,
+        about.identity.as_deref(),
         &message.content_hash,
     )?
     .is_some()
     {
         return Ok(MailOutcome::Duplicate);
     }
-    let address = match &message.sender {
-        EnvelopeSender::Address(address) => Some(address),
-        _ => None,
-    };
     let own = OwnIdentity {
         support_addresses: &service.support_addresses,
         message_id_domain: &settings.smtp.hostname,
@@ -104,7 +115,7 @@ fn decide_mail(
         channel: Channel::Mail,
         service,
         address,
-        recorded_as: &envelope_from,
+        about,
         name: message.display_name(),
         reply: ReplyContext {
             settings,
@@ -115,7 +126,7 @@ fn decide_mail(
         now,
     };
     let evaluate = |facts: &SenderFacts| {
-        policy::evaluate_mail(
+        policy::evaluate_mail_traced(
             &service.policy,
             own,
             MailRequest {

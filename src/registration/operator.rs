@@ -3,7 +3,7 @@
 
 use crate::domain::{Channel, CustomerName, EmailAddress, Token};
 use crate::policy;
-use crate::registration::decide::{About, Kept, record};
+use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::outgoing::{ReplyContext, queue_reply};
 use crate::registration::{Registrar, secs};
@@ -127,7 +127,7 @@ fn invite_tx(
         conn,
         Channel::Operator,
         &About::address(service, address),
-        ("invite", reason),
+        Outcome::of("invite", reason),
         Kept::default(),
         now,
     )?;
@@ -255,7 +255,7 @@ impl Registrar {
                             address: &customer.email,
                             identity: Some(customer.identity.clone()),
                         },
-                        ("purged", "pending_expired"),
+                        Outcome::of("purged", "pending_expired"),
                         Kept::default(),
                         now,
                     )?;
@@ -283,7 +283,7 @@ fn record_operator(
         conn,
         Channel::Operator,
         &About::customer(customer),
-        (outcome, reason),
+        Outcome::of(outcome, reason),
         Kept::default(),
         now,
     )

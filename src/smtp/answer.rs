@@ -341,6 +341,13 @@ pub fn not_authenticated() -> SmtpReply {
     ))
 }
 
+pub fn forwarded_not_authenticated() -> SmtpReply {
+    answer(
+        550,
+        "5.7.1 a forwarder rewrote the envelope sender (SRS) and the From address could not be authenticated, so we cannot tell who sent this; nobody was registered; use \"Create an account\" on the customer portal instead",
+    )
+}
+
 pub fn too_many_hops() -> SmtpReply {
     answer(554, "5.4.6 too many Received headers; mail loop suspected")
 }

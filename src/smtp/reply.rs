@@ -41,6 +41,7 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
         RefuseReason::ServiceBudget => answer::service_budget_spent(),
         RefuseReason::NotAuthenticated => answer::not_authenticated(),
         RefuseReason::TooManyHops => answer::too_many_hops(),
+        RefuseReason::ForwardedNotAuthenticated => answer::forwarded_not_authenticated(),
     }
 }
 

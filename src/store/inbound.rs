@@ -26,6 +26,8 @@ pub struct NewDecision<'a> {
     pub identity: Option<&'a str>,
     pub outcome: &'a str,
     pub reason: &'a str,
+    /// What else there is to say, for a person (how an envelope was read).
+    pub note: Option<&'a str>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -38,6 +40,7 @@ pub struct DecisionRecord {
     pub service: String,
     pub outcome: String,
     pub reason: String,
+    pub note: Option<String>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -48,10 +51,11 @@ pub struct DecisionRecord {
 // A constant until the setting lands with the settings restructure.
 pub const IDEMPOTENCY_WINDOW_SECS: i64 = 7 * 24 * 60 * 60;
 
-/// An earlier copy by Message-ID and envelope sender, newest first.
+/// An earlier copy by Message-ID from the same registered address
+/// (identity; a forwarder's envelope may differ between copies), newest first.
 pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
      FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-     WHERE i.message_id = ?1 AND i.envelope_from = ?2 AND i.received_at >= ?3
+     WHERE i.message_id = ?1 AND d.identity = ?2 AND i.received_at >= ?3
      ORDER BY i.id DESC LIMIT 1";
 
 /// An earlier copy by content, newest first.
@@ -61,18 +65,18 @@ pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.id, d.outcome, d.reason
      ORDER BY i.id DESC LIMIT 1";
 
 /// The decision recorded for an earlier copy of the same message received
-/// within the last `IDEMPOTENCY_WINDOW_SECS`: same Message-ID and envelope
-/// sender, or the same bytes.
+/// within the last `IDEMPOTENCY_WINDOW_SECS`: the same Message-ID from the
+/// same registered address, or the same bytes.
 pub fn earlier_copy(
     conn: &Connection,
     message_id: Option<&str>,
-    envelope_from: &str,
+    identity: Option<&str>,
     content_sha256: &[u8; 32],
 ) -> rusqlite::Result<Option<(String, String)>> {
     earlier_copy_since(
         conn,
         message_id,
-        envelope_from,
+        identity,
         content_sha256,
         super::now() - IDEMPOTENCY_WINDOW_SECS,
     )
@@ -84,7 +88,7 @@ pub fn earlier_copy(
 pub fn earlier_copy_since(
     conn: &Connection,
     message_id: Option<&str>,
-    envelope_from: &str,
+    identity: Option<&str>,
     content_sha256: &[u8; 32],
     since: i64,
 ) -> rusqlite::Result<Option<(String, String)>> {
@@ -95,7 +99,7 @@ pub fn earlier_copy_since(
     let by_id = match message_id {
         Some(message_id) => conn
             .prepare_cached(EARLIER_BY_MESSAGE_ID)?
-            .query_row(params![message_id, envelope_from, since], read)
+            .query_row(params![message_id, identity, since], read)
             .optional()?,
         None => None,
     };
@@ -152,8 +156,8 @@ pub fn record_decision(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO decisions (decided_at, inbound_id, channel, service, address, identity, outcome, reason,
-                                dropped, reply_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                note, dropped, reply_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
@@ -164,6 +168,7 @@ pub fn record_decision(
         decision.identity,
         decision.outcome,
         decision.reason,
+        decision.note,
         decision.dropped,
         decision.reply_code
     ])?;
@@ -189,7 +194,8 @@ pub fn service_replies_since(
 }
 
 /// Columns of `DecisionRecord`, in the order `decision_from_row` reads them.
-const DECISION_COLUMNS: &str = "decided_at, channel, service, outcome, reason, dropped, reply_code";
+const DECISION_COLUMNS: &str =
+    "decided_at, channel, service, outcome, reason, note, dropped, reply_code";
 
 fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord> {
     Ok(DecisionRecord {
@@ -198,8 +204,9 @@ fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord
         service: row.get(2)?,
         outcome: row.get(3)?,
         reason: row.get(4)?,
-        dropped: row.get(5)?,
-        reply_code: row.get(6)?,
+        note: row.get(5)?,
+        dropped: row.get(6)?,
+        reply_code: row.get(7)?,
     })
 }
 
