@@ -53,7 +53,8 @@ impl Application {
         let store = Store::open(&settings.store.path, settings.store.max_batch)?;
         let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
         let wake = Arc::new(Notify::new());
-        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake));
+        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake))
+            .with_identity_providers()?;
         let shutdown = Shutdown::new();
 
         let smtp = SmtpServer::new(
