@@ -2,7 +2,8 @@
 // on a free loopback port. tests/it/support/oidc.rs starts it.
 //
 // Usage: node oidc-provider.mjs CONFIG.json
-// CONFIG: { "clients": [{ client_id, client_secret, redirect_uris }],
+// CONFIG: { "port": PORT (0 picks one),
+//           "clients": [{ client_id, client_secret, redirect_uris }],
 //           "accounts": [{ id, email, email_verified, name }] }
 // Prints one JSON line {"issuer": "http://127.0.0.1:PORT"} once it listens.
 // The login name on its built-in login page is the account id; any password
@@ -21,7 +22,11 @@ const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: `test-${Date.now()}` };
 
 const server = http.createServer();
-server.listen(0, '127.0.0.1', () => {
+server.on('error', (error) => {
+  console.error(error.code || error);
+  process.exit(error.code === 'EADDRINUSE' ? 3 : 1);
+});
+server.listen(config.port || 0, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {

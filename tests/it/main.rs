@@ -7,6 +7,7 @@ mod activation;
 mod browser;
 mod config;
 mod deployment;
+mod google;
 mod logging;
 mod loops;
 mod operator;

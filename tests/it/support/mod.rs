@@ -4,7 +4,10 @@
 
 pub mod app;
 pub mod customer;
+pub mod ldap;
 pub mod mail;
+pub mod oidc;
+pub mod optin;
 pub mod relay;
 pub mod smtp_client;
 pub mod web;
