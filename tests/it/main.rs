@@ -7,6 +7,7 @@ mod activation;
 mod browser;
 mod config;
 mod deployment;
+mod directory;
 mod google;
 mod logging;
 mod loops;

@@ -87,7 +87,7 @@ pub struct Slapd {
     /// The CA (self-signed certificate) the TLS listeners use.
     pub ca_file: PathBuf,
     child: Option<Child>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Slapd {
@@ -140,7 +140,7 @@ impl Slapd {
                     ldaps_url,
                     ca_file,
                     child: Some(child),
-                    dir,
+                    _dir: dir,
                 };
             }
             let _ = child.kill();
@@ -155,11 +155,6 @@ impl Slapd {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    /// Where the test's files are.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
