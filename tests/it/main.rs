@@ -15,6 +15,7 @@ mod operator;
 mod outbox;
 mod portal;
 mod process;
+mod recovery;
 mod registration;
 mod replay;
 mod sender_auth;
