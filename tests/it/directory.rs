@@ -21,7 +21,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
-fn ldap_settings(url: &str, security: LdapSecurity, ca_file: Option<PathBuf>) -> LdapSettings {
+pub(crate) fn ldap_settings(
+    url: &str,
+    security: LdapSecurity,
+    ca_file: Option<PathBuf>,
+) -> LdapSettings {
     LdapSettings {
         url: Url::parse(url).expect("url"),
         security,

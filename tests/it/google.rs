@@ -19,7 +19,7 @@ use url::Url;
 const SECRET: &str = "registrar-test-client-secret";
 const OTHER_REDIRECT: &str = "http://127.0.0.1:9/other/callback";
 
-fn oidc_settings(issuer: Url) -> OidcSettings {
+pub(crate) fn oidc_settings(issuer: Url) -> OidcSettings {
     OidcSettings {
         client_id: "registrar".into(),
         client_secret: SecretString::from(SECRET),
@@ -29,13 +29,13 @@ fn oidc_settings(issuer: Url) -> OidcSettings {
     }
 }
 
-struct Setup {
-    app: TestApp,
-    provider: Provider,
+pub(crate) struct Setup {
+    pub(crate) app: TestApp,
+    pub(crate) provider: Provider,
 }
 
 /// The daemon with `[oidc.google]` pointed at a provider started for it.
-async fn setup(adjust: impl FnOnce(&mut Settings)) -> Setup {
+pub(crate) async fn setup(adjust: impl FnOnce(&mut Settings)) -> Setup {
     let port = free_port();
     let issuer = Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer");
     let app = TestApp::spawn_with(|settings| {

@@ -8,10 +8,10 @@ use crate::support::customer::{PASSWORD, active_customer, login, mail_number, re
 use crate::support::{Mail, TestApp, form_page, hidden_field};
 use reqwest::StatusCode;
 
-const NEW_PASSWORD: &str = "quiet harbour lantern meadow";
+pub(crate) const NEW_PASSWORD: &str = "quiet harbour lantern meadow";
 
 /// The link in a mail's text part, to `path` on our listener.
-fn link_in(mail: &Mail, app: &TestApp, path: &str) -> String {
+pub(crate) fn link_in(mail: &Mail, app: &TestApp, path: &str) -> String {
     let prefix = app.url(path);
     let start = mail.text.find(&prefix).expect("our link in the mail");
     mail.text[start..]
@@ -21,7 +21,7 @@ fn link_in(mail: &Mail, app: &TestApp, path: &str) -> String {
 }
 
 /// Sends the address form at `path`; returns status and body.
-async fn ask(app: &TestApp, path: &str, email: &str) -> (StatusCode, String) {
+pub(crate) async fn ask(app: &TestApp, path: &str, email: &str) -> (StatusCode, String) {
     let http = app.http();
     let page = form_page(&http, &app.url(path)).await;
     let answer = http
