@@ -109,7 +109,7 @@ impl Slapd {
         )
         .expect("key");
         std::fs::write(path.join("slapd.conf"), config(path)).expect("config");
-        let added = Command::new("slapadd")
+        let added = Command::new(program("slapadd"))
             .args(["-q", "-f"])
             .arg(path.join("slapd.conf"))
             .arg("-l")
@@ -125,7 +125,7 @@ impl Slapd {
             let (plain, tls) = (free_port(), free_port());
             let ldap_url = format!("ldap://127.0.0.1:{plain}");
             let ldaps_url = format!("ldaps://127.0.0.1:{tls}");
-            let mut child = Command::new("slapd")
+            let mut child = Command::new(program("slapd"))
                 .args(["-d", "none", "-h"])
                 .arg(format!("{ldap_url}/ {ldaps_url}/"))
                 .arg("-f")
@@ -161,6 +161,17 @@ impl Slapd {
 impl Drop for Slapd {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A program of Debian's slapd package: in /usr/sbin, which an ordinary
+/// user's PATH may lack.
+fn program(name: &str) -> PathBuf {
+    let sbin = Path::new("/usr/sbin").join(name);
+    if sbin.exists() {
+        sbin
+    } else {
+        PathBuf::from(name)
     }
 }
 
