@@ -87,6 +87,7 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     let link = crate::support::activation_link(&mail, http);
     let token = link.split("token=").nth(1).expect("token").to_owned();
 
+    crate::support::default_tls_provider();
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())

@@ -13,9 +13,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
-    // reqwest's rustls is built without a provider of its own (the daemon's
-    // one TLS stack is aws-lc-rs): the test clients use the process default.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    super::default_tls_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         registrar::telemetry::init("debug", std::io::stdout);
     } else {
