@@ -99,6 +99,9 @@ pub struct Account {
     pub company: Option<String>,
     /// The id of the service they registered for.
     pub service: String,
+    /// Whether they have a password (a customer admitted by Google or the
+    /// directory has none until they set one with a reset link).
+    pub has_password: bool,
 }
 
 impl From<Customer> for Account {
@@ -109,6 +112,7 @@ impl From<Customer> for Account {
             name: customer.name,
             company: customer.company,
             service: customer.service,
+            has_password: customer.password_hash.is_some(),
         }
     }
 }

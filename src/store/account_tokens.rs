@@ -87,3 +87,10 @@ pub fn consume(
     })
     .optional()
 }
+
+/// Removes links that expired or were used before `now` (the periodic
+/// purge); returns how many.
+pub fn purge_dead(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM account_tokens WHERE expires_at <= ?1 OR used_at IS NOT NULL")?
+        .execute([now])
+}

@@ -137,6 +137,8 @@ pub struct Portal<'a> {
     pub email: &'a str,
     pub company: Option<&'a str>,
     pub service: &'a str,
+    /// Offer "set a password" to a customer who has none.
+    pub has_password: bool,
 }
 
 #[derive(Template)]

@@ -161,6 +161,7 @@ async fn the_first_google_sign_in_creates_an_active_customer_and_later_ones_sign
     assert_eq!(answer.headers()["location"], "/portal");
     let portal = form_page(&http, &s.app.url("/portal")).await;
     assert!(portal.contains("Welcome, Amy Pond"), "{portal}");
+    assert!(portal.contains("get a link to set one"), "no password yet");
     assert_eq!(
         customers(&s.app),
         vec![(

@@ -262,3 +262,29 @@ async fn an_emailed_sign_in_link_signs_in_once_where_the_service_offers_it() {
         1
     );
 }
+
+#[tokio::test]
+async fn the_purge_removes_used_and_expired_links_and_keeps_live_ones() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.activation.purge_interval = std::time::Duration::from_millis(100);
+        settings.services[0].policy.email_link = true;
+    })
+    .await;
+    let _jane = active_customer(&app, "Jane Doe", "jane@example.com").await;
+    ask(&app, "/forgot", "jane@example.com").await;
+    ask(&app, "/login/email", "jane@example.com").await;
+    app.relay.wait_for(4).await;
+    assert_eq!(app.count("account_tokens"), 2);
+    app.db()
+        .execute(
+            "UPDATE account_tokens SET expires_at = 0 WHERE purpose = 'reset'",
+            [],
+        )
+        .expect("expire the reset link");
+    crate::support::eventually("the purge", || app.count("account_tokens") == 1).await;
+    let left: String = app
+        .db()
+        .query_row("SELECT purpose FROM account_tokens", [], |r| r.get(0))
+        .expect("one link");
+    assert_eq!(left, "sign_in", "the live link stays");
+}

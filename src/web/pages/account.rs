@@ -157,6 +157,7 @@ pub async fn portal(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         email: &customer.email,
         company: customer.company.as_deref(),
         service,
+        has_password: customer.has_password,
     };
     Ok((jar, render(&page)).into_response())
 }
