@@ -124,6 +124,21 @@ struct Screened<'m> {
     matched: EnvelopeMatch,
 }
 
+/// Decides a sign-in by `channel` (Google, the directory, an emailed link)
+/// for `address`, whose owner has just proven it: the rules every channel
+/// shares, without the reply limits, because a sign-in sends no mail. A new
+/// address that access admits becomes `Register`, a pending customer
+/// `ResendActivation` (activated by the proof), an active one
+/// `AlreadyActive`.
+pub fn evaluate_sign_in(
+    policy: &ServicePolicy,
+    channel: Channel,
+    address: &EmailAddress,
+    sender: SenderState,
+) -> Decision {
+    admit_unlimited(policy, channel, address, sender, &mut Trace::default())
+}
+
 /// The rules that read only the message: loops, automatic mail, and who the
 /// sender is. `Ok` carries the From address that may register.
 fn screen<'m>(
@@ -366,6 +381,22 @@ fn admit(
     now: i64,
     trace: &mut Trace,
 ) -> Decision {
+    let decision = admit_unlimited(policy, channel, address, sender, trace);
+    if !decision.sends_mail() {
+        return decision;
+    }
+    limit(policy.limits, decision, history, load, now, trace)
+}
+
+/// The admission rules: the channel's switch, the denylist, the account's
+/// state and access.
+fn admit_unlimited(
+    policy: &ServicePolicy,
+    channel: Channel,
+    address: &EmailAddress,
+    sender: SenderState,
+    trace: &mut Trace,
+) -> Decision {
     match policy.switch_for(channel) {
         Some(false) => {
             return trace.decide(
@@ -391,14 +422,12 @@ fn admit(
         );
     }
     trace.pass("denylist", "not listed");
-    let decision = match sender {
-        SenderState::Disabled => {
-            return trace.decide(
-                "sender_state",
-                "the customer is disabled",
-                Decision::Refuse(RefuseReason::AccountDisabled),
-            );
-        }
+    match sender {
+        SenderState::Disabled => trace.decide(
+            "sender_state",
+            "the customer is disabled",
+            Decision::Refuse(RefuseReason::AccountDisabled),
+        ),
         SenderState::Active => {
             trace.pass("sender_state", "the customer is active");
             trace.pass("access", "not needed: the customer exists");
@@ -419,13 +448,11 @@ fn admit(
         SenderState::New => {
             trace.pass("sender_state", "no customer with this address yet");
             match &policy.access {
-                Access::NoOne => {
-                    return trace.decide(
-                        "access",
-                        "nobody may self-register",
-                        Decision::Refuse(RefuseReason::SelfRegistrationOff),
-                    );
-                }
+                Access::NoOne => trace.decide(
+                    "access",
+                    "nobody may self-register",
+                    Decision::Refuse(RefuseReason::SelfRegistrationOff),
+                ),
                 Access::Anyone => {
                     trace.pass("access", "anyone may self-register");
                     Decision::Register { company: None }
@@ -440,21 +467,15 @@ fn admit(
                             company: Some(company.name.clone()),
                         }
                     }
-                    None => {
-                        return trace.decide(
-                            "access",
-                            format!("{} belongs to no company", address.domain()),
-                            Decision::Refuse(RefuseReason::DomainNotAllowed),
-                        );
-                    }
+                    None => trace.decide(
+                        "access",
+                        format!("{} belongs to no company", address.domain()),
+                        Decision::Refuse(RefuseReason::DomainNotAllowed),
+                    ),
                 },
             }
         }
-    };
-    if !decision.sends_mail() {
-        return decision;
     }
-    limit(policy.limits, decision, history, load, now, trace)
 }
 
 /// The reply limits: per address (spacing, per day), then per service.

@@ -9,6 +9,9 @@ const NOW: i64 = 1_800_000_000;
 
 fn policy() -> ServicePolicy {
     ServicePolicy {
+        google: true,
+        directory: true,
+        email_link: false,
         access: Access::Anyone,
         email: true,
         portal: true,
@@ -966,5 +969,88 @@ fn machine_mailboxes_are_recognised_behind_batv_and_in_from_after_srs() {
                 "{description}: {decision:?}"
             ),
         }
+    }
+}
+
+#[test]
+fn sign_in_methods_obey_their_switch_the_denylist_access_and_no_reply_limits() {
+    use crate::domain::Channel;
+    let jane = EmailAddress::parse("jane@acme.example").expect("valid");
+    let listed = EmailAddress::parse("bad@example.com").expect("valid");
+    let acme = Company {
+        name: "Acme".into(),
+        domains: vec!["acme.example".into()],
+    };
+    let companies = ServicePolicy {
+        access: Access::Companies(vec![acme]),
+        ..policy()
+    };
+    let outsider = EmailAddress::parse("joe@elsewhere.example").expect("valid");
+    let cases = [
+        (
+            "a new allowed address registers",
+            policy(),
+            Channel::Google,
+            &jane,
+            SenderState::New,
+            Decision::Register { company: None },
+        ),
+        (
+            "the company joins",
+            companies.clone(),
+            Channel::Directory,
+            &jane,
+            SenderState::New,
+            Decision::Register {
+                company: Some("Acme".into()),
+            },
+        ),
+        (
+            "a domain outside the companies is refused",
+            companies,
+            Channel::Google,
+            &outsider,
+            SenderState::New,
+            Decision::Refuse(RefuseReason::DomainNotAllowed),
+        ),
+        (
+            "the denylist wins",
+            policy(),
+            Channel::Google,
+            &listed,
+            SenderState::Active,
+            Decision::Refuse(RefuseReason::Denied),
+        ),
+        (
+            "the method's switch closes it",
+            policy(),
+            Channel::EmailLink,
+            &jane,
+            SenderState::Active,
+            Decision::Refuse(RefuseReason::SelfRegistrationOff),
+        ),
+        (
+            "a pending customer is activated by the proof",
+            policy(),
+            Channel::Directory,
+            &jane,
+            SenderState::Pending,
+            Decision::ResendActivation,
+        ),
+        (
+            "a disabled customer is refused",
+            policy(),
+            Channel::Google,
+            &jane,
+            SenderState::Disabled,
+            Decision::Refuse(RefuseReason::AccountDisabled),
+        ),
+    ];
+    for (description, policy, channel, address, state, expected) in cases {
+        assert_eq!(
+            evaluate_sign_in(&policy, channel, address, state),
+            expected,
+            "{description}"
+        );
     }
 }

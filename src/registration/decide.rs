@@ -206,6 +206,9 @@ fn apply(
     address: &EmailAddress,
     customer: Option<&Customer>,
 ) -> anyhow::Result<()> {
+    if ask.channel.signs_in() {
+        return apply_sign_in(conn, ask, decision, address, customer);
+    }
     let context = &ask.reply;
     let settings = context.settings;
     let now = ask.now;
@@ -243,4 +246,43 @@ fn apply(
         }
     };
     queue_reply(conn, context, address, &reply, now)
+}
+
+/// A sign-in method's consequences: the proof already showed the address is
+/// the visitor's, so a new customer is created active (no activation mail,
+/// no password until they set one) and a pending one is activated. The
+/// session is the caller's.
+fn apply_sign_in(
+    conn: &Connection,
+    ask: &Ask<'_>,
+    decision: &Decision,
+    address: &EmailAddress,
+    customer: Option<&Customer>,
+) -> anyhow::Result<()> {
+    match decision {
+        Decision::Register { company } => {
+            customers::insert_active(
+                conn,
+                &NewCustomer {
+                    email: address.as_str(),
+                    identity: &address.identity_key(),
+                    name: ask.name.map(AsRef::as_ref),
+                    company: company.as_deref(),
+                    service: &ask.service.id,
+                    source: ask.channel.as_str(),
+                },
+                ask.now,
+            )?;
+        }
+        Decision::ResendActivation => {
+            let customer =
+                customer.ok_or_else(|| anyhow::anyhow!("activation decided without a customer"))?;
+            customers::activate_proven(conn, customer.id, ask.name.map(AsRef::as_ref), ask.now)?;
+        }
+        Decision::AlreadyActive { .. }
+        | Decision::Suppress(_)
+        | Decision::Refuse(_)
+        | Decision::Defer(_) => {}
+    }
+    Ok(())
 }

@@ -4,7 +4,9 @@
 //! One file per way in: `mail` (a message to a support address), `portal`
 //! ("Create an account" and resend), `operator` (invitations, hand-over
 //! links, account state, purge), `activation` (the activation page) and
-//! `sign_in` (a proof of identity to a session). What they share: `decide`
+//! `sign_in` (a proof of identity to a session; `sign_in_methods` holds the
+//! proofs other than a password), `recovery` (the "Forgot your password?"
+//! and "Email me a sign-in link" requests). What they share: `decide`
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
@@ -25,7 +27,9 @@ mod observe;
 mod operator;
 mod outgoing;
 mod portal;
+mod recovery;
 mod sign_in;
+mod sign_in_methods;
 
 pub use activation::PendingCustomer;
 pub use error::RegistrationError;
@@ -33,8 +37,11 @@ pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};
 pub use observe::Counters;
 pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
-pub use sign_in::{Account, Proof, SignIn};
+pub use recovery::LinkHolder;
+pub use sign_in::{Account, Declined, Proof, SignIn};
 
+use crate::directory::Directory;
+use crate::oidc::OidcClient;
 use crate::sender_auth::SenderAuthenticator;
 use crate::settings::{LiveSettings, Settings};
 use crate::store::Store;
@@ -51,6 +58,16 @@ pub struct Registrar {
     outbox_wake: Arc<Notify>,
     /// Verifies senders before the store transaction (DNS for `dmarc`).
     sender_auth: Arc<SenderAuthenticator>,
+    /// The identity providers the sign-in methods ask, when configured.
+    providers: Arc<Providers>,
+}
+
+/// The identity providers behind "Sign in with Google" and "Sign in with
+/// your company account"; fixed at start-up.
+#[derive(Default)]
+struct Providers {
+    oidc: Option<OidcClient>,
+    directory: Option<Directory>,
 }
 
 impl Registrar {
@@ -62,7 +79,28 @@ impl Registrar {
             store,
             outbox_wake,
             sender_auth,
+            providers: Arc::default(),
         }
+    }
+
+    /// Sets up the identity providers the settings configure (the OpenID
+    /// Connect client, the directory); they reach no server until used.
+    ///
+    /// # Errors
+    /// A provider's settings cannot be turned into a client (a bad URL, an
+    /// unreadable CA file).
+    pub fn with_identity_providers(mut self) -> anyhow::Result<Self> {
+        let settings = self.settings();
+        let oidc = match &settings.oidc {
+            Some(oidc) => {
+                let callback = settings.http.public_url.join("login/google/callback")?;
+                Some(OidcClient::new(oidc, &callback)?)
+            }
+            None => None,
+        };
+        let directory = settings.ldap.as_ref().map(Directory::new).transpose()?;
+        self.providers = Arc::new(Providers { oidc, directory });
+        Ok(self)
     }
 
     /// The store, for the process's own plumbing (the outbox worker, the

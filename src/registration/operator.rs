@@ -10,7 +10,7 @@ use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
-use crate::store::{self, inbound, sessions, tokens};
+use crate::store::{self, account_tokens, inbound, sessions, tokens};
 use rusqlite::Connection;
 
 /// What an operator's invitation did.
@@ -261,6 +261,7 @@ impl Registrar {
                     )?;
                 }
                 sessions::purge_expired(conn, now, idle)?;
+                account_tokens::purge_dead(conn, now)?;
                 let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
                 Ok(Purged {
                     customers: purged.len(),

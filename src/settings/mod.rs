@@ -14,8 +14,9 @@ mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawCompany, RawHttp, RawOutbound, RawPassword, RawPolicy, RawRateLimits,
-    RawSenderAuth, RawService, RawSession, RawSettings, RawSmtp, RawStore,
+    RawActivation, RawCompany, RawHttp, RawLdap, RawOidc, RawOidcProviders, RawOutbound,
+    RawPassword, RawPolicy, RawRateLimits, RawSenderAuth, RawService, RawSession, RawSettings,
+    RawSmtp, RawStore,
 };
 
 use crate::domain::{EmailAddress, one_of};
@@ -43,7 +44,58 @@ pub struct Settings {
     pub session: SessionSettings,
     pub rate_limits: RateLimitSettings,
     pub sender_auth: SenderAuthSettings,
+    /// "Sign in with Google" (any OpenID Connect issuer), when configured.
+    pub oidc: Option<OidcSettings>,
+    /// "Sign in with your company account", when configured.
+    pub ldap: Option<LdapSettings>,
     pub services: Vec<Service>,
+}
+
+/// An OpenID Connect provider (`[oidc.google]`).
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The issuer; discovery is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Url,
+    /// The service whose policy admits new customers, and which they join.
+    pub service: String,
+    /// Limit on each request to the provider.
+    pub timeout: Duration,
+}
+
+/// How a directory connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapSecurity {
+    /// `ldap://` without TLS (loopback tests; never on a network).
+    Plain,
+    /// `ldap://` upgraded with StartTLS before any bind.
+    StartTls,
+    /// `ldaps://`.
+    Ldaps,
+}
+
+/// The directory (`[ldap]`).
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub url: Url,
+    pub security: LdapSecurity,
+    /// PEM file of the CA that signed the directory's certificate; `None`
+    /// trusts the public web roots.
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: String,
+    pub bind_password: SecretString,
+    pub base_dn: String,
+    /// A filter with `{login}` where the escaped login goes.
+    pub user_filter: String,
+    /// DN of a group the user must be a member of (`memberOf`).
+    pub required_group: Option<String>,
+    pub mail_attribute: String,
+    pub name_attribute: String,
+    /// Limit on each directory operation.
+    pub timeout: Duration,
+    /// The service whose policy admits new customers, and which they join.
+    pub service: String,
 }
 
 /// How the `dmarc` sender-authentication mode reaches DNS.
@@ -158,6 +210,10 @@ pub struct ActivationSettings {
     pub pending_expiry: Duration,
     /// How often the purge job runs.
     pub purge_interval: Duration,
+    /// How long a password-reset link stays valid.
+    pub reset_ttl: Duration,
+    /// How long an emailed sign-in link stays valid.
+    pub sign_in_link_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
 //! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`,
-//! `services` with their `policy`); each checks its own keys and converts
+//! `sign_in` for `[oidc.google]` and `[ldap]`, `services` with their
+//! `policy`); each checks its own keys and converts
 //! them, and this file puts the sections together.
 
 mod accounts;
@@ -10,6 +11,7 @@ mod outbound;
 mod policy;
 mod sender_auth;
 mod services;
+mod sign_in;
 mod smtp;
 mod store;
 
@@ -35,6 +37,16 @@ impl RawSettings {
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
         let services = services::validate(&self.policy, &self.services, &mut problems);
+        let service_ids: Vec<&str> = self.services.iter().map(|s| s.id.as_str()).collect();
+        let oidc = self
+            .oidc
+            .google
+            .as_ref()
+            .and_then(|raw| sign_in::oidc(raw, &service_ids, &mut problems));
+        let ldap = self
+            .ldap
+            .as_ref()
+            .and_then(|raw| sign_in::ldap(raw, &service_ids, &mut problems));
         match (smtp, http, outbound) {
             (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
                 smtp,
@@ -46,6 +58,8 @@ impl RawSettings {
                 session,
                 rate_limits,
                 sender_auth,
+                oidc,
+                ldap,
                 services,
             }),
             _ => Err(SettingsError::Invalid(problems.0)),

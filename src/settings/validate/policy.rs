@@ -32,6 +32,9 @@ pub(super) fn resolve(
     let mode = pick!(self_registration);
     let email = pick!(email);
     let portal = pick!(portal);
+    let google = pick!(google);
+    let directory = pick!(directory);
+    let email_link = pick!(email_link);
     let denylist = pick!(denylist);
     let refusal = pick!(refusal);
     let notify_active = pick!(notify_active);
@@ -75,6 +78,9 @@ pub(super) fn resolve(
         access: access?,
         email: email?,
         portal: portal?,
+        google: google?,
+        directory: directory?,
+        email_link: email_link?,
         denylist: denylist?,
         refusal: refusal?,
         notify_active: notify_active?,

@@ -6,7 +6,9 @@ use crate::domain::EmailAddress;
 use crate::registration::{Proof, SignIn};
 use crate::web::error::WebError;
 use crate::web::limits::Kind;
-use crate::web::pages::{ClientIp, TOO_MANY_LOGINS, brand, portal_registration, require_csrf};
+use crate::web::pages::{
+    ClientIp, TOO_MANY_LOGINS, brand, portal_registration, require_csrf, ways,
+};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
@@ -26,6 +28,7 @@ pub async fn login_form(State(state): State<AppState>, jar: CookieJar) -> Respon
         email: "",
         error: None,
         portal: portal_registration(&state),
+        ways: ways(&state),
     };
     (jar, render(&page)).into_response()
 }
@@ -64,6 +67,7 @@ pub async fn login(
             email: &form.email,
             error: Some(error),
             portal: portal_registration(&state),
+            ways: ways(&state),
         };
         (status, render(&page)).into_response()
     };
@@ -104,7 +108,8 @@ pub async fn login(
                 "This account is disabled. Contact support if you think this is a mistake.",
             ))
         }
-        SignIn::Refused => {
+        // Declined comes only from the other methods; treated as a refusal.
+        SignIn::Refused | SignIn::Declined(_) => {
             state.limits.record(Kind::FailedLoginAccount, &account);
             state.limits.record(Kind::FailedLoginIp, &ip);
             Ok(login_page(
@@ -152,6 +157,7 @@ pub async fn portal(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         email: &customer.email,
         company: customer.company.as_deref(),
         service,
+        has_password: customer.has_password,
     };
     Ok((jar, render(&page)).into_response())
 }

@@ -4,7 +4,7 @@
 use crate::domain::{CustomerName, EmailAddress};
 use crate::web::error::WebError;
 use crate::web::limits::Kind;
-use crate::web::pages::{ClientIp, TOO_MANY_REQUESTS, brand, require_csrf, too_many};
+use crate::web::pages::{ClientIp, TOO_MANY_REQUESTS, brand, require_csrf, too_many, ways};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf};
 use axum::Form;
@@ -36,6 +36,7 @@ pub async fn register_form(
         name: "",
         email: "",
         error: None,
+        ways: ways(&state),
     };
     Ok((jar, render(&page)).into_response())
 }
@@ -65,7 +66,7 @@ pub struct RegisterForm {
 
 /// The answer to every accepted "Create an account" or "send me a new link":
 /// the same bytes whether or not the address has an account.
-fn check_your_inbox(state: &AppState) -> Response {
+pub(super) fn check_your_inbox(state: &AppState) -> Response {
     let page = views::Notice {
         brand: &brand(state),
         heading: "Check your inbox",
@@ -77,7 +78,7 @@ fn check_your_inbox(state: &AppState) -> Response {
 
 /// Applies the limits shared by `/register` and `/resend`: per client IP and
 /// per address, counted whatever the address's state. `true` when over.
-fn registration_limited(state: &AppState, ip: &str, address: &EmailAddress) -> bool {
+pub(super) fn registration_limited(state: &AppState, ip: &str, address: &EmailAddress) -> bool {
     let key = address.rate_key();
     if state.limits.exhausted(Kind::RegistrationIp, ip)
         || state.limits.exhausted(Kind::RegistrationAddress, &key)
@@ -120,6 +121,7 @@ pub async fn register(
             name: &form.name,
             email: &form.email,
             error,
+            ways: ways(&state),
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
+    super::default_tls_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         registrar::telemetry::init("debug", std::io::stdout);
     } else {
