@@ -32,10 +32,15 @@ pub struct ExplainRequest {
     pub service: Option<String>,
     /// `MAIL FROM`; default: Return-Path, else the From address.
     pub envelope_from: Option<String>,
-    /// SMTP client address; default 127.0.0.1.
+    /// SMTP client address; default 127.0.0.1. With `relay`, the original
+    /// client the relay named (the inbound record's `client_ip`).
     pub client_ip: Option<IpAddr>,
     /// HELO name; default `localhost`.
     pub helo: Option<String>,
+    /// The relay in front of us that handed the message over and named the
+    /// client with XFORWARD (the inbound record's `relay_ip`); default none:
+    /// the client is the SMTP peer.
+    pub relay: Option<IpAddr>,
     /// Database to read the sender's state from; default `store.path`.
     pub db: Option<PathBuf>,
 }
@@ -77,7 +82,7 @@ pub async fn explain(
     writeln!(out, "envelope  MAIL FROM:<{mail_from}> ({from_source})")?;
     writeln!(
         out,
-        "client    {client_ip}{}, HELO {helo}{}",
+        "client    {client_ip}{}, HELO {helo}{}{}",
         if request.client_ip.is_some() {
             ""
         } else {
@@ -87,11 +92,16 @@ pub async fn explain(
             ""
         } else {
             " (assumed)"
+        },
+        match request.relay {
+            Some(relay) => format!(", forwarded by the relay {relay} (XFORWARD)"),
+            None => String::new(),
         }
     )?;
     let envelope = Envelope {
         client_ip,
         helo,
+        relay_ip: request.relay,
         mail_from,
         recipients: vec![service.support_addresses[0].identity_key()],
     };

@@ -34,7 +34,10 @@ impl RawSettings {
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
-        let services = services::validate(&self.policy, &self.services, &mut problems);
+        // The MTAs in front of us are also whose Authentication-Results a
+        // service trusts, unless it names its own.
+        let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
+        let services = services::validate(&self.policy, &self.services, relays, &mut problems);
         match (smtp, http, outbound) {
             (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
                 smtp,
