@@ -401,4 +401,45 @@ mod tests {
         let (_, text) = run(&settings, &tampered, "jane@example.com").await;
         assert!(text.contains("dmarc=fail"), "{text}");
     }
+
+    #[tokio::test]
+    async fn a_message_a_relay_forwarded_is_judged_by_its_original_client() {
+        let mut settings = crate::settings::load(None).expect("defaults");
+        settings.services[0].policy.sender_auth = SenderAuthMode::Dmarc;
+        settings.sender_auth.dns = DnsSource::Fixed(
+            FixedZone::new()
+                .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+                .txt("example.com", "v=spf1 ip4:192.0.2.7 -all"),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("message.eml");
+        std::fs::write(&file, b"From: jane@example.com\r\nTo: support@helpdesk.example\r\nSubject: hi\r\nMessage-ID: <e3@example.com>\r\n\r\nhello\r\n").expect("write");
+        let request = ExplainRequest {
+            file,
+            envelope_from: Some("jane@example.com".into()),
+            client_ip: Some(IpAddr::from([192, 0, 2, 7])),
+            helo: Some("mail.example.net".into()),
+            relay: Some(IpAddr::from([127, 0, 0, 1])),
+            db: Some(dir.path().join("none.sqlite3")),
+            ..ExplainRequest::default()
+        };
+        let mut out = Vec::new();
+
+        let decision = explain(&settings, &request, MAIL_ANSWERS, &mut out)
+            .await
+            .expect("explains");
+
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            decision,
+            Some(Decision::Register { company: None }),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "client    192.0.2.7, HELO mail.example.net, forwarded by the relay 127.0.0.1"
+            ),
+            "{text}"
+        );
+    }
 }

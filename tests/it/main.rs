@@ -14,6 +14,7 @@ mod outbox;
 mod portal;
 mod process;
 mod registration;
+mod relays;
 mod replay;
 mod sender_auth;
 mod smtp_abuse;
