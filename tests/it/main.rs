@@ -12,6 +12,7 @@ mod loops;
 mod operator;
 mod outbox;
 mod portal;
+mod postfix;
 mod process;
 mod registration;
 mod relays;
