@@ -175,9 +175,7 @@ impl<I: Intake> Session<I> {
             }
         }
     }
-}
 
-impl<I: Intake> Session<I> {
     /// Counts a client a relay named under its own per-client caps, for as
     /// long as its transaction lasts; the peer itself was counted when it
     /// connected.
@@ -190,7 +188,12 @@ impl<I: Intake> Session<I> {
             .admit_forwarded(origin.client_ip, Instant::now())
             .map(Some)
             .map_err(|refusal| {
-                tracing::info!(event = "refused", smtp.client_ip = %origin.client_ip, reason = ?refusal, "a forwarded client is over its caps");
+                tracing::info!(
+                    event = "refused",
+                    smtp.client_ip = %origin.client_ip,
+                    reason = ?refusal,
+                    "a forwarded client is over its caps"
+                );
                 answer::forwarded_client_limited()
             })
     }
