@@ -32,10 +32,15 @@ pub struct ExplainRequest {
     pub service: Option<String>,
     /// `MAIL FROM`; default: Return-Path, else the From address.
     pub envelope_from: Option<String>,
-    /// SMTP client address; default 127.0.0.1.
+    /// SMTP client address; default 127.0.0.1. With `relay`, the original
+    /// client the relay named (the inbound record's `client_ip`).
     pub client_ip: Option<IpAddr>,
     /// HELO name; default `localhost`.
     pub helo: Option<String>,
+    /// The relay in front of us that handed the message over and named the
+    /// client with XFORWARD (the inbound record's `relay_ip`); default none:
+    /// the client is the SMTP peer.
+    pub relay: Option<IpAddr>,
     /// Database to read the sender's state from; default `store.path`.
     pub db: Option<PathBuf>,
 }
@@ -77,7 +82,7 @@ pub async fn explain(
     writeln!(out, "envelope  MAIL FROM:<{mail_from}> ({from_source})")?;
     writeln!(
         out,
-        "client    {client_ip}{}, HELO {helo}{}",
+        "client    {client_ip}{}, HELO {helo}{}{}",
         if request.client_ip.is_some() {
             ""
         } else {
@@ -87,11 +92,16 @@ pub async fn explain(
             ""
         } else {
             " (assumed)"
+        },
+        match request.relay {
+            Some(relay) => format!(", forwarded by the relay {relay} (XFORWARD)"),
+            None => String::new(),
         }
     )?;
     let envelope = Envelope {
         client_ip,
         helo,
+        relay_ip: request.relay,
         mail_from,
         recipients: vec![service.support_addresses[0].identity_key()],
     };
@@ -427,5 +437,46 @@ mod tests {
             DnsSource::Fixed(with_key.txt("_dmarc.example.com", "v=DMARC1; p=reject"));
         let (_, text) = run(&settings, &tampered, "jane@example.com").await;
         assert!(text.contains("dmarc=fail"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_message_a_relay_forwarded_is_judged_by_its_original_client() {
+        let mut settings = crate::settings::load(None).expect("defaults");
+        settings.services[0].policy.sender_auth = SenderAuthMode::Dmarc;
+        settings.sender_auth.dns = DnsSource::Fixed(
+            FixedZone::new()
+                .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+                .txt("example.com", "v=spf1 ip4:192.0.2.7 -all"),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("message.eml");
+        std::fs::write(&file, b"From: jane@example.com\r\nTo: support@helpdesk.example\r\nSubject: hi\r\nMessage-ID: <e3@example.com>\r\n\r\nhello\r\n").expect("write");
+        let request = ExplainRequest {
+            file,
+            envelope_from: Some("jane@example.com".into()),
+            client_ip: Some(IpAddr::from([192, 0, 2, 7])),
+            helo: Some("mail.example.net".into()),
+            relay: Some(IpAddr::from([127, 0, 0, 1])),
+            db: Some(dir.path().join("none.sqlite3")),
+            ..ExplainRequest::default()
+        };
+        let mut out = Vec::new();
+
+        let decision = explain(&settings, &request, MAIL_ANSWERS, &mut out)
+            .await
+            .expect("explains");
+
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            decision,
+            Some(Decision::Register { company: None }),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "client    192.0.2.7, HELO mail.example.net, forwarded by the relay 127.0.0.1"
+            ),
+            "{text}"
+        );
     }
 }

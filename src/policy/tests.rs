@@ -38,6 +38,7 @@ fn mail(mail_from: &str, headers: &str) -> InboundMessage {
     let envelope = Envelope {
         client_ip: IpAddr::from([192, 0, 2, 1]),
         helo: "mx.example.com".into(),
+        relay_ip: None,
         mail_from: mail_from.into(),
         recipients: vec!["support@helpdesk.example".into()],
     };

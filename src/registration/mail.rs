@@ -153,6 +153,7 @@ fn decide_mail(
             None
         } else {
             let client_ip = message.envelope.client_ip.to_string();
+            let relay_ip = message.envelope.relay_ip.map(|ip| ip.to_string());
             let envelope_to = message.envelope.recipients.join(", ");
             Some(inbound::insert(
                 conn,
@@ -160,6 +161,7 @@ fn decide_mail(
                     service: &service.id,
                     client_ip: &client_ip,
                     helo: &message.envelope.helo,
+                    relay_ip: relay_ip.as_deref(),
                     envelope_from: &envelope_from,
                     envelope_to: &envelope_to,
                     message_id: message.message_id.as_deref(),

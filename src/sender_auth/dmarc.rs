@@ -134,6 +134,7 @@ mod tests {
             helo: "mx.example.com".into(),
             mail_from: "SRS0=HHH=TT=example.com=jane@forwarder.example".into(),
             recipients: vec!["support@helpdesk.example".into()],
+            relay_ip: None,
         };
         let raw = format!("{header}\r\nSubject: hi\r\n\r\nbody\r\n");
         InboundMessage::parse(envelope, raw.as_bytes()).expect("parses")

@@ -19,12 +19,12 @@ pub use raw::{
     RawSmtp, RawStore,
 };
 
-use crate::domain::{EmailAddress, one_of};
+use crate::domain::{EmailAddress, IpRange, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -141,8 +141,19 @@ pub struct SmtpSettings {
     /// At shutdown, how long sessions in DATA may take to finish.
     pub shutdown_grace: Duration,
     pub null_sender: NullSender,
+    /// The MTAs in front of us: exempt from the per-client limits (global
+    /// caps still apply), and the only clients that may name the original
+    /// client with `XFORWARD`.
+    pub relays: Vec<IpRange>,
     /// Certificate and key for STARTTLS; `None` turns STARTTLS off.
     pub tls: Option<TlsFiles>,
+}
+
+impl SmtpSettings {
+    /// Whether `ip` is one of the MTAs in front of us.
+    pub fn is_relay(&self, ip: IpAddr) -> bool {
+        self.relays.iter().any(|range| range.contains(ip))
+    }
 }
 
 /// What the listener does with `MAIL FROM:<>` (bounces and other notices).
@@ -320,6 +331,7 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawSettings, SettingsError> {
             .list_separator(",")
             .with_list_parse_key("policy.denylist")
             .with_list_parse_key("policy.trusted_relays")
+            .with_list_parse_key("smtp.relays")
             .with_list_parse_key("sender_auth.nameservers"),
     );
     Ok(builder.build()?.try_deserialize()?)

@@ -151,6 +151,8 @@ pub struct RawSmtp {
     pub greeting_delay_ms: u64,
     pub shutdown_grace_secs: u64,
     pub null_sender: String,
+    /// The MTAs in front of us (addresses or CIDR blocks).
+    pub relays: Vec<String>,
     pub tls_certificate: PathBuf,
     pub tls_key: PathBuf,
 }

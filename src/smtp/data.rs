@@ -183,7 +183,7 @@ impl<I: Intake> Session<I> {
         }
         // The engine leaves DATA; its reply is a placeholder for ours.
         let _ = self.engine.process(b".\r\n");
-        self.messages += 1;
+        self.message_received();
         let transaction = self.transaction.take();
         let reply = match body.finish() {
             Err(Oversize::Message) => answer::message_too_big(),
@@ -192,12 +192,14 @@ impl<I: Intake> Session<I> {
                 Some(Transaction {
                     service: Some(service),
                     mail,
+                    origin,
                     recipients,
                     ..
                 }) => {
                     let envelope = Envelope {
-                        client_ip: self.client_ip,
-                        helo: self.helo.clone(),
+                        client_ip: origin.client_ip,
+                        helo: origin.helo,
+                        relay_ip: origin.relay_ip,
                         mail_from: mail.sender,
                         recipients,
                     };
@@ -208,6 +210,9 @@ impl<I: Intake> Session<I> {
                 _ => answer::no_valid_recipients(),
             },
         };
+        // The transaction, its XFORWARD attributes and its forwarded
+        // client's place end with the answer.
+        self.end_transaction();
         if reply.code == 421 {
             return Err(End::Reply(reply));
         }

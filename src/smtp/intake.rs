@@ -82,6 +82,7 @@ impl Intake for RegistrarIntake {
             service = %service.id,
             message.id = message.message_id.as_deref().unwrap_or("-"),
             smtp.remote_ip = %client_ip,
+            smtp.relay_ip = message.envelope.relay_ip.map(tracing::field::display),
         );
         async {
             match self.registrar.from_mail(&service, message, raw, MAIL_ANSWERS).await {

@@ -7,8 +7,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 #[derive(Debug, Clone)]
 pub struct NewInbound<'a> {
     pub service: &'a str,
+    /// The client the message came from (the original client, when a relay
+    /// named it with XFORWARD) and its HELO name.
     pub client_ip: &'a str,
     pub helo: &'a str,
+    /// The relay that handed the message over, when it named the client.
+    pub relay_ip: Option<&'a str>,
     pub envelope_from: &'a str,
     pub envelope_to: &'a str,
     pub message_id: Option<&'a str>,
@@ -118,15 +122,16 @@ pub fn earlier_copy_since(
 /// Records an accepted message and returns its id.
 pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to, message_id,
-                              content_sha256, size, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO inbound (received_at, service, client_ip, helo, relay_ip, envelope_from, envelope_to,
+                              message_id, content_sha256, size, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
         message.service,
         message.client_ip,
         message.helo,
+        message.relay_ip,
         message.envelope_from,
         message.envelope_to,
         message.message_id,

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_bounded_intake.sql"),
     include_str!("migrations/0005_decision_notes.sql"),
     include_str!("migrations/0006_account_tokens.sql"),
+    include_str!("migrations/0007_inbound_relay.sql"),
 ];
 
 /// Applies the migrations this database has not seen, each in its own

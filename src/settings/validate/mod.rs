@@ -36,7 +36,10 @@ impl RawSettings {
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
-        let services = services::validate(&self.policy, &self.services, &mut problems);
+        // The MTAs in front of us are also whose Authentication-Results a
+        // service trusts, unless it names its own.
+        let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
+        let services = services::validate(&self.policy, &self.services, relays, &mut problems);
         let service_ids: Vec<&str> = self.services.iter().map(|s| s.id.as_str()).collect();
         let oidc = self
             .oidc

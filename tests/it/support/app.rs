@@ -24,6 +24,24 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 /// The support address of the embedded demo service.
 pub const SUPPORT: &str = "support@helpdesk.example";
 
+/// Who an inbound message came from, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub client_ip: String,
+    pub helo: String,
+    pub relay_ip: Option<String>,
+}
+
+impl Origin {
+    pub fn new(client_ip: &str, helo: &str, relay_ip: Option<&str>) -> Self {
+        Self {
+            client_ip: client_ip.into(),
+            helo: helo.into(),
+            relay_ip: relay_ip.map(Into::into),
+        }
+    }
+}
+
 pub struct TestApp {
     pub smtp_addr: SocketAddr,
     pub http_addr: SocketAddr,
@@ -191,6 +209,26 @@ impl TestApp {
                 row.get(0)
             })
             .expect("count rows")
+    }
+
+    /// Who each recorded inbound message came from, oldest first: the
+    /// client's address, its HELO, and the relay that named it.
+    pub fn inbound_origins(&self) -> Vec<Origin> {
+        let db = self.db();
+        let mut statement = db
+            .prepare("SELECT client_ip, helo, relay_ip FROM inbound ORDER BY id")
+            .expect("prepare");
+        statement
+            .query_map([], |row| {
+                Ok(Origin {
+                    client_ip: row.get(0)?,
+                    helo: row.get(1)?,
+                    relay_ip: row.get(2)?,
+                })
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("read the inbound records")
     }
 
     /// Whether the one activation token in the database has been used.

@@ -1,6 +1,7 @@
 //! Test support: `TestApp` (the daemon on port 0 with a temp database),
-//! `CaptureRelay` (a real SMTP server recording what we send), and clients
-//! for SMTP (the library's own, shared with replay and the bench) and HTTP.
+//! `CaptureRelay` (a real SMTP server recording what we send), `Postfix` (a
+//! private Postfix in front of the daemon), and clients for SMTP (the
+//! library's own, shared with replay and the bench) and HTTP.
 
 pub mod app;
 pub mod customer;
@@ -8,6 +9,7 @@ pub mod ldap;
 pub mod mail;
 pub mod oidc;
 pub mod optin;
+pub mod postfix;
 pub mod relay;
 pub mod web;
 
