@@ -13,6 +13,7 @@ use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
 use crate::store::Store;
 use crate::web::{self, AppState};
+use crate::webhooks::{self, worker::EndpointWorker};
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Application {
     http_listener: tokio::net::TcpListener,
     state: AppState,
     outbox: OutboxWorker,
+    /// One worker per `[[webhooks]]` endpoint.
+    webhooks: Vec<EndpointWorker>,
     shutdown: Shutdown,
 }
 
@@ -56,8 +59,11 @@ impl Application {
         let store = Store::open(&settings.store.path, settings.store.max_batch)?;
         let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
         let wake = Arc::new(Notify::new());
+        let webhook_wake = webhooks::Wake::new(settings.webhooks.len());
         let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake))
-            .with_identity_providers()?;
+            .with_identity_providers()?
+            .with_webhook_wake(webhook_wake.clone());
+        let webhooks = webhook_workers(&settings, &store, &webhook_wake)?;
         let shutdown = Shutdown::new();
 
         let smtp = SmtpServer::new(
@@ -78,6 +84,7 @@ impl Application {
             http_listener,
             state,
             outbox,
+            webhooks,
             shutdown,
         })
     }
@@ -127,11 +134,16 @@ impl Application {
             http_listener,
             state,
             outbox,
+            webhooks,
             shutdown,
             ..
         } = self;
         let smtp = tokio::spawn(smtp.run());
         let worker = tokio::spawn(outbox.run(shutdown.clone()));
+        let webhooks: Vec<_> = webhooks
+            .into_iter()
+            .map(|worker| tokio::spawn(worker.run(shutdown.clone())))
+            .collect();
         let purge = tokio::spawn(purge_expired(state.registrar.clone(), shutdown.clone()));
         let served = web::serve(http_listener, state, shutdown.clone()).await;
         shutdown.trigger();
@@ -141,11 +153,46 @@ impl Application {
         if let Err(error) = worker.await {
             tracing::error!(error.message = %error, "the outbox worker failed");
         }
+        for webhook in webhooks {
+            if let Err(error) = webhook.await {
+                tracing::error!(error.message = %error, "a webhook worker failed");
+            }
+        }
         if let Err(error) = purge.await {
             tracing::error!(error.message = %error, "the purge job failed");
         }
         served.context("the HTTP server failed")
     }
+}
+
+/// A worker per `[[webhooks]]` endpoint, sharing one HTTP client, each
+/// woken by its own notifier in `wake`.
+fn webhook_workers(
+    settings: &Settings,
+    store: &Store,
+    wake: &webhooks::Wake,
+) -> anyhow::Result<Vec<EndpointWorker>> {
+    if settings.webhooks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = crate::http_client::build(settings.webhook_delivery.timeout)?;
+    settings
+        .webhooks
+        .iter()
+        .enumerate()
+        .map(|(index, endpoint)| {
+            let notify = wake
+                .endpoint(index)
+                .context("a webhook endpoint without its notifier")?;
+            Ok(EndpointWorker::new(
+                store.clone(),
+                endpoint.clone(),
+                settings.webhook_delivery.clone(),
+                client.clone(),
+                notify,
+            ))
+        })
+        .collect()
 }
 
 /// Every `activation.purge_interval`, deletes pending customers older than

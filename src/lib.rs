@@ -27,16 +27,21 @@ pub mod settings;
 pub mod store;
 
 // What the use cases need: password hashing, reply wording, composing mail,
-// and the identity providers the sign-in methods ask.
+// the identity providers the sign-in methods ask, and the webhooks that
+// tell other systems about customers.
 pub mod password;
 
 pub mod replies;
 
 pub mod mailer;
 
+pub mod http_client;
+
 pub mod oidc;
 
 pub mod directory;
+
+pub mod webhooks;
 
 // The use cases, the only door to the store for the ways in.
 pub mod registration;

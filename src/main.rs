@@ -2,12 +2,15 @@
 //! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
 //! `check-config` prints the effective settings with secrets redacted,
 //! `invite`, `link` and `customers` are the operator's commands (`operator`),
-//! `replay` runs fixtures through the real pipeline, and `explain` shows the
-//! decision for one message rule by rule.
+//! `webhooks` looks after the webhook queues (`webhooks::operate`), `replay`
+//! runs fixtures through the real pipeline, and `explain` shows the decision
+//! for one message rule by rule.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use registrar::app::Application;
+use registrar::store::Store;
+use registrar::webhooks::operate as webhooks;
 use registrar::{operator, settings, shutdown, telemetry};
 use std::path::PathBuf;
 
@@ -48,6 +51,11 @@ enum Command {
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
+    },
+    /// List, retry or test the webhook endpoints' queues.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Run .eml files through the real pipeline and print each decision.
     Replay(registrar::replay::Args),
@@ -96,6 +104,33 @@ enum CustomersCommand {
     Enable { email: String },
 }
 
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Each endpoint's queue, then the newest events (at most 100).
+    List {
+        #[arg(long, value_parser = ["queued", "delivered", "dead"])]
+        status: Option<String>,
+        /// Only events of this endpoint (its name).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Queue dead events again: these event ids, or every dead event (of
+    /// one endpoint, with --endpoint).
+    Retry {
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(value_name = "EVENT_ID")]
+        events: Vec<String>,
+    },
+    /// Send a signed `webhook.test` event to every endpoint (or one) now.
+    Test {
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Print a new signing secret (whsec_…) for an endpoint.
+    Secret,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
@@ -117,6 +152,7 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
         }),
+        Command::Webhooks { command } => webhooks_command(cli.config, command),
         Command::Replay(args) => {
             telemetry::init("warn", std::io::stderr);
             registrar::replay::command(cli.config.as_deref(), args)
@@ -153,6 +189,36 @@ fn operate(
     let settings = settings::load(config.as_deref())?;
     let op = operator::Operator::open(settings)?;
     print!("{}", command(&op)?);
+    Ok(())
+}
+
+/// Runs one `registrar webhooks` command and prints what it reports.
+fn webhooks_command(config: Option<PathBuf>, command: WebhooksCommand) -> anyhow::Result<()> {
+    if let WebhooksCommand::Secret = command {
+        print!("{}", webhooks::secret());
+        return Ok(());
+    }
+    let settings = settings::load(config.as_deref())?;
+    let out = match command {
+        WebhooksCommand::List { status, endpoint } => {
+            let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+            webhooks::list(&store, &settings, status.as_deref(), endpoint.as_deref())?
+        }
+        WebhooksCommand::Retry { endpoint, events } => {
+            let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+            webhooks::retry(&store, endpoint.as_deref(), &events)?
+        }
+        WebhooksCommand::Test { endpoint } => {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?
+                .block_on(webhooks::test(&settings, endpoint.as_deref()))?
+        }
+        WebhooksCommand::Secret => String::new(),
+    };
+    print!("{out}");
     Ok(())
 }
 

@@ -33,7 +33,7 @@ use openidconnect::{
 use secrecy::ExposeSecret as _;
 use std::collections::HashMap;
 use std::str::FromStr as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
 use url::Url;
@@ -122,7 +122,7 @@ impl OidcClient {
             client_secret: ClientSecret::new(settings.client_secret.expose_secret().to_owned()),
             issuer: IssuerUrl::new(issuer)?,
             redirect: RedirectUrl::from_url(redirect.clone()),
-            http: http_client(settings.timeout)?,
+            http: crate::http_client::build(settings.timeout)?,
             metadata: tokio::sync::Mutex::new(None),
             flows: Mutex::new(HashMap::new()),
         })
@@ -331,22 +331,4 @@ fn identity(
             .and_then(|name| name.get(None))
             .map(|name| name.as_str().to_owned()),
     }
-}
-
-/// reqwest on rustls with the aws-lc-rs provider and the public web roots;
-/// no redirects; a timeout on every request.
-fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .build()?)
 }

@@ -32,6 +32,15 @@ pub enum Channel {
     EmailLink,
     /// "Forgot your password?": a reset link for an active customer.
     PasswordReset,
+    /// The customer API on the admin listener: an operator's actions
+    /// (invite, disable, enable) made by another system.
+    Api,
+    /// The activation page, where a pending customer sets name and password.
+    /// Recorded by nothing but the webhook events it causes.
+    Activation,
+    /// Signing in with a password. Recorded by nothing but the webhook
+    /// events it causes (the account exists already).
+    Password,
 }
 
 impl Channel {
@@ -48,6 +57,9 @@ impl Channel {
             Channel::Directory => "directory",
             Channel::EmailLink => "email_link",
             Channel::PasswordReset => "password_reset",
+            Channel::Api => "api",
+            Channel::Activation => "activation",
+            Channel::Password => "password",
         }
     }
 

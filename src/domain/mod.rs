@@ -1,7 +1,8 @@
 //! Newtypes that can only be built valid: an address we may register, a
 //! customer's name, a random token and its hash, an IP range; an envelope
-//! sender read for who it names (`ReturnPath`); and the `Channel` a request
-//! came in by.
+//! sender read for who it names (`ReturnPath`); the `Channel` a request
+//! came in by; and what a webhook announces (`EventKind`) and signs with
+//! (`WebhookSecret`).
 //!
 //! Everything here is pure: no IO, no clock, no database. Callers that hold one
 //! of these types know its rules were checked once, at the boundary.
@@ -13,6 +14,7 @@ mod ip_range;
 mod name;
 mod return_path;
 mod token;
+mod webhook;
 
 pub use channel::Channel;
 pub use choice::one_of;
@@ -21,3 +23,4 @@ pub use ip_range::IpRange;
 pub use name::CustomerName;
 pub use return_path::{BatvTag, EnvelopeMatch, ReturnPath, SrsScheme};
 pub use token::{Token, TokenHash};
+pub use webhook::{EventKind, SecretError, WebhookSecret};

@@ -192,7 +192,10 @@ impl ServicePolicy {
             | Channel::PasswordReset
             | Channel::Invitation
             | Channel::Operator
-            | Channel::Purge => None,
+            | Channel::Api
+            | Channel::Purge
+            | Channel::Activation
+            | Channel::Password => None,
         }
     }
 }

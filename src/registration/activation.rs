@@ -1,10 +1,11 @@
 //! Activation: the read-only lookup behind the activation page, and the one
 //! transaction that consumes the token, activates the customer, opens a
 //! session (`sign_in::open_session`) and queues the "account activated"
-//! notice.
+//! notice and the `customer.activated` event.
 
-use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
+use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Token, TokenHash};
 use crate::registration::error::RegistrationError;
+use crate::registration::events::emit_for;
 use crate::registration::outgoing::{ReplyContext, queue_reply};
 use crate::registration::sign_in::open_session;
 use crate::registration::{Registrar, secs};
@@ -73,8 +74,8 @@ impl Registrar {
     }
 
     /// `activate`, plus: ends the session the browser held before (the id is
-    /// rotated), and queues the "account activated" notice, all in the same
-    /// transaction. `None` when the token is not live.
+    /// rotated), and queues the "account activated" notice and the
+    /// `customer.activated` event, all in the same transaction. `None` when the token is not live.
     ///
     /// # Errors
     /// A storage failure; nothing changed.
@@ -109,12 +110,21 @@ impl Registrar {
                 )?;
                 if let Some(customer) = customers::by_id(conn, customer_id)? {
                     queue_activated_notice(conn, &settings, &customer, now)?;
+                    emit_for(
+                        conn,
+                        &settings,
+                        EventKind::Activated,
+                        &customer,
+                        Channel::Activation,
+                        now,
+                    )?;
                 }
                 Ok(Some(customer_id))
             })
             .await?;
         if activated.is_some() {
             self.outbox_wake.notify_one();
+            self.wake_webhooks();
         }
         Ok(activated)
     }

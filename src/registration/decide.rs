@@ -8,8 +8,9 @@
 //! takes one address for the customer row, the rate-limit key and the outbox
 //! recipient, so an activation link can go to no one else.
 
-use crate::domain::{Channel, CustomerName, EmailAddress};
+use crate::domain::{Channel, CustomerName, EmailAddress, EventKind};
 use crate::policy::{Decision, Evaluation};
+use crate::registration::events::{self, emit, emit_for};
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::replies;
@@ -215,16 +216,28 @@ fn apply(
     let reply = match decision {
         Decision::Register { company } => {
             let identity = address.identity_key();
-            let customer_id = customers::insert_pending(
+            let new = NewCustomer {
+                email: address.as_str(),
+                identity: &identity,
+                name: ask.name.map(AsRef::as_ref),
+                company: company.as_deref(),
+                service: &ask.service.id,
+                source: ask.channel.as_str(),
+            };
+            let customer_id = customers::insert_pending(conn, &new, now)?;
+            emit(
                 conn,
-                &NewCustomer {
-                    email: address.as_str(),
-                    identity: &identity,
-                    name: ask.name.map(AsRef::as_ref),
-                    company: company.as_deref(),
-                    service: &ask.service.id,
-                    source: ask.channel.as_str(),
+                settings,
+                EventKind::Registered,
+                &events::CustomerData {
+                    email: new.email,
+                    name: new.name,
+                    company: new.company,
+                    service: new.service,
+                    status: customers::Status::Pending.as_str(),
+                    channel: new.source,
                 },
+                ask.channel,
                 now,
             )?;
             new_activation_reply(conn, context, customer_id, now)?
@@ -250,8 +263,9 @@ fn apply(
 
 /// A sign-in method's consequences: the proof already showed the address is
 /// the visitor's, so a new customer is created active (no activation mail,
-/// no password until they set one) and a pending one is activated. The
-/// session is the caller's.
+/// no password until they set one) and a pending one is activated; either
+/// way `customer.activated` is queued (a customer created active was never
+/// pending, so no `customer.registered`). The session is the caller's.
 fn apply_sign_in(
     conn: &Connection,
     ask: &Ask<'_>,
@@ -261,7 +275,7 @@ fn apply_sign_in(
 ) -> anyhow::Result<()> {
     match decision {
         Decision::Register { company } => {
-            customers::insert_active(
+            let id = customers::insert_active(
                 conn,
                 &NewCustomer {
                     email: address.as_str(),
@@ -273,16 +287,40 @@ fn apply_sign_in(
                 },
                 ask.now,
             )?;
+            activated(conn, ask, id)?;
         }
         Decision::ResendActivation => {
             let customer =
                 customer.ok_or_else(|| anyhow::anyhow!("activation decided without a customer"))?;
-            customers::activate_proven(conn, customer.id, ask.name.map(AsRef::as_ref), ask.now)?;
+            if customers::activate_proven(conn, customer.id, ask.name.map(AsRef::as_ref), ask.now)?
+            {
+                activated(conn, ask, customer.id)?;
+            }
         }
         Decision::AlreadyActive { .. }
         | Decision::Suppress(_)
         | Decision::Refuse(_)
         | Decision::Defer(_) => {}
     }
+    Ok(())
+}
+
+/// Queues `customer.activated` for a customer a sign-in method just made
+/// active.
+fn activated(conn: &Connection, ask: &Ask<'_>, id: i64) -> anyhow::Result<()> {
+    let settings = ask.reply.settings;
+    if !events::wanted(settings, EventKind::Activated) {
+        return Ok(());
+    }
+    let customer = customers::by_id(conn, id)?
+        .ok_or_else(|| anyhow::anyhow!("activated a missing customer"))?;
+    emit_for(
+        conn,
+        settings,
+        EventKind::Activated,
+        &customer,
+        ask.channel,
+        ask.now,
+    )?;
     Ok(())
 }

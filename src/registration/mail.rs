@@ -260,6 +260,13 @@ impl Registrar {
             })
             .await?;
         self.wake_outbox_for(&outcome);
+        if let MailOutcome::Decided {
+            decision: Decision::Register { .. },
+            dropped: false,
+        } = &outcome
+        {
+            self.wake_webhooks();
+        }
         Ok(outcome)
     }
 

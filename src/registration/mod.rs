@@ -10,7 +10,8 @@
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
-//! `observe` (health and counters) and `error`.
+//! `events` (the webhook events a use case queues), `observe` (health and
+//! counters) and `error`.
 //!
 //! A use case writes a decision with all its consequences (inbound record,
 //! customer, token hash, outbox row) in one transaction, so a caller that
@@ -21,6 +22,7 @@
 mod activation;
 mod decide;
 mod error;
+mod events;
 mod facts;
 mod mail;
 mod observe;
@@ -31,12 +33,13 @@ mod recovery;
 mod sign_in;
 mod sign_in_methods;
 
+pub use crate::store::customers::{After as CustomerCursor, Customer, Status as CustomerStatus};
 pub use activation::PendingCustomer;
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};
 pub use observe::Counters;
-pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
+pub use operator::{Actor, HandOver, InviteOutcome, Purged, StatusChange};
 pub use recovery::LinkHolder;
 pub use sign_in::{Account, Declined, Proof, SignIn};
 
@@ -45,6 +48,7 @@ use crate::oidc::OidcClient;
 use crate::sender_auth::SenderAuthenticator;
 use crate::settings::{LiveSettings, Settings};
 use crate::store::Store;
+use crate::webhooks;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -60,6 +64,8 @@ pub struct Registrar {
     sender_auth: Arc<SenderAuthenticator>,
     /// The identity providers the sign-in methods ask, when configured.
     providers: Arc<Providers>,
+    /// Wakes the webhook workers when an event was queued.
+    webhooks: webhooks::Wake,
 }
 
 /// The identity providers behind "Sign in with Google" and "Sign in with
@@ -80,7 +86,16 @@ impl Registrar {
             outbox_wake,
             sender_auth,
             providers: Arc::default(),
+            webhooks: webhooks::Wake::default(),
         }
+    }
+
+    /// Wakes `wake`'s webhook workers after a use case queued an event
+    /// (without it, the workers find events at their next poll).
+    #[must_use]
+    pub fn with_webhook_wake(mut self, wake: webhooks::Wake) -> Self {
+        self.webhooks = wake;
+        self
     }
 
     /// Sets up the identity providers the settings configure (the OpenID
@@ -112,6 +127,11 @@ impl Registrar {
     /// The settings in force now (services and policies may be reloaded).
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.current()
+    }
+
+    /// Tells the webhook workers that a commit may have queued events.
+    fn wake_webhooks(&self) {
+        self.webhooks.wake();
     }
 
     /// The handle a reload (SIGHUP) swaps the services through.

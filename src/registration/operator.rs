@@ -1,17 +1,42 @@
 //! The operator's ways in and tools: invitations, hand-over links, enabling
-//! and disabling customers, and the purge of never-activated customers.
+//! and disabling customers, finding customers, and the purge of
+//! never-activated customers.
+//!
+//! An operator acts at the command line or, as another system, through the
+//! customer API (`Actor`): the same use cases and the same rules, recorded
+//! under the channel `operator` or `api`.
 
-use crate::domain::{Channel, CustomerName, EmailAddress, Token};
+use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Token};
 use crate::policy;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
+use crate::registration::events::{self, emit, emit_for};
 use crate::registration::outgoing::{ReplyContext, queue_reply};
 use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
-use crate::store::{self, account_tokens, inbound, sessions, tokens};
+use crate::store::{self, account_tokens, inbound, sessions, tokens, webhook_events};
 use rusqlite::Connection;
+
+/// Who acts on an account from outside the ways in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// An operator at the command line.
+    Operator,
+    /// Another system, through the customer API.
+    Api,
+}
+
+impl Actor {
+    /// The channel its actions are recorded under.
+    pub fn channel(self) -> Channel {
+        match self {
+            Actor::Operator => Channel::Operator,
+            Actor::Api => Channel::Api,
+        }
+    }
+}
 
 /// What an operator's invitation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,10 +81,11 @@ pub struct Purged {
     pub raw_messages: usize,
 }
 
-/// The transaction behind `invite_blocking`.
+/// The transaction behind `invite`.
 fn invite_tx(
     conn: &Connection,
     settings: &Settings,
+    actor: Actor,
     service: &Service,
     address: &EmailAddress,
     name: Option<&CustomerName>,
@@ -75,16 +101,28 @@ fn invite_tx(
                     .map(|c| c.name.clone()),
                 _ => None,
             };
-            let id = customers::insert_pending(
+            let new = NewCustomer {
+                email: address.as_str(),
+                identity: &address.identity_key(),
+                name: name.map(AsRef::as_ref),
+                company: company.as_deref(),
+                service: &service.id,
+                source: Channel::Invitation.as_str(),
+            };
+            let id = customers::insert_pending(conn, &new, now)?;
+            emit(
                 conn,
-                &NewCustomer {
-                    email: address.as_str(),
-                    identity: &address.identity_key(),
-                    name: name.map(AsRef::as_ref),
-                    company: company.as_deref(),
-                    service: &service.id,
-                    source: Channel::Invitation.as_str(),
+                settings,
+                EventKind::Registered,
+                &events::CustomerData {
+                    email: new.email,
+                    name: new.name,
+                    company: new.company,
+                    service: new.service,
+                    status: customers::Status::Pending.as_str(),
+                    channel: new.source,
                 },
+                actor.channel(),
                 now,
             )?;
             (id, true)
@@ -92,11 +130,11 @@ fn invite_tx(
         Some(customer) => match customer.status {
             customers::Status::Pending => (customer.id, false),
             customers::Status::Active => {
-                record_operator(conn, customer, "invite", "already_active", now)?;
+                record_operator(conn, actor, customer, "invite", "already_active", now)?;
                 return Ok(InviteOutcome::AlreadyActive);
             }
             customers::Status::Disabled => {
-                record_operator(conn, customer, "invite", "account_disabled", now)?;
+                record_operator(conn, actor, customer, "invite", "account_disabled", now)?;
                 return Ok(InviteOutcome::Disabled);
             }
         },
@@ -125,13 +163,52 @@ fn invite_tx(
     };
     record(
         conn,
-        Channel::Operator,
+        actor.channel(),
         &About::address(service, address),
         Outcome::of("invite", reason),
         Kept::default(),
         now,
     )?;
     Ok(InviteOutcome::Invited { created })
+}
+
+/// The transaction behind `set_enabled`.
+fn set_enabled_tx(
+    conn: &Connection,
+    settings: &Settings,
+    actor: Actor,
+    identity: &str,
+    enabled: bool,
+    now: i64,
+) -> anyhow::Result<StatusChange> {
+    let Some(customer) = customers::by_identity(conn, identity)? else {
+        return Ok(StatusChange::Unknown);
+    };
+    let to = if enabled {
+        customers::enable(conn, identity)?.unwrap_or(customer.status)
+    } else {
+        customers::set_status(conn, identity, customers::Status::Disabled)?;
+        sessions::delete_for_customer(conn, customer.id)?;
+        customers::Status::Disabled
+    };
+    let outcome = if enabled { "enable" } else { "disable" };
+    record_operator(conn, actor, &customer, outcome, to.as_str(), now)?;
+    if to != customer.status {
+        let kind = if enabled {
+            EventKind::Enabled
+        } else {
+            EventKind::Disabled
+        };
+        let changed = customers::Customer {
+            status: to,
+            ..customer.clone()
+        };
+        emit_for(conn, settings, kind, &changed, actor.channel(), now)?;
+    }
+    Ok(StatusChange::Changed {
+        from: customer.status,
+        to,
+    })
 }
 
 impl Registrar {
@@ -154,14 +231,56 @@ impl Registrar {
             invite_tx(
                 conn,
                 &settings,
+                Actor::Operator,
                 &service,
                 &address,
                 name.as_ref(),
                 store::now(),
             )
         })?;
-        self.outbox_wake.notify_one();
+        self.invited(&outcome);
         Ok(outcome)
+    }
+
+    /// `invite_blocking` for async callers (the customer API), recorded as
+    /// `actor`'s.
+    ///
+    /// # Errors
+    /// A storage failure; nothing was recorded.
+    pub async fn invite(
+        &self,
+        actor: Actor,
+        service: &Service,
+        address: EmailAddress,
+        name: Option<CustomerName>,
+    ) -> Result<InviteOutcome, RegistrationError> {
+        let settings = self.settings();
+        let service = service.clone();
+        let outcome = self
+            .store
+            .write(move |conn| {
+                invite_tx(
+                    conn,
+                    &settings,
+                    actor,
+                    &service,
+                    &address,
+                    name.as_ref(),
+                    store::now(),
+                )
+            })
+            .await?;
+        self.invited(&outcome);
+        Ok(outcome)
+    }
+
+    fn invited(&self, outcome: &InviteOutcome) {
+        if let InviteOutcome::Invited { created } = outcome {
+            self.outbox_wake.notify_one();
+            if *created {
+                self.wake_webhooks();
+            }
+        }
     }
 
     /// Replaces a pending customer's token with a new one and returns the
@@ -191,7 +310,7 @@ impl Registrar {
                 now,
                 now + secs(settings.activation.token_ttl),
             )?;
-            record_operator(conn, &customer, "link", "handed_over", now)?;
+            record_operator(conn, Actor::Operator, &customer, "link", "handed_over", now)?;
             Ok(HandOver::Link(replies::activation_link(
                 &settings.http.public_url,
                 &token,
@@ -210,25 +329,91 @@ impl Registrar {
         enabled: bool,
     ) -> Result<StatusChange, RegistrationError> {
         let identity = address.identity_key();
-        Ok(self.store.write_blocking(move |conn| {
-            let now = store::now();
-            let Some(customer) = customers::by_identity(conn, &identity)? else {
-                return Ok(StatusChange::Unknown);
-            };
-            let to = if enabled {
-                customers::enable(conn, &identity)?.unwrap_or(customer.status)
-            } else {
-                customers::set_status(conn, &identity, customers::Status::Disabled)?;
-                sessions::delete_for_customer(conn, customer.id)?;
-                customers::Status::Disabled
-            };
-            let outcome = if enabled { "enable" } else { "disable" };
-            record_operator(conn, &customer, outcome, to.as_str(), now)?;
-            Ok(StatusChange::Changed {
-                from: customer.status,
-                to,
+        let settings = self.settings();
+        let change = self.store.write_blocking(move |conn| {
+            set_enabled_tx(
+                conn,
+                &settings,
+                Actor::Operator,
+                &identity,
+                enabled,
+                store::now(),
+            )
+        })?;
+        self.status_changed(change);
+        Ok(change)
+    }
+
+    /// `set_enabled_blocking` for async callers (the customer API), recorded
+    /// as `actor`'s.
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub async fn set_enabled(
+        &self,
+        actor: Actor,
+        address: &EmailAddress,
+        enabled: bool,
+    ) -> Result<StatusChange, RegistrationError> {
+        let identity = address.identity_key();
+        let settings = self.settings();
+        let change = self
+            .store
+            .write(move |conn| {
+                set_enabled_tx(conn, &settings, actor, &identity, enabled, store::now())
             })
-        })?)
+            .await?;
+        self.status_changed(change);
+        Ok(change)
+    }
+
+    fn status_changed(&self, change: StatusChange) {
+        if let StatusChange::Changed { from, to } = change
+            && from != to
+        {
+            self.wake_webhooks();
+        }
+    }
+
+    /// The customer with `address`, if any; changes nothing.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn customer(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Option<customers::Customer>, RegistrationError> {
+        let identity = address.identity_key();
+        Ok(self
+            .store
+            .read(move |conn| Ok(customers::by_identity(conn, &identity)?))
+            .await?)
+    }
+
+    /// A page of customers in the order they last changed, after `after`;
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn customers(
+        &self,
+        status: Option<customers::Status>,
+        service: Option<String>,
+        updated_since: Option<i64>,
+        after: Option<customers::After>,
+        limit: usize,
+    ) -> Result<Vec<customers::Customer>, RegistrationError> {
+        Ok(self
+            .store
+            .read(move |conn| {
+                let filter = customers::Filter {
+                    status,
+                    service: service.as_deref(),
+                    updated_since,
+                };
+                Ok(customers::page(conn, &filter, after, limit)?)
+            })
+            .await?)
     }
 
     /// Deletes pending customers older than `activation.pending_expiry` with
@@ -238,15 +423,31 @@ impl Registrar {
     /// # Errors
     /// A storage failure; nothing changed.
     pub async fn purge_expired(&self) -> Result<Purged, RegistrationError> {
-        let expiry = secs(self.settings().activation.pending_expiry);
-        let idle = secs(self.settings().session.idle_timeout);
-        let retention = secs(self.settings().store.raw_retention);
-        Ok(self
+        let settings = self.settings();
+        let expiry = secs(settings.activation.pending_expiry);
+        let idle = secs(settings.session.idle_timeout);
+        let retention = secs(settings.store.raw_retention);
+        let purged = self
             .store
             .write(move |conn| {
                 let now = store::now();
                 let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
                 for customer in &purged {
+                    emit(
+                        conn,
+                        &settings,
+                        EventKind::Erased,
+                        &events::CustomerData {
+                            email: &customer.email,
+                            name: customer.name.as_deref(),
+                            company: customer.company.as_deref(),
+                            service: &customer.service,
+                            status: "erased",
+                            channel: &customer.source,
+                        },
+                        Channel::Purge,
+                        now,
+                    )?;
                     record(
                         conn,
                         Channel::Purge,
@@ -263,18 +464,34 @@ impl Registrar {
                 sessions::purge_expired(conn, now, idle)?;
                 account_tokens::purge_dead(conn, now)?;
                 let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
+                // Delivered and dead events leave with the raw mail: they
+                // are kept as long, for an operator's questions.
+                webhook_events::purge_before(
+                    conn,
+                    now.saturating_sub(retention),
+                    WEBHOOK_PURGE_BATCH,
+                )?;
                 Ok(Purged {
                     customers: purged.len(),
                     raw_messages,
                 })
             })
-            .await?)
+            .await?;
+        if purged.customers > 0 {
+            self.wake_webhooks();
+        }
+        Ok(purged)
     }
 }
+
+/// Delivered and dead webhook events removed by one run of the purge at
+/// most (the next run takes the rest).
+const WEBHOOK_PURGE_BATCH: usize = 1000;
 
 /// Records an operator's action on a customer.
 fn record_operator(
     conn: &Connection,
+    actor: Actor,
     customer: &Customer,
     outcome: &str,
     reason: &str,
@@ -282,7 +499,7 @@ fn record_operator(
 ) -> anyhow::Result<()> {
     record(
         conn,
-        Channel::Operator,
+        actor.channel(),
         &About::customer(customer),
         Outcome::of(outcome, reason),
         Kept::default(),

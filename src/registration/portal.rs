@@ -102,6 +102,9 @@ impl Registrar {
         if decision.sends_mail() {
             self.outbox_wake.notify_one();
         }
+        if let Decision::Register { .. } = decision {
+            self.wake_webhooks();
+        }
         Ok(decision)
     }
 

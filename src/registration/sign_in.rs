@@ -9,10 +9,11 @@
 //! session rotation below is shared. Rate limits on failed attempts are the
 //! web side's.
 
-use crate::domain::{EmailAddress, Token, TokenHash};
+use crate::domain::{Channel, EmailAddress, EventKind, Token, TokenHash};
 use crate::password::PasswordHasher;
 use crate::policy::RefuseReason;
 use crate::registration::error::RegistrationError;
+use crate::registration::events::emit_for;
 use crate::registration::{Registrar, secs};
 use crate::store::customers::{self, Customer};
 use crate::store::{self, sessions};
@@ -150,20 +151,34 @@ impl Registrar {
             Some(customer) if verified && customer.status == customers::Status::Active => {
                 let session = Token::generate();
                 let hash = session.hash();
-                let ttl = secs(self.settings().session.absolute_timeout);
+                let settings = self.settings();
+                let ttl = secs(settings.session.absolute_timeout);
                 let customer_id = customer.id;
-                self.store
+                let queued = self
+                    .store
                     .write(move |conn| {
+                        let now = store::now();
                         open_session(
                             conn,
                             customer_id,
                             &hash,
                             previous_session.as_ref(),
                             ttl,
-                            store::now(),
+                            now,
+                        )?;
+                        emit_for(
+                            conn,
+                            &settings,
+                            EventKind::SignedIn,
+                            &customer,
+                            Channel::Password,
+                            now,
                         )
                     })
                     .await?;
+                if queued {
+                    self.wake_webhooks();
+                }
                 Ok(SignIn::SignedIn {
                     customer_id,
                     session,

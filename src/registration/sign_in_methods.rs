@@ -12,11 +12,12 @@
 //! customer before it opens the new one, in one transaction too.
 
 use crate::directory::DirectoryError;
-use crate::domain::{Channel, CustomerName, EmailAddress, Token, TokenHash};
+use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Token, TokenHash};
 use crate::oidc::{OidcError, Started};
 use crate::policy::{self, Decision, RefuseReason};
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
+use crate::registration::events::emit_for;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
 use crate::registration::sign_in::{Declined, Proof, SignIn, open_session};
@@ -167,7 +168,7 @@ impl Registrar {
                 )
             })
             .await?;
-        Ok(signed_in(outcome, session))
+        Ok(self.proven_answer(outcome, session))
     }
 
     async fn email_link(
@@ -202,7 +203,7 @@ impl Registrar {
                 )
             })
             .await?;
-        Ok(signed_in(outcome, session))
+        Ok(self.proven_answer(outcome, session))
     }
 
     async fn reset(
@@ -214,7 +215,8 @@ impl Registrar {
         let token_hash = token.hash();
         let session = Token::generate();
         let hash = session.hash();
-        let ttl = secs(self.settings().session.absolute_timeout);
+        let settings = self.settings();
+        let ttl = secs(settings.session.absolute_timeout);
         let outcome = self
             .store
             .write(move |conn| {
@@ -232,6 +234,14 @@ impl Registrar {
                 // is signed out everywhere.
                 sessions::delete_for_customer(conn, id)?;
                 open_session(conn, id, &hash, previous.as_ref(), ttl, now)?;
+                emit_for(
+                    conn,
+                    &settings,
+                    EventKind::SignedIn,
+                    &customer,
+                    Channel::PasswordReset,
+                    now,
+                )?;
                 record(
                     conn,
                     Channel::PasswordReset,
@@ -243,11 +253,22 @@ impl Registrar {
                 Ok(Proven::SignedIn(id))
             })
             .await?;
-        Ok(signed_in(outcome, session))
+        Ok(self.proven_answer(outcome, session))
     }
 }
 
-fn signed_in(outcome: Proven, session: Token) -> SignIn {
+impl Registrar {
+    /// The answer to a proven sign-in's transaction; a session opened (and
+    /// perhaps a customer created or activated) may have queued events.
+    fn proven_answer(&self, outcome: Proven, session: Token) -> SignIn {
+        if let Proven::SignedIn(_) = outcome {
+            self.wake_webhooks();
+        }
+        answer(outcome, session)
+    }
+}
+
+fn answer(outcome: Proven, session: Token) -> SignIn {
     match outcome {
         Proven::SignedIn(customer_id) => SignIn::SignedIn {
             customer_id,
@@ -311,6 +332,7 @@ fn admit_and_open(
                 .ok_or_else(|| anyhow::anyhow!("admitted without a customer"))?;
             let ttl = secs(settings.session.absolute_timeout);
             open_session(conn, customer.id, session, previous, ttl, now)?;
+            emit_for(conn, settings, EventKind::SignedIn, &customer, channel, now)?;
             Ok(Proven::SignedIn(customer.id))
         }
         Decision::Refuse(RefuseReason::AccountDisabled) => {

@@ -16,10 +16,10 @@ pub use live::LiveSettings;
 pub use raw::{
     RawActivation, RawCompany, RawHttp, RawLdap, RawOidc, RawOidcProviders, RawOutbound,
     RawPassword, RawPolicy, RawRateLimits, RawSenderAuth, RawService, RawSession, RawSettings,
-    RawSmtp, RawStore,
+    RawSmtp, RawStore, RawWebhook, RawWebhookDelivery,
 };
 
-use crate::domain::{EmailAddress, IpRange, one_of};
+use crate::domain::{EmailAddress, EventKind, IpRange, WebhookSecret, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
 use config::{Config, Environment, File, FileFormat};
@@ -48,7 +48,46 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// "Sign in with your company account", when configured.
     pub ldap: Option<LdapSettings>,
+    /// The endpoints customer events are sent to (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookEndpoint>,
+    pub webhook_delivery: WebhookDelivery,
     pub services: Vec<Service>,
+}
+
+/// A `[[webhooks]]` endpoint.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    /// Unique among the endpoints; what the database keys its queue by.
+    pub name: String,
+    /// https, or http on loopback.
+    pub url: Url,
+    pub secret: WebhookSecret,
+    /// The event kinds it gets.
+    pub events: Vec<EventKind>,
+}
+
+impl WebhookEndpoint {
+    /// Whether this endpoint gets events of `kind`.
+    pub fn wants(&self, kind: EventKind) -> bool {
+        self.events.contains(&kind)
+    }
+}
+
+/// How webhooks are delivered (`[webhook_delivery]`).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    /// Limit on each request, connecting included.
+    pub timeout: Duration,
+    /// The first retry's delay; each later one doubles, up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// An event not delivered this long after it was queued is dead.
+    pub max_age: Duration,
+    /// How often an idle endpoint looks for due events (queued by another
+    /// process, or due for a retry) when nothing wakes it.
+    pub poll_interval: Duration,
+    /// Most due events an endpoint's worker takes from the queue at once.
+    pub batch: usize,
 }
 
 /// An OpenID Connect provider (`[oidc.google]`).

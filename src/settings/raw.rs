@@ -25,7 +25,42 @@ pub struct RawSettings {
     /// The directory for "Sign in with your company account".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ldap: Option<RawLdap>,
+    /// How webhooks are delivered (every endpoint alike).
+    pub webhook_delivery: RawWebhookDelivery,
+    /// `[[webhooks]]`: the endpoints customer events are sent to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<RawWebhook>,
     pub services: Vec<RawService>,
+}
+
+/// One `[[webhooks]]` endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// How the endpoint is named in the database, the CLI and metrics;
+    /// default: the URL's host and path.
+    #[serde(default)]
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub secret: String,
+    #[serde(default)]
+    pub secret_file: PathBuf,
+    /// Event types; empty: every lifecycle event (not `customer.signed_in`).
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// `[webhook_delivery]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhookDelivery {
+    pub timeout_secs: u64,
+    pub retry_base_secs: u64,
+    pub retry_max_secs: u64,
+    pub max_age_hours: u64,
+    pub poll_secs: u64,
+    pub batch: usize,
 }
 
 /// `[oidc.*]` tables.
@@ -286,6 +321,9 @@ impl RawSettings {
         }
         if let Some(ldap) = copy.ldap.as_mut() {
             redact(&mut ldap.bind_password);
+        }
+        for webhook in &mut copy.webhooks {
+            redact(&mut webhook.secret);
         }
         copy
     }

@@ -45,6 +45,8 @@ pub struct Customer {
     pub source: String,
     pub created_at: i64,
     pub activated_at: Option<i64>,
+    /// When the row last changed (kept by triggers).
+    pub updated_at: i64,
 }
 
 impl Customer {
@@ -69,7 +71,7 @@ pub struct NewCustomer<'a> {
     pub source: &'a str,
 }
 
-const COLUMNS: &str = "id, email, identity, name, company, service, status, password_hash, source, created_at, activated_at";
+const COLUMNS: &str = "id, email, identity, name, company, service, status, password_hash, source, created_at, activated_at, updated_at";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
     let status: String = row.get(6)?;
@@ -91,6 +93,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
         source: row.get(8)?,
         created_at: row.get(9)?,
         activated_at: row.get(10)?,
+        updated_at: row.get::<_, Option<i64>>(11)?.unwrap_or_default(),
     })
 }
 
@@ -128,6 +131,60 @@ pub fn list(
         .collect()
 }
 
+/// Which customers a page of the API lists.
+#[derive(Debug, Clone, Default)]
+pub struct Filter<'a> {
+    pub status: Option<Status>,
+    pub service: Option<&'a str>,
+    /// Only customers changed at or after this Unix time.
+    pub updated_since: Option<i64>,
+}
+
+/// Where a page starts: after this (updated_at, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct After {
+    pub updated_at: i64,
+    pub id: i64,
+}
+
+/// A page of the API's list, through the `customers_by_update` index.
+pub(super) fn page_sql() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM customers
+         WHERE (updated_at, id) > (?1, ?2) AND updated_at >= ?3
+           AND (?4 IS NULL OR status = ?4) AND (?5 IS NULL OR service = ?5)
+         ORDER BY updated_at, id LIMIT ?6"
+    )
+}
+
+/// Up to `limit` customers matching `filter`, in the order they last
+/// changed (then by id), starting after `after`: a cursor that survives
+/// changes between pages, since a customer that changes moves to the end.
+pub fn page(
+    conn: &Connection,
+    filter: &Filter<'_>,
+    after: Option<After>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Customer>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (after_time, after_id) = after.map_or((i64::MIN, i64::MIN), |a| (a.updated_at, a.id));
+    let since = filter.updated_since.unwrap_or(i64::MIN);
+    let mut statement = conn.prepare_cached(&page_sql())?;
+    statement
+        .query_map(
+            params![
+                after_time,
+                after_id,
+                since,
+                filter.status.map(Status::as_str),
+                filter.service,
+                limit
+            ],
+            from_row,
+        )?
+        .collect()
+}
+
 /// Inserts a pending customer and returns its id.
 pub fn insert_pending(
     conn: &Connection,
@@ -135,8 +192,9 @@ pub fn insert_pending(
     now: i64,
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at,
+                                updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)",
     )?
     .execute(params![
         customer.email,
@@ -158,8 +216,9 @@ pub fn insert_active(
     now: i64,
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at, activated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?7)",
+        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at,
+                                activated_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?7, ?7)",
     )?
     .execute(params![
         customer.email,
@@ -248,11 +307,14 @@ pub struct Purged {
     pub email: String,
     pub identity: String,
     pub service: String,
+    pub name: Option<String>,
+    pub company: Option<String>,
+    pub source: String,
 }
 
 pub(super) const PURGE_PENDING_BEFORE: &str =
     "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
-     RETURNING email, identity, service";
+     RETURNING email, identity, service, name, company, source";
 
 /// Deletes pending customers created before `cutoff` (their tokens and
 /// sessions go with them) and returns who was deleted.
@@ -264,6 +326,9 @@ pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<
                 email: row.get(0)?,
                 identity: row.get(1)?,
                 service: row.get(2)?,
+                name: row.get(3)?,
+                company: row.get(4)?,
+                source: row.get(5)?,
             })
         })?
         .collect()

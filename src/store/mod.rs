@@ -16,6 +16,7 @@ pub mod outbox;
 mod plans;
 pub mod sessions;
 pub mod tokens;
+pub mod webhook_events;
 mod writer;
 
 use anyhow::Context as _;
@@ -241,6 +242,15 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())
+}
+
+/// Current time in Unix milliseconds, for schedules shorter than a second.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// Current time in Unix seconds.

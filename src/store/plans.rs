@@ -4,7 +4,7 @@
 //! a timing: `EXPLAIN QUERY PLAN` on the SQL the store really runs, against
 //! the schema the migrations really make.
 
-use super::{customers, inbound, migrations, outbox, sessions, tokens};
+use super::{customers, inbound, migrations, outbox, sessions, tokens, webhook_events};
 use rusqlite::{Connection, params_from_iter, types::Null};
 
 /// Tables that grow with traffic, and the aliases our queries give them.
@@ -15,6 +15,7 @@ const GROWING: &[&str] = &[
     "outbox",
     "activation_tokens",
     "sessions",
+    "webhook_events",
     "i",
     "d",
     "c",
@@ -22,8 +23,9 @@ const GROWING: &[&str] = &[
     "s",
 ];
 
-/// Every query on the intake path (mail, portal, activation, outbox claim)
-/// and in the periodic purge, by name.
+/// Every query on the intake path (mail, portal, activation, outbox and
+/// webhook claims), of the customer API's list and of the periodic purge,
+/// by name.
 fn queries() -> Vec<(&'static str, String)> {
     vec![
         (
@@ -51,6 +53,17 @@ fn queries() -> Vec<(&'static str, String)> {
         (
             "purge of pending customers",
             customers::PURGE_PENDING_BEFORE.into(),
+        ),
+        ("customer API page", customers::page_sql()),
+        ("webhook claim", webhook_events::NEXT_DUE.into()),
+        ("webhook next due time", webhook_events::NEXT_DUE_AT.into()),
+        (
+            "webhook mark delivered",
+            webhook_events::MARK_DELIVERED.into(),
+        ),
+        (
+            "purge of webhook events",
+            webhook_events::PURGE_BEFORE.into(),
         ),
     ]
 }

@@ -1,7 +1,8 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
 //! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`,
-//! `sign_in` for `[oidc.google]` and `[ldap]`, `services` with their
+//! `sign_in` for `[oidc.google]` and `[ldap]`, `webhooks` for
+//! `[[webhooks]]` and `[webhook_delivery]`, `services` with their
 //! `policy`); each checks its own keys and converts
 //! them, and this file puts the sections together.
 
@@ -14,6 +15,7 @@ mod services;
 mod sign_in;
 mod smtp;
 mod store;
+mod webhooks;
 
 use crate::settings::raw::RawSettings;
 use crate::settings::{Settings, SettingsError};
@@ -50,21 +52,29 @@ impl RawSettings {
             .ldap
             .as_ref()
             .and_then(|raw| sign_in::ldap(raw, &service_ids, &mut problems));
-        match (smtp, http, outbound) {
-            (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
-                smtp,
-                http,
-                store,
-                outbound,
-                activation,
-                password,
-                session,
-                rate_limits,
-                sender_auth,
-                oidc,
-                ldap,
-                services,
-            }),
+        let webhook_delivery = webhooks::delivery(&self.webhook_delivery, &mut problems);
+        let webhooks = webhooks::endpoints(&self.webhooks, &mut problems);
+        match (smtp, http, outbound, webhook_delivery) {
+            (Some(smtp), Some(http), Some(outbound), Some(webhook_delivery))
+                if problems.0.is_empty() =>
+            {
+                Ok(Settings {
+                    smtp,
+                    http,
+                    store,
+                    outbound,
+                    activation,
+                    password,
+                    session,
+                    rate_limits,
+                    sender_auth,
+                    oidc,
+                    ldap,
+                    webhooks,
+                    webhook_delivery,
+                    services,
+                })
+            }
             _ => Err(SettingsError::Invalid(problems.0)),
         }
     }

@@ -132,7 +132,12 @@ pub(super) fn ldap(
 
 /// A secret given inline or in a file (trailing newline trimmed); exactly
 /// one of the two.
-fn secret(key: &str, inline: &str, file: &Path, problems: &mut Problems) -> Option<SecretString> {
+pub(super) fn secret(
+    key: &str,
+    inline: &str,
+    file: &Path,
+    problems: &mut Problems,
+) -> Option<SecretString> {
     let from_file = !file.as_os_str().is_empty();
     match (inline.is_empty(), from_file) {
         (false, false) => Some(SecretString::from(inline.to_owned())),

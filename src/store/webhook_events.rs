@@ -1,0 +1,277 @@
+//! The `webhook_events` table: one row per (event, endpoint), queued in the
+//! transaction of the decision behind the event, with its delivery state.
+//! Each endpoint's worker claims only its own due rows.
+
+use rusqlite::{Connection, params};
+
+/// Delivery state of one event at one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    Delivered,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Delivered => "delivered",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Parses a status as stored or typed on the command line.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "queued" => Some(Status::Queued),
+            "delivered" => Some(Status::Delivered),
+            "dead" => Some(Status::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// An event to queue for one endpoint.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// The `msg_…` id (the `webhook-id` header).
+    pub event_id: &'a str,
+    pub endpoint: &'a str,
+    /// `customer.activated`, …
+    pub kind: &'a str,
+    /// The JSON body, exactly as it will be signed and sent.
+    pub body: &'a str,
+}
+
+/// An event due for a delivery attempt.
+#[derive(Debug, Clone)]
+pub struct DueEvent {
+    pub id: i64,
+    pub event_id: String,
+    pub kind: String,
+    pub body: String,
+    pub attempts: u32,
+    /// Where its maximum age counts from.
+    pub age_from: i64,
+}
+
+/// An event as `registrar webhooks list` shows it.
+#[derive(Debug, Clone)]
+pub struct ListedEvent {
+    pub event_id: String,
+    pub endpoint: String,
+    pub kind: String,
+    pub status: Status,
+    pub created_at: i64,
+    pub attempts: u32,
+    /// Unix milliseconds.
+    pub next_attempt_ms: i64,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+/// Queues an event for an endpoint, due at once.
+pub fn enqueue(conn: &Connection, event: &NewEvent<'_>, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO webhook_events (event_id, endpoint, kind, body, status, created_at, age_from,
+                                     next_attempt_ms)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?5 * 1000)",
+    )?
+    .execute(params![
+        event.event_id,
+        event.endpoint,
+        event.kind,
+        event.body,
+        now
+    ])?;
+    Ok(())
+}
+
+/// An endpoint's claim: its oldest due events, from the `webhook_events_due`
+/// index, at most `limit`.
+pub(super) const NEXT_DUE: &str =
+    "SELECT id, event_id, kind, body, attempts, age_from FROM webhook_events
+     WHERE endpoint = ?1 AND status = 'queued' AND next_attempt_ms <= ?2
+     ORDER BY next_attempt_ms, id LIMIT ?3";
+
+/// Up to `limit` of the endpoint's events due at `now_ms`, oldest first.
+pub fn next_due(
+    conn: &Connection,
+    endpoint: &str,
+    now_ms: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<DueEvent>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    conn.prepare_cached(NEXT_DUE)?
+        .query_map(params![endpoint, now_ms, limit], |row| {
+            Ok(DueEvent {
+                id: row.get(0)?,
+                event_id: row.get(1)?,
+                kind: row.get(2)?,
+                // A queued row always has its body; '' fails its delivery
+                // rather than the whole claim.
+                body: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                attempts: row.get(4)?,
+                age_from: row.get(5)?,
+            })
+        })?
+        .collect()
+}
+
+pub(super) const NEXT_DUE_AT: &str = "SELECT MIN(next_attempt_ms) FROM webhook_events
+     WHERE endpoint = ?1 AND status = 'queued'";
+
+/// When (Unix milliseconds) the endpoint's next queued event falls due, if
+/// any.
+pub fn next_due_at(conn: &Connection, endpoint: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(NEXT_DUE_AT)?
+        .query_row([endpoint], |row| row.get(0))
+}
+
+pub(super) const MARK_DELIVERED: &str = "UPDATE webhook_events
+     SET status = 'delivered', delivered_at = ?2, body = NULL, attempts = attempts + 1,
+         last_status = ?3, last_error = NULL
+     WHERE id = ?1";
+
+/// Marks an event delivered and erases its body (it names a customer).
+pub fn mark_delivered(
+    conn: &Connection,
+    id: i64,
+    http_status: u16,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(MARK_DELIVERED)?
+        .execute(params![id, now, http_status])?;
+    Ok(())
+}
+
+/// Records a failed attempt and when (Unix milliseconds) to try again.
+pub fn mark_retry(
+    conn: &Connection,
+    id: i64,
+    next_attempt_ms: i64,
+    http_status: Option<u16>,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_events
+         SET attempts = attempts + 1, next_attempt_ms = ?2, last_status = ?3, last_error = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![id, next_attempt_ms, http_status, error])?;
+    Ok(())
+}
+
+/// Gives up on an event (past its maximum age, or refused for good). The
+/// body stays, so `registrar webhooks retry` can send it again.
+pub fn mark_dead(
+    conn: &Connection,
+    id: i64,
+    attempted: bool,
+    http_status: Option<u16>,
+    error: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE webhook_events
+         SET status = 'dead', attempts = attempts + ?2, last_status = COALESCE(?3, last_status),
+             last_error = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![id, i64::from(attempted), http_status, error])?;
+    Ok(())
+}
+
+/// Queues dead events again, due at once, with their maximum age counted
+/// from now: every dead event of `endpoint` (any endpoint when `None`), or
+/// only those whose event id is in `event_ids` when it is not empty.
+/// Returns how many were queued.
+pub fn retry_dead(
+    conn: &Connection,
+    endpoint: Option<&str>,
+    event_ids: &[String],
+    now: i64,
+) -> rusqlite::Result<usize> {
+    let mut statement = conn.prepare_cached(
+        "UPDATE webhook_events
+         SET status = 'queued', next_attempt_ms = ?3 * 1000, age_from = ?3, last_error = NULL
+         WHERE status = 'dead' AND body IS NOT NULL
+           AND (?1 IS NULL OR endpoint = ?1) AND (?2 IS NULL OR event_id = ?2)",
+    )?;
+    if event_ids.is_empty() {
+        return statement.execute(params![endpoint, Option::<&str>::None, now]);
+    }
+    let mut queued = 0;
+    for event_id in event_ids {
+        queued += statement.execute(params![endpoint, event_id, now])?;
+    }
+    Ok(queued)
+}
+
+/// Events, newest first, at most `limit`, optionally by status and endpoint.
+pub fn list(
+    conn: &Connection,
+    status: Option<Status>,
+    endpoint: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<ListedEvent>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    conn.prepare(
+        "SELECT event_id, endpoint, kind, status, created_at, attempts, next_attempt_ms,
+                last_status, last_error
+         FROM webhook_events
+         WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR endpoint = ?2)
+         ORDER BY id DESC LIMIT ?3",
+    )?
+    .query_map(
+        params![status.map(Status::as_str), endpoint, limit],
+        |row| {
+            let status: String = row.get(3)?;
+            Ok(ListedEvent {
+                event_id: row.get(0)?,
+                endpoint: row.get(1)?,
+                kind: row.get(2)?,
+                status: Status::parse(&status).ok_or_else(|| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        3,
+                        rusqlite::types::Type::Text,
+                        format!("unknown status {status:?}").into(),
+                    )
+                })?,
+                created_at: row.get(4)?,
+                attempts: row.get(5)?,
+                next_attempt_ms: row.get(6)?,
+                last_status: row.get(7)?,
+                last_error: row.get(8)?,
+            })
+        },
+    )?
+    .collect()
+}
+
+/// How many events each endpoint has in each status: (endpoint, queued,
+/// delivered, dead), by endpoint name.
+pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, i64, i64, i64)>> {
+    conn.prepare_cached(
+        "SELECT endpoint, COALESCE(SUM(status = 'queued'), 0), COALESCE(SUM(status = 'delivered'), 0),
+                COALESCE(SUM(status = 'dead'), 0)
+         FROM webhook_events GROUP BY endpoint ORDER BY endpoint",
+    )?
+    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+    .collect()
+}
+
+/// Delivered and dead events older than `cutoff`, removed in one bounded
+/// batch (the periodic purge runs again later for the rest).
+pub(super) const PURGE_BEFORE: &str = "DELETE FROM webhook_events WHERE id IN (
+         SELECT id FROM webhook_events WHERE status = ?1 AND created_at < ?2 LIMIT ?3)";
+
+/// Removes up to `batch` delivered and `batch` dead events queued before
+/// `cutoff`; returns how many.
+pub fn purge_before(conn: &Connection, cutoff: i64, batch: usize) -> rusqlite::Result<usize> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    let mut statement = conn.prepare_cached(PURGE_BEFORE)?;
+    let delivered = statement.execute(params!["delivered", cutoff, batch])?;
+    let dead = statement.execute(params!["dead", cutoff, batch])?;
+    Ok(delivered + dead)
+}
