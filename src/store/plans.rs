@@ -55,8 +55,7 @@ fn queries() -> Vec<(&'static str, String)> {
             customers::PURGE_PENDING_BEFORE.into(),
         ),
         ("customer API page", customers::page_sql()),
-        ("webhook claim", webhook_events::NEXT_DUE.into()),
-        ("webhook next due time", webhook_events::NEXT_DUE_AT.into()),
+        ("webhook queue head", webhook_events::HEAD.into()),
         (
             "webhook mark delivered",
             webhook_events::MARK_DELIVERED.into(),

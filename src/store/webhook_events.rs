@@ -1,6 +1,7 @@
 //! The `webhook_events` table: one row per (event, endpoint), queued in the
 //! transaction of the decision behind the event, with its delivery state.
-//! Each endpoint's worker claims only its own due rows.
+//! Each endpoint's queue is first in, first out: its worker reads only the
+//! head of its own queue.
 
 use rusqlite::{Connection, params};
 
@@ -44,9 +45,9 @@ pub struct NewEvent<'a> {
     pub body: &'a str,
 }
 
-/// An event due for a delivery attempt.
+/// A queued event, at the head of its endpoint's queue.
 #[derive(Debug, Clone)]
-pub struct DueEvent {
+pub struct QueuedEvent {
     pub id: i64,
     pub event_id: String,
     pub kind: String,
@@ -54,6 +55,8 @@ pub struct DueEvent {
     pub attempts: u32,
     /// Where its maximum age counts from.
     pub age_from: i64,
+    /// When (Unix milliseconds) it may be attempted.
+    pub next_attempt_ms: i64,
 }
 
 /// An event as `registrar webhooks list` shows it.
@@ -88,24 +91,18 @@ pub fn enqueue(conn: &Connection, event: &NewEvent<'_>, now: i64) -> rusqlite::R
     Ok(())
 }
 
-/// An endpoint's claim: its oldest due events, from the `webhook_events_due`
-/// index, at most `limit`.
-pub(super) const NEXT_DUE: &str =
-    "SELECT id, event_id, kind, body, attempts, age_from FROM webhook_events
-     WHERE endpoint = ?1 AND status = 'queued' AND next_attempt_ms <= ?2
-     ORDER BY next_attempt_ms, id LIMIT ?3";
+/// The head of an endpoint's queue, from the `webhook_events_queue` index.
+pub(super) const HEAD: &str =
+    "SELECT id, event_id, kind, body, attempts, age_from, next_attempt_ms FROM webhook_events
+     WHERE endpoint = ?1 AND status = 'queued' ORDER BY id LIMIT ?2";
 
-/// Up to `limit` of the endpoint's events due at `now_ms`, oldest first.
-pub fn next_due(
-    conn: &Connection,
-    endpoint: &str,
-    now_ms: i64,
-    limit: usize,
-) -> rusqlite::Result<Vec<DueEvent>> {
+/// The oldest `limit` queued events of an endpoint, oldest first, due or
+/// not.
+pub fn head(conn: &Connection, endpoint: &str, limit: usize) -> rusqlite::Result<Vec<QueuedEvent>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    conn.prepare_cached(NEXT_DUE)?
-        .query_map(params![endpoint, now_ms, limit], |row| {
-            Ok(DueEvent {
+    conn.prepare_cached(HEAD)?
+        .query_map(params![endpoint, limit], |row| {
+            Ok(QueuedEvent {
                 id: row.get(0)?,
                 event_id: row.get(1)?,
                 kind: row.get(2)?,
@@ -114,19 +111,10 @@ pub fn next_due(
                 body: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
                 attempts: row.get(4)?,
                 age_from: row.get(5)?,
+                next_attempt_ms: row.get(6)?,
             })
         })?
         .collect()
-}
-
-pub(super) const NEXT_DUE_AT: &str = "SELECT MIN(next_attempt_ms) FROM webhook_events
-     WHERE endpoint = ?1 AND status = 'queued'";
-
-/// When (Unix milliseconds) the endpoint's next queued event falls due, if
-/// any.
-pub fn next_due_at(conn: &Connection, endpoint: &str) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(NEXT_DUE_AT)?
-        .query_row([endpoint], |row| row.get(0))
 }
 
 pub(super) const MARK_DELIVERED: &str = "UPDATE webhook_events

@@ -1,35 +1,38 @@
-//! The worker of one endpoint: takes the endpoint's due events (a bounded
-//! batch, from its own index range), sends each, and records delivery or
-//! schedules a retry with exponential backoff and jitter, until the event
-//! is delivered or older than the maximum age (then it is dead).
+//! The worker of one endpoint: sends the endpoint's queue first in, first
+//! out, and records delivery or schedules a retry with exponential backoff
+//! and jitter, until the event is delivered or older than the maximum age
+//! (then it is dead and the queue moves on).
 //!
-//! Every endpoint has its own worker, so a slow or dead endpoint delays
-//! nothing but its own queue; nothing here runs on the SMTP or web side.
-//! A failing endpoint is also spared: after a failed attempt its worker
-//! pauses (the same backoff, by failures in a row) before trying any event,
-//! so a receiver that is down sees one attempt per pause, not its backlog.
-//! Delivery is at-least-once: a crash between a `2xx` and the commit of
-//! `delivered` sends the event again (same `webhook-id`) after a restart.
+//! Events reach an endpoint in the order they happened: a newer event is
+//! sent only after the older ones were delivered (or given up on), so a
+//! receiver hears `customer.registered` before `customer.activated`. While
+//! the oldest event fails, its retries are the only requests the endpoint
+//! gets: a receiver that is down sees one attempt per backoff step, not its
+//! backlog.
+//!
+//! Every endpoint has its own worker, reading only its own queue, so a slow
+//! or dead endpoint delays nothing but its own events; nothing here runs on
+//! the SMTP or web side. Delivery is at-least-once: a crash between a `2xx`
+//! and the commit of `delivered` sends the event again (same `webhook-id`)
+//! after a restart.
 
 use crate::settings::{WebhookDelivery, WebhookEndpoint};
 use crate::shutdown::Shutdown;
-use crate::store::webhook_events::{self, DueEvent};
+use crate::store::webhook_events::{self, QueuedEvent};
 use crate::store::{self, Store};
 use crate::webhooks::sender::{self, Failure};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 
 /// What one round of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Round {
-    /// At least one event was attempted (or found past its age).
+    /// At least one event was delivered or given up on; more may follow.
     Worked,
-    /// Nothing was due.
-    Idle,
-    /// An attempt failed: the endpoint rests this long before the next.
-    Failing(Duration),
+    /// The queue is empty, or its oldest event is not due before this Unix
+    /// time in milliseconds.
+    Waiting(Option<i64>),
     /// Shutdown came in the middle; the event being sent stays queued.
     Stopped,
 }
@@ -50,8 +53,6 @@ pub struct EndpointWorker {
     delivery: WebhookDelivery,
     client: reqwest::Client,
     wake: Arc<Notify>,
-    /// Failed attempts in a row at this endpoint (any event).
-    failures: AtomicU32,
 }
 
 impl EndpointWorker {
@@ -69,55 +70,49 @@ impl EndpointWorker {
             delivery,
             client,
             wake,
-            failures: AtomicU32::new(0),
         }
     }
 
-    /// Sends the endpoint's due events, at most one batch.
+    /// Sends the head of the endpoint's queue (at most one batch, oldest
+    /// first), stopping at the first event that is not due or fails.
     ///
     /// # Errors
     /// A storage failure; the events stay queued.
     pub async fn deliver_due(&self, shutdown: &Shutdown) -> anyhow::Result<Round> {
         let name = self.endpoint.name.clone();
         let limit = self.delivery.batch;
-        let due = self
+        let head = self
             .store
-            .read(move |conn| {
-                Ok(webhook_events::next_due(
-                    conn,
-                    &name,
-                    store::now_millis(),
-                    limit,
-                )?)
-            })
+            .read(move |conn| Ok(webhook_events::head(conn, &name, limit)?))
             .await?;
-        if due.is_empty() {
-            return Ok(Round::Idle);
-        }
-        for event in due {
+        let mut worked = false;
+        for event in head {
+            if event.next_attempt_ms > store::now_millis() {
+                return Ok(if worked {
+                    Round::Worked
+                } else {
+                    Round::Waiting(Some(event.next_attempt_ms))
+                });
+            }
             let outcome = tokio::select! {
                 outcome = self.attempt(&event) => outcome?,
                 () = shutdown.wait() => return Ok(Round::Stopped),
             };
             match outcome {
-                Outcome::Delivered => self.failures.store(0, Ordering::Relaxed),
-                Outcome::RetryAt(_) | Outcome::Dead => {}
-            }
-            if let Outcome::RetryAt(_) = outcome {
-                let before = self.failures.fetch_add(1, Ordering::Relaxed);
-                return Ok(Round::Failing(backoff(
-                    &self.delivery,
-                    before,
-                    None,
-                    jitter(),
-                )));
+                Outcome::Delivered | Outcome::Dead => worked = true,
+                Outcome::RetryAt(at) => return Ok(Round::Waiting(Some(at))),
             }
         }
-        Ok(Round::Worked)
+        Ok(if worked {
+            Round::Worked
+        } else {
+            Round::Waiting(None)
+        })
     }
 
-    /// Sends events until shutdown; when nothing is due, sleeps until woken
-    /// by a newly queued event, the next due time or the poll interval.
+    /// Sends events until shutdown; between rounds, sleeps until the oldest
+    /// event falls due, a newly queued event wakes it, or the poll interval
+    /// passes (events queued by another process).
     pub async fn run(self, shutdown: Shutdown) {
         loop {
             if shutdown.is_triggered() {
@@ -126,14 +121,11 @@ impl EndpointWorker {
             let pause = match self.deliver_due(&shutdown).await {
                 Ok(Round::Worked) => continue,
                 Ok(Round::Stopped) => break,
-                Ok(Round::Failing(rest)) => {
-                    // Newly queued events wait out the rest too.
-                    tokio::select! {
-                        () = tokio::time::sleep(rest) => continue,
-                        () = shutdown.wait() => break,
-                    }
+                Ok(Round::Waiting(Some(at))) => {
+                    let wait = u64::try_from(at - store::now_millis()).unwrap_or(0);
+                    Duration::from_millis(wait.max(1)).min(self.delivery.poll_interval)
                 }
-                Ok(Round::Idle) => self.until_next_due().await,
+                Ok(Round::Waiting(None)) => self.delivery.poll_interval,
                 Err(error) => {
                     tracing::error!(
                         webhook.endpoint = %self.endpoint.name,
@@ -154,7 +146,7 @@ impl EndpointWorker {
     }
 
     /// One attempt at `event`, recorded.
-    async fn attempt(&self, event: &DueEvent) -> anyhow::Result<Outcome> {
+    async fn attempt(&self, event: &QueuedEvent) -> anyhow::Result<Outcome> {
         let span = tracing::info_span!(
             "webhook",
             webhook.endpoint = %self.endpoint.name,
@@ -167,8 +159,8 @@ impl EndpointWorker {
         let expires = event.age_from.saturating_add(secs(self.delivery.max_age));
         let id = event.id;
         if now > expires {
-            // Past its age before this attempt (the daemon was down, or the
-            // schedule ran out): no attempt is owed any more.
+            // Past its age before this attempt (the daemon was down, or an
+            // older event held the queue): no attempt is owed any more.
             let text = "older than webhook_delivery.max_age_hours".to_owned();
             self.store
                 .write(move |conn| Ok(webhook_events::mark_dead(conn, id, false, None, &text)?))
@@ -205,7 +197,7 @@ impl EndpointWorker {
 
     async fn failed(
         &self,
-        event: &DueEvent,
+        event: &QueuedEvent,
         failure: Failure,
         expires: i64,
     ) -> anyhow::Result<Outcome> {
@@ -218,7 +210,6 @@ impl EndpointWorker {
         } = failure;
         let now_ms = store::now_millis();
         let delay = backoff(&self.delivery, event.attempts, retry_after, jitter());
-        let at = now_ms.saturating_add(millis(delay));
         // The last attempt is made at the maximum age, not skipped.
         let last_chance = expires.saturating_mul(1000);
         if permanent || now_ms >= last_chance {
@@ -229,31 +220,13 @@ impl EndpointWorker {
             tracing::warn!(event = "dead", error.message = %message, "giving up on a webhook event");
             return Ok(Outcome::Dead);
         }
-        let at = at.min(last_chance);
+        let at = now_ms.saturating_add(millis(delay)).min(last_chance);
         let text = message.clone();
         self.store
             .write(move |conn| Ok(webhook_events::mark_retry(conn, id, at, status, &text)?))
             .await?;
         tracing::warn!(event = "retry_scheduled", error.message = %message, retry_at_ms = at);
         Ok(Outcome::RetryAt(at))
-    }
-
-    async fn until_next_due(&self) -> Duration {
-        let name = self.endpoint.name.clone();
-        let next = self
-            .store
-            .read(move |conn| Ok(webhook_events::next_due_at(conn, &name)?))
-            .await
-            .ok()
-            .flatten();
-        let poll = self.delivery.poll_interval;
-        match next {
-            Some(at) => {
-                let wait = u64::try_from(at - store::now_millis()).unwrap_or(0);
-                Duration::from_millis(wait.max(10)).min(poll)
-            }
-            None => poll,
-        }
     }
 }
 

@@ -26,3 +26,4 @@ mod smtp_abuse;
 mod smtp_intake;
 mod smtp_tls;
 mod web_security;
+mod webhooks;

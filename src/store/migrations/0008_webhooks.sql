@@ -22,9 +22,9 @@ CREATE TABLE webhook_events (
     delivered_at    INTEGER,
     UNIQUE (event_id, endpoint)
 );
--- An endpoint's claim reads its own due events only: a dead endpoint's
--- backlog costs the others nothing.
-CREATE INDEX webhook_events_due ON webhook_events (endpoint, next_attempt_ms)
+-- An endpoint's claim reads the head of its own queue only (oldest first):
+-- a dead endpoint's backlog costs the others nothing.
+CREATE INDEX webhook_events_queue ON webhook_events (endpoint, id)
     WHERE status = 'queued';
 CREATE INDEX webhook_events_by_status ON webhook_events (status, created_at);
 

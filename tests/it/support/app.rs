@@ -66,6 +66,11 @@ pub fn test_settings(dir: &std::path::Path, relay: SocketAddr) -> Settings {
     settings.outbound.retry_max = Duration::from_secs(1);
     settings.outbound.poll_interval = Duration::from_millis(200).max(Duration::from_secs(1));
     settings.outbound.send_timeout = Duration::from_secs(5);
+    // Webhook retries in tens of milliseconds, so a test sees several.
+    settings.webhook_delivery.retry_base = Duration::from_millis(50);
+    settings.webhook_delivery.retry_max = Duration::from_millis(400);
+    settings.webhook_delivery.timeout = Duration::from_secs(5);
+    settings.webhook_delivery.poll_interval = Duration::from_secs(1);
     settings
 }
 
@@ -277,9 +282,15 @@ impl TestApp {
     /// database while it runs, through a config file naming the database,
     /// the public URL and the relay.
     pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        self.cli_with("", args).await
+    }
+
+    /// `cli` with `extra` TOML appended to its config file (say a
+    /// `[[webhooks]]` table).
+    pub async fn cli_with(&self, extra: &str, args: &[&str]) -> CliOutput {
         let config = self.dir.path().join("cli.toml");
         let text = format!(
-            "[store]\npath = {:?}\n\n[http]\npublic_url = {:?}\n\n[outbound]\nrelay = {:?}\n",
+            "[store]\npath = {:?}\n\n[http]\npublic_url = {:?}\n\n[outbound]\nrelay = {:?}\n{extra}",
             self.db_path.display().to_string(),
             self.settings.http.public_url.as_str(),
             format!("smtp://{}", self.relay.addr()),

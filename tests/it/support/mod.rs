@@ -1,7 +1,8 @@
 //! Test support: `TestApp` (the daemon on port 0 with a temp database),
-//! `CaptureRelay` (a real SMTP server recording what we send), `Postfix` (a
-//! private Postfix in front of the daemon), and clients for SMTP (the
-//! library's own, shared with replay and the bench) and HTTP.
+//! `CaptureRelay` (a real SMTP server recording what we send), `Receiver` (a
+//! webhook endpoint checking signatures), `Postfix` (a private Postfix in
+//! front of the daemon), and clients for SMTP (the library's own, shared
+//! with replay and the bench) and HTTP.
 
 pub mod app;
 pub mod customer;
@@ -10,6 +11,7 @@ pub mod mail;
 pub mod oidc;
 pub mod optin;
 pub mod postfix;
+pub mod receiver;
 pub mod relay;
 pub mod web;
 
