@@ -2,9 +2,10 @@
 //! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
 //! `check-config` prints the effective settings with secrets redacted,
 //! `invite`, `link` and `customers` are the operator's commands (`operator`),
-//! `webhooks` looks after the webhook queues (`webhooks::operate`), `replay`
-//! runs fixtures through the real pipeline, and `explain` shows the decision
-//! for one message rule by rule.
+//! `webhooks` looks after the webhook queues (`webhooks::operate`),
+//! `api-token` makes a customer API token, `replay` runs fixtures through
+//! the real pipeline, and `explain` shows the decision for one message rule
+//! by rule.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -52,6 +53,9 @@ enum Command {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Print a new customer API token and the digest to put in
+    /// `[admin] api_tokens`.
+    ApiToken,
     /// List, retry or test the webhook endpoints' queues.
     Webhooks {
         #[command(subcommand)]
@@ -152,6 +156,11 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
         }),
+        Command::ApiToken => {
+            let (token, digest) = registrar::domain::ApiTokens::generate();
+            println!("token:  {token}\ndigest: {digest}");
+            Ok(())
+        }
         Command::Webhooks { command } => webhooks_command(cli.config, command),
         Command::Replay(args) => {
             telemetry::init("warn", std::io::stderr);

@@ -1,12 +1,13 @@
 //! Newtypes that can only be built valid: an address we may register, a
 //! customer's name, a random token and its hash, an IP range; an envelope
 //! sender read for who it names (`ReturnPath`); the `Channel` a request
-//! came in by; and what a webhook announces (`EventKind`) and signs with
-//! (`WebhookSecret`).
+//! came in by; what a webhook announces (`EventKind`) and signs with
+//! (`WebhookSecret`); and the customer API's bearer tokens (`ApiTokens`).
 //!
 //! Everything here is pure: no IO, no clock, no database. Callers that hold one
 //! of these types know its rules were checked once, at the boundary.
 
+mod api_token;
 mod channel;
 mod choice;
 mod email;
@@ -16,6 +17,7 @@ mod return_path;
 mod token;
 mod webhook;
 
+pub use api_token::ApiTokens;
 pub use channel::Channel;
 pub use choice::one_of;
 pub use email::{AddressError, EmailAddress};

@@ -7,6 +7,7 @@
 //! check; every response carries the security headers in `headers`; rate
 //! limits per client IP and per address live in `limits`.
 
+pub mod api;
 mod csrf;
 mod error;
 mod headers;

@@ -106,8 +106,9 @@ fn new_event_id() -> String {
     format!("msg_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Unix seconds as RFC 3339 in UTC (`2025-03-01T12:00:00Z`).
-fn rfc3339(unix: i64) -> String {
+/// Unix seconds as RFC 3339 in UTC (`2025-03-01T12:00:00Z`), as events
+/// and the customer API write times.
+pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|at| {
