@@ -39,4 +39,15 @@ mod tests {
         );
         assert_eq!(signature, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
     }
+
+    #[test]
+    fn signs_the_readme_example() {
+        let secret =
+            WebhookSecret::parse("whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY").expect("secret");
+        let body = r#"{"type":"customer.activated","timestamp":"2025-03-03T09:41:07Z","data":{"email":"jane@example.com","name":"Jane Doe","company":"Acme","service":"support","status":"active","channel":"mail","via":"activation"}}"#;
+        assert_eq!(
+            sign(&secret, "msg_4Zb0Yl2xQy8d6HqZ3kVn1A", 1_740_994_868, body),
+            "v1,bUWv5DFPnOY5KwLK9rILO03UKTPMX14TC4uOGhgKLdI="
+        );
+    }
 }
