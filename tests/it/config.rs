@@ -109,3 +109,78 @@ fn the_sign_in_methods_are_configured_by_file_their_secrets_redacted_and_checked
         assert!(stderr.contains(key), "{key} not reported in {stderr}");
     }
 }
+
+#[test]
+fn webhook_endpoints_are_configured_their_secrets_redacted_and_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret_file = dir.path().join("portal-secret");
+    std::fs::write(
+        &secret_file,
+        "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n",
+    )
+    .expect("secret file");
+    let file = dir.path().join("webhooks.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[webhooks]]\nname = \"crm\"\nurl = \"https://crm.example/hooks\"\n\
+             secret = \"whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY\"\n\n\
+             [[webhooks]]\nurl = \"https://portal.example/events\"\nsecret_file = {:?}\n\
+             events = [\"customer.signed_in\"]\n",
+            secret_file.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let output = registrar()
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config")
+        .output()
+        .expect("run registrar");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("[[webhooks]]"), "{stdout}");
+    assert!(stdout.contains("secret = \"[redacted]\""), "{stdout}");
+    assert!(
+        !stdout.contains("AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY"),
+        "{stdout}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[webhooks]]\nurl = \"http://crm.example/hooks\"\nsecret = \"hunter2\"\n\
+         events = [\"customer.created\"]\n",
+    )
+    .expect("write config");
+    let output = registrar()
+        .arg("--config")
+        .arg(&bad)
+        .arg("check-config")
+        .output()
+        .expect("run registrar");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    for problem in [
+        "webhooks[0].url: must be an https URL",
+        "webhooks[0].secret: must start with whsec_",
+        "webhooks[0].events: unknown event \"customer.created\"",
+    ] {
+        assert!(
+            stderr.contains(problem),
+            "{problem} not reported in {stderr}"
+        );
+    }
+    assert!(
+        !stdout_of(&output).contains("hunter2"),
+        "a bad secret is redacted too"
+    );
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

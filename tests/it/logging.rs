@@ -2,7 +2,9 @@
 //! through a whole registration and activation, a password reset, and
 //! sign-ins by the directory and Google (both unreachable), never logs the
 //! activation or reset token, a password, a client or service-account
-//! secret, a cookie or the message body.
+//! secret, a webhook secret or the credential in a webhook URL (the
+//! endpoint is unreachable, so its failures are logged), a cookie or the
+//! message body.
 
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
@@ -18,6 +20,8 @@ const NEW_PASSWORD: &str = "quiet harbour lantern meadow";
 const DIRECTORY_PASSWORD: &str = "typed-into-the-company-form";
 const LDAP_SECRET: &str = "ldap-service-account-secret";
 const OIDC_SECRET: &str = "oidc-client-secret-value";
+const WEBHOOK_SECRET: &str = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY";
+const WEBHOOK_URL_KEY: &str = "query-credential-of-the-endpoint";
 
 #[tokio::test]
 async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
@@ -29,7 +33,10 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
             "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n\
              [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n\
              [oidc.google]\nclient_id = \"registrar\"\nclient_secret = \"{OIDC_SECRET}\"\nissuer = \"http://127.0.0.1:{port}\"\n\
-             [ldap]\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"cn=registrar\"\nbind_password = \"{LDAP_SECRET}\"\nbase_dn = \"dc=x\"\n",
+             [ldap]\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"cn=registrar\"\nbind_password = \"{LDAP_SECRET}\"\nbase_dn = \"dc=x\"\n\
+             [webhook_delivery]\nretry_base_secs = 1\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:{port}/hook?key={WEBHOOK_URL_KEY}\"\nsecret = \"{WEBHOOK_SECRET}\"\n\
+             events = [\"customer.registered\", \"customer.activated\", \"customer.signed_in\"]\n",
             db = dir.path().join("db.sqlite3").display(),
             out = dir.path().join("outbound").display(),
             port = crate::support::oidc::free_port(),
@@ -231,6 +238,10 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
         log.contains("event=\"decided\""),
         "the log is not empty:\n{log}"
     );
+    assert!(
+        log.contains("event=\"retry_scheduled\"") && log.contains("webhook.id=msg_"),
+        "the webhook's failures are logged:\n{log}"
+    );
     for (what, secret) in [
         ("activation token", token.as_str()),
         ("password", PASSWORD),
@@ -239,6 +250,8 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
         ("directory password", DIRECTORY_PASSWORD),
         ("service account's password", LDAP_SECRET),
         ("client secret", OIDC_SECRET),
+        ("webhook secret", &WEBHOOK_SECRET[6..]),
+        ("credential in the webhook URL", WEBHOOK_URL_KEY),
         ("CSRF value", csrf.as_str()),
         ("session cookie", session_value.as_str()),
         ("message body", BODY),
