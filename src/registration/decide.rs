@@ -229,14 +229,17 @@ fn apply(
                 conn,
                 settings,
                 EventKind::Registered,
-                &events::CustomerData {
-                    email: new.email,
-                    name: new.name,
-                    company: new.company,
-                    service: new.service,
-                    status: customers::Status::Pending.as_str(),
-                    channel: new.source,
-                },
+                (
+                    &events::CustomerData {
+                        email: new.email,
+                        name: new.name,
+                        company: new.company,
+                        service: new.service,
+                        status: customers::Status::Pending.as_str(),
+                        channel: new.source,
+                    },
+                    Some(new.identity),
+                ),
                 ask.channel,
                 now,
             )?;

@@ -12,7 +12,8 @@ use crate::webhooks::payload;
 pub(super) use crate::webhooks::payload::CustomerData;
 use rusqlite::Connection;
 
-/// Queues `kind` about `customer`, caused by `via`, for every endpoint that
+/// Queues `kind` about `customer` (whose identity key is `identity`; `None`
+/// for an erasure's own event), caused by `via`, for every endpoint that
 /// wants it; returns whether any did.
 ///
 /// # Errors
@@ -21,7 +22,7 @@ pub(super) fn emit(
     conn: &Connection,
     settings: &Settings,
     kind: EventKind,
-    customer: &CustomerData<'_>,
+    (customer, identity): (&CustomerData<'_>, Option<&str>),
     via: Channel,
     now: i64,
 ) -> anyhow::Result<bool> {
@@ -41,6 +42,7 @@ pub(super) fn emit(
                 event_id: &event.id,
                 endpoint: &endpoint.name,
                 kind: kind.as_str(),
+                identity,
                 body: &event.body,
             },
             now,
@@ -61,7 +63,14 @@ pub(super) fn emit_for(
     via: Channel,
     now: i64,
 ) -> anyhow::Result<bool> {
-    emit(conn, settings, kind, &data(customer), via, now)
+    emit(
+        conn,
+        settings,
+        kind,
+        (&data(customer), Some(&customer.identity)),
+        via,
+        now,
+    )
 }
 
 /// What an event says about a customer row.

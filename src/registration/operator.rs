@@ -114,14 +114,17 @@ fn invite_tx(
                 conn,
                 settings,
                 EventKind::Registered,
-                &events::CustomerData {
-                    email: new.email,
-                    name: new.name,
-                    company: new.company,
-                    service: new.service,
-                    status: customers::Status::Pending.as_str(),
-                    channel: new.source,
-                },
+                (
+                    &events::CustomerData {
+                        email: new.email,
+                        name: new.name,
+                        company: new.company,
+                        service: new.service,
+                        status: customers::Status::Pending.as_str(),
+                        channel: new.source,
+                    },
+                    Some(new.identity),
+                ),
                 actor.channel(),
                 now,
             )?;
@@ -433,18 +436,24 @@ impl Registrar {
                 let now = store::now();
                 let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
                 for customer in &purged {
+                    // Its earlier events (customer.registered) go; the
+                    // erasure is what is left to tell.
+                    webhook_events::forget(conn, &customer.identity)?;
                     emit(
                         conn,
                         &settings,
                         EventKind::Erased,
-                        &events::CustomerData {
-                            email: &customer.email,
-                            name: customer.name.as_deref(),
-                            company: customer.company.as_deref(),
-                            service: &customer.service,
-                            status: "erased",
-                            channel: &customer.source,
-                        },
+                        (
+                            &events::CustomerData {
+                                email: &customer.email,
+                                name: customer.name.as_deref(),
+                                company: customer.company.as_deref(),
+                                service: &customer.service,
+                                status: "erased",
+                                channel: &customer.source,
+                            },
+                            None,
+                        ),
                         Channel::Purge,
                         now,
                     )?;

@@ -41,6 +41,9 @@ pub struct NewEvent<'a> {
     pub endpoint: &'a str,
     /// `customer.activated`, …
     pub kind: &'a str,
+    /// The identity key of the customer it is about, so an erasure can
+    /// find it; `None` for the erasure's own event.
+    pub identity: Option<&'a str>,
     /// The JSON body, exactly as it will be signed and sent.
     pub body: &'a str,
 }
@@ -77,14 +80,15 @@ pub struct ListedEvent {
 /// Queues an event for an endpoint, due at once.
 pub fn enqueue(conn: &Connection, event: &NewEvent<'_>, now: i64) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO webhook_events (event_id, endpoint, kind, body, status, created_at, age_from,
-                                     next_attempt_ms)
-         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?5 * 1000)",
+        "INSERT INTO webhook_events (event_id, endpoint, kind, identity, body, status, created_at,
+                                     age_from, next_attempt_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6, ?6 * 1000)",
     )?
     .execute(params![
         event.event_id,
         event.endpoint,
         event.kind,
+        event.identity,
         event.body,
         now
     ])?;
@@ -262,4 +266,11 @@ pub fn purge_before(conn: &Connection, cutoff: i64, batch: usize) -> rusqlite::R
     let delivered = statement.execute(params!["delivered", cutoff, batch])?;
     let dead = statement.execute(params!["dead", cutoff, batch])?;
     Ok(delivered + dead)
+}
+
+/// Removes every event about `identity` (an erasure: undelivered ones
+/// would carry the customer's data on); returns how many.
+pub fn forget(conn: &Connection, identity: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM webhook_events WHERE identity = ?1")?
+        .execute([identity])
 }

@@ -271,6 +271,61 @@ async fn disabling_and_enabling_at_the_command_line_are_announced_with_who_did_i
 }
 
 #[tokio::test]
+async fn a_customer_purged_for_never_activating_is_announced_as_erased() {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn_with(|settings| {
+        settings.activation.purge_interval = std::time::Duration::from_millis(100);
+        with_endpoints(vec![endpoint(
+            "crm",
+            &receiver.url(),
+            &EventKind::LIFECYCLE,
+        )])(settings);
+    })
+    .await;
+    app.mail_support("Hal", "hal@example.com", "<hal@example.com>")
+        .await
+        .assert_code(250);
+    receiver.wait_for(1).await;
+
+    // Registered 31 days ago, as far as the purge can tell.
+    app.db()
+        .execute(
+            "UPDATE customers SET created_at = created_at - 31 * 86400",
+            [],
+        )
+        .expect("age the customer");
+
+    let events = receiver.wait_for(2).await;
+    assert_eq!(events[1].kind(), "customer.erased");
+    assert_eq!(events[1].data("email"), Some("hal@example.com"));
+    assert_eq!(events[1].data("status"), Some("erased"));
+    assert_eq!(events[1].data("via"), Some("purge"));
+    assert!(events[1].verified);
+    eventually(
+        "nothing about the customer to be left but the erasure",
+        || {
+            let db = app.db();
+            let about: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM webhook_events WHERE identity IS NOT NULL",
+                    [],
+                    |row| row.get(0),
+                )
+                .expect("count");
+            let bodies: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM webhook_events WHERE body IS NOT NULL",
+                    [],
+                    |row| row.get(0),
+                )
+                .expect("count");
+            about == 0 && bodies == 0
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn an_endpoint_that_is_gone_gets_nothing_more_until_an_operator_retries() {
     let receiver = Receiver::start().await;
     receiver.answer(&[410]);

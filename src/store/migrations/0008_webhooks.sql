@@ -11,6 +11,7 @@ CREATE TABLE webhook_events (
     event_id        TEXT    NOT NULL,
     endpoint        TEXT    NOT NULL,
     kind            TEXT    NOT NULL,
+    identity        TEXT,               -- whom it is about; NULL once erased
     body            TEXT,
     status          TEXT    NOT NULL CHECK (status IN ('queued', 'delivered', 'dead')),
     created_at      INTEGER NOT NULL,
@@ -27,6 +28,8 @@ CREATE TABLE webhook_events (
 CREATE INDEX webhook_events_queue ON webhook_events (endpoint, id)
     WHERE status = 'queued';
 CREATE INDEX webhook_events_by_status ON webhook_events (status, created_at);
+-- An erasure removes the events about the customer it erases.
+CREATE INDEX webhook_events_by_identity ON webhook_events (identity);
 
 -- When a customer last changed, for the API's "updated since" and its
 -- cursor. Kept by triggers, so no write path can forget it.
