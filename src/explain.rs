@@ -14,7 +14,9 @@ use crate::policy::{
     self, AuthVerdict, Decision, MAIL_RULES, MailRequest, OwnIdentity, ReplyHistory, SenderState,
     ServiceLoad,
 };
-use crate::registration::{MailAnswers, SenderFacts, dropped, sender_authenticator};
+use crate::registration::{
+    MailAnswers, SenderFacts, client_network, dropped, sender_authenticator,
+};
 use crate::settings::{Service, Settings};
 use crate::store;
 use anyhow::Context as _;
@@ -196,7 +198,8 @@ fn sender_facts(
             ServiceLoad::default(),
         ));
     }
-    let facts = SenderFacts::read_only(path, service, address, now)?;
+    let client = client_network(service, message);
+    let facts = SenderFacts::read_only(path, service, address, client, now)?;
     let (state, history, load) = (facts.state(), facts.history, facts.load);
     writeln!(
         out,

@@ -48,6 +48,18 @@ pub fn activation_link(public_url: &Url, token: &Token) -> Url {
     link
 }
 
+/// The "I did not ask for this" link of a mail: its page lets the owner of
+/// the address stop all mail to it.
+pub fn opt_out_link(public_url: &Url, token: &Token) -> Url {
+    let mut link = public_url
+        .join("not-me")
+        .unwrap_or_else(|_| public_url.clone());
+    link.query_pairs_mut()
+        .clear()
+        .append_pair("token", &token.expose());
+    link
+}
+
 /// The portal's sign-in page.
 pub fn login_link(public_url: &Url) -> Url {
     public_url
@@ -55,13 +67,15 @@ pub fn login_link(public_url: &Url) -> Url {
         .unwrap_or_else(|_| public_url.clone())
 }
 
-/// The activation mail: a link to set name and password.
+/// The activation mail: a link to set name and password, and the "I did
+/// not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
 pub fn activation(
     service: &str,
     link: &Url,
+    opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
@@ -73,6 +87,7 @@ pub fn activation(
         service,
         intro: &intro,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -82,6 +97,7 @@ pub fn activation(
         service,
         intro: &intro,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -120,7 +136,7 @@ pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
 }
 
 /// The invitation an operator sends: "you were invited by <service>", with
-/// an activation link.
+/// an activation link and the "I did not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
@@ -128,6 +144,7 @@ pub fn invitation(
     service: &str,
     name: Option<&str>,
     link: &Url,
+    opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
@@ -137,6 +154,7 @@ pub fn invitation(
         service,
         name,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -146,6 +164,7 @@ pub fn invitation(
         service,
         name,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -201,6 +220,7 @@ struct ActivationText<'a> {
     service: &'a str,
     intro: &'a str,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -212,6 +232,7 @@ struct ActivationHtml<'a> {
     service: &'a str,
     intro: &'a str,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -240,6 +261,7 @@ struct InvitationText<'a> {
     service: &'a str,
     name: Option<&'a str>,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -251,6 +273,7 @@ struct InvitationHtml<'a> {
     service: &'a str,
     name: Option<&'a str>,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -291,7 +314,10 @@ mod tests {
             link.as_str()
                 .starts_with("https://help.example/activate?token=")
         );
-        let reply = activation("<Acme & Co>", &link, 1_800_000_000, 72).expect("renders");
+        let opt_out = opt_out_link(&base, &Token::generate());
+        let reply = activation("<Acme & Co>", &link, &opt_out, 1_800_000_000, 72).expect("renders");
+        assert!(reply.text.contains(opt_out.as_str()));
+        assert!(reply.text.find(link.as_str()) < reply.text.find(opt_out.as_str()));
         assert!(reply.text.contains(link.as_str()));
         assert!(reply.text.contains("<Acme & Co>"), "text is not escaped");
         assert!(
@@ -306,8 +332,17 @@ mod tests {
     fn invitation_names_the_service_and_escapes_the_name() {
         let base = Url::parse("https://help.example/").expect("valid");
         let link = activation_link(&base, &Token::generate());
-        let reply =
-            invitation("Acme Help", Some("<b>Jo</b>"), &link, 1_800_000_000, 72).expect("renders");
+        let opt_out = opt_out_link(&base, &Token::generate());
+        let reply = invitation(
+            "Acme Help",
+            Some("<b>Jo</b>"),
+            &link,
+            &opt_out,
+            1_800_000_000,
+            72,
+        )
+        .expect("renders");
+        assert!(reply.text.contains(opt_out.as_str()));
         assert_eq!(reply.kind, ReplyKind::Invitation);
         assert!(reply.text.contains("You were invited by Acme Help"));
         assert!(reply.text.contains(link.as_str()));

@@ -22,6 +22,9 @@ pub enum Channel {
     Operator,
     /// The purge of customers who never activated.
     Purge,
+    /// The "I did not ask for this" link in a mail: its recipient stops all
+    /// mail to the address.
+    OptOut,
 }
 
 impl Channel {
@@ -34,6 +37,7 @@ impl Channel {
             Channel::Invitation => "invitation",
             Channel::Operator => "operator",
             Channel::Purge => "purge",
+            Channel::OptOut => "opt_out",
         }
     }
 }

@@ -4,14 +4,17 @@
 //! `record` is the only place a decision row is written, for operators'
 //! actions too.
 
-use crate::domain::{Channel, CustomerName, EmailAddress};
-use crate::policy::Decision;
+use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress};
+use crate::policy::{Decision, DeferReason, RefuseReason, SuppressReason};
+use crate::registration::Guards;
+use crate::registration::alarms::Alarm;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::replies;
 use crate::settings::Service;
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision};
+use crate::store::reply_counts::{self, Scope};
 use rusqlite::Connection;
 
 /// A request to decide, as a way in brings it.
@@ -25,6 +28,11 @@ pub(super) struct Ask<'a> {
     pub(super) recorded_as: &'a str,
     /// The name given with the request (the form's, or From's display name).
     pub(super) name: Option<&'a CustomerName>,
+    /// The network the request came from, when it is counted (not for a
+    /// trusted relay, whose clients we cannot tell apart).
+    pub(super) client: Option<ClientNetwork>,
+    /// The circuit breaker and the alarms.
+    pub(super) guards: &'a Guards,
     /// How a reply is addressed and stamped.
     pub(super) reply: ReplyContext<'a>,
     pub(super) now: i64,
@@ -86,8 +94,12 @@ pub(super) fn decide(
     evaluate: impl FnOnce(&SenderFacts) -> Decision,
     keep: impl FnOnce(&Decision) -> anyhow::Result<Option<Kept>>,
 ) -> anyhow::Result<Decided> {
-    let facts = SenderFacts::load(conn, ask.service, ask.address, ask.now)?;
+    let mut facts = SenderFacts::load(conn, ask.service, ask.address, ask.client, ask.now)?;
+    facts.load.new_senders = Some(ask.guards.breaker.count());
     let decision = evaluate(&facts);
+    if let Some(alarm) = alarm_for(&decision) {
+        ask.guards.alarms.raise(alarm, &ask.service.id);
+    }
     let Some(kept) = keep(&decision)? else {
         return Ok(Decided {
             decision,
@@ -98,6 +110,12 @@ pub(super) fn decide(
         && let Some(address) = ask.address
     {
         apply(conn, ask, &decision, address, facts.customer.as_ref())?;
+        if matches!(decision, Decision::Register { .. }) {
+            // Only a new sender is registered: the circuit breaker counts it.
+            // Every decision runs on the store's one writer thread, so the
+            // next one sees this count.
+            ask.guards.breaker.record();
+        }
     }
     let about = About {
         service: &ask.service.id,
@@ -149,7 +167,23 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Writes a decision's consequences: customer, token hash, outbox row.
+/// The alarm a decision raises, when it was made by a limit that protects
+/// everybody.
+fn alarm_for(decision: &Decision) -> Option<Alarm> {
+    match decision {
+        Decision::Refuse(RefuseReason::ServiceBudget)
+        | Decision::Suppress(SuppressReason::ServiceBudget) => Some(Alarm::ServiceBudget),
+        Decision::Refuse(RefuseReason::DomainBudget)
+        | Decision::Suppress(SuppressReason::DomainBudget) => Some(Alarm::DomainBudget),
+        Decision::Refuse(RefuseReason::NetworkBudget)
+        | Decision::Suppress(SuppressReason::NetworkBudget) => Some(Alarm::NetworkBudget),
+        Decision::Defer(DeferReason::NewSenderFlood) => Some(Alarm::NewSenderFlood),
+        _ => None,
+    }
+}
+
+/// Writes a decision's consequences: customer, token hash, outbox row, and
+/// the reply counted against the sender's domain and the client's network.
 fn apply(
     conn: &Connection,
     ask: &Ask<'_>,
@@ -175,12 +209,12 @@ fn apply(
                 },
                 now,
             )?;
-            new_activation_reply(conn, context, customer_id, now)?
+            new_activation_reply(conn, context, customer_id, address, now)?
         }
         Decision::ResendActivation => {
             let customer =
                 customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
-            new_activation_reply(conn, context, customer.id, now)?
+            new_activation_reply(conn, context, customer.id, address, now)?
         }
         Decision::AlreadyActive { notify: true } => replies::already_active(
             &context.service.name,
@@ -193,5 +227,13 @@ fn apply(
             return Ok(());
         }
     };
-    queue_reply(conn, context, address, &reply, now)
+    if !queue_reply(conn, context, address, &reply, now)? {
+        return Ok(());
+    }
+    let service = &ask.service.id;
+    reply_counts::add(conn, Scope::Domain, service, address.domain(), now)?;
+    if let Some(client) = ask.client {
+        reply_counts::add(conn, Scope::Network, service, &client.to_string(), now)?;
+    }
+    Ok(())
 }

@@ -5,10 +5,11 @@
 //! Today the proof is a password. Another method (an OpenID Connect sign-in,
 //! a directory bind, an emailed link) is one more `Proof` variant and its
 //! check in `sign_in`; the account-state rules and the session rotation
-//! below are shared. Rate limits on failed attempts are the web side's.
+//! below are shared. Rate limits on failed attempts are the web side's,
+//! which reserves an attempt before calling here.
 
 use crate::domain::{EmailAddress, Token, TokenHash};
-use crate::password::PasswordHasher;
+use crate::password::{HashError, PasswordHasher};
 use crate::registration::error::RegistrationError;
 use crate::registration::{Registrar, secs};
 use crate::store::customers::{self, Customer};
@@ -39,6 +40,9 @@ pub enum SignIn {
     /// The proof does not hold, the account is not active yet, or there is
     /// no such account (indistinguishable to the caller's visitor).
     Refused,
+    /// Too many password checks are waiting: nothing was checked; try
+    /// again shortly.
+    Busy,
 }
 
 /// A signed-in customer, as the portal shows them.
@@ -89,7 +93,14 @@ impl Registrar {
         // Pending customers have no password; they and unknown addresses are
         // verified against the dummy hash so every failure takes as long.
         let stored = customer.as_ref().and_then(|c| c.password_hash.clone());
-        let verified = hasher.verify(password, stored).await;
+        let verified = match hasher.verify(password, stored).await {
+            Ok(verified) => verified,
+            Err(HashError::Busy) => return Ok(SignIn::Busy),
+            Err(HashError::Failed(error)) => {
+                tracing::error!(error.message = %error, "a password verification failed");
+                false
+            }
+        };
         match customer {
             Some(customer) if verified && customer.status == customers::Status::Active => {
                 let session = Token::generate();

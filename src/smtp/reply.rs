@@ -40,6 +40,12 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
                 "4.7.1 the sender could not be authenticated right now (DNS); try again later",
             );
         }
+        Decision::Defer(DeferReason::NewSenderFlood) => {
+            return SmtpReply::new(
+                451,
+                "4.7.1 too many new registrations right now; try again later",
+            );
+        }
     };
     match refusal {
         RefuseReason::SelfRegistrationOff => SmtpReply::new(
@@ -77,6 +83,14 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
         RefuseReason::ServiceBudget => SmtpReply::new(
             550,
             "5.7.1 this service has sent too many registration mails today; try again tomorrow",
+        ),
+        RefuseReason::DomainBudget => SmtpReply::new(
+            550,
+            "5.7.1 too many registration mails for addresses at this domain today; try again tomorrow",
+        ),
+        RefuseReason::NetworkBudget => SmtpReply::new(
+            550,
+            "5.7.1 too many registration mails from your network today; try again tomorrow",
         ),
         RefuseReason::NotAuthenticated => SmtpReply::new(
             550,

@@ -8,6 +8,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_portal.sql"),
     include_str!("migrations/0003_decisions_by_service.sql"),
+    include_str!("migrations/0004_facing_the_internet.sql"),
 ];
 
 /// Applies the migrations this database has not seen, each in its own

@@ -20,7 +20,7 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     std::fs::write(
         &config,
         format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n\
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
              [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n",
             db = dir.path().join("db.sqlite3").display(),
             out = dir.path().join("outbound").display(),

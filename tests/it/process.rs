@@ -17,7 +17,7 @@ fn start(dir: &std::path::Path) -> (std::process::Child, SocketAddr, UnixDatagra
     std::fs::write(
         &config,
         format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
              [store]\npath = \"{}\"\n[outbound]\nfolder = \"{}\"\n",
             dir.join("db.sqlite3").display(),
             dir.join("outbound").display()

@@ -1,10 +1,12 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
-//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`,
-//! `services` with their `policy`); each checks its own keys and converts
+//! (`smtp`, `http`, `admin`, `store`, `outbound`, `accounts`,
+//! `circuit_breaker`, `sender_auth`, `services` with their `policy`); each checks its own keys and converts
 //! them, and this file puts the sections together.
 
 mod accounts;
+mod admin;
+mod circuit_breaker;
 mod http;
 mod outbound;
 mod policy;
@@ -27,27 +29,33 @@ impl RawSettings {
         let mut problems = Problems::default();
         let smtp = smtp::validate(self.smtp, &mut problems);
         let http = http::validate(self.http, &mut problems);
+        let admin = admin::validate(&self.admin, &mut problems);
         let store = store::validate(self.store, &mut problems);
         let outbound = outbound::validate(self.outbound, &mut problems);
         let activation = accounts::activation(&self.activation, &mut problems);
         let password = accounts::password(&self.password, &mut problems);
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
+        let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
         let services = services::validate(&self.policy, &self.services, &mut problems);
-        match (smtp, http, outbound) {
-            (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
-                smtp,
-                http,
-                store,
-                outbound,
-                activation,
-                password,
-                session,
-                rate_limits,
-                sender_auth,
-                services,
-            }),
+        match (smtp, http, admin, outbound) {
+            (Some(smtp), Some(http), Some(admin), Some(outbound)) if problems.0.is_empty() => {
+                Ok(Settings {
+                    smtp,
+                    http,
+                    admin,
+                    store,
+                    outbound,
+                    activation,
+                    password,
+                    session,
+                    rate_limits,
+                    circuit_breaker,
+                    sender_auth,
+                    services,
+                })
+            }
             _ => Err(SettingsError::Invalid(problems.0)),
         }
     }
