@@ -21,4 +21,5 @@ mod sign_in_limits;
 mod smtp_abuse;
 mod smtp_intake;
 mod smtp_tls;
+mod storage;
 mod web_security;
