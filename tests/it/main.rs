@@ -5,6 +5,7 @@ mod support;
 
 mod activation;
 mod browser;
+mod budgets;
 mod config;
 mod deployment;
 mod http_limits;
@@ -21,5 +22,6 @@ mod sign_in_limits;
 mod smtp_abuse;
 mod smtp_intake;
 mod smtp_tls;
+mod spam_relay;
 mod storage;
 mod web_security;
