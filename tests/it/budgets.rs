@@ -103,7 +103,11 @@ async fn one_client_network_spending_its_budget_leaves_another_clients_registrat
         vec!["d@four.example".to_owned()]
     );
     app.settle().await;
-    assert_eq!(app.relay.mails().len(), 3, "the third from the busy network got none");
+    assert_eq!(
+        app.relay.mails().len(),
+        3,
+        "the third from the busy network got none"
+    );
 }
 
 #[tokio::test]
@@ -118,9 +122,7 @@ async fn new_senders_wait_first_when_the_service_budget_runs_low_and_the_operato
             .await
             .assert_code(250);
     }
-    let tenth = app
-        .mail_support("New", "new@example.org", "s-new@x")
-        .await;
+    let tenth = app.mail_support("New", "new@example.org", "s-new@x").await;
     tenth.assert_code(550);
     assert_eq!(
         last_decision(&app),

@@ -116,6 +116,55 @@ async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
 }
 
 #[tokio::test]
+async fn everything_the_daemon_writes_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, smtp, notify) = start(dir.path());
+    let mut buffer = [0u8; 256];
+    notify.recv(&mut buffer).expect("ready");
+    let (mut client, _) = SmtpClient::connect(smtp).await;
+    client
+        .send_mail(
+            "jane@example.com",
+            SUPPORT,
+            &person("Jane", "jane@example.com", SUPPORT, "umask@example.com"),
+        )
+        .await
+        .assert_code(250);
+    let outbound = dir.path().join("outbound");
+    crate::support::eventually("the mail file", || {
+        std::fs::read_dir(&outbound).is_ok_and(|mut d| d.next().is_some())
+    })
+    .await;
+    let mut written = vec![outbound.clone()];
+    written.extend(
+        std::fs::read_dir(&outbound)
+            .expect("the folder")
+            .map(|entry| entry.expect("an entry").path()),
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        written.push(dir.path().join(format!("db.sqlite3{suffix}")));
+    }
+    for path in written {
+        let mode = std::fs::metadata(&path)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is mode {:o}",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test]
 async fn sighup_reloads_the_policy_without_a_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut child, smtp, notify) = start(dir.path());

@@ -12,7 +12,9 @@ use reqwest::StatusCode;
 /// The "I did not ask for this" link in a mail's text.
 fn opt_out_link(mail: &Mail) -> String {
     let start = mail.text.find("/not-me?token=").expect("an opt-out link");
-    let begin = mail.text[..start].rfind("http://").expect("an absolute link");
+    let begin = mail.text[..start]
+        .rfind("http://")
+        .expect("an absolute link");
     mail.text[begin..]
         .chars()
         .take_while(|c| !c.is_whitespace())
@@ -63,9 +65,16 @@ async fn the_opt_out_link_stops_all_further_mail_until_an_operator_undoes_it() {
         .expect("POST /not-me");
     assert_eq!(confirmed.status(), 200);
     assert_eq!(count_where(&app, "SELECT COUNT(*) FROM suppressions"), 1);
-    assert_eq!(app.count("customers"), 0, "the pending account someone made is gone");
     assert_eq!(
-        count_where(&app, "SELECT COUNT(*) FROM decisions WHERE channel = 'opt_out'"),
+        app.count("customers"),
+        0,
+        "the pending account someone made is gone"
+    );
+    assert_eq!(
+        count_where(
+            &app,
+            "SELECT COUNT(*) FROM decisions WHERE channel = 'opt_out'"
+        ),
         1,
         "the opt-out is recorded"
     );
@@ -76,7 +85,12 @@ async fn the_opt_out_link_stops_all_further_mail_until_an_operator_undoes_it() {
         .await;
     again.assert_code(250);
     assert_eq!(again.text, "2.0.0 message accepted");
-    assert_eq!(register(&app, &http, "Jane", "jane@example.com").await.status(), 200);
+    assert_eq!(
+        register(&app, &http, "Jane", "jane@example.com")
+            .await
+            .status(),
+        200
+    );
     let invited = app
         .cli(&["invite", "jane@example.com", "--service", "demo"])
         .await;
@@ -86,7 +100,9 @@ async fn the_opt_out_link_stops_all_further_mail_until_an_operator_undoes_it() {
     assert_eq!(app.relay.mails().len(), 1, "no mail since the opt-out");
 
     // Only an operator undoes it.
-    let undone = app.cli(&["customers", "unsuppress", "jane@example.com"]).await;
+    let undone = app
+        .cli(&["customers", "unsuppress", "jane@example.com"])
+        .await;
     assert!(undone.success, "{}", undone.stderr);
     app.mail_support("Jane", "jane@example.com", "third@example.com")
         .await
@@ -119,7 +135,11 @@ async fn the_circuit_breaker_turns_a_flood_of_new_senders_into_451_and_no_mail()
     assert_eq!(codes[..3], [250, 250, 250]);
     assert!(codes[3..].iter().all(|code| *code == 451), "{codes:?}");
     assert_eq!(app.count("customers"), 3);
-    assert_eq!(app.count("inbound"), 3, "nothing of a deferred message is stored");
+    assert_eq!(
+        app.count("inbound"),
+        3,
+        "nothing of a deferred message is stored"
+    );
 
     // A customer we know is not a new sender: still answered.
     app.mail_support("V", "victim0@example0.com", "flood0-again@x")
@@ -139,7 +159,11 @@ async fn the_circuit_breaker_turns_a_flood_of_new_senders_into_451_and_no_mail()
     );
 
     app.settle().await;
-    assert_eq!(app.relay.mails().len(), 4, "three activations and one new link");
+    assert_eq!(
+        app.relay.mails().len(),
+        4,
+        "three activations and one new link"
+    );
     let flood = metric(
         &app.metrics().await,
         "registrar_limit_reached_total{limit=\"new_sender_flood\"}",

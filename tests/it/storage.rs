@@ -73,10 +73,17 @@ async fn automatic_mail_of_almost_a_megabyte_grows_the_database_by_its_headers_o
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
         .expect("the stored messages");
-    assert!(kept < 1024, "only the header section is kept ({kept} bytes)");
+    assert!(
+        kept < 1024,
+        "only the header section is kept ({kept} bytes)"
+    );
     assert!(size >= 900_000, "the record keeps the message's size");
     app.settle().await;
-    assert_eq!(app.relay.mails().len(), 1, "automatic mail is never answered");
+    assert_eq!(
+        app.relay.mails().len(),
+        1,
+        "automatic mail is never answered"
+    );
 }
 
 #[tokio::test]
@@ -98,10 +105,23 @@ async fn past_a_clients_hourly_quota_raw_bytes_are_not_kept_and_mail_is_still_an
             .collect::<Result<_, _>>()
             .expect("rows")
     };
-    assert_eq!(kept, vec![true, false, false], "the quota is 50,000 bytes an hour");
-    assert_eq!(app.relay.wait_for(3).await.len(), 3, "all three are answered");
+    assert_eq!(
+        kept,
+        vec![true, false, false],
+        "the quota is 50,000 bytes an hour"
+    );
+    assert_eq!(
+        app.relay.wait_for(3).await.len(),
+        3,
+        "all three are answered"
+    );
     let metrics = app.metrics().await;
-    assert!(metric(&metrics, "registrar_limit_reached_total{limit=\"raw_quota\"}") >= Some(2));
+    assert!(
+        metric(
+            &metrics,
+            "registrar_limit_reached_total{limit=\"raw_quota\"}"
+        ) >= Some(2)
+    );
 }
 
 #[tokio::test]
@@ -150,7 +170,10 @@ async fn a_full_database_answers_452_4_3_1_and_intake_recovers_by_itself() {
         reply.assert_code(452);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(answered.is_some(), "intake recovers once the purge frees space");
+    assert!(
+        answered.is_some(),
+        "intake recovers once the purge frees space"
+    );
     assert_eq!(
         app.db()
             .query_row(
@@ -166,7 +189,8 @@ async fn a_full_database_answers_452_4_3_1_and_intake_recovers_by_itself() {
 
 #[tokio::test]
 async fn erased_raw_bytes_are_gone_from_the_database_file_and_its_wal() {
-    let app = TestApp::spawn_with(|s| s.activation.purge_interval = Duration::from_millis(100)).await;
+    let app =
+        TestApp::spawn_with(|s| s.activation.purge_interval = Duration::from_millis(100)).await;
     let marker = "Zq7-unmistakable-marker-Wk2";
     let message = large_mail("jane@example.com", "erase@example.com", marker, 20_000);
     app.send("jane@example.com", SUPPORT, &message)
