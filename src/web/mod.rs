@@ -117,6 +117,7 @@ const ADMIN_LIMITS: ServeLimits = ServeLimits {
     max_connections: 16,
     header_read_timeout: Duration::from_secs(10),
     keep_alive: Duration::from_secs(5),
+    write_timeout: Duration::from_secs(10),
 };
 
 const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,6 +137,9 @@ pub async fn serve(
         max_connections: http.max_connections,
         header_read_timeout: http.header_read_timeout,
         keep_alive: http.keep_alive,
+        // A client that stops reading our answer is as slow as one that
+        // stops sending its request.
+        write_timeout: http.request_timeout,
     };
     serve::serve(listener, router(state), limits, shutdown).await
 }

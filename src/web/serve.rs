@@ -13,7 +13,9 @@
 //! hyper's `header_read_timeout` closes a connection whose request head has
 //! not arrived in time, counted from the connection's start or from the end
 //! of the previous response; a connection with no request in flight and no
-//! byte read for `keep_alive` is closed too.
+//! byte read for `keep_alive` is closed too; and a client that stops reading
+//! our answer (so a write makes no progress for `write_timeout`) loses its
+//! connection.
 
 use crate::shutdown::Shutdown;
 use axum::Router;
@@ -21,6 +23,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,6 +43,8 @@ pub struct ServeLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub keep_alive: Duration,
+    /// Longest a write may wait for the client to take bytes.
+    pub write_timeout: Duration,
 }
 
 /// Connections past the cap answered `503` at once; beyond these, closed
@@ -99,6 +104,7 @@ pub async fn serve(
                     router: router.clone(),
                     http: http.clone(),
                     keep_alive: limits.keep_alive,
+                    write_timeout: limits.write_timeout,
                     shutdown: shutdown.clone(),
                     _place: place,
                 };
@@ -143,6 +149,7 @@ struct Connection {
     router: Router,
     http: http1::Builder,
     keep_alive: Duration,
+    write_timeout: Duration,
     shutdown: Shutdown,
     _place: OwnedSemaphorePermit,
 }
@@ -153,6 +160,8 @@ impl Connection {
         let io = TokioIo::new(Watched {
             stream,
             activity: Arc::clone(&activity),
+            write_timeout: self.write_timeout,
+            stalled: None,
         });
         let router = self.router;
         let requests = Arc::clone(&activity);
@@ -248,10 +257,43 @@ impl Activity {
     }
 }
 
-/// The connection's stream, noting every read that brings bytes.
+/// The connection's stream, noting every read that brings bytes and
+/// failing a write that makes no progress for `write_timeout`.
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    write_timeout: Duration,
+    /// Running while a write waits for the client to take bytes.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Watched {
+    /// `polled`, unless the write has waited too long: then an error that
+    /// ends the connection.
+    fn bound_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let timeout = self.write_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.stalled = None;
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client stopped reading",
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -275,11 +317,13 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.bound_write(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.bound_write(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -291,7 +335,8 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.bound_write(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
