@@ -203,9 +203,12 @@ fn sender_facts(
     let (state, history, load) = (facts.state(), facts.history, facts.load);
     writeln!(
         out,
-        "sender    {state:?}; {} replies to {} in 24 hours; service sent {} in 24 hours",
+        "sender    {state:?}; {} replies to {} in 24 hours; its domain got {}, its network {}, the service sent {} in 24 hours",
         history.replies_last_day,
         address.rate_key(),
+        load.domain_replies_last_day.unwrap_or(0),
+        load.network_replies_last_day
+            .map_or_else(|| "(not counted)".to_owned(), |n| n.to_string()),
         load.replies_last_day.unwrap_or(0)
     )?;
     Ok((state, history, load))
