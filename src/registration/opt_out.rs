@@ -9,6 +9,7 @@ use crate::domain::{Channel, EmailAddress, Token};
 use crate::registration::decide::{About, Kept, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::{Registrar, secs};
+use crate::settings::Service;
 use crate::store::suppressions::{self, Source};
 use crate::store::{self, customers, outbox};
 use rusqlite::Connection;
@@ -25,7 +26,7 @@ pub enum OptOut {
 /// The transaction behind `opt_out`.
 fn opt_out_tx(
     conn: &Connection,
-    services: &[crate::settings::Service],
+    services: &[Service],
     token: &Token,
     valid_since: i64,
     now: i64,
@@ -46,7 +47,6 @@ fn opt_out_tx(
     let service = removed
         .or(account)
         .unwrap_or_else(|| services[0].id.clone());
-    let reason = "recipient_opted_out";
     record(
         conn,
         Channel::OptOut,
@@ -55,7 +55,7 @@ fn opt_out_tx(
             address: &email,
             identity: Some(identity),
         },
-        ("suppressed", reason),
+        ("suppressed", "recipient_opted_out"),
         Kept::default(),
         now,
     )?;

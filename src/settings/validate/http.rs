@@ -17,8 +17,8 @@ pub(super) fn validate(raw: RawHttp, problems: &mut Problems) -> Option<HttpSett
         .parse("http.public_url", Url::parse(&raw.public_url))
         .filter(|url| public_url_ok(url, allow_insecure, problems));
     problems.check(
-        raw.max_connections >= 1,
-        "http.max_connections: must be at least 1",
+        (1..=1_000_000).contains(&raw.max_connections),
+        "http.max_connections: must be between 1 and 1000000",
     );
     problems.check(
         raw.header_read_timeout_secs >= 1,

@@ -7,6 +7,7 @@ use crate::web::error::WebError;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::fmt::Write as _;
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.registrar.health().await {
@@ -52,10 +53,11 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
     );
     let mut body = body;
     for (alarm, count) in &counters.alarms {
-        body.push_str(&format!(
-            "registrar_limit_reached_total{{limit=\"{}\"}} {count}\n",
+        let _ = writeln!(
+            body,
+            "registrar_limit_reached_total{{limit=\"{}\"}} {count}",
             alarm.as_str()
-        ));
+        );
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
