@@ -84,6 +84,10 @@ async fn a_slowloris_of_a_thousand_half_sent_requests_is_closed_while_others_are
             "a half-sent request gets no page"
         );
     }
+    println!(
+        "1000 half-sent requests, header timeout 2 s: all closed {:.1} s after the first connect",
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         started.elapsed() < DEADLINE,
         "every half-sent request was closed soon after the header timeout"
