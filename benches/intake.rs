@@ -6,17 +6,11 @@
 //! 2000 per run). Every message comes from a distinct sender, so each one is
 //! a full registration: inbound record, decision, customer, token, outbox row.
 
-#[path = "../tests/it/support/smtp_client.rs"]
-#[allow(dead_code)] // the bench uses only part of the test client
-mod smtp_client;
-
 use registrar::app::Application;
-use smtp_client::SmtpClient;
+use registrar::replay::smtp_client::{Reply, SmtpClient};
 use std::time::{Duration, Instant};
 
 const SUPPORT: &str = "support@helpdesk.example";
-/// How long the shared test client waits for a reply.
-const DEADLINE: Duration = Duration::from_secs(30);
 
 fn main() -> anyhow::Result<()> {
     let messages: usize = std::env::args()
@@ -43,6 +37,17 @@ fn main() -> anyhow::Result<()> {
             result.largest_batch
         );
     }
+    Ok(())
+}
+
+/// A wrong answer stops the run: the figures would measure something else.
+fn expect(reply: Reply, code: u16) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        reply.code == code,
+        "unexpected SMTP reply: {} {}",
+        reply.code,
+        reply.text
+    );
     Ok(())
 }
 
@@ -87,30 +92,25 @@ async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
     for worker in 0..sessions {
         let share = messages / sessions + usize::from(worker < messages % sessions);
         workers.push(tokio::spawn(async move {
-            let (mut client, _) = SmtpClient::connect(smtp).await;
-            client.command("EHLO bench.test").await.assert_code(250);
+            let (mut client, _) = SmtpClient::connect(smtp).await?;
+            expect(client.command("EHLO bench.test").await?, 250)?;
             for n in 0..share {
                 let from = format!("user{worker}x{n}@bench.example");
                 let message = format!(
                     "From: Bench User <{from}>\r\nTo: {SUPPORT}\r\nSubject: account\r\n\
                      Message-ID: <{worker}.{n}@bench.example>\r\n\r\nplease\r\n"
                 );
-                client
-                    .command(&format!("MAIL FROM:<{from}>"))
-                    .await
-                    .assert_code(250);
-                client
-                    .command(&format!("RCPT TO:<{SUPPORT}>"))
-                    .await
-                    .assert_code(250);
-                client.command("DATA").await.assert_code(354);
-                client.send_body(message.as_bytes()).await.assert_code(250);
+                expect(client.command(&format!("MAIL FROM:<{from}>")).await?, 250)?;
+                expect(client.command(&format!("RCPT TO:<{SUPPORT}>")).await?, 250)?;
+                expect(client.command("DATA").await?, 354)?;
+                expect(client.send_body(message.as_bytes()).await?, 250)?;
             }
             let _ = client.command("QUIT").await;
+            anyhow::Ok(())
         }));
     }
     for worker in workers {
-        worker.await?;
+        worker.await??;
     }
     let elapsed = started.elapsed();
 

@@ -43,6 +43,9 @@ impl Application {
     /// Fails when a listener cannot be bound, or the store or the mail
     /// transport cannot be set up.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        // One TLS provider per process: whatever uses rustls without naming
+        // a provider gets aws-lc-rs too. Already installed is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let smtp_listener = std::net::TcpListener::bind(settings.smtp.listen)
             .with_context(|| format!("failed to bind SMTP to {}", settings.smtp.listen))?;
         let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
@@ -78,7 +81,8 @@ impl Application {
         )?;
         let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
         let wake = Arc::new(Notify::new());
-        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake));
+        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake))
+            .with_identity_providers()?;
         let shutdown = Shutdown::new();
 
         let smtp = SmtpServer::new(

@@ -61,12 +61,17 @@ enum Command {
         /// MAIL FROM (default: Return-Path, else the From address).
         #[arg(long, value_name = "ADDRESS")]
         envelope_from: Option<String>,
-        /// SMTP client address (default 127.0.0.1).
+        /// SMTP client address (default 127.0.0.1); with --relay, the
+        /// original client the relay named.
         #[arg(long, value_name = "IP")]
         client_ip: Option<std::net::IpAddr>,
         /// HELO name (default localhost).
         #[arg(long)]
         helo: Option<String>,
+        /// The relay that handed the message over and named the client with
+        /// XFORWARD (the inbound record's relay_ip).
+        #[arg(long, value_name = "IP")]
+        relay: Option<std::net::IpAddr>,
         /// Database to read the sender's state from (default: store.path).
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
@@ -130,6 +135,7 @@ fn main() -> anyhow::Result<()> {
             envelope_from,
             client_ip,
             helo,
+            relay,
             db,
         } => {
             let request = registrar::explain::ExplainRequest {
@@ -138,6 +144,7 @@ fn main() -> anyhow::Result<()> {
                 envelope_from,
                 client_ip,
                 helo,
+                relay,
                 db,
             };
             explain(cli.config, &request)

@@ -15,14 +15,26 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// What the SMTP session learned before the message arrived.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    /// Address of the SMTP client.
+    /// Address of the client the message came from: the SMTP peer, or the
+    /// original client a relay in front of us named with `XFORWARD`.
     pub client_ip: IpAddr,
-    /// Name the client gave in HELO/EHLO.
+    /// Name that client gave in HELO/EHLO.
     pub helo: String,
+    /// The relay that handed the message over and named the client with
+    /// `XFORWARD`; `None` when the client is the SMTP peer itself.
+    pub relay_ip: Option<IpAddr>,
     /// `MAIL FROM` as given; empty for the null sender `<>`.
     pub mail_from: String,
     /// Accepted recipients (support addresses).
     pub recipients: Vec<String>,
+}
+
+impl Envelope {
+    /// The SMTP peer that handed us the message: the relay, or else the
+    /// client itself.
+    pub fn peer_ip(&self) -> IpAddr {
+        self.relay_ip.unwrap_or(self.client_ip)
+    }
 }
 
 /// The envelope sender, judged.
@@ -126,6 +138,15 @@ impl InboundMessage {
             content_hash,
             size: raw.len(),
         })
+    }
+
+    /// The single From address, when the header is usable: the address that
+    /// registers by mail and gets the reply.
+    pub fn from_address(&self) -> Option<&EmailAddress> {
+        match &self.from {
+            FromHeader::Single { address, .. } => Some(address),
+            _ => None,
+        }
     }
 
     /// The display name from `From:`, when the header is usable.
@@ -340,6 +361,7 @@ mod tests {
         Envelope {
             client_ip: IpAddr::from([127, 0, 0, 1]),
             helo: "client.example".into(),
+            relay_ip: None,
             mail_from: mail_from.into(),
             recipients: vec!["support@helpdesk.example".into()],
         }

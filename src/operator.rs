@@ -194,6 +194,9 @@ impl Operator {
                 d.outcome,
                 d.reason
             );
+            if let Some(note) = &d.note {
+                let _ = writeln!(out, "      {note}");
+            }
         }
         Ok(out)
     }

@@ -14,16 +14,16 @@
 mod case;
 mod pipeline;
 mod report;
-mod smtp_client;
+pub mod smtp_client;
 mod web_client;
 
 pub use case::{Case, CaseFile, Envelope, EnvelopeSpec, Given, Outcome, SenderGiven, SentMail};
 pub use pipeline::EnvelopeDefaults;
 pub use report::{CaseResult, Summary, Verdict};
 
+use crate::replay::pipeline::Pipeline;
 use crate::settings::{self, RawSettings};
 use anyhow::Context as _;
-use pipeline::Pipeline;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 

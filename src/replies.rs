@@ -15,6 +15,8 @@ pub enum ReplyKind {
     AlreadyActive,
     Invitation,
     AccountActivated,
+    PasswordReset,
+    SignInLink,
 }
 
 impl ReplyKind {
@@ -24,6 +26,8 @@ impl ReplyKind {
             ReplyKind::AlreadyActive => "already_active",
             ReplyKind::Invitation => "invitation",
             ReplyKind::AccountActivated => "account_activated",
+            ReplyKind::PasswordReset => "password_reset",
+            ReplyKind::SignInLink => "sign_in_link",
         }
     }
 }
@@ -51,9 +55,13 @@ pub fn activation_link(public_url: &Url, token: &Token) -> Url {
 /// The "I did not ask for this" link of a mail: its page lets the owner of
 /// the address stop all mail to it.
 pub fn opt_out_link(public_url: &Url, token: &Token) -> Url {
-    let mut link = public_url
-        .join("not-me")
-        .unwrap_or_else(|_| public_url.clone());
+    token_link(public_url, "not-me", token)
+}
+
+/// A link to one of our pages carrying a token (`reset`, `login/link`,
+/// `not-me`).
+pub fn token_link(public_url: &Url, path: &str, token: &Token) -> Url {
+    let mut link = public_url.join(path).unwrap_or_else(|_| public_url.clone());
     link.query_pairs_mut()
         .clear()
         .append_pair("token", &token.expose());
@@ -203,6 +211,94 @@ pub fn account_activated(service: &str, name: &str, login: &Url) -> anyhow::Resu
         text,
         html,
     })
+}
+
+/// "Forgot your password?": a single-use link to choose a new one.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn password_reset(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
+    link_mail(
+        ReplyKind::PasswordReset,
+        service,
+        &format!("Reset your {service} password"),
+        "Someone, probably you, asked to reset the password of your account.",
+        "To choose a new password, open this link",
+        link,
+        ttl_minutes,
+    )
+}
+
+/// "Email me a sign-in link": a single-use link that signs the customer in.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn sign_in_link(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
+    link_mail(
+        ReplyKind::SignInLink,
+        service,
+        &format!("Your {service} sign-in link"),
+        "Someone, probably you, asked for a link to sign in to your account.",
+        "To sign in, open this link",
+        link,
+        ttl_minutes,
+    )
+}
+
+/// A mail whose point is one single-use link.
+fn link_mail(
+    kind: ReplyKind,
+    service: &str,
+    subject: &str,
+    intro: &str,
+    action: &str,
+    link: &Url,
+    ttl_minutes: u64,
+) -> anyhow::Result<Reply> {
+    let text = LinkText {
+        service,
+        intro,
+        action,
+        link: link.as_str(),
+        ttl_minutes,
+    }
+    .render()?;
+    let html = LinkHtml {
+        subject,
+        service,
+        intro,
+        action,
+        link: link.as_str(),
+        ttl_minutes,
+    }
+    .render()?;
+    Ok(Reply {
+        kind,
+        subject: subject.to_owned(),
+        text,
+        html,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "mail/link.txt", config = "src/templates/askama.toml")]
+struct LinkText<'a> {
+    service: &'a str,
+    intro: &'a str,
+    action: &'a str,
+    link: &'a str,
+    ttl_minutes: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/link.html", config = "src/templates/askama.toml")]
+struct LinkHtml<'a> {
+    subject: &'a str,
+    service: &'a str,
+    intro: &'a str,
+    action: &'a str,
+    link: &'a str,
+    ttl_minutes: u64,
 }
 
 /// A Unix time as `2026-11-30 14:05 UTC`.

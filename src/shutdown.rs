@@ -36,11 +36,6 @@ impl Shutdown {
         self.sender.send_replace(true);
     }
 
-    /// The flag, for threads outside the runtime.
-    pub fn flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.flag)
-    }
-
     pub fn is_triggered(&self) -> bool {
         self.flag.load(Ordering::Relaxed)
     }

@@ -1,6 +1,7 @@
 //! Newtypes that can only be built valid: an address we may register, a
 //! customer's name, a random token and its hash, an IP range, the network a
-//! client is counted in; and the `Channel` a request came in by.
+//! client is counted in; an envelope sender read for who it names
+//! (`ReturnPath`); and the `Channel` a request came in by.
 //!
 //! Everything here is pure: no IO, no clock, no database. Callers that hold one
 //! of these types know its rules were checked once, at the boundary.
@@ -11,6 +12,7 @@ mod client;
 mod email;
 mod ip_range;
 mod name;
+mod return_path;
 mod token;
 
 pub use channel::Channel;
@@ -19,4 +21,5 @@ pub use client::ClientNetwork;
 pub use email::{AddressError, EmailAddress};
 pub use ip_range::IpRange;
 pub use name::CustomerName;
+pub use return_path::{BatvTag, EnvelopeMatch, ReturnPath, SrsScheme};
 pub use token::{Token, TokenHash};

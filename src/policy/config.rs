@@ -174,6 +174,13 @@ pub struct ServicePolicy {
     pub email: bool,
     /// Self-registration with the portal's "Create an account" form.
     pub portal: bool,
+    /// "Sign in with Google" (creates an active customer at the first
+    /// sign-in of an allowed address).
+    pub google: bool,
+    /// "Sign in with your company account" (the directory, LDAP).
+    pub directory: bool,
+    /// "Email me a sign-in link", for active customers.
+    pub email_link: bool,
     pub denylist: Denylist,
     pub refusal: RefusalMode,
     /// Mail already active customers a "you have an account" note.
@@ -189,14 +196,19 @@ pub struct ServicePolicy {
 
 impl ServicePolicy {
     /// The switch a channel obeys: `email` for mail, `portal` for the
-    /// "Create an account" form. `None` for channels no switch closes: a
-    /// resend serves customers who already exist (registered by any channel,
-    /// or invited), and operators are not self-registration.
+    /// "Create an account" form, and one per sign-in method. `None` for
+    /// channels no switch closes: a resend and a password reset serve
+    /// customers who already exist (registered by any channel, or invited),
+    /// and operators are not self-registration.
     pub fn switch_for(&self, channel: Channel) -> Option<bool> {
         match channel {
             Channel::Mail => Some(self.email),
             Channel::Portal => Some(self.portal),
+            Channel::Google => Some(self.google),
+            Channel::Directory => Some(self.directory),
+            Channel::EmailLink => Some(self.email_link),
             Channel::Resend
+            | Channel::PasswordReset
             | Channel::Invitation
             | Channel::Operator
             | Channel::Purge

@@ -52,7 +52,8 @@ pub enum RefuseReason {
     DomainNotAllowed,
     /// On the denylist.
     Denied,
-    /// From: is missing, ambiguous or not the envelope sender.
+    /// From: is missing or ambiguous, or the envelope sender names another
+    /// mailbox (without sender authentication: any other address).
     SenderMismatch,
     /// The envelope sender cannot own an account.
     InvalidSender,
@@ -72,6 +73,9 @@ pub enum RefuseReason {
     TooManyHops,
     /// Sender authentication did not pass.
     NotAuthenticated,
+    /// A forwarder rewrote the envelope sender (SRS) and From is not
+    /// authenticated: who sent it cannot be told, and SRS is never decoded.
+    ForwardedNotAuthenticated,
 }
 
 /// Why a decision is put off.
@@ -158,6 +162,7 @@ impl RefuseReason {
             RefuseReason::NetworkBudget => "network_budget",
             RefuseReason::TooManyHops => "too_many_hops",
             RefuseReason::NotAuthenticated => "not_authenticated",
+            RefuseReason::ForwardedNotAuthenticated => "forwarded_not_authenticated",
         }
     }
 }

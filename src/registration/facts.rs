@@ -107,6 +107,12 @@ impl SenderFacts {
         if self.suppressed {
             return SenderState::Suppressed;
         }
+        self.account_state()
+    }
+
+    /// The account's state alone (new, pending, active, disabled), for a
+    /// decision that mails nothing: a sign-in by its owner's own proof.
+    pub fn account_state(&self) -> SenderState {
         self.customer
             .as_ref()
             .map_or(SenderState::New, Customer::sender_state)

@@ -4,7 +4,9 @@
 //! One file per way in: `mail` (a message to a support address), `portal`
 //! ("Create an account" and resend), `operator` (invitations, hand-over
 //! links, account state, purge), `activation` (the activation page) and
-//! `sign_in` (a proof of identity to a session). What they share: `decide`
+//! `sign_in` (a proof of identity to a session; `sign_in_methods` holds the
+//! proofs other than a password), `recovery` (the "Forgot your password?"
+//! and "Email me a sign-in link" requests). What they share: `decide`
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
@@ -34,7 +36,9 @@ mod opt_out;
 mod outgoing;
 mod portal;
 mod raw_quota;
+mod recovery;
 mod sign_in;
+mod sign_in_methods;
 
 pub use activation::PendingCustomer;
 pub use alarms::Alarm;
@@ -44,8 +48,11 @@ pub use mail::{Answer, MailAnswers, MailOutcome, client_network, dropped, sender
 pub use observe::Counters;
 pub use operator::{HandOver, InviteOutcome, Purged, StatusChange, Unsuppressed};
 pub use opt_out::OptOut;
-pub use sign_in::{Account, Proof, SignIn};
+pub use recovery::LinkHolder;
+pub use sign_in::{Account, Declined, Proof, SignIn};
 
+use crate::directory::Directory;
+use crate::oidc::OidcClient;
 use crate::registration::alarms::Alarms;
 use crate::registration::breaker::NewSenderBreaker;
 use crate::registration::raw_quota::RawBytesQuota;
@@ -67,6 +74,8 @@ pub struct Registrar {
     sender_auth: Arc<SenderAuthenticator>,
     /// The limits no one sender may take from the others.
     guards: Arc<Guards>,
+    /// The identity providers the sign-in methods ask, when configured.
+    providers: Arc<Providers>,
 }
 
 /// What protects everybody from any one sender, shared by every use case.
@@ -75,6 +84,14 @@ struct Guards {
     breaker: NewSenderBreaker,
     raw_quota: RawBytesQuota,
     alarms: Alarms,
+}
+
+/// The identity providers behind "Sign in with Google" and "Sign in with
+/// your company account"; fixed at start-up.
+#[derive(Default)]
+struct Providers {
+    oidc: Option<OidcClient>,
+    directory: Option<Directory>,
 }
 
 impl Registrar {
@@ -92,7 +109,28 @@ impl Registrar {
             outbox_wake,
             sender_auth,
             guards,
+            providers: Arc::default(),
         }
+    }
+
+    /// Sets up the identity providers the settings configure (the OpenID
+    /// Connect client, the directory); they reach no server until used.
+    ///
+    /// # Errors
+    /// A provider's settings cannot be turned into a client (a bad URL, an
+    /// unreadable CA file).
+    pub fn with_identity_providers(mut self) -> anyhow::Result<Self> {
+        let settings = self.settings();
+        let oidc = match &settings.oidc {
+            Some(oidc) => {
+                let callback = settings.http.public_url.join("login/google/callback")?;
+                Some(OidcClient::new(oidc, &callback)?)
+            }
+            None => None,
+        };
+        let directory = settings.ldap.as_ref().map(Directory::new).transpose()?;
+        self.providers = Arc::new(Providers { oidc, directory });
+        Ok(self)
     }
 
     /// The store, for the process's own plumbing (the outbox worker, the

@@ -5,14 +5,14 @@
 
 use crate::domain::{Channel, CustomerName, EmailAddress, Token};
 use crate::policy;
-use crate::registration::decide::{About, Kept, record};
+use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::outgoing::{ReplyContext, new_opt_out_link, queue_reply};
 use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
-use crate::store::{self, inbound, reply_counts, sessions, suppressions, tokens};
+use crate::store::{self, account_tokens, inbound, reply_counts, sessions, suppressions, tokens};
 use rusqlite::Connection;
 
 /// What an operator's invitation did.
@@ -83,7 +83,7 @@ fn invite_tx(
             conn,
             Channel::Operator,
             &About::address(service, address),
-            ("invite", "opted_out"),
+            Outcome::of("invite", "opted_out"),
             Kept::default(),
             now,
         )?;
@@ -153,7 +153,7 @@ fn invite_tx(
         conn,
         Channel::Operator,
         &About::address(service, address),
-        ("invite", reason),
+        Outcome::of("invite", reason),
         Kept::default(),
         now,
     )?;
@@ -284,7 +284,7 @@ impl Registrar {
                     address: address.as_str(),
                     identity: Some(address.identity_key()),
                 },
-                ("unsuppress", "operator"),
+                Outcome::of("unsuppress", "operator"),
                 Kept::default(),
                 store::now(),
             )?;
@@ -319,7 +319,7 @@ impl Registrar {
                             address: &customer.email,
                             identity: Some(customer.identity.clone()),
                         },
-                        ("purged", "pending_expired"),
+                        Outcome::of("purged", "pending_expired"),
                         Kept::default(),
                         now,
                     )?;
@@ -327,6 +327,7 @@ impl Registrar {
                 sessions::purge_expired(conn, now, idle)?;
                 reply_counts::purge_before(conn, now)?;
                 suppressions::purge_opt_out_tokens_before(conn, now.saturating_sub(expiry))?;
+                account_tokens::purge_dead(conn, now)?;
                 let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
                 Ok(Purged {
                     customers: purged.len(),
@@ -357,7 +358,7 @@ fn record_operator(
         conn,
         Channel::Operator,
         &About::customer(customer),
-        (outcome, reason),
+        Outcome::of(outcome, reason),
         Kept::default(),
         now,
     )

@@ -6,7 +6,7 @@
 //! unsuppress`).
 
 use crate::domain::{Channel, EmailAddress, Token};
-use crate::registration::decide::{About, Kept, record};
+use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::{Registrar, secs};
 use crate::settings::Service;
@@ -55,7 +55,7 @@ fn opt_out_tx(
             address: &email,
             identity: Some(identity),
         },
-        ("suppressed", "recipient_opted_out"),
+        Outcome::of("suppressed", "recipient_opted_out"),
         Kept::default(),
         now,
     )?;

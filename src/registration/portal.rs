@@ -3,7 +3,7 @@
 use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress};
 use crate::policy::{self, Decision, DeferReason};
 use crate::registration::alarms::Alarm;
-use crate::registration::decide::{About, Ask, Decided, Kept, decide, record};
+use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
@@ -31,7 +31,7 @@ fn decide_request(
         channel,
         service,
         address: Some(address),
-        recorded_as: address.as_str(),
+        about: About::address(service, address),
         name,
         client: Some(client),
         guards,
@@ -69,7 +69,7 @@ fn resend_tx(
             conn,
             Channel::Resend,
             &About::address(service, address),
-            ("ignore", "unknown_address"),
+            Outcome::of("ignore", "unknown_address"),
             Kept::default(),
             now,
         )?;

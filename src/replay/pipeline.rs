@@ -9,10 +9,10 @@
 //! normalised here: tokens in links are masked, and nothing that changes per
 //! run (Message-IDs, dates, ports) is kept.
 
-use super::case::{Case, Envelope, EnvelopeSpec, Given, Outcome, SenderGiven, SentMail};
-use super::{smtp_client, web_client};
 use crate::app::Application;
 use crate::domain::EmailAddress;
+use crate::replay::case::{Case, Envelope, EnvelopeSpec, Given, Outcome, SenderGiven, SentMail};
+use crate::replay::{smtp_client, web_client};
 use crate::settings::{RawSettings, Settings};
 use crate::store::customers::{self, Status};
 use crate::store::{Store, inbound, outbox};
@@ -184,15 +184,15 @@ impl Pipeline {
             .read(move |conn| Ok(inbound::decisions_after(conn, last_decision)?))
             .await?;
         let decision = decisions.last();
-        let customer = match EmailAddress::parse(&envelope.mail_from) {
-            Ok(address) => {
+        let customer = match registered_address(envelope, raw) {
+            Some(address) => {
                 let identity = address.identity_key();
                 daemon
                     .store
                     .read(move |conn| Ok(customers::by_identity(conn, &identity)?))
                     .await?
             }
-            Err(_) => None,
+            None => None,
         };
         let mails = self.new_mails()?;
         Ok(Outcome {
@@ -201,6 +201,7 @@ impl Pipeline {
             reply: reply.text,
             decision: decision.map(|d| d.outcome.clone()),
             reason: decision.map(|d| d.reason.clone()),
+            note: decision.and_then(|d| d.note.clone()),
             dropped: decision.is_some_and(|d| d.dropped),
             customer: customer
                 .as_ref()
@@ -223,15 +224,21 @@ impl Pipeline {
         raw: &[u8],
     ) -> anyhow::Result<()> {
         if given.sender != SenderGiven::New {
-            let address = EmailAddress::parse(&envelope.mail_from).with_context(|| {
+            let address = registered_address(envelope, raw).with_context(|| {
                 format!(
-                    "a sender state needs a usable envelope sender, not {:?}",
+                    "a sender state needs a usable From or envelope sender, not {:?}",
                     envelope.mail_from
                 )
             })?;
             self.mark_seen()?;
+            // The customer registers first as a plain message from their own
+            // address, whatever envelope the case itself uses.
             let registration = registration_message(&address);
-            let reply = smtp_client::deliver(daemon.smtp, envelope, &registration).await?;
+            let plain = Envelope {
+                mail_from: address.as_str().to_owned(),
+                ..envelope.clone()
+            };
+            let reply = smtp_client::deliver(daemon.smtp, &plain, &registration).await?;
             anyhow::ensure!(
                 reply.code == 250,
                 "registering {address} answered {} {}",
@@ -424,6 +431,19 @@ pub fn resolve_envelope(
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         helo: spec.helo.unwrap_or_else(|| "replay.localhost".to_owned()),
     }
+}
+
+/// The address a case is about: the one the daemon registers, the single
+/// From address; else the envelope sender.
+fn registered_address(envelope: &Envelope, raw: &[u8]) -> Option<EmailAddress> {
+    let from = MessageParser::default().parse(raw).and_then(|message| {
+        let from = message.from()?;
+        match from.as_list()? {
+            [single] => EmailAddress::parse(single.address()?).ok(),
+            _ => None,
+        }
+    });
+    from.or_else(|| EmailAddress::parse(&envelope.mail_from).ok())
 }
 
 /// The plain first message a customer sends, used to set up an account.

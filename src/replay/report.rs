@@ -2,7 +2,7 @@
 //! the command prints, and a readable diff for every case that does not match
 //! its expectation.
 
-use super::case::{Case, Outcome};
+use crate::replay::case::{Case, Outcome};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -19,7 +19,9 @@ pub fn check_authentication_results(
     trusted: &TrustedResults,
     message: &InboundMessage,
 ) -> AuthVerdict {
-    let peer = message.envelope.client_ip;
+    // The peer, not the original client a relay named: the header was
+    // written by whoever handed the message to us.
+    let peer = message.envelope.peer_ip();
     if !trusted
         .trusted_relays
         .iter()
@@ -232,8 +234,14 @@ mod tests {
     }
 
     fn message(peer: [u8; 4], results: &[&str]) -> InboundMessage {
+        forwarded(peer, None, results)
+    }
+
+    /// A message from `client`, handed over by `relay` when there is one.
+    fn forwarded(client: [u8; 4], relay: Option<[u8; 4]>, results: &[&str]) -> InboundMessage {
         let envelope = Envelope {
-            client_ip: IpAddr::from(peer),
+            client_ip: IpAddr::from(client),
+            relay_ip: relay.map(IpAddr::from),
             helo: "mx.helpdesk.example".into(),
             mail_from: "jane@example.com".into(),
             recipients: vec!["support@helpdesk.example".into()],
@@ -322,5 +330,19 @@ mod tests {
                 "{description}: {verdict:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_forwarded_client_is_judged_by_the_relay_that_handed_it_over() {
+        let pass = "mx.helpdesk.example; dmarc=pass header.from=example.com";
+        let outside = [203, 0, 113, 5];
+
+        let through_relay = forwarded(outside, Some([192, 0, 2, 7]), &[pass]);
+        let through_stranger = forwarded([192, 0, 2, 7], Some(outside), &[pass]);
+
+        let verdict = check_authentication_results(&trusted(), &through_relay);
+        assert!(matches!(verdict, AuthVerdict::Pass(_)), "{verdict:?}");
+        let verdict = check_authentication_results(&trusted(), &through_stranger);
+        assert!(matches!(verdict, AuthVerdict::Fail(_)), "{verdict:?}");
     }
 }

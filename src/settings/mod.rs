@@ -15,9 +15,9 @@ mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawHttp, RawOutbound, RawPassword,
-    RawPolicy, RawRateLimits, RawSenderAuth, RawService, RawSession, RawSettings, RawSmtp,
-    RawStore,
+    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawHttp, RawLdap, RawOidc,
+    RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
+    RawService, RawSession, RawSettings, RawSmtp, RawStore,
 };
 pub use relay::{REDACTED, RelayUrl, redact_url};
 
@@ -26,7 +26,7 @@ use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -48,7 +48,58 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub circuit_breaker: CircuitBreakerSettings,
     pub sender_auth: SenderAuthSettings,
+    /// "Sign in with Google" (any OpenID Connect issuer), when configured.
+    pub oidc: Option<OidcSettings>,
+    /// "Sign in with your company account", when configured.
+    pub ldap: Option<LdapSettings>,
     pub services: Vec<Service>,
+}
+
+/// An OpenID Connect provider (`[oidc.google]`).
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The issuer; discovery is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Url,
+    /// The service whose policy admits new customers, and which they join.
+    pub service: String,
+    /// Limit on each request to the provider.
+    pub timeout: Duration,
+}
+
+/// How a directory connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapSecurity {
+    /// `ldap://` without TLS (loopback tests; never on a network).
+    Plain,
+    /// `ldap://` upgraded with StartTLS before any bind.
+    StartTls,
+    /// `ldaps://`.
+    Ldaps,
+}
+
+/// The directory (`[ldap]`).
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub url: Url,
+    pub security: LdapSecurity,
+    /// PEM file of the CA that signed the directory's certificate; `None`
+    /// trusts the public web roots.
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: String,
+    pub bind_password: SecretString,
+    pub base_dn: String,
+    /// A filter with `{login}` where the escaped login goes.
+    pub user_filter: String,
+    /// DN of a group the user must be a member of (`memberOf`).
+    pub required_group: Option<String>,
+    pub mail_attribute: String,
+    pub name_attribute: String,
+    /// Limit on each directory operation.
+    pub timeout: Duration,
+    /// The service whose policy admits new customers, and which they join.
+    pub service: String,
 }
 
 /// How the `dmarc` sender-authentication mode reaches DNS.
@@ -94,8 +145,19 @@ pub struct SmtpSettings {
     /// At shutdown, how long sessions in DATA may take to finish.
     pub shutdown_grace: Duration,
     pub null_sender: NullSender,
+    /// The MTAs in front of us: exempt from the per-client limits (global
+    /// caps still apply), and the only clients that may name the original
+    /// client with `XFORWARD`.
+    pub relays: Vec<IpRange>,
     /// Certificate and key for STARTTLS; `None` turns STARTTLS off.
     pub tls: Option<TlsFiles>,
+}
+
+impl SmtpSettings {
+    /// Whether `ip` is one of the MTAs in front of us.
+    pub fn is_relay(&self, ip: IpAddr) -> bool {
+        self.relays.iter().any(|range| range.contains(ip))
+    }
 }
 
 /// What the listener does with `MAIL FROM:<>` (bounces and other notices).
@@ -224,6 +286,10 @@ pub struct ActivationSettings {
     pub pending_expiry: Duration,
     /// How often the purge job runs.
     pub purge_interval: Duration,
+    /// How long a password-reset link stays valid.
+    pub reset_ttl: Duration,
+    /// How long an emailed sign-in link stays valid.
+    pub sign_in_link_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +410,7 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawSettings, SettingsError> {
             .with_list_parse_key("http.trusted_proxies")
             .with_list_parse_key("policy.denylist")
             .with_list_parse_key("policy.trusted_relays")
+            .with_list_parse_key("smtp.relays")
             .with_list_parse_key("sender_auth.nameservers"),
     );
     Ok(builder.build()?.try_deserialize()?)

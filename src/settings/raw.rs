@@ -22,7 +22,97 @@ pub struct RawSettings {
     pub circuit_breaker: RawCircuitBreaker,
     #[serde(default)]
     pub sender_auth: RawSenderAuth,
+    /// OpenID Connect providers; only `google` is known (any issuer).
+    #[serde(default, skip_serializing_if = "RawOidcProviders::is_empty")]
+    pub oidc: RawOidcProviders,
+    /// The directory for "Sign in with your company account".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<RawLdap>,
     pub services: Vec<RawService>,
+}
+
+/// `[oidc.*]` tables.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidcProviders {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<RawOidc>,
+}
+
+impl RawOidcProviders {
+    fn is_empty(&self) -> bool {
+        self.google.is_none()
+    }
+}
+
+/// One OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default)]
+    pub client_secret_file: PathBuf,
+    #[serde(default = "google_issuer")]
+    pub issuer: String,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default = "oidc_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn google_issuer() -> String {
+    "https://accounts.google.com".into()
+}
+
+fn oidc_timeout() -> u64 {
+    10
+}
+
+/// `[ldap]`: the directory and how customers are found in it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLdap {
+    pub url: String,
+    #[serde(default)]
+    pub starttls: bool,
+    #[serde(default)]
+    pub ca_file: PathBuf,
+    pub bind_dn: String,
+    #[serde(default)]
+    pub bind_password: String,
+    #[serde(default)]
+    pub bind_password_file: PathBuf,
+    pub base_dn: String,
+    #[serde(default = "ldap_user_filter")]
+    pub user_filter: String,
+    #[serde(default)]
+    pub required_group: String,
+    #[serde(default = "ldap_mail")]
+    pub mail_attribute: String,
+    #[serde(default = "ldap_name")]
+    pub name_attribute: String,
+    #[serde(default = "ldap_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub service: String,
+}
+
+fn ldap_user_filter() -> String {
+    "(&(objectClass=person)(|(userPrincipalName={login})(mail={login})))".into()
+}
+
+fn ldap_mail() -> String {
+    "mail".into()
+}
+
+fn ldap_name() -> String {
+    "displayName".into()
+}
+
+fn ldap_timeout() -> u64 {
+    5
 }
 
 /// DNS for the `dmarc` sender-authentication mode.
@@ -64,6 +154,8 @@ pub struct RawSmtp {
     pub greeting_delay_ms: u64,
     pub shutdown_grace_secs: u64,
     pub null_sender: String,
+    /// The MTAs in front of us (addresses or CIDR blocks).
+    pub relays: Vec<String>,
     pub tls_certificate: PathBuf,
     pub tls_key: PathBuf,
 }
@@ -129,6 +221,8 @@ pub struct RawActivation {
     pub token_ttl_hours: u64,
     pub pending_expiry_days: u64,
     pub purge_interval_minutes: u64,
+    pub reset_ttl_minutes: u64,
+    pub sign_in_link_ttl_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -169,6 +263,9 @@ pub struct RawPolicy {
     pub self_registration: Option<String>,
     pub email: Option<bool>,
     pub portal: Option<bool>,
+    pub google: Option<bool>,
+    pub directory: Option<bool>,
+    pub email_link: Option<bool>,
     pub denylist: Option<Vec<String>>,
     pub refusal: Option<String>,
     pub notify_active: Option<bool>,
@@ -208,8 +305,17 @@ impl RawSettings {
     /// password and any credentials written into the relay URL.
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
-        if !copy.outbound.password.is_empty() {
-            copy.outbound.password = REDACTED.into();
+        let redact = |secret: &mut String| {
+            if !secret.is_empty() {
+                *secret = REDACTED.into();
+            }
+        };
+        redact(&mut copy.outbound.password);
+        if let Some(google) = copy.oidc.google.as_mut() {
+            redact(&mut google.client_secret);
+        }
+        if let Some(ldap) = copy.ldap.as_mut() {
+            redact(&mut ldap.bind_password);
         }
         copy.outbound.relay = redact_url_text(&copy.outbound.relay);
         copy

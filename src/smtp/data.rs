@@ -1,11 +1,33 @@
-//! `MessageBody`: the DATA phase of one transaction, fed piece by piece.
+//! `DATA`: the command, the message read to its end, and the answer.
 //!
-//! It finds the end of the message (only `CRLF.CRLF`: a `.` line that
-//! follows a CRLF and ends in CRLF), undoes dot-stuffing, counts the message
-//! and its header section against their caps, and reports any bare CR or LF
-//! at once. Past a cap it keeps counting but stops keeping bytes, so the
-//! message is read to its end and answered `552` with memory bounded.
-//! It decides nothing about the message itself.
+//! `MessageBody` is the message fed piece by piece. It finds the end of the
+//! message (only `CRLF.CRLF`: a `.` line that follows a CRLF and ends in
+//! CRLF), undoes dot-stuffing, counts the message and its header section
+//! against their caps, and reports any bare CR or LF at once. Past a cap it
+//! keeps counting but stops keeping bytes, so the message is read to its end
+//! and answered `552` with memory bounded.
+//!
+//! The session reads the body within the idle, data-rate and session
+//! deadlines, then hands the message to `intake` on a task of its own and
+//! sends its answer: `250` only once the decision is committed. Nothing here
+//! decides the message itself.
+
+use crate::message::{Envelope, ParseError};
+use crate::settings::Service;
+use crate::smtp::answer;
+use crate::smtp::connection::{ReadError, has_bare_line_ending};
+use crate::smtp::intake::Intake;
+use crate::smtp::mail::Transaction;
+use crate::smtp::reply::{self, SmtpReply};
+use crate::smtp::session::{End, Session, earliest};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+/// How much of a message body is handed out at once. Lines in a body may be
+/// longer (they are read in pieces); only the message size is capped.
+const DATA_PIECE: usize = 64 * 1024;
 
 /// What one piece did to the message.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,7 +77,7 @@ impl MessageBody {
     /// Takes the next piece of input: a line ending in LF, or part of a long
     /// line (never ending between CR and LF).
     pub fn feed(&mut self, piece: &[u8]) -> Fed {
-        if super::connection::has_bare_line_ending(piece) {
+        if has_bare_line_ending(piece) {
             return Fed::BareLineEnding;
         }
         let starts_line = self.at_line_start;
@@ -106,6 +128,117 @@ impl MessageBody {
     fn refuse(&mut self, reason: Oversize) {
         self.oversize = Some(reason);
         self.bytes = Vec::new();
+    }
+}
+
+impl<I: Intake> Session<I> {
+    /// DATA: refused to a client that pipelined where it may not; otherwise
+    /// the engine checks the sequence, and the message is read and answered.
+    pub(super) async fn data(&mut self, line: &[u8]) -> Result<(), End> {
+        if self.improper_pipelining {
+            return self.refuse(answer::improper_pipelining()).await;
+        }
+        let response = self.engine.process(line);
+        if response.code != 354 {
+            return self.answer_engine(&response).await;
+        }
+        if self.context.shutdown.is_triggered() {
+            // Shutdown began after the loop last looked: no new message.
+            return self.refuse(answer::shutting_down()).await;
+        }
+        self.send(&answer::from_engine(&response)).await?;
+        self.receive_message().await
+    }
+
+    /// Reads a message to its `CRLF.CRLF`, then answers for it.
+    async fn receive_message(&mut self) -> Result<(), End> {
+        let smtp = self.context.smtp();
+        let (idle, grace, min_rate) = (smtp.idle_timeout, smtp.command_timeout, smtp.min_data_rate);
+        let mut body = MessageBody::new(smtp.max_message_bytes, smtp.max_header_bytes);
+        let started = Instant::now();
+        let mut last_input = started;
+        loop {
+            if let Some(piece) = self.conn.take_piece(DATA_PIECE) {
+                match body.feed(piece.bytes()) {
+                    Fed::More => continue,
+                    Fed::End => break,
+                    Fed::BareLineEnding => return Err(End::Reply(answer::bare_line_ending())),
+                }
+            }
+            // A body gets the grace period plus one second per `min_rate`
+            // bytes received: a sender below the rate runs out of time.
+            let earned = Duration::from_secs_f64(body.size() as f64 / f64::from(min_rate));
+            let (deadline, timeout) = earliest(
+                earliest(
+                    (last_input + idle, answer::idle_timeout()),
+                    (started + grace + earned, answer::data_too_slow()),
+                ),
+                (self.ends_at, answer::session_timeout()),
+            );
+            match self.conn.fill(deadline).await {
+                Ok(_) => last_input = Instant::now(),
+                Err(ReadError::TimedOut) => return Err(End::Reply(timeout)),
+                Err(ReadError::Closed | ReadError::Io(_)) => return Err(End::Silent),
+            }
+        }
+        // The engine leaves DATA; its reply is a placeholder for ours.
+        let _ = self.engine.process(b".\r\n");
+        self.message_received();
+        let transaction = self.transaction.take();
+        let reply = match body.finish() {
+            Err(Oversize::Message) => answer::message_too_big(),
+            Err(Oversize::HeaderSection) => answer::header_section_too_big(),
+            Ok(raw) => match transaction {
+                Some(Transaction {
+                    service: Some(service),
+                    mail,
+                    origin,
+                    recipients,
+                    ..
+                }) => {
+                    let envelope = Envelope {
+                        client_ip: origin.client_ip,
+                        helo: origin.helo,
+                        relay_ip: origin.relay_ip,
+                        mail_from: mail.sender,
+                        recipients,
+                    };
+                    decide_isolated(Arc::clone(&self.intake), service, envelope, raw).await
+                }
+                // The engine takes DATA only after an accepted RCPT, so this
+                // is a guard, not a path.
+                _ => answer::no_valid_recipients(),
+            },
+        };
+        // The transaction, its XFORWARD attributes and its forwarded
+        // client's place end with the answer.
+        self.end_transaction();
+        if reply.code == 421 {
+            return Err(End::Reply(reply));
+        }
+        self.send(&reply).await
+    }
+}
+
+/// Runs the end-of-DATA decision on a task of its own. If it panics (a bug
+/// of ours or of a library), the client still gets an answer, a temporary
+/// one so it keeps its copy, and the session and the process go on.
+async fn decide_isolated<I: Intake>(
+    intake: Arc<I>,
+    service: Service,
+    envelope: Envelope,
+    raw: Vec<u8>,
+) -> SmtpReply {
+    let decision = tokio::spawn(
+        async move { intake.decide(service, envelope, raw).await }
+            .instrument(tracing::Span::current()),
+    );
+    match decision.await {
+        Ok(reply) => reply,
+        Err(error) => {
+            tracing::error!(error.message = %error, "the end-of-DATA decision failed");
+            reply::for_parse_error(&ParseError::ParserPanicked)
+        }
     }
 }
 

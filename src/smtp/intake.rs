@@ -6,11 +6,11 @@
 //! `Intake` trait is the seam the session loop calls through, so a test can
 //! put a step there that panics and show the loop survives it.
 
-use super::reply::{self, SmtpReply};
 use crate::message::{Envelope, InboundMessage, ParseError};
 use crate::policy::Decision;
 use crate::registration::{Answer, MailAnswers, Registrar};
 use crate::settings::Service;
+use crate::smtp::reply::{self, SmtpReply};
 use std::future::Future;
 use tracing::Instrument as _;
 
@@ -82,6 +82,7 @@ impl Intake for RegistrarIntake {
             service = %service.id,
             message.id = message.message_id.as_deref().unwrap_or("-"),
             smtp.remote_ip = %client_ip,
+            smtp.relay_ip = message.envelope.relay_ip.map(tracing::field::display),
         );
         async {
             match self.registrar.from_mail(&service, message, raw, MAIL_ANSWERS).await {

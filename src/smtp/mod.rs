@@ -3,13 +3,17 @@
 //!
 //! mailin-embedded's server (a thread per session, fixed five-minute
 //! timeouts, no line or session caps, no stop handle) is not used; its
-//! re-exported `Handler`, `Response` and `Action` are the types our handler
-//! speaks, and `mailin` itself supplies the `Session` engine. The loop
-//! here admits or refuses each connection (`limits`), runs one task per
-//! session (`session`) that reads and caps every line itself
-//! (`connection`, `command`, `data`), drives mailin's `Session` with
-//! `IntakeHandler`, and awaits the end-of-DATA commit (`intake`) without
-//! blocking a tokio worker.
+//! re-exported `Handler`, `Response` and `Action` are the types the engine
+//! speaks, and `mailin` itself supplies the `Session` engine.
+//!
+//! The rooms, in the order a connection meets them: `listener` admits or
+//! refuses each connection (`limits`) and runs one `session` task each;
+//! `connection` reads and caps every line; `command` says which verb a line
+//! is; each verb has a file with its parsing, checks and replies (`ehlo`,
+//! `xforward`, `mail`, `rcpt`, `data`, and STARTTLS in `tls`); `engine` is
+//! the mailin glue that keeps the command sequence; `intake` is the
+//! end-of-DATA decision, awaited without blocking a tokio worker. Every reply is a
+//! named function in `answer`; `reply` picks the one for a message's fate.
 //!
 //! Shutdown: the listener closes, sessions waiting for a command get
 //! `421 4.3.2`, sessions in DATA finish within `shutdown_grace`, and what is
@@ -20,13 +24,17 @@ pub mod answer;
 pub mod command;
 pub mod connection;
 pub mod data;
-pub mod handler;
+pub mod ehlo;
+pub mod engine;
 pub mod intake;
 pub mod limits;
 pub mod listener;
+pub mod mail;
+pub mod rcpt;
 pub mod reply;
 pub mod session;
 pub mod tls;
+pub mod xforward;
 
 pub use intake::{Intake, RegistrarIntake};
 pub use listener::SmtpServer;

@@ -1,36 +1,41 @@
 //! `Session`: one client connection, from greeting to close.
 //!
 //! The loop reads every byte itself through `Connection`, enforces the
-//! session's limits (line cap, timeouts, data rate, messages and errors per
-//! session), refuses bare CR and LF, judges pipelining as Postfix does,
-//! parses MAIL and RCPT before the engine, and drives mailin's sans-IO
-//! `Session` with `IntakeHandler` for the command sequence. DATA is read here
-//! too, so only `CRLF.CRLF` ends a message, and the end-of-DATA decision is
-//! awaited here, on a task of its own, so a panic in it costs one reply and
-//! not the session or the process.
+//! session's limits (line cap, timeouts, messages and errors per session),
+//! refuses bare CR and LF, judges pipelining as Postfix does, and hands each
+//! command line to its verb: `ehlo`, `xforward`, `mail`, `rcpt`, `data` and
+//! `tls` (STARTTLS) each add their part to `Session` in their own file, with
+//! the parsing, checks and replies of that verb; everything else goes to the
+//! engine (`engine`, the mailin glue), which also keeps the command
+//! sequence. The facts of a session (the client's name, whether it is a
+//! relay, the XFORWARD attributes it sent, the open transaction) are fields
+//! here, owned by the session alone.
+//!
+//! The message cap ends a session after its last message: the next command
+//! is answered `421` and the connection closes. Postfix sends RSET before it
+//! reuses a connection and, when that fails, opens a new one without
+//! deferring anything; a `4xx` at MAIL would defer the message instead (and
+//! a session that went on would defer every later one too). Relays carry
+//! many clients' mail and are exempt; their error count starts again with
+//! each message, which is someone else's.
 
-use super::answer;
-use super::command::{self, Verb};
-use super::connection::{Connection, Piece, ReadError, has_bare_line_ending};
-use super::data::{Fed, MessageBody, Oversize};
-use super::handler::{IntakeHandler, SharedFacts};
-use super::intake::Intake;
-use super::reply::{self, SmtpReply};
-use crate::message::{Envelope, ParseError};
-use crate::settings::{LiveSettings, NullSender, Service, Settings, SmtpSettings};
+use crate::settings::{LiveSettings, Settings, SmtpSettings};
 use crate::shutdown::Shutdown;
+use crate::smtp::answer;
+use crate::smtp::command::Verb;
+use crate::smtp::connection::{Connection, Piece, ReadError, has_bare_line_ending};
+use crate::smtp::engine::{self, Engine};
+use crate::smtp::intake::Intake;
+use crate::smtp::limits::{Admission, AdmissionLimits, Ticket};
+use crate::smtp::mail::Transaction;
+use crate::smtp::reply::SmtpReply;
+use crate::smtp::xforward::Forwarded;
 use mailin::SessionBuilder;
-use mailin_embedded::{Action, Response};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tracing::Instrument as _;
-
-/// How much of a message body is handed out at once. Lines in a body may be
-/// longer (they are read in pieces); only the message size is capped.
-const DATA_PIECE: usize = 64 * 1024;
 
 /// What every session shares.
 pub struct SessionContext {
@@ -42,54 +47,82 @@ pub struct SessionContext {
     /// `Some` when STARTTLS is offered.
     pub tls: Option<TlsAcceptor>,
     pub engine: SessionBuilder,
+    /// The per-client and global caps: the listener admits connections,
+    /// and a relay's session admits the clients it names with XFORWARD.
+    pub admission: Arc<Admission>,
     pub shutdown: Shutdown,
 }
 
 impl SessionContext {
     pub fn new(live: LiveSettings, tls: Option<TlsAcceptor>, shutdown: Shutdown) -> Self {
         let settings = live.current();
-        let mut engine = SessionBuilder::new(settings.smtp.hostname.clone());
-        if tls.is_some() {
-            engine.enable_start_tls();
-        }
+        let engine = engine::builder(&settings.smtp.hostname, tls.is_some());
+        let smtp = &settings.smtp;
+        let admission = Admission::new(
+            AdmissionLimits {
+                max_sessions: smtp.max_sessions,
+                max_sessions_per_client: smtp.max_sessions_per_ip,
+                max_connections_per_client_per_minute: smtp.max_connections_per_ip_per_minute,
+            },
+            smtp.relays.clone(),
+        );
         Self {
             settings,
             live,
             tls,
             engine,
+            admission,
             shutdown,
         }
     }
 
-    fn smtp(&self) -> &SmtpSettings {
+    pub(super) fn smtp(&self) -> &SmtpSettings {
         &self.settings.smtp
     }
 }
 
 /// Why the session ends.
-enum End {
+pub(super) enum End {
     /// Send this reply, then close.
     Reply(SmtpReply),
     /// The client left or the socket failed: close without a word.
     Silent,
 }
 
+/// One session. The verb files (`ehlo`, `mail`, `rcpt`, `data`, `tls`)
+/// read and write these fields; nothing outside `smtp` sees them.
 pub struct Session<I: Intake> {
-    context: Arc<SessionContext>,
-    intake: Arc<I>,
-    conn: Connection,
-    engine: mailin::Session<IntakeHandler>,
-    facts: SharedFacts,
-    client_ip: IpAddr,
+    pub(super) context: Arc<SessionContext>,
+    /// The settings snapshot this session took when it started: services
+    /// for RCPT, and the recipients cap.
+    pub(super) settings: Arc<Settings>,
+    pub(super) intake: Arc<I>,
+    pub(super) conn: Connection,
+    pub(super) engine: Engine,
+    /// The SMTP peer.
+    pub(super) client_ip: IpAddr,
+    /// The name the client gave in HELO/EHLO.
+    pub(super) helo: String,
+    /// The peer is one of the relays in front of us (`smtp.relays`).
+    pub(super) relay: bool,
+    /// The XFORWARD attributes for the next transaction, from the first
+    /// XFORWARD after the last transaction ended until MAIL takes them.
+    pub(super) forwarded: Option<Forwarded>,
+    /// The open mail transaction, from an accepted MAIL to the end of DATA
+    /// or RSET.
+    pub(super) transaction: Option<Transaction>,
+    /// The forwarded client's place under its per-client caps, held while
+    /// its transaction is open.
+    pub(super) forwarded_client: Option<Ticket>,
     /// The whole-session cap.
-    ends_at: Instant,
+    pub(super) ends_at: Instant,
     errors: u32,
     messages: u32,
     /// The client said EHLO, so PIPELINING was offered.
-    pipelining: bool,
+    pub(super) pipelining: bool,
     /// The client sent ahead where it may not: its DATA is refused.
-    improper_pipelining: bool,
-    tls_active: bool,
+    pub(super) improper_pipelining: bool,
+    pub(super) tls_active: bool,
 }
 
 impl<I: Intake> Session<I> {
@@ -99,21 +132,22 @@ impl<I: Intake> Session<I> {
         conn: Connection,
         client_ip: IpAddr,
     ) -> Self {
-        let facts = SharedFacts::default();
-        let handler = IntakeHandler::new(
-            context.live.current(),
-            context.shutdown.flag(),
-            facts.clone(),
-        );
-        let engine = context.engine.build(client_ip, handler);
+        let settings = context.live.current();
+        let engine = engine::start(&context.engine, client_ip);
         let ends_at = Instant::now() + context.smtp().session_timeout;
+        let relay = context.smtp().is_relay(client_ip);
         Self {
             context,
+            settings,
             intake,
             conn,
             engine,
-            facts,
             client_ip,
+            helo: String::new(),
+            relay,
+            forwarded: None,
+            transaction: None,
+            forwarded_client: None,
             ends_at,
             errors: 0,
             messages: 0,
@@ -242,6 +276,12 @@ impl<I: Intake> Session<I> {
 
     async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
         let verb = Verb::of(&line);
+        if !self.relay
+            && self.messages >= self.context.smtp().max_messages_per_session
+            && verb != Verb::Quit
+        {
+            return Err(End::Reply(answer::too_many_messages()));
+        }
         if self.conn.buffered() > 0 && !(self.pipelining && verb.may_be_followed_in_a_group()) {
             if !self.improper_pipelining {
                 tracing::info!(event = "improper_pipelining", smtp.command = ?verb, "the client sent ahead of a reply it had to wait for");
@@ -250,177 +290,42 @@ impl<I: Intake> Session<I> {
         }
         match verb {
             Verb::Ehlo => self.ehlo(&line).await,
-            Verb::Helo => {
-                self.pipelining = false;
-                self.engine_command(&line).await
-            }
+            Verb::Helo => self.helo(&line).await,
+            Verb::Xforward => self.xforward(&line).await,
             Verb::Mail => self.mail(&line).await,
-            Verb::Rcpt => match command::parse_rcpt(&line) {
-                Ok(path) => self.engine_command(&command::rcpt_engine_line(&path)).await,
-                Err(refusal) => self.refuse(refusal).await,
-            },
+            Verb::Rcpt => self.rcpt(&line).await,
             Verb::Data => self.data(&line).await,
             Verb::StartTls => self.starttls(&line).await,
-            Verb::Rset | Verb::Noop | Verb::Quit | Verb::Vrfy | Verb::Expn | Verb::Other => {
+            Verb::Rset => {
+                self.end_transaction();
+                self.engine_command(&line).await
+            }
+            Verb::Noop | Verb::Quit | Verb::Vrfy | Verb::Expn | Verb::Other => {
                 self.engine_command(&line).await
             }
         }
     }
 
-    async fn ehlo(&mut self, line: &[u8]) -> Result<(), End> {
-        let response = self.engine.process(line);
-        if response.code != 250 || response.action != Action::Reply {
-            return self.answer_engine(&response).await;
-        }
-        self.pipelining = true;
-        let smtp = self.context.smtp();
-        let starttls = self.context.tls.is_some() && !self.tls_active;
-        let lines = answer::ehlo(&smtp.hostname, smtp.max_message_bytes, starttls);
-        self.write(&lines).await
+    /// Ends the open transaction, if any (end of DATA, RSET, a new MAIL,
+    /// EHLO or HELO): the XFORWARD attributes go with it, and so does the
+    /// forwarded client's place under its caps.
+    pub(super) fn end_transaction(&mut self) -> Option<Transaction> {
+        self.forwarded = None;
+        self.forwarded_client = None;
+        self.transaction.take()
     }
 
-    async fn mail(&mut self, line: &[u8]) -> Result<(), End> {
-        let smtp = self.context.smtp();
-        if self.messages >= smtp.max_messages_per_session {
-            return Err(End::Reply(answer::too_many_messages()));
-        }
-        let mail = match command::parse_mail(line) {
-            Ok(mail) => mail,
-            Err(refusal) => return self.refuse(refusal).await,
-        };
-        if mail
-            .declared_size
-            .is_some_and(|size| size > smtp.max_message_bytes as u64)
-        {
-            return self.refuse(answer::declared_size_too_big()).await;
-        }
-        if mail.is_null_sender() && smtp.null_sender == NullSender::Refuse {
-            return self.refuse(answer::null_sender_refused()).await;
-        }
-        self.facts.lock().next_sender = Some(mail.sender.clone());
-        self.engine_command(&mail.engine_line()).await
-    }
-
-    async fn data(&mut self, line: &[u8]) -> Result<(), End> {
-        if self.improper_pipelining {
-            return self.refuse(answer::improper_pipelining()).await;
-        }
-        let response = self.engine.process(line);
-        if response.code != 354 {
-            return self.answer_engine(&response).await;
-        }
-        self.send(&answer::from_engine(&response)).await?;
-        self.receive_message().await
-    }
-
-    /// Reads a message to its `CRLF.CRLF`, then answers for it.
-    async fn receive_message(&mut self) -> Result<(), End> {
-        let smtp = self.context.smtp();
-        let (idle, grace, min_rate) = (smtp.idle_timeout, smtp.command_timeout, smtp.min_data_rate);
-        let mut body = MessageBody::new(smtp.max_message_bytes, smtp.max_header_bytes);
-        let started = Instant::now();
-        let mut last_input = started;
-        loop {
-            if let Some(piece) = self.conn.take_piece(DATA_PIECE) {
-                match body.feed(piece.bytes()) {
-                    Fed::More => continue,
-                    Fed::End => break,
-                    Fed::BareLineEnding => return Err(End::Reply(answer::bare_line_ending())),
-                }
-            }
-            // A body gets the grace period plus one second per `min_rate`
-            // bytes received: a sender below the rate runs out of time.
-            let earned = Duration::from_secs_f64(body.size() as f64 / f64::from(min_rate));
-            let (deadline, timeout) = earliest(
-                earliest(
-                    (last_input + idle, answer::idle_timeout()),
-                    (started + grace + earned, answer::data_too_slow()),
-                ),
-                (self.ends_at, answer::session_timeout()),
-            );
-            match self.conn.fill(deadline).await {
-                Ok(_) => last_input = Instant::now(),
-                Err(ReadError::TimedOut) => return Err(End::Reply(timeout)),
-                Err(ReadError::Closed | ReadError::Io(_)) => return Err(End::Silent),
-            }
-        }
-        // The engine leaves DATA; its reply is a placeholder for ours.
-        let _ = self.engine.process(b".\r\n");
+    /// Counts a message read to its end. A relay's errors start again: the
+    /// next message is someone else's.
+    pub(super) fn message_received(&mut self) {
         self.messages += 1;
-        let (transaction, helo) = {
-            let mut facts = self.facts.lock();
-            (std::mem::take(&mut facts.transaction), facts.helo.clone())
-        };
-        let reply = match body.finish() {
-            Err(Oversize::Message) => answer::message_too_big(),
-            Err(Oversize::HeaderSection) => answer::header_section_too_big(),
-            Ok(raw) => match transaction.service {
-                None => SmtpReply {
-                    code: 503,
-                    text: "5.5.1 no valid recipients".into(),
-                },
-                Some(service) => {
-                    let envelope = Envelope {
-                        client_ip: self.client_ip,
-                        helo,
-                        mail_from: transaction.mail_from,
-                        recipients: transaction.recipients,
-                    };
-                    decide_isolated(Arc::clone(&self.intake), service, envelope, raw).await
-                }
-            },
-        };
-        if reply.code == 421 {
-            return Err(End::Reply(reply));
-        }
-        self.send(&reply).await
-    }
-
-    async fn starttls(&mut self, line: &[u8]) -> Result<(), End> {
-        let Some(acceptor) = self.context.tls.clone().filter(|_| !self.tls_active) else {
-            return self.engine_command(line).await;
-        };
-        // Plaintext sent after STARTTLS must never be read as if it came
-        // through TLS (CVE-2011-0411): refuse and close.
-        if self.conn.buffered() > 0 {
-            return Err(End::Reply(answer::input_before_tls()));
-        }
-        let response = self.engine.process(line);
-        if response.action != Action::UpgradeTls {
-            return self.answer_engine(&response).await;
-        }
-        self.send(&answer::from_engine(&response)).await?;
-        let deadline = (Instant::now() + self.context.smtp().command_timeout).min(self.ends_at);
-        if let Err(error) = self.conn.upgrade(&acceptor, deadline).await {
-            tracing::info!(error.message = %error, "TLS handshake failed");
-            return Err(End::Silent);
-        }
-        // RFC 3207: forget everything learned before TLS.
-        self.engine.tls_active();
-        self.tls_active = true;
-        self.pipelining = false;
-        self.improper_pipelining = false;
-        *self.facts.lock() = Default::default();
-        Ok(())
-    }
-
-    async fn engine_command(&mut self, line: &[u8]) -> Result<(), End> {
-        let response = self.engine.process(line);
-        self.answer_engine(&response).await
-    }
-
-    async fn answer_engine(&mut self, response: &Response) -> Result<(), End> {
-        let reply = answer::from_engine(response);
-        match response.action {
-            Action::NoReply => Ok(()),
-            Action::Close => Err(End::Reply(reply)),
-            Action::Reply | Action::UpgradeTls if reply.code >= 400 => self.refuse(reply).await,
-            Action::Reply | Action::UpgradeTls => self.send(&reply).await,
+        if self.relay {
+            self.errors = 0;
         }
     }
 
     /// Sends a refusal and counts it; too many end the session.
-    async fn refuse(&mut self, reply: SmtpReply) -> Result<(), End> {
+    pub(super) async fn refuse(&mut self, reply: SmtpReply) -> Result<(), End> {
         self.send(&reply).await?;
         self.errors += 1;
         if self.errors >= self.context.smtp().max_errors_per_session {
@@ -429,11 +334,11 @@ impl<I: Intake> Session<I> {
         Ok(())
     }
 
-    async fn send(&mut self, reply: &SmtpReply) -> Result<(), End> {
+    pub(super) async fn send(&mut self, reply: &SmtpReply) -> Result<(), End> {
         self.write(&answer::render(reply)).await
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
         // A client that stops reading gets as long as an idle one.
         let deadline = Instant::now() + self.context.smtp().idle_timeout;
         self.conn
@@ -443,29 +348,7 @@ impl<I: Intake> Session<I> {
     }
 }
 
-/// Runs the end-of-DATA decision on a task of its own. If it panics (a bug
-/// of ours or of a library), the client still gets an answer, a temporary
-/// one so it keeps its copy, and the session and the process go on.
-async fn decide_isolated<I: Intake>(
-    intake: Arc<I>,
-    service: Service,
-    envelope: Envelope,
-    raw: Vec<u8>,
-) -> SmtpReply {
-    let decision = tokio::spawn(
-        async move { intake.decide(service, envelope, raw).await }
-            .instrument(tracing::Span::current()),
-    );
-    match decision.await {
-        Ok(reply) => reply,
-        Err(error) => {
-            tracing::error!(error.message = %error, "the end-of-DATA decision failed");
-            reply::for_parse_error(&ParseError::ParserPanicked)
-        }
-    }
-}
-
 /// The earlier of two deadlines, with the answer for it.
-fn earliest<A>(first: (Instant, A), second: (Instant, A)) -> (Instant, A) {
+pub(super) fn earliest<A>(first: (Instant, A), second: (Instant, A)) -> (Instant, A) {
     if second.0 < first.0 { second } else { first }
 }

@@ -94,13 +94,15 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Customer> {
     })
 }
 
+pub(super) fn by_identity_sql() -> String {
+    format!("SELECT {COLUMNS} FROM customers WHERE identity = ?1")
+}
+
 /// The customer with this identity key.
 pub fn by_identity(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Customer>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM customers WHERE identity = ?1"
-    ))?
-    .query_row([identity], from_row)
-    .optional()
+    conn.prepare_cached(&by_identity_sql())?
+        .query_row([identity], from_row)
+        .optional()
 }
 
 /// The customer with this id.
@@ -146,6 +148,58 @@ pub fn insert_pending(
         now
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+/// Inserts a customer who is active from the start (a sign-in method proved
+/// the address; there is no password until they set one) and returns its id.
+pub fn insert_active(
+    conn: &Connection,
+    customer: &NewCustomer<'_>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at, activated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        customer.email,
+        customer.identity,
+        customer.name,
+        customer.company,
+        customer.service,
+        customer.source,
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Makes a pending customer active without a password (a sign-in method
+/// proved the address), keeping their name or taking `name` when they have
+/// none. Returns false when the customer is not pending.
+pub fn activate_proven(
+    conn: &Connection,
+    id: i64,
+    name: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE customers SET status = 'active', name = COALESCE(name, ?2), activated_at = ?3
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![id, name, now])?;
+    Ok(changed == 1)
+}
+
+/// Sets an active customer's password; returns false when they are not
+/// active.
+pub fn set_password(conn: &Connection, id: i64, password_hash: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE customers SET password_hash = ?2 WHERE id = ?1 AND status = 'active'",
+        )?
+        .execute(params![id, password_hash])?;
+    Ok(changed == 1)
 }
 
 /// Makes a pending customer active with a name and password.
@@ -196,13 +250,14 @@ pub struct Purged {
     pub service: String,
 }
 
+pub(super) const PURGE_PENDING_BEFORE: &str =
+    "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
+     RETURNING email, identity, service";
+
 /// Deletes pending customers created before `cutoff` (their tokens and
 /// sessions go with them) and returns who was deleted.
 pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<Vec<Purged>> {
-    let mut statement = conn.prepare_cached(
-        "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
-         RETURNING email, identity, service",
-    )?;
+    let mut statement = conn.prepare_cached(PURGE_PENDING_BEFORE)?;
     statement
         .query_map([cutoff], |row| {
             Ok(Purged {

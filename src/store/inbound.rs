@@ -7,8 +7,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 #[derive(Debug, Clone)]
 pub struct NewInbound<'a> {
     pub service: &'a str,
+    /// The client the message came from (the original client, when a relay
+    /// named it with XFORWARD) and its HELO name.
     pub client_ip: &'a str,
     pub helo: &'a str,
+    /// The relay that handed the message over, when it named the client.
+    pub relay_ip: Option<&'a str>,
     pub envelope_from: &'a str,
     pub envelope_to: &'a str,
     pub message_id: Option<&'a str>,
@@ -29,6 +33,8 @@ pub struct NewDecision<'a> {
     pub identity: Option<&'a str>,
     pub outcome: &'a str,
     pub reason: &'a str,
+    /// What else there is to say, for a person (how an envelope was read).
+    pub note: Option<&'a str>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -41,42 +47,94 @@ pub struct DecisionRecord {
     pub service: String,
     pub outcome: String,
     pub reason: String,
+    pub note: Option<String>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
 
-/// The decision recorded for an earlier copy of the same message: same
-/// Message-ID and envelope sender, or the same bytes.
+/// How far back a retried message is recognised as a copy: 7 days, the
+/// longest a sender commonly keeps retrying (Postfix's
+/// `maximal_queue_lifetime` is 5 days).
+// A constant until the setting lands with the settings restructure.
+pub const IDEMPOTENCY_WINDOW_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// An earlier copy by Message-ID from the same registered address
+/// (identity; a forwarder's envelope may differ between copies), newest first.
+pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
+     FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+     WHERE i.message_id = ?1 AND d.identity = ?2 AND i.received_at >= ?3
+     ORDER BY i.id DESC LIMIT 1";
+
+/// An earlier copy by content, newest first.
+pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.id, d.outcome, d.reason
+     FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+     WHERE i.content_sha256 = ?1 AND i.received_at >= ?2
+     ORDER BY i.id DESC LIMIT 1";
+
+/// The decision recorded for an earlier copy of the same message received
+/// within the last `IDEMPOTENCY_WINDOW_SECS`: the same Message-ID from the
+/// same registered address, or the same bytes.
 pub fn earlier_copy(
     conn: &Connection,
     message_id: Option<&str>,
-    envelope_from: &str,
+    identity: Option<&str>,
     content_sha256: &[u8; 32],
 ) -> rusqlite::Result<Option<(String, String)>> {
-    conn.prepare_cached(
-        "SELECT d.outcome, d.reason FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-         WHERE (i.message_id = ?1 AND i.envelope_from = ?2) OR i.content_sha256 = ?3
-         ORDER BY i.id DESC LIMIT 1",
-    )?
-    .query_row(
-        params![message_id, envelope_from, &content_sha256[..]],
-        |row| Ok((row.get(0)?, row.get(1)?)),
+    earlier_copy_since(
+        conn,
+        message_id,
+        identity,
+        content_sha256,
+        super::now() - IDEMPOTENCY_WINDOW_SECS,
     )
-    .optional()
+}
+
+/// `earlier_copy` for copies received at or after `since`. Two indexed
+/// lookups rather than one join with `OR`: SQLite plans the `OR` as a scan
+/// of every decision ever recorded.
+pub fn earlier_copy_since(
+    conn: &Connection,
+    message_id: Option<&str>,
+    identity: Option<&str>,
+    content_sha256: &[u8; 32],
+    since: i64,
+) -> rusqlite::Result<Option<(String, String)>> {
+    type Copy = (i64, String, String);
+    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Copy> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    };
+    let by_id = match message_id {
+        Some(message_id) => conn
+            .prepare_cached(EARLIER_BY_MESSAGE_ID)?
+            .query_row(params![message_id, identity, since], read)
+            .optional()?,
+        None => None,
+    };
+    let by_content = conn
+        .prepare_cached(EARLIER_BY_CONTENT)?
+        .query_row(params![&content_sha256[..], since], read)
+        .optional()?;
+    // The newest copy wins, as one query ordered by id would have it.
+    Ok(by_id
+        .into_iter()
+        .chain(by_content)
+        .max_by_key(|copy| copy.0)
+        .map(|(_, outcome, reason)| (outcome, reason)))
 }
 
 /// Records an accepted message and returns its id.
 pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to, message_id,
-                              content_sha256, size, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO inbound (received_at, service, client_ip, helo, relay_ip, envelope_from, envelope_to,
+                              message_id, content_sha256, size, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
         message.service,
         message.client_ip,
         message.helo,
+        message.relay_ip,
         message.envelope_from,
         message.envelope_to,
         message.message_id,
@@ -87,11 +145,15 @@ pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite
     Ok(conn.last_insert_rowid())
 }
 
+/// The purge of raw bytes; `raw IS NOT NULL` selects the partial index
+/// `inbound_raw_by_age`.
+pub(super) const ERASE_RAW_BEFORE: &str =
+    "UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < ?1";
+
 /// Erases the raw bytes of messages received before `before`; returns how
 /// many were erased.
 pub fn erase_raw_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < ?1")?
-        .execute([before])
+    conn.prepare_cached(ERASE_RAW_BEFORE)?.execute([before])
 }
 
 /// Records a decision.
@@ -102,8 +164,8 @@ pub fn record_decision(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO decisions (decided_at, inbound_id, channel, service, address, identity, outcome, reason,
-                                dropped, reply_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                note, dropped, reply_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
@@ -114,11 +176,19 @@ pub fn record_decision(
         decision.identity,
         decision.outcome,
         decision.reason,
+        decision.note,
         decision.dropped,
         decision.reply_code
     ])?;
     Ok(conn.last_insert_rowid())
 }
+
+/// The count behind `service_replies_since`. Its reply condition is, word for
+/// word, the WHERE clause of the partial index `decisions_replies_by_service`
+/// (migration 0004), so the count reads only that index.
+pub(super) const SERVICE_REPLIES_SINCE: &str = "SELECT COUNT(*) FROM decisions
+     WHERE service = ?1 AND decided_at > ?2
+       AND dropped = 0 AND (outcome IN ('register', 'resend_activation') OR reason = 'active_customer')";
 
 /// Replies a service queued since `since` (Unix seconds), on every channel:
 /// the count its daily reply budget is checked against.
@@ -127,16 +197,13 @@ pub fn service_replies_since(
     service: &str,
     since: i64,
 ) -> rusqlite::Result<u32> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM decisions
-         WHERE service = ?1 AND decided_at > ?2 AND dropped = 0
-           AND (outcome IN ('register', 'resend_activation') OR reason = 'active_customer')",
-    )?
-    .query_row(params![service, since], |row| row.get(0))
+    conn.prepare_cached(SERVICE_REPLIES_SINCE)?
+        .query_row(params![service, since], |row| row.get(0))
 }
 
 /// Columns of `DecisionRecord`, in the order `decision_from_row` reads them.
-const DECISION_COLUMNS: &str = "decided_at, channel, service, outcome, reason, dropped, reply_code";
+const DECISION_COLUMNS: &str =
+    "decided_at, channel, service, outcome, reason, note, dropped, reply_code";
 
 fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord> {
     Ok(DecisionRecord {
@@ -145,8 +212,9 @@ fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord
         service: row.get(2)?,
         outcome: row.get(3)?,
         reason: row.get(4)?,
-        dropped: row.get(5)?,
-        reply_code: row.get(6)?,
+        note: row.get(5)?,
+        dropped: row.get(6)?,
+        reply_code: row.get(7)?,
     })
 }
 

@@ -8,7 +8,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_portal.sql"),
     include_str!("migrations/0003_decisions_by_service.sql"),
-    include_str!("migrations/0004_facing_the_internet.sql"),
+    include_str!("migrations/0004_bounded_intake.sql"),
+    include_str!("migrations/0005_decision_notes.sql"),
+    include_str!("migrations/0006_account_tokens.sql"),
+    include_str!("migrations/0007_inbound_relay.sql"),
+    include_str!("migrations/0008_facing_the_internet.sql"),
 ];
 
 /// Applies the migrations this database has not seen, each in its own

@@ -9,10 +9,13 @@
 //! on the blocking pool. This module and its children are the only code that
 //! writes SQL.
 
+pub mod account_tokens;
 pub mod customers;
 pub mod inbound;
 mod migrations;
 pub mod outbox;
+#[cfg(test)]
+mod plans;
 pub mod reply_counts;
 pub mod sessions;
 pub mod suppressions;

@@ -40,50 +40,56 @@ pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::R
     Ok(conn.last_insert_rowid())
 }
 
+/// An address's replies of the last day: bounded by the per-address limits.
+pub(super) const HISTORY: &str =
+    "SELECT MAX(created_at), COUNT(*) FROM outbox WHERE rate_key = ?1 AND created_at > ?2";
+
 /// Replies queued to an address (by rate key) recently.
 pub fn history(conn: &Connection, rate_key: &str, now: i64) -> rusqlite::Result<ReplyHistory> {
-    conn.prepare_cached(
-        "SELECT MAX(created_at), COUNT(*) FROM outbox WHERE rate_key = ?1 AND created_at > ?2",
-    )?
-    .query_row(params![rate_key, now - DAY_SECS], |row| {
-        Ok(ReplyHistory {
-            last_reply_at: row.get(0)?,
-            replies_last_day: row.get(1)?,
+    conn.prepare_cached(HISTORY)?
+        .query_row(params![rate_key, now - DAY_SECS], |row| {
+            Ok(ReplyHistory {
+                last_reply_at: row.get(0)?,
+                replies_last_day: row.get(1)?,
+            })
         })
-    })
 }
+
+/// The outbox's claim: the oldest due reply, from the `outbox_due` index.
+pub(super) const NEXT_DUE: &str = "SELECT id, recipient, envelope_from, body, attempts FROM outbox
+     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1";
 
 /// The oldest queued reply that is due.
 pub fn next_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<DueReply>> {
-    conn.prepare_cached(
-        "SELECT id, recipient, envelope_from, body, attempts FROM outbox
-         WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1",
-    )?
-    .query_row([now], |row| {
-        Ok(DueReply {
-            id: row.get(0)?,
-            recipient: row.get(1)?,
-            envelope_from: row.get(2)?,
-            body: row.get(3)?,
-            attempts: row.get(4)?,
+    conn.prepare_cached(NEXT_DUE)?
+        .query_row([now], |row| {
+            Ok(DueReply {
+                id: row.get(0)?,
+                recipient: row.get(1)?,
+                envelope_from: row.get(2)?,
+                body: row.get(3)?,
+                attempts: row.get(4)?,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
+
+pub(super) const NEXT_DUE_AT: &str =
+    "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'";
 
 /// When the next queued reply falls due, if any.
 pub fn next_due_at(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'")?
+    conn.prepare_cached(NEXT_DUE_AT)?
         .query_row([], |row| row.get(0))
 }
 
+pub(super) const MARK_SENT: &str = "UPDATE outbox
+     SET status = 'sent', sent_at = ?2, body = NULL, attempts = attempts + 1, last_error = NULL
+     WHERE id = ?1";
+
 /// Marks a reply delivered and erases its body.
 pub fn mark_sent(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE outbox SET status = 'sent', sent_at = ?2, body = NULL, attempts = attempts + 1, last_error = NULL
-         WHERE id = ?1",
-    )?
-    .execute(params![id, now])?;
+    conn.prepare_cached(MARK_SENT)?.execute(params![id, now])?;
     Ok(())
 }
 

@@ -18,6 +18,10 @@ pub fn create(
     Ok(())
 }
 
+pub(super) const CUSTOMER: &str = "SELECT s.customer_id
+     FROM sessions s JOIN customers c ON c.id = s.customer_id
+     WHERE s.hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3 AND c.status = 'active'";
+
 /// The active customer of a live session: not past its absolute expiry, seen
 /// within the idle timeout.
 pub fn customer(
@@ -26,12 +30,9 @@ pub fn customer(
     now: i64,
     idle_secs: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached(
-        "SELECT s.customer_id FROM sessions s JOIN customers c ON c.id = s.customer_id
-         WHERE s.hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3 AND c.status = 'active'",
-    )?
-    .query_row(params![&hash.0[..], now, idle_secs], |row| row.get(0))
-    .optional()
+    conn.prepare_cached(CUSTOMER)?
+        .query_row(params![&hash.0[..], now, idle_secs], |row| row.get(0))
+        .optional()
 }
 
 /// Records activity on a session (extends its idle timeout).

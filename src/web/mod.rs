@@ -80,6 +80,22 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/activate", get(pages::activate_form).post(pages::activate))
         .route("/login", get(pages::login_form).post(pages::login))
+        .route("/login/google", get(pages::google_start))
+        .route("/login/google/callback", get(pages::google_callback))
+        .route(
+            "/login/directory",
+            get(pages::directory_form).post(pages::directory_login),
+        )
+        .route(
+            "/login/email",
+            get(pages::email_link_form).post(pages::email_link_request),
+        )
+        .route(
+            "/login/link",
+            get(pages::link_sign_in_form).post(pages::link_sign_in),
+        )
+        .route("/forgot", get(pages::forgot_form).post(pages::forgot))
+        .route("/reset", get(pages::reset_form).post(pages::reset))
         .route("/logout", post(pages::logout))
         .route("/portal", get(pages::portal))
         .route("/register", get(pages::register_form).post(pages::register))

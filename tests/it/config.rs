@@ -110,3 +110,65 @@ fn invalid_settings_name_every_bad_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_sign_in_methods_are_configured_by_file_their_secrets_redacted_and_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("ldap-secret");
+    std::fs::write(&secret, "directory-secret-from-file\n").expect("secret file");
+    let file = dir.path().join("sign-in.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[oidc.google]\nclient_id = \"1234.apps.example\"\nclient_secret = \"google-secret-value\"\n\n\
+             [ldap]\nurl = \"ldaps://dc1.corp.example:636\"\nbind_dn = \"cn=registrar,dc=corp,dc=example\"\n\
+             bind_password_file = {:?}\nbase_dn = \"dc=corp,dc=example\"\n",
+            secret.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let output = registrar()
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config")
+        .output()
+        .expect("run registrar");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("[oidc.google]"), "{stdout}");
+    assert!(
+        stdout.contains("issuer = \"https://accounts.google.com\""),
+        "the preset"
+    );
+    assert!(!stdout.contains("google-secret-value"), "{stdout}");
+    assert!(!stdout.contains("directory-secret-from-file"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[oidc.google]\nclient_id = \"\"\nissuer = \"http://idp.example\"\n\n\
+         [ldap]\nurl = \"http://dc1\"\nbind_dn = \"x\"\nbind_password = \"p\"\nbase_dn = \"dc=x\"\nuser_filter = \"uid=x\"\n",
+    )
+    .expect("write config");
+    let output = registrar()
+        .arg("--config")
+        .arg(&bad)
+        .arg("check-config")
+        .output()
+        .expect("run registrar");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    for key in [
+        "oidc.google.client_id",
+        "oidc.google.client_secret",
+        "oidc.google.issuer",
+        "ldap.url",
+        "ldap.user_filter",
+    ] {
+        assert!(stderr.contains(key), "{key} not reported in {stderr}");
+    }
+}

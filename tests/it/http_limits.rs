@@ -70,7 +70,9 @@ async fn a_slowloris_of_a_thousand_half_sent_requests_is_closed_while_others_are
         .await
         .expect("GET /login");
     assert_eq!(response.status(), 200);
-    let (_, greeting) = SmtpClient::connect(app.smtp_addr).await;
+    let (_, greeting) = SmtpClient::connect(app.smtp_addr)
+        .await
+        .expect("SMTP connect");
     greeting.assert_code(220);
     assert!(
         !closed_now(slow.last_mut().expect("the newest")).await,
@@ -130,7 +132,9 @@ async fn connections_over_the_cap_are_answered_503_and_closed() {
     assert!(refused.contains("Retry-After: 5"), "{refused}");
     assert!(refused.contains("Connection: close"), "{refused}");
 
-    let (_, greeting) = SmtpClient::connect(app.smtp_addr).await;
+    let (_, greeting) = SmtpClient::connect(app.smtp_addr)
+        .await
+        .expect("SMTP connect");
     greeting.assert_code(220);
     for stream in &mut held {
         read_until_closed(stream).await;

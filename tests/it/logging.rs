@@ -1,6 +1,8 @@
 //! What the daemon writes to its log: the real binary at RUST_LOG=trace,
-//! through a whole registration and activation, never logs the activation
-//! token, the password, a cookie or the message body.
+//! through a whole registration and activation, a password reset, and
+//! sign-ins by the directory and Google (both unreachable), never logs the
+//! activation or reset token, a password, a client or service-account
+//! secret, a cookie or the message body.
 
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
@@ -12,6 +14,10 @@ use std::sync::{Arc, Mutex};
 
 const PASSWORD: &str = "violet staple orbit canyon";
 const BODY: &str = "Hello, I would like an account.";
+const NEW_PASSWORD: &str = "quiet harbour lantern meadow";
+const DIRECTORY_PASSWORD: &str = "typed-into-the-company-form";
+const LDAP_SECRET: &str = "ldap-service-account-secret";
+const OIDC_SECRET: &str = "oidc-client-secret-value";
 
 #[tokio::test]
 async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
@@ -21,9 +27,12 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
         &config,
         format!(
             "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n",
+             [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n\
+             [oidc.google]\nclient_id = \"registrar\"\nclient_secret = \"{OIDC_SECRET}\"\nissuer = \"http://127.0.0.1:{port}\"\n\
+             [ldap]\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"cn=registrar\"\nbind_password = \"{LDAP_SECRET}\"\nbase_dn = \"dc=x\"\n",
             db = dir.path().join("db.sqlite3").display(),
             out = dir.path().join("outbound").display(),
+            port = crate::support::oidc::free_port(),
         ),
     )
     .expect("write config");
@@ -65,12 +74,13 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     };
     let (smtp, http) = (address("smtp.addr="), address("http.addr="));
 
-    let (mut client, _) = SmtpClient::connect(smtp).await;
+    let (mut client, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
     let mut message = person("Jane Doe", "jane@example.com", SUPPORT, "log@example.com");
     message.extend_from_slice(format!("{BODY}\r\n").as_bytes());
     client
         .send_mail("jane@example.com", SUPPORT, &message)
         .await
+        .expect("SMTP reply")
         .assert_code(250);
     let outbound = dir.path().join("outbound");
     eventually("the activation mail", || {
@@ -87,6 +97,7 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     let link = crate::support::activation_link(&mail, http);
     let token = link.split("token=").nth(1).expect("token").to_owned();
 
+    crate::support::default_tls_provider();
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -132,6 +143,85 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
         200
     );
 
+    // A password reset.
+    let forgot = browser
+        .get(format!("http://{http}/forgot"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    browser
+        .post(format!("http://{http}/forgot"))
+        .form(&[
+            ("csrf", hidden_field(&forgot, "csrf").as_str()),
+            ("email", "jane@example.com"),
+        ])
+        .send()
+        .await
+        .expect("POST /forgot");
+    let reset_link = || {
+        std::fs::read_dir(&outbound)
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let mail = Mail::parse(&std::fs::read(entry.path()).ok()?);
+                let start = mail.text.find("/reset?token=")?;
+                let rest = &mail.text[start + "/reset?token=".len()..];
+                Some(rest.split_whitespace().next()?.to_owned())
+            })
+    };
+    eventually("the reset mail", || reset_link().is_some()).await;
+    let reset_token = reset_link().expect("a reset link");
+    let form = browser
+        .get(format!("http://{http}/reset?token={reset_token}"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let reset = browser
+        .post(format!("http://{http}/reset"))
+        .form(&[
+            ("csrf", hidden_field(&form, "csrf").as_str()),
+            ("token", &reset_token),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST /reset");
+    assert_eq!(reset.status(), 303);
+
+    // The directory and Google, both unreachable: their errors are logged.
+    let directory = browser
+        .get(format!("http://{http}/login/directory"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let down = browser
+        .post(format!("http://{http}/login/directory"))
+        .form(&[
+            ("csrf", hidden_field(&directory, "csrf").as_str()),
+            ("login", "jane@example.com"),
+            ("password", DIRECTORY_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST /login/directory");
+    assert_eq!(down.status(), 503);
+    let google = browser
+        .get(format!("http://{http}/login/google"))
+        .send()
+        .await
+        .expect("GET /login/google");
+    assert_eq!(google.status(), 503);
+
     // SIGTERM through the standard library is not available; ending the
     // process is enough, since everything asserted below is already logged.
     daemon.kill().expect("stop the daemon");
@@ -144,6 +234,11 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     for (what, secret) in [
         ("activation token", token.as_str()),
         ("password", PASSWORD),
+        ("reset token", reset_token.as_str()),
+        ("new password", NEW_PASSWORD),
+        ("directory password", DIRECTORY_PASSWORD),
+        ("service account's password", LDAP_SECRET),
+        ("client secret", OIDC_SECRET),
         ("CSRF value", csrf.as_str()),
         ("session cookie", session_value.as_str()),
         ("message body", BODY),

@@ -6,7 +6,7 @@
 use crate::support::TestApp;
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
-use crate::support::smtp_client::{Reply, SmtpClient};
+use crate::support::{Reply, SmtpClient};
 use registrar::policy::LimitAction;
 
 /// A message from a person at `from`, with `extra` header lines on top.
@@ -256,13 +256,16 @@ async fn a_message_id_at_our_own_domain_is_never_answered() {
 }
 
 #[tokio::test]
-async fn the_null_sender_is_never_answered() {
+async fn the_null_sender_is_never_answered() -> anyhow::Result<()> {
     let app = TestApp::spawn().await;
-    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await;
+    let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await?;
     greeting.assert_code(220);
-    client.command("EHLO mx.example.com").await.assert_code(250);
+    client
+        .command("EHLO mx.example.com")
+        .await?
+        .assert_code(250);
 
-    let mail = client.command("MAIL FROM:<>").await;
+    let mail = client.command("MAIL FROM:<>").await?;
 
     // mailin's command parser answers `MAIL FROM:<>` itself (500) before our
     // handler sees it; a listener that lets it through must reach the
@@ -270,11 +273,11 @@ async fn the_null_sender_is_never_answered() {
     if mail.code == 250 {
         client
             .command(&format!("RCPT TO:<{SUPPORT}>"))
-            .await
+            .await?
             .assert_code(250);
-        client.command("DATA").await.assert_code(354);
+        client.command("DATA").await?.assert_code(354);
         let dsn = message_with("jane@example.com", "bounce1@example.com", "");
-        client.send_body(&dsn).await.assert_code(250);
+        client.send_body(&dsn).await?.assert_code(250);
         assert_eq!(
             last_decision(&app),
             ("suppress".into(), "null_sender".into())
@@ -288,6 +291,7 @@ async fn the_null_sender_is_never_answered() {
         );
     }
     assert_nothing_sent(&app, "null sender").await;
+    Ok(())
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ async fn systemd_hears_ready_after_both_listeners_are_bound() {
     let message = String::from_utf8_lossy(&buffer[..received]).into_owned();
 
     assert!(message.contains("READY=1"), "{message}");
-    let (_, greeting) = SmtpClient::connect(smtp).await;
+    let (_, greeting) = SmtpClient::connect(smtp).await.expect("SMTP connect");
     greeting.assert_code(220);
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -76,7 +76,7 @@ async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
     let (mut child, smtp, notify) = start(dir.path());
     let mut buffer = [0u8; 256];
     notify.recv(&mut buffer).expect("ready");
-    let (mut accepted, _) = SmtpClient::connect(smtp).await;
+    let (mut accepted, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
     accepted
         .send_mail(
             "jane@example.com",
@@ -84,9 +84,14 @@ async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
             &person("Jane", "jane@example.com", SUPPORT, "term@example.com"),
         )
         .await
+        .expect("SMTP reply")
         .assert_code(250);
-    let (mut waiting, _) = SmtpClient::connect(smtp).await;
-    waiting.command("EHLO client.test").await.assert_code(250);
+    let (mut waiting, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
+    waiting
+        .command("EHLO client.test")
+        .await
+        .expect("SMTP reply")
+        .assert_code(250);
 
     let asked = Instant::now();
     let sent = Command::new("kill")
@@ -95,7 +100,7 @@ async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
         .expect("run kill");
     assert!(sent.success());
 
-    let reply = waiting.read_reply().await;
+    let reply = waiting.read_reply().await.expect("SMTP reply");
     reply.assert_code(421);
     assert!(reply.text.starts_with("4.3.2"), "{}", reply.text);
     let status = tokio::task::spawn_blocking(move || child.wait())
@@ -122,7 +127,7 @@ async fn everything_the_daemon_writes_is_private_to_its_user() {
     let (mut child, smtp, notify) = start(dir.path());
     let mut buffer = [0u8; 256];
     notify.recv(&mut buffer).expect("ready");
-    let (mut client, _) = SmtpClient::connect(smtp).await;
+    let (mut client, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
     client
         .send_mail(
             "jane@example.com",
@@ -130,6 +135,7 @@ async fn everything_the_daemon_writes_is_private_to_its_user() {
             &person("Jane", "jane@example.com", SUPPORT, "umask@example.com"),
         )
         .await
+        .expect("send")
         .assert_code(250);
     let outbound = dir.path().join("outbound");
     crate::support::eventually("the mail file", || {
@@ -171,10 +177,11 @@ async fn sighup_reloads_the_policy_without_a_restart() {
     let mut buffer = [0u8; 256];
     notify.recv(&mut buffer).expect("ready");
     let send = |from: &'static str, id: &'static str| async move {
-        let (mut client, _) = SmtpClient::connect(smtp).await;
+        let (mut client, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
         client
             .send_mail(from, SUPPORT, &person("X", from, SUPPORT, id))
             .await
+            .expect("SMTP reply")
     };
     send("first@blocked.example", "1@blocked.example")
         .await

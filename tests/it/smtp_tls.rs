@@ -2,6 +2,7 @@
 //! upgrades can register; plaintext pipelined after STARTTLS is refused.
 
 use crate::support::app::SUPPORT;
+use crate::support::assert_closed;
 use crate::support::mail::person;
 use crate::support::{SmtpClient, TestApp};
 use lettre::AsyncTransport as _;
@@ -44,17 +45,18 @@ impl TestCertificate {
 }
 
 #[tokio::test]
-async fn starttls_is_off_by_default() {
+async fn starttls_is_off_by_default() -> anyhow::Result<()> {
     let app = TestApp::spawn().await;
-    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
+    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await?;
 
-    let extensions = client.ehlo_lines("client.test").await;
+    let extensions = client.ehlo_lines("client.test").await?;
 
     assert!(
         !extensions.iter().any(|e| e == "STARTTLS"),
         "{extensions:?}"
     );
-    client.command("STARTTLS").await.assert_code(503);
+    client.command("STARTTLS").await?.assert_code(503);
+    Ok(())
 }
 
 #[tokio::test]
@@ -88,20 +90,22 @@ async fn a_client_that_upgrades_with_starttls_registers() {
 }
 
 #[tokio::test]
-async fn plaintext_pipelined_after_starttls_is_refused_and_the_connection_closes() {
+async fn plaintext_pipelined_after_starttls_is_refused_and_the_connection_closes()
+-> anyhow::Result<()> {
     let certificate = TestCertificate::generate();
     let files = certificate.files();
     let app = TestApp::spawn_with(|s| s.smtp.tls = Some(files)).await;
-    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await;
-    let extensions = client.ehlo_lines("client.test").await;
+    let (mut client, _) = SmtpClient::connect(app.smtp_addr).await?;
+    let extensions = client.ehlo_lines("client.test").await?;
     assert!(extensions.iter().any(|e| e == "STARTTLS"), "{extensions:?}");
 
     client
         .send_raw(b"STARTTLS\r\nMAIL FROM:<injected@example.com>\r\n")
-        .await;
+        .await?;
 
-    let reply = client.next_reply().await.expect("a reply");
+    let reply = client.next_reply().await?.expect("a reply");
     reply.assert_code(554);
     assert!(reply.text.starts_with("5.5.1"), "{}", reply.text);
-    client.assert_closed().await;
+    assert_closed(&mut client).await;
+    Ok(())
 }

@@ -1,7 +1,9 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
 //! (`smtp`, `http`, `admin`, `store`, `outbound`, `accounts`,
-//! `circuit_breaker`, `sender_auth`, `services` with their `policy`); each checks its own keys and converts
+//! `circuit_breaker`, `sender_auth`, `sign_in` for `[oidc.google]` and
+//! `[ldap]`, `services` with their `policy`); each checks its own keys and
+//! converts
 //! them, and this file puts the sections together.
 
 mod accounts;
@@ -12,6 +14,7 @@ mod outbound;
 mod policy;
 mod sender_auth;
 mod services;
+mod sign_in;
 mod smtp;
 mod store;
 
@@ -38,7 +41,20 @@ impl RawSettings {
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
-        let services = services::validate(&self.policy, &self.services, &mut problems);
+        // The MTAs in front of us are also whose Authentication-Results a
+        // service trusts, unless it names its own.
+        let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
+        let services = services::validate(&self.policy, &self.services, relays, &mut problems);
+        let service_ids: Vec<&str> = self.services.iter().map(|s| s.id.as_str()).collect();
+        let oidc = self
+            .oidc
+            .google
+            .as_ref()
+            .and_then(|raw| sign_in::oidc(raw, &service_ids, &mut problems));
+        let ldap = self
+            .ldap
+            .as_ref()
+            .and_then(|raw| sign_in::ldap(raw, &service_ids, &mut problems));
         match (smtp, http, admin, outbound) {
             (Some(smtp), Some(http), Some(admin), Some(outbound)) if problems.0.is_empty() => {
                 Ok(Settings {
@@ -53,6 +69,8 @@ impl RawSettings {
                     rate_limits,
                     circuit_breaker,
                     sender_auth,
+                    oidc,
+                    ldap,
                     services,
                 })
             }

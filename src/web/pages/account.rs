@@ -7,7 +7,7 @@ use crate::registration::{Proof, SignIn};
 use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
-use crate::web::pages::{TOO_MANY_LOGINS, brand, portal_registration, require_csrf};
+use crate::web::pages::{TOO_MANY_LOGINS, brand, portal_registration, require_csrf, ways};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
@@ -27,6 +27,7 @@ pub async fn login_form(State(state): State<AppState>, jar: CookieJar) -> Respon
         email: "",
         error: None,
         portal: portal_registration(&state),
+        ways: ways(&state),
     };
     (jar, render(&page)).into_response()
 }
@@ -71,6 +72,7 @@ pub async fn login(
             email: &form.email,
             error: Some(error),
             portal: portal_registration(&state),
+            ways: ways(&state),
         };
         (status, render(&page)).into_response()
     };
@@ -115,7 +117,9 @@ pub async fn login(
                 "This account is disabled. Contact support if you think this is a mistake.",
             ))
         }
-        SignIn::Refused => Ok(login_page(
+        // Declined comes only from the other methods; treated as a refusal.
+        // The reserved attempt is kept: it counts as a failure.
+        SignIn::Refused | SignIn::Declined(_) => Ok(login_page(
             StatusCode::UNPROCESSABLE_ENTITY,
             "The email or password is not right.",
         )),
@@ -164,6 +168,7 @@ pub async fn portal(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         email: &customer.email,
         company: customer.company.as_deref(),
         service,
+        has_password: customer.has_password,
     };
     Ok((jar, render(&page)).into_response())
 }

@@ -8,14 +8,24 @@
 
 mod account;
 mod activation;
+mod directory;
+mod google;
 mod ops;
 mod opt_out;
+mod recovery;
 mod registration;
+mod sign_in_answers;
 
 pub use account::{login, login_form, logout, portal};
 pub use activation::{activate, activate_form};
+pub use directory::{directory_form, directory_login};
+pub use google::{google_callback, google_start};
 pub use ops::{healthz, metrics, not_found, stylesheet};
 pub use opt_out::{opt_out, opt_out_form};
+pub use recovery::{
+    email_link_form, email_link_request, forgot, forgot_form, link_sign_in, link_sign_in_form,
+    reset, reset_form,
+};
 pub use registration::{register, register_form, resend, resend_form};
 
 use crate::web::error::WebError;
@@ -90,6 +100,20 @@ fn portal_registration(state: &AppState) -> bool {
         .services
         .iter()
         .any(|service| service.policy.portal)
+}
+
+/// The ways in the sign-in and register pages offer besides a password.
+fn ways(state: &AppState) -> views::Ways {
+    views::Ways {
+        google: state.registrar.google_configured(),
+        directory: state.registrar.directory_configured(),
+        email_link: state
+            .registrar
+            .settings()
+            .services
+            .iter()
+            .any(|service| service.policy.email_link),
+    }
 }
 
 pub async fn home(State(state): State<AppState>, jar: CookieJar) -> Result<Response, WebError> {

@@ -6,7 +6,7 @@ use crate::policy::Decision;
 use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
-use crate::web::pages::{TOO_MANY_NEW, TOO_MANY_REQUESTS, brand, require_csrf, too_many};
+use crate::web::pages::{TOO_MANY_NEW, TOO_MANY_REQUESTS, brand, require_csrf, too_many, ways};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf};
 use axum::Form;
@@ -38,6 +38,7 @@ pub async fn register_form(
         name: "",
         email: "",
         error: None,
+        ways: ways(&state),
     };
     Ok((jar, render(&page)).into_response())
 }
@@ -67,7 +68,7 @@ pub struct RegisterForm {
 
 /// The answer to every accepted "Create an account" or "send me a new link":
 /// the same bytes whether or not the address has an account.
-fn check_your_inbox(state: &AppState) -> Response {
+pub(super) fn check_your_inbox(state: &AppState) -> Response {
     let page = views::Notice {
         brand: &brand(state),
         heading: "Check your inbox",
@@ -77,10 +78,14 @@ fn check_your_inbox(state: &AppState) -> Response {
     render(&page).into_response()
 }
 
-/// Applies the limits shared by `/register` and `/resend`: per client
-/// network and per address, counted whatever the address's state. `true`
-/// when over.
-fn registration_limited(state: &AppState, client: &Client, address: &EmailAddress) -> bool {
+/// Applies the limits shared by `/register`, `/resend`, `/forgot` and
+/// `/login/email`: per client network and per address, counted whatever the
+/// address's state. `true` when over.
+pub(super) fn registration_limited(
+    state: &AppState,
+    client: &Client,
+    address: &EmailAddress,
+) -> bool {
     let keys = [
         (Kind::RegistrationClient, LimitKey::client(client.network)),
         (
@@ -125,6 +130,7 @@ pub async fn register(
             name: &form.name,
             email: &form.email,
             error,
+            ways: ways(&state),
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };

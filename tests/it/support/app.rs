@@ -2,7 +2,7 @@
 //! `CaptureRelay` as its outbound relay.
 
 use super::relay::CaptureRelay;
-use super::smtp_client::{Reply, SmtpClient};
+use super::{Reply, SmtpClient};
 use registrar::app::Application;
 use registrar::settings::{self, RelayUrl, Settings};
 use registrar::shutdown::Shutdown;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
+    super::default_tls_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         registrar::telemetry::init("debug", std::io::stdout);
     } else {
@@ -22,6 +23,24 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 /// The support address of the embedded demo service.
 pub const SUPPORT: &str = "support@helpdesk.example";
+
+/// Who an inbound message came from, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub client_ip: String,
+    pub helo: String,
+    pub relay_ip: Option<String>,
+}
+
+impl Origin {
+    pub fn new(client_ip: &str, helo: &str, relay_ip: Option<&str>) -> Self {
+        Self {
+            client_ip: client_ip.into(),
+            helo: helo.into(),
+            relay_ip: relay_ip.map(Into::into),
+        }
+    }
+}
 
 pub struct TestApp {
     pub smtp_addr: SocketAddr,
@@ -120,18 +139,26 @@ impl TestApp {
 
     /// Sends a message over SMTP in one session and returns the final reply.
     pub async fn send(&self, from: &str, to: &str, raw: &[u8]) -> Reply {
-        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr).await;
+        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr)
+            .await
+            .expect("SMTP connect");
         greeting.assert_code(220);
-        let reply = client.send_mail(from, to, raw).await;
-        let _ = client.command("QUIT").await;
+        let reply = client.send_mail(from, to, raw).await.expect("SMTP reply");
+        let _ = client.command("QUIT").await.expect("SMTP reply");
         reply
     }
 
     /// A session past EHLO.
     pub async fn greeted(&self) -> SmtpClient {
-        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr).await;
+        let (mut client, greeting) = SmtpClient::connect(self.smtp_addr)
+            .await
+            .expect("SMTP connect");
         greeting.assert_code(220);
-        client.command("EHLO client.test").await.assert_code(250);
+        client
+            .command("EHLO client.test")
+            .await
+            .expect("SMTP reply")
+            .assert_code(250);
         client
     }
 
@@ -141,12 +168,18 @@ impl TestApp {
         client
             .command(&format!("MAIL FROM:<{from}>"))
             .await
+            .expect("SMTP reply")
             .assert_code(250);
         client
             .command(&format!("RCPT TO:<{SUPPORT}>"))
             .await
+            .expect("SMTP reply")
             .assert_code(250);
-        client.command("DATA").await.assert_code(354);
+        client
+            .command("DATA")
+            .await
+            .expect("SMTP reply")
+            .assert_code(354);
         client
     }
 
@@ -198,6 +231,26 @@ impl TestApp {
                 row.get(0)
             })
             .expect("count rows")
+    }
+
+    /// Who each recorded inbound message came from, oldest first: the
+    /// client's address, its HELO, and the relay that named it.
+    pub fn inbound_origins(&self) -> Vec<Origin> {
+        let db = self.db();
+        let mut statement = db
+            .prepare("SELECT client_ip, helo, relay_ip FROM inbound ORDER BY id")
+            .expect("prepare");
+        statement
+            .query_map([], |row| {
+                Ok(Origin {
+                    client_ip: row.get(0)?,
+                    helo: row.get(1)?,
+                    relay_ip: row.get(2)?,
+                })
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("read the inbound records")
     }
 
     /// Whether the one activation token in the database has been used.

@@ -1,4 +1,4 @@
--- registrar schema, version 4: reply budgets per sender domain and per
+-- registrar schema, version 8: reply budgets per sender domain and per
 -- client network, and addresses whose owners asked never to be mailed.
 
 -- Replies queued per (service, domain) and per (service, client network),

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# benches/compare.sh: issue 9's benchmark, in one invocation, with one load
+# generator (benches/loadgen, release build):
+#
+#   anchors   the same load against Postfix's smtp-sink (the null server) and
+#             a private Postfix accepting into its queue (fsync per message)
+#             with delivery held;
+#   registrar the same load against a release registrar on an empty
+#             database (per-address, per-service and per-client limits
+#             lifted, so every message is a real registration), with its
+#             peak RSS;
+#   prefill   the same again on a database prefilled with PREFILL past
+#             messages and decisions, and its ratio to the empty rate;
+#   e2e       E2E_MSGS registrations with every activation mail captured by
+#             a relay of our own: end-to-end rate, then 250-to-relay median
+#             and p99 at half the measured accept rate;
+#   idle      IDLE_CONNS idle sessions from as many client addresses
+#             (default session limits), then one normal mail from another
+#             address: time to 250.
+#
+# Usage (root, for Postfix): benches/compare.sh
+# Environment: PARTS="anchors registrar prefill e2e idle" MSGS=5000 SESSIONS=10
+#   PER_CONN=1 WARMUP=200 PREFILL=1000000 E2E_MSGS=10000 E2E_HALF_MSGS=E2E_MSGS/2
+#   IDLE_CONNS=300 IDLE_DEADLINE=60 NO_BUILD=1 KEEP_DIR=1
+#   ports: SINK_PORT=2526 PF_PORT=2535 RG_SMTP=2545 RG_HTTP=8095 CAPTURE_PORT=2555
+# Every server it starts listens on 127.0.0.1 and is stopped on exit.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+PARTS=${PARTS:-anchors registrar prefill e2e idle}
+MSGS=${MSGS:-5000}; SESSIONS=${SESSIONS:-10}; PER_CONN=${PER_CONN:-1}; WARMUP=${WARMUP:-200}
+PREFILL=${PREFILL:-1000000}; E2E_MSGS=${E2E_MSGS:-10000}; E2E_HALF_MSGS=${E2E_HALF_MSGS:-$((E2E_MSGS / 2))}
+IDLE_CONNS=${IDLE_CONNS:-300}; IDLE_DEADLINE=${IDLE_DEADLINE:-60}
+SINK_PORT=${SINK_PORT:-2526}; PF_PORT=${PF_PORT:-2535}; RG_SMTP=${RG_SMTP:-2545}; RG_HTTP=${RG_HTTP:-8095}
+CAPTURE_PORT=${CAPTURE_PORT:-2555}
+RCPT=support@bench.test
+has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
+
+need_free_ports "$SINK_PORT" "$PF_PORT" "$RG_SMTP" "$RG_HTTP" "$CAPTURE_PORT"
+has anchors && ensure_postfix
+build
+
+D=$(mktemp -d -t registrar-compare.XXXXXX); chmod 755 "$D"
+SINK_PID=""; PF_MASTER=""
+stop_postfix() {
+  if [ -z "$PF_MASTER" ] && [ -f "$D/pf/spool/pid/master.pid" ]; then PF_MASTER=$(tr -d ' \n' < "$D/pf/spool/pid/master.pid"); fi
+  # Only signal it while that PID is still a Postfix master (PID reuse).
+  if [ -n "$PF_MASTER" ] && [ "$(readlink "/proc/$PF_MASTER/exe" 2>/dev/null)" = /usr/lib/postfix/sbin/master ]; then
+    local kids k left="" i
+    kids=$(ps -o pid= --ppid "$PF_MASTER" 2>/dev/null)
+    kill -TERM "$PF_MASTER"
+    for i in $(seq 1 50); do kill -0 "$PF_MASTER" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$PF_MASTER" 2>/dev/null && kill -KILL "$PF_MASTER"
+    for i in $(seq 1 30); do
+      left=""; for k in $kids; do kill -0 "$k" 2>/dev/null && left="$left $k"; done
+      [ -z "$left" ] && break; sleep 0.1
+    done
+    for k in $left; do kill -KILL "$k" 2>/dev/null; done
+  fi
+  PF_MASTER=""
+}
+cleanup() {
+  set +e
+  [ -n "$LG_PID" ] && { kill -TERM "$LG_PID" 2>/dev/null; wait "$LG_PID" 2>/dev/null; }
+  stop_registrar
+  [ -n "$SINK_PID" ] && { kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; }
+  stop_postfix
+  if [ "${KEEP_DIR:-0}" = 1 ]; then echo "# kept $D" >&2; else rm -rf "$D"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_sink() {
+  ( cd / && exec smtp-sink -u nobody 127.0.0.1:"$SINK_PORT" 256 ) &
+  SINK_PID=$!
+  wait_port "$SINK_PORT" || die "smtp-sink did not come up"
+}
+
+# A private Postfix instance (config and queue under $D/pf) that fsyncs
+# every message into its queue and parks it in hold/: acceptance only.
+start_postfix() {
+  local P=$D/pf
+  mkdir -p "$P/etc" "$P/spool" "$P/data" "$P/log"
+  chown postfix:postfix "$P/data"
+  cat > "$P/etc/main.cf" <<CF
+compatibility_level = 3.6
+config_directory = $P/etc
+queue_directory = $P/spool
+data_directory = $P/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = bench.localdomain
+mydomain = localdomain
+myorigin = \$myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination = bench.test
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains =
+relayhost =
+biff = no
+smtputf8_enable = no
+maillog_file_prefixes = $P/log
+maillog_file = $P/log/maillog
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+# The load comes from many 127.x.y.z addresses: no reverse DNS per client.
+smtpd_peername_lookup = no
+# Acceptance only: fsync'ed into the queue, then held (no delivery work).
+smtpd_data_restrictions = check_client_access static:HOLD
+# With delivery off, in_flow_delay would cap smtpd at ~process_limit msg/s.
+in_flow_delay = 0
+CF
+  cat > "$P/etc/master.cf" <<CF
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+CF
+  postfix -c "$P/etc" start >/dev/null 2>&1 || { tail -n 5 "$P/log/maillog" >&2 2>/dev/null; die "postfix start failed"; }
+  PF_MASTER=$(tr -d ' \n' < "$P/spool/pid/master.pid")
+  wait_port "$PF_PORT" || die "postfix did not come up"
+}
+
+# run_load NAME PORT COUNT [extra generator args]: a warm-up, then the
+# measured run; prints one line; the rate is left in $RATE.
+SRC=0; RUN=0
+run_load() {
+  local name=$1 port=$2 count=$3; shift 3
+  RUN=$((RUN + 1))
+  if [ "$WARMUP" -gt 0 ]; then
+    loadgen send --target "127.0.0.1:$port" --messages "$WARMUP" --sessions "$SESSIONS" \
+      --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "w$RUN$$" --source-offset "$SRC" "$@" \
+      > "$D/$name.warmup" 2>&1 || die "warm-up against $name failed: $(tail -n 3 "$D/$name.warmup")"
+    SRC=$((SRC + WARMUP))
+  fi
+  loadgen send --target "127.0.0.1:$port" --messages "$count" --sessions "$SESSIONS" \
+    --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "m$RUN$$" --source-offset "$SRC" "$@" \
+    > "$D/$name.out" 2>&1 || die "load against $name failed: $(tail -n 3 "$D/$name.out")"
+  SRC=$((SRC + count))
+  RATE=$(field rate "$D/$name.out")
+  printf '%-22s %9s msg/s   %s   %s\n' "$name" "$RATE" "$(grep '^codes:' "$D/$name.out")" \
+    "$(grep -o 'p50=.*' "$D/$name.out")"
+}
+
+note "load: $MSGS messages, each from a distinct sender and client address, $SESSIONS sessions, $PER_CONN per connection, warm-up $WARMUP"
+note "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+SINK_RATE=""; PF_RATE=""; RG_RATE=""; RG1M_RATE=""; RSS=""
+if has anchors; then
+  start_sink; start_postfix
+  run_load smtp-sink "$SINK_PORT" "$MSGS"; SINK_RATE=$RATE
+  run_load postfix-hold "$PF_PORT" "$MSGS"; PF_RATE=$RATE
+  note "postfix hold queue holds $(find "$D/pf/spool/hold" -type f | wc -l) messages"
+  stop_postfix
+fi
+
+# Replies go to smtp-sink when it runs (the daemon's outbox really sends),
+# otherwise into .eml files.
+relay=""; [ -n "$SINK_PID" ] && relay="smtp://127.0.0.1:$SINK_PORT"
+if has registrar; then
+  write_config "$D/rg" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
+  start_registrar "$D/rg" "$RG_SMTP"
+  run_load registrar "$RG_SMTP" "$MSGS"; RG_RATE=$RATE
+  RSS=$(registrar_peak_rss_mib)
+  note "registrar peak RSS $RSS MiB"
+  stop_registrar
+fi
+
+if has prefill; then
+  write_config "$D/rg1m" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
+  "$LOADGEN" prefill --db "$D/rg1m/registrar.sqlite3" --messages "$PREFILL" --service bench --rcpt "$RCPT" \
+    | sed 's/^/# /' || die "prefill failed"
+  start_registrar "$D/rg1m" "$RG_SMTP"
+  run_load "registrar+$PREFILL" "$RG_SMTP" "$MSGS"; RG1M_RATE=$RATE
+  note "registrar peak RSS on the prefilled database $(registrar_peak_rss_mib) MiB"
+  stop_registrar
+fi
+
+E2E_LINE=""; HALF_LINE=""
+if has e2e; then
+  write_config "$D/e2e" "$RG_SMTP" "$RG_HTTP" "smtp://127.0.0.1:$CAPTURE_PORT" lifted
+  start_registrar "$D/e2e" "$RG_SMTP"
+  loadgen e2e --capture "127.0.0.1:$CAPTURE_PORT" --target "127.0.0.1:$RG_SMTP" --messages "$E2E_MSGS" \
+    --sessions "$SESSIONS" --per-connection "$PER_CONN" --tag "e$$" --source-offset "$SRC" \
+    > "$D/e2e.out" 2>&1 || die "e2e run failed: $(tail -n 3 "$D/e2e.out")"
+  SRC=$((SRC + E2E_MSGS))
+  sed 's/^/# /' "$D/e2e.out"
+  E2E_LINE=$(grep '^e2e_rate=' "$D/e2e.out")
+  half=$(python3 -c "print('%.1f' % (float('$(field accept_rate "$D/e2e.out")' or 0) / 2))")
+  loadgen e2e --capture "127.0.0.1:$CAPTURE_PORT" --target "127.0.0.1:$RG_SMTP" --messages "$E2E_HALF_MSGS" \
+    --sessions "$SESSIONS" --per-connection "$PER_CONN" --tag "h$$" --source-offset "$SRC" --rate "$half" \
+    > "$D/e2e-half.out" 2>&1 || die "e2e run at half rate failed: $(tail -n 3 "$D/e2e-half.out")"
+  SRC=$((SRC + E2E_HALF_MSGS))
+  sed 's/^/# half rate: /' "$D/e2e-half.out"
+  HALF_LINE=$(grep '^e2e_rate=' "$D/e2e-half.out")
+  stop_registrar
+fi
+
+IDLE_LINE=""
+if has idle; then
+  write_config "$D/idle" "$RG_SMTP" "$RG_HTTP" "" default
+  start_registrar "$D/idle" "$RG_SMTP"
+  loadgen idle --target "127.0.0.1:$RG_SMTP" --connections "$IDLE_CONNS" --deadline "$IDLE_DEADLINE" \
+    > "$D/idle.out" 2>&1 || die "idle stress failed: $(tail -n 3 "$D/idle.out")"
+  sed 's/^/# /' "$D/idle.out"
+  IDLE_LINE=$(grep '^idle_time_to_250=' "$D/idle.out")
+  stop_registrar
+fi
+
+echo
+echo "== summary (machine load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
+[ -n "$SINK_RATE" ] && echo "smtp-sink               $SINK_RATE msg/s"
+[ -n "$PF_RATE" ] && echo "postfix (queue, held)   $PF_RATE msg/s"
+if [ -n "$RG_RATE" ]; then
+  echo "registrar (empty db)    $RG_RATE msg/s   peak RSS ${RSS} MiB (target < 100)"
+  [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(ratio "$RG_RATE" "$PF_RATE")   (target >= 3)"
+  [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(ratio "$RG_RATE" "$SINK_RATE")   (target >= 0.50)"
+fi
+if [ -n "$RG1M_RATE" ]; then
+  echo "registrar ($PREFILL past) $RG1M_RATE msg/s"
+  [ -n "$RG_RATE" ] && echo "  prefilled / empty     $(ratio "$RG1M_RATE" "$RG_RATE")   (target >= 0.90)"
+fi
+if [ -n "$E2E_LINE" ]; then
+  echo "end to end ($E2E_MSGS)   $E2E_LINE"
+  echo "  e2e / accept          $(ratio "$(echo "$E2E_LINE" | grep -o 'e2e_rate=[^ ]*' | cut -d= -f2)" "$(echo "$E2E_LINE" | grep -o 'accept_rate=[^ ]*' | cut -d= -f2)")   (target >= 0.80)"
+  echo "  at half rate          $HALF_LINE   (target p99 < 1000 ms)"
+fi
+[ -n "$IDLE_LINE" ] && echo "idle stress ($IDLE_CONNS)       $IDLE_LINE s   (target <= 15)"
+exit 0

@@ -1,0 +1,115 @@
+# benches/lib.sh: shared pieces of compare.sh and crash.sh (sourced, not run).
+# Everything here stays on loopback, and every process started is stopped by
+# its PID (see stop_all, called from the EXIT trap of each script).
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REGISTRAR=$REPO/target/release/registrar
+LOADGEN=$REPO/target/release/examples/loadgen
+export PATH=$PATH:/usr/sbin
+
+die() { echo "${0##*/}: $*" >&2; exit 1; }
+note() { echo "# $*"; }
+
+port_busy() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+wait_port() { # PORT [TENTHS]
+  local i
+  for i in $(seq 1 "${2:-150}"); do port_busy "$1" && return 0; sleep 0.1; done
+  return 1
+}
+need_free_ports() { local p; for p in "$@"; do port_busy "$p" && die "127.0.0.1:$p is already in use"; done; return 0; }
+
+build() {
+  [ "${NO_BUILD:-0}" = 1 ] && return 0
+  (cd "$REPO" && cargo build --release --locked --bin registrar --example loadgen) || die "release build failed"
+}
+
+# Postfix's smtp-sink and a private Postfix need Debian's postfix package.
+# "No configuration" keeps the package from setting up (and starting) a
+# system-wide instance.
+ensure_postfix() {
+  if command -v smtp-sink >/dev/null && command -v postfix >/dev/null; then return 0; fi
+  [ "$(id -u)" = 0 ] || die "postfix is missing and installing it needs root"
+  note "installing postfix (apt-get)"
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postfix >/dev/null 2>&1; } ||
+    die "apt-get install postfix failed"
+  command -v smtp-sink >/dev/null || die "smtp-sink still missing after installing postfix"
+}
+
+# --- registrar --------------------------------------------------------------
+RG_PID=""
+# write_config DIR SMTP_PORT HTTP_PORT RELAY LIMITS(lifted|default)
+write_config() {
+  local dir=$1 smtp=$2 http=$3 relay=$4 limits=$5
+  mkdir -p "$dir"
+  {
+    echo "[smtp]"
+    echo "listen = \"127.0.0.1:$smtp\""
+    echo "shutdown_grace_secs = 5"
+    if [ "$limits" = lifted ]; then
+      # Every message comes from its own client address, but the caps per
+      # client and per session are lifted too, so that K messages per
+      # connection and the crash harness's reconnects are never refused.
+      echo "max_sessions_per_ip = 1000000"
+      echo "max_connections_per_ip_per_minute = 1000000"
+      echo "max_messages_per_session = 1000000"
+    fi
+    echo "[http]"
+    echo "listen = \"127.0.0.1:$http\""
+    echo "public_url = \"http://127.0.0.1:$http\""
+    echo "[store]"
+    echo "path = \"$dir/registrar.sqlite3\""
+    echo "[outbound]"
+    echo "relay = \"$relay\""
+    echo "folder = \"$dir/outbound\""
+    echo "retry_base_secs = 1"
+    echo "retry_max_secs = 5"
+    echo "[policy]"
+    # Every message a real registration: no per-address or per-service
+    # reply limit stops one (issue 9).
+    echo "reply_interval_minutes = 0"
+    echo "max_replies_per_day = 1000000"
+    echo "service_replies_per_day = 4000000000"
+    echo "[[services]]"
+    echo "id = \"bench\""
+    echo "name = \"Bench\""
+    echo "support_addresses = [\"support@bench.test\"]"
+    echo "policy = { sender_auth = \"off\" }"
+  } > "$dir/registrar.toml"
+}
+
+# start_registrar DIR SMTP_PORT
+start_registrar() {
+  (cd "$1" && RUST_LOG=${RG_LOG:-warn} exec "$REGISTRAR" serve --config "$1/registrar.toml") >> "$1/registrar.log" 2>&1 &
+  RG_PID=$!
+  wait_port "$2" 300 || { tail -n 5 "$1/registrar.log" >&2; die "registrar did not come up on 127.0.0.1:$2"; }
+}
+
+# Peak resident set of the running daemon, in MiB.
+registrar_peak_rss_mib() {
+  awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$RG_PID/status" 2>/dev/null
+}
+
+stop_registrar() {
+  [ -n "$RG_PID" ] || return 0
+  kill -TERM "$RG_PID" 2>/dev/null
+  local i
+  for i in $(seq 1 150); do kill -0 "$RG_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$RG_PID" 2>/dev/null && kill -KILL "$RG_PID" 2>/dev/null
+  wait "$RG_PID" 2>/dev/null
+  RG_PID=""
+}
+
+# --- the generator -------------------------------------------------------------
+LG_PID=""
+# loadgen ARGS... (output to stdout; runs in the background so a signal to
+# the script is acted on at once and the generator is stopped by PID)
+loadgen() {
+  "$LOADGEN" "$@" & LG_PID=$!
+  wait "$LG_PID"; local rc=$?; LG_PID=""; return $rc
+}
+# field NAME FILE: the value of NAME=value in the generator's output.
+field() { grep -o "\b$1=[^ ]*" "$2" | tail -n1 | cut -d= -f2; }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }

@@ -1,0 +1,133 @@
+//! Regression test of the query plans on the intake path: every query that
+//! runs for each message or request must find its rows through an index,
+//! never by scanning a table that grows with history (issue 9). A plan, not
+//! a timing: `EXPLAIN QUERY PLAN` on the SQL the store really runs, against
+//! the schema the migrations really make.
+
+use super::{customers, inbound, migrations, outbox, sessions, tokens};
+use rusqlite::{Connection, params_from_iter, types::Null};
+
+/// Tables that grow with traffic, and the aliases our queries give them.
+const GROWING: &[&str] = &[
+    "inbound",
+    "decisions",
+    "customers",
+    "outbox",
+    "activation_tokens",
+    "sessions",
+    "i",
+    "d",
+    "c",
+    "t",
+    "s",
+];
+
+/// Every query on the intake path (mail, portal, activation, outbox claim)
+/// and in the periodic purge, by name.
+fn queries() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "earlier copy by Message-ID",
+            inbound::EARLIER_BY_MESSAGE_ID.into(),
+        ),
+        (
+            "earlier copy by content",
+            inbound::EARLIER_BY_CONTENT.into(),
+        ),
+        (
+            "service reply budget",
+            inbound::SERVICE_REPLIES_SINCE.into(),
+        ),
+        ("customer by identity", customers::by_identity_sql()),
+        ("reply history of an address", outbox::HISTORY.into()),
+        ("outbox claim", outbox::NEXT_DUE.into()),
+        ("outbox next due time", outbox::NEXT_DUE_AT.into()),
+        ("outbox mark sent", outbox::MARK_SENT.into()),
+        ("token replace", tokens::DELETE_UNUSED.into()),
+        ("token lookup", tokens::LIVE_CUSTOMER.into()),
+        ("token consume", tokens::CONSUME.into()),
+        ("session lookup", sessions::CUSTOMER.into()),
+        ("purge of raw bytes", inbound::ERASE_RAW_BEFORE.into()),
+        (
+            "purge of pending customers",
+            customers::PURGE_PENDING_BEFORE.into(),
+        ),
+    ]
+}
+
+/// The plan's lines, e.g. `SEARCH i USING INDEX inbound_by_content (...)`.
+fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut statement = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap_or_else(|e| panic!("cannot plan {sql}: {e}"));
+    let nulls = vec![Null; statement.parameter_count()];
+    statement
+        .query_map(params_from_iter(nulls), |row| row.get::<_, String>(3))
+        .and_then(Iterator::collect)
+        .unwrap_or_else(|e| panic!("cannot plan {sql}: {e}"))
+}
+
+/// A full scan of a growing table, even through a covering index
+/// (`SCAN d USING INDEX ...` still reads every row).
+fn scans_growing_table(line: &str) -> bool {
+    line.strip_prefix("SCAN ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .is_some_and(|name| GROWING.contains(&name))
+}
+
+#[test]
+fn intake_queries_use_indexes_and_scan_no_growing_table() {
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    migrations::run(&mut conn).expect("migrations run");
+    let mut failures = Vec::new();
+    for (name, sql) in queries() {
+        let lines = plan(&conn, &sql);
+        if lines.iter().any(|line| scans_growing_table(line)) {
+            failures.push(format!("{name}:\n    {}", lines.join("\n    ")));
+        }
+        assert!(
+            lines.iter().any(|line| line.starts_with("SEARCH ")),
+            "{name} finds no row through an index:\n    {}",
+            lines.join("\n    ")
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "queries on the intake path scan a growing table:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_service_budget_counts_from_its_partial_index_alone() {
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    migrations::run(&mut conn).expect("migrations run");
+    let lines = plan(&conn, inbound::SERVICE_REPLIES_SINCE);
+    assert!(
+        lines.iter().any(|line| line.contains(
+            "USING COVERING INDEX decisions_replies_by_service (service=? AND decided_at>?)"
+        )),
+        "the budget no longer counts from decisions_replies_by_service: {lines:?}"
+    );
+}
+
+#[test]
+fn the_scan_check_catches_the_scan_issue_9_found() {
+    // Without an index on the foreign key `decisions.inbound_id` (schema
+    // version 3), the old OR join was planned as `SCAN d`: every decision
+    // ever recorded, read for every message.
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    migrations::run(&mut conn).expect("migrations run");
+    conn.execute_batch("DROP INDEX decisions_by_inbound")
+        .expect("index dropped");
+    let lines = plan(
+        &conn,
+        "SELECT d.outcome FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+         WHERE (i.message_id = ?1 AND i.envelope_from = ?2) OR i.content_sha256 = ?3
+         ORDER BY i.id DESC LIMIT 1",
+    );
+    assert!(
+        lines.iter().any(|line| scans_growing_table(line)),
+        "{lines:?}"
+    );
+}
