@@ -1,8 +1,9 @@
 //! Newtypes that can only be built valid: an address we may register, a
-//! customer's name, a random token and its hash, an IP range; an envelope
-//! sender read for who it names (`ReturnPath`); the `Channel` a request
-//! came in by; what a webhook announces (`EventKind`) and signs with
-//! (`WebhookSecret`); and the customer API's bearer tokens (`ApiTokens`).
+//! customer's name, a random token and its hash, an IP range, the network a
+//! client is counted in; an envelope sender read for who it names
+//! (`ReturnPath`); the `Channel` a request came in by; what a webhook
+//! announces (`EventKind`) and signs with (`WebhookSecret`); and the
+//! customer API's bearer tokens (`ApiTokens`).
 //!
 //! Everything here is pure: no IO, no clock, no database. Callers that hold one
 //! of these types know its rules were checked once, at the boundary.
@@ -10,6 +11,7 @@
 mod api_token;
 mod channel;
 mod choice;
+mod client;
 mod email;
 mod ip_range;
 mod name;
@@ -20,6 +22,7 @@ mod webhook;
 pub use api_token::ApiTokens;
 pub use channel::Channel;
 pub use choice::one_of;
+pub use client::ClientNetwork;
 pub use email::{AddressError, EmailAddress};
 pub use ip_range::IpRange;
 pub use name::CustomerName;

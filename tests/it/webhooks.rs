@@ -435,6 +435,7 @@ fn start_daemon(dir: &std::path::Path, hook: SocketAddr) -> (Child, SocketAddr) 
         &config,
         format!(
             "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
              [store]\npath = \"{}\"\n[outbound]\nfolder = \"{}\"\n\
              [webhook_delivery]\nretry_base_secs = 1\nretry_max_secs = 1\npoll_secs = 1\n\
              [[webhooks]]\nname = \"crm\"\nurl = \"http://{hook}/hook\"\nsecret = \"{SECRET}\"\n",

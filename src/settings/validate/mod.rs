@@ -1,12 +1,15 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
-//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`,
-//! `sign_in` for `[oidc.google]` and `[ldap]`, `webhooks` for
-//! `[[webhooks]]` and `[webhook_delivery]`, `services` with their
-//! `policy`); each checks its own keys and converts
-//! them, and this file puts the sections together.
+//! (`smtp`, `http`, `admin` with `api_tokens`, `store`, `outbound`,
+//! `accounts`, `circuit_breaker`, `sender_auth`, `sign_in` for
+//! `[oidc.google]` and `[ldap]`, `webhooks` for `[[webhooks]]` and
+//! `[webhook_delivery]`, `services` with their `policy`); each checks its
+//! own keys and converts them, and this file puts the sections together.
 
 mod accounts;
+mod admin;
+mod api_tokens;
+mod circuit_breaker;
 mod http;
 mod outbound;
 mod policy;
@@ -31,12 +34,14 @@ impl RawSettings {
         let mut problems = Problems::default();
         let smtp = smtp::validate(self.smtp, &mut problems);
         let http = http::validate(self.http, &mut problems);
+        let admin = admin::validate(&self.admin, &mut problems);
         let store = store::validate(self.store, &mut problems);
         let outbound = outbound::validate(self.outbound, &mut problems);
         let activation = accounts::activation(&self.activation, &mut problems);
         let password = accounts::password(&self.password, &mut problems);
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
+        let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
         // The MTAs in front of us are also whose Authentication-Results a
         // service trusts, unless it names its own.
@@ -54,19 +59,21 @@ impl RawSettings {
             .and_then(|raw| sign_in::ldap(raw, &service_ids, &mut problems));
         let webhook_delivery = webhooks::delivery(&self.webhook_delivery, &mut problems);
         let webhooks = webhooks::endpoints(&self.webhooks, &mut problems);
-        match (smtp, http, outbound, webhook_delivery) {
-            (Some(smtp), Some(http), Some(outbound), Some(webhook_delivery))
+        match (smtp, http, admin, outbound, webhook_delivery) {
+            (Some(smtp), Some(http), Some(admin), Some(outbound), Some(webhook_delivery))
                 if problems.0.is_empty() =>
             {
                 Ok(Settings {
                     smtp,
                     http,
+                    admin,
                     store,
                     outbound,
                     activation,
                     password,
                     session,
                     rate_limits,
+                    circuit_breaker,
                     sender_auth,
                     oidc,
                     ldap,

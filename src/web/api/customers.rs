@@ -172,7 +172,8 @@ struct InviteRequest {
 /// `POST /api/v1/customers/invite` with `{"email", "service", "name"}`:
 /// creates the pending customer (or reuses a pending one) and queues the
 /// invitation mail with a new link; `201` when created, `200` when invited
-/// again, `409` for an active or disabled customer.
+/// again, `409` for an active or disabled customer or an address whose owner
+/// asked never to be mailed.
 pub async fn invite(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -213,6 +214,11 @@ pub async fn invite(
             StatusCode::CONFLICT,
             "disabled",
             "the customer is disabled; enable them first",
+        )),
+        InviteOutcome::Suppressed => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "suppressed",
+            "the address's owner asked never to be mailed; an operator can lift that with `registrar customers unsuppress`",
         )),
     }
 }
