@@ -247,3 +247,51 @@ fn webhook_endpoints_are_configured_their_secrets_redacted_and_checked() {
 fn stdout_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+#[test]
+fn api_tokens_are_digests_in_the_settings_or_tokens_in_a_file() {
+    let made = registrar()
+        .arg("api-token")
+        .output()
+        .expect("run registrar");
+    assert!(made.status.success());
+    let text = stdout_of(&made);
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token:  "))
+        .expect("a token");
+    let digest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("digest: "))
+        .expect("a digest");
+    let mut tokens = registrar::domain::ApiTokens::default();
+    tokens.add_digest(digest).expect("the printed digest");
+    assert!(tokens.accepts(token), "the digest is the token's");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("api-tokens");
+    std::fs::write(&file, "# the CRM's token\nshort\n").expect("token file");
+    let config = dir.path().join("admin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\napi_tokens = [\"{digest}\", \"sha256:beef\"]\napi_tokens_file = {:?}\n",
+            file.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let output = registrar()
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .expect("run registrar");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("admin.api_tokens[1]"), "{stderr}");
+    assert!(
+        stderr.contains("admin.api_tokens_file") && stderr.contains("shorter than 16"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("admin.api_tokens[0]"), "{stderr}");
+}

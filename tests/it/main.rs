@@ -4,6 +4,7 @@
 mod support;
 
 mod activation;
+mod api;
 mod browser;
 mod budgets;
 mod config;
