@@ -8,7 +8,7 @@ use crate::support::app::SUPPORT;
 use crate::support::customer::{PASSWORD, activate, active_customer, login, mail_number};
 use crate::support::mail::person;
 use crate::support::receiver::{Receiver, SECRET};
-use crate::support::{SmtpClient, activation_link, eventually};
+use crate::support::{SmtpClient, activation_link, eventually, form_page, hidden_field};
 use registrar::domain::{EventKind, WebhookSecret};
 use registrar::settings::{Settings, WebhookEndpoint};
 use std::io::{BufRead, BufReader};
@@ -323,6 +323,51 @@ async fn a_customer_purged_for_never_activating_is_announced_as_erased() {
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_pending_customer_removed_by_i_did_not_ask_for_this_is_announced_as_erased() {
+    let receiver = Receiver::start().await;
+    let app = TestApp::spawn_with(with_endpoints(vec![endpoint(
+        "crm",
+        &receiver.url(),
+        &EventKind::LIFECYCLE,
+    )]))
+    .await;
+    app.mail_support("Ivy", "ivy@example.com", "<ivy@example.com>")
+        .await
+        .assert_code(250);
+    // Delivered before the opt-out (which would drop it from the queue).
+    receiver.wait_for(1).await;
+    let (_, mail) = mail_number(&app, 1).await;
+    let start = mail.text.find("/not-me?token=").expect("an opt-out link");
+    let begin = mail.text[..start]
+        .rfind("http://")
+        .expect("an absolute link");
+    let link: String = mail.text[begin..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+
+    let http = app.http();
+    let page = form_page(&http, &link).await;
+    let confirmed = http
+        .post(app.url("/not-me"))
+        .form(&[
+            ("csrf", hidden_field(&page, "csrf")),
+            ("token", hidden_field(&page, "token")),
+        ])
+        .send()
+        .await
+        .expect("POST /not-me");
+    assert_eq!(confirmed.status(), 200);
+
+    let events = receiver.wait_for(2).await;
+    let erased = events.last().expect("an event");
+    assert_eq!(erased.kind(), "customer.erased");
+    assert_eq!(erased.data("email"), Some("ivy@example.com"));
+    assert_eq!(erased.data("via"), Some("opt_out"));
+    assert!(erased.verified);
 }
 
 #[tokio::test]
