@@ -24,6 +24,7 @@ use crate::webhooks::sender::{self, Failure};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument as _;
 
 /// What one round of the worker did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +95,15 @@ impl EndpointWorker {
                     Round::Waiting(Some(event.next_attempt_ms))
                 });
             }
+            let span = tracing::info_span!(
+                "webhook",
+                webhook.endpoint = %self.endpoint.name,
+                webhook.id = %event.event_id,
+                webhook.type = %event.kind,
+                attempt = event.attempts + 1
+            );
             let outcome = tokio::select! {
-                outcome = self.attempt(&event) => outcome?,
+                outcome = self.attempt(&event).instrument(span) => outcome?,
                 () = shutdown.wait() => return Ok(Round::Stopped),
             };
             match outcome {
@@ -145,16 +153,8 @@ impl EndpointWorker {
         tracing::debug!(webhook.endpoint = %self.endpoint.name, "webhook worker stopped");
     }
 
-    /// One attempt at `event`, recorded.
+    /// One attempt at `event`, recorded (inside the caller's span).
     async fn attempt(&self, event: &QueuedEvent) -> anyhow::Result<Outcome> {
-        let span = tracing::info_span!(
-            "webhook",
-            webhook.endpoint = %self.endpoint.name,
-            webhook.id = %event.event_id,
-            webhook.type = %event.kind,
-            attempt = event.attempts + 1
-        );
-        let _entered = span.enter();
         let now = store::now();
         let expires = event.age_from.saturating_add(secs(self.delivery.max_age));
         let id = event.id;
