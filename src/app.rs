@@ -54,7 +54,7 @@ impl Application {
         let settings = Arc::new(settings);
 
         let store = Store::open(&settings.store.path, settings.store.max_batch)?;
-        let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
+        let mailer = Mailer::new(&settings)?;
         let wake = Arc::new(Notify::new());
         let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake))
             .with_identity_providers()?;

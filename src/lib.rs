@@ -22,6 +22,8 @@ pub mod policy;
 pub mod sender_auth;
 
 // Configuration and storage.
+pub mod dkim;
+
 pub mod settings;
 
 pub mod store;

@@ -212,6 +212,51 @@ impl Operator {
     }
 }
 
+/// `registrar dkim-record [--service S]`: the DNS TXT record that publishes
+/// the DKIM key signing the mail of a service (or the global key), in zone
+/// file form, with a comment naming the key.
+///
+/// # Errors
+/// Unknown service, no key configured for it, or an unreadable key file.
+pub fn dkim_record(settings: &Settings, service: Option<&str>) -> anyhow::Result<String> {
+    let (dkim, from) = match service {
+        Some(id) => {
+            let Some(service) = settings.service(id) else {
+                bail!("unknown service {id:?}");
+            };
+            let from = settings.from_address(service);
+            let dkim = service.dkim.as_ref().or_else(|| {
+                settings
+                    .dkim
+                    .as_ref()
+                    .filter(|_| from.domain() == settings.outbound.from_address.domain())
+            });
+            let Some(dkim) = dkim else {
+                bail!(
+                    "no DKIM key signs the mail of {id} (From {from}): set [dkim] selector and key_file, or the service's own dkim table"
+                );
+            };
+            (dkim, from)
+        }
+        None => {
+            let Some(dkim) = settings.dkim.as_ref() else {
+                bail!("no DKIM key is configured: set [dkim] selector and key_file");
+            };
+            (dkim, &settings.outbound.from_address)
+        }
+    };
+    let key = crate::dkim::PrivateKey::load(&dkim.key_file)?;
+    let bits = match key.kind {
+        crate::dkim::KeyKind::Rsa { bits } => format!("RSA {bits} bits"),
+        crate::dkim::KeyKind::Ed25519 => "Ed25519".to_owned(),
+    };
+    Ok(format!(
+        "; DKIM key for mail from {from} ({bits}, {})\n{}\n",
+        dkim.key_file.display(),
+        crate::dkim::txt_record(from.domain(), &dkim.selector, &key)
+    ))
+}
+
 fn parse_address(email: &str) -> anyhow::Result<EmailAddress> {
     EmailAddress::parse(email).with_context(|| format!("{email:?} is not a usable address"))
 }

@@ -60,7 +60,7 @@ pub(super) fn queue_reply(
     let message_id = mailer::new_message_id(&settings.smtp.hostname);
     let body = mailer::compose(
         Addressing {
-            from: &settings.outbound.from_address,
+            from: settings.from_address(context.service),
             from_name: &context.service.name,
             to,
             loop_stamp: context.support,
@@ -79,11 +79,13 @@ pub(super) fn queue_reply(
         conn,
         &NewReply {
             kind: reply.kind.as_str(),
+            service: &context.service.id,
             recipient: &to.delivery_address(),
             rate_key: &to.rate_key(),
             envelope_from: &envelope_from,
             message_id: &message_id,
             body: &body,
+            verp_token: None,
         },
         now,
     )?;

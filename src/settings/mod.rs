@@ -14,7 +14,7 @@ mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawCompany, RawHttp, RawLdap, RawOidc, RawOidcProviders, RawOutbound,
+    RawActivation, RawCompany, RawDkim, RawHttp, RawLdap, RawOidc, RawOidcProviders, RawOutbound,
     RawPassword, RawPolicy, RawRateLimits, RawSenderAuth, RawService, RawSession, RawSettings,
     RawSmtp, RawStore,
 };
@@ -44,6 +44,8 @@ pub struct Settings {
     pub session: SessionSettings,
     pub rate_limits: RateLimitSettings,
     pub sender_auth: SenderAuthSettings,
+    /// The DKIM key for `outbound.from_address`'s domain, when configured.
+    pub dkim: Option<DkimSettings>,
     /// "Sign in with Google" (any OpenID Connect issuer), when configured.
     pub oidc: Option<OidcSettings>,
     /// "Sign in with your company account", when configured.
@@ -96,6 +98,15 @@ pub struct LdapSettings {
     pub timeout: Duration,
     /// The service whose policy admits new customers, and which they join.
     pub service: String,
+}
+
+/// A DKIM key: `d=` is the domain of the From address it signs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub selector: String,
+    /// PEM private key (RSA of 2048 bits or more, or Ed25519); checked when
+    /// the settings are validated, loaded when the mailer starts.
+    pub key_file: PathBuf,
 }
 
 /// How the `dmarc` sender-authentication mode reaches DNS.
@@ -276,6 +287,10 @@ pub struct Service {
     /// Display name used in mail and on pages.
     pub name: String,
     pub support_addresses: Vec<EmailAddress>,
+    /// The From address of its mail; `None`: `outbound.from_address`.
+    pub from_address: Option<EmailAddress>,
+    /// Its own DKIM key, for its own From domain.
+    pub dkim: Option<DkimSettings>,
     pub policy: ServicePolicy,
 }
 
@@ -291,6 +306,43 @@ impl Settings {
         })
     }
 
+    /// The From address of a service's mail.
+    pub fn from_address<'a>(&'a self, service: &'a Service) -> &'a EmailAddress {
+        service
+            .from_address
+            .as_ref()
+            .unwrap_or(&self.outbound.from_address)
+    }
+
+    /// Whether this looks like a production set-up: customers reach a
+    /// public URL that is not loopback, or mail goes to a relay.
+    pub fn production_shaped(&self) -> bool {
+        let loopback = match self.http.public_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => {
+                name.eq_ignore_ascii_case("localhost") || name.ends_with(".localhost")
+            }
+            None => true,
+        };
+        !loopback || self.outbound.relay.is_some()
+    }
+
+    /// The services whose mail would go out unsigned: neither their own key
+    /// nor the global one (whose `d=` is `outbound.from_address`'s domain)
+    /// signs for their From domain.
+    pub fn unsigned_services(&self) -> Vec<&Service> {
+        self.services
+            .iter()
+            .filter(|service| {
+                service.dkim.is_none()
+                    && (self.dkim.is_none()
+                        || self.from_address(service).domain()
+                            != self.outbound.from_address.domain())
+            })
+            .collect()
+    }
+
     /// The service with this id, if any.
     pub fn service(&self, id: &str) -> Option<&Service> {
         self.services.iter().find(|service| service.id == id)
@@ -304,6 +356,28 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("invalid settings:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
+}
+
+/// What valid settings would still get wrong in production, for
+/// `registrar check-config`: mail that goes out unsigned from a
+/// production-shaped set-up (a relay, or a public URL that is not loopback).
+pub fn warnings(settings: &Settings) -> Vec<String> {
+    if !settings.production_shaped() {
+        return Vec::new();
+    }
+    settings
+        .unsigned_services()
+        .into_iter()
+        .map(|service| {
+            format!(
+                "service {} sends mail from {} without a DKIM signature: receivers are likely to \
+                 file it as spam; set [dkim] selector and key_file (or the service's own dkim \
+                 table) and publish the record `registrar dkim-record` prints",
+                service.id,
+                settings.from_address(service)
+            )
+        })
+        .collect()
 }
 
 /// Loads the layered settings and validates them.

@@ -19,6 +19,9 @@ pub struct RawSettings {
     pub policy: RawPolicy,
     #[serde(default)]
     pub sender_auth: RawSenderAuth,
+    /// DKIM signing of the mail we send.
+    #[serde(default)]
+    pub dkim: RawDkim,
     /// OpenID Connect providers; only `google` is known (any issuer).
     #[serde(default, skip_serializing_if = "RawOidcProviders::is_empty")]
     pub oidc: RawOidcProviders,
@@ -110,6 +113,18 @@ fn ldap_name() -> String {
 
 fn ldap_timeout() -> u64 {
     5
+}
+
+/// `[dkim]` (and a service's `dkim` table): the key that signs our mail.
+/// Both empty: unsigned.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDkim {
+    #[serde(default)]
+    pub selector: String,
+    /// PEM private key: RSA (2048 bits or more) or Ed25519.
+    #[serde(default)]
+    pub key_file: PathBuf,
 }
 
 /// DNS for the `dmarc` sender-authentication mode.
@@ -267,6 +282,12 @@ pub struct RawService {
     pub id: String,
     pub name: String,
     pub support_addresses: Vec<String>,
+    /// The From address of this service's mail; empty: `outbound.from_address`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_address: String,
+    /// This service's own DKIM key (for its own From domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<RawDkim>,
     #[serde(default)]
     pub policy: RawPolicy,
 }

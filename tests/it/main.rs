@@ -8,6 +8,7 @@ mod browser;
 mod config;
 mod deployment;
 mod directory;
+mod dkim;
 mod envelope;
 mod google;
 mod logging;

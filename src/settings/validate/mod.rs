@@ -1,11 +1,12 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
-//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`,
+//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`, `dkim`,
 //! `sign_in` for `[oidc.google]` and `[ldap]`, `services` with their
 //! `policy`); each checks its own keys and converts
 //! them, and this file puts the sections together.
 
 mod accounts;
+mod dkim;
 mod http;
 mod outbound;
 mod policy;
@@ -36,6 +37,7 @@ impl RawSettings {
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
+        let dkim = dkim::validate(&self.dkim, "dkim", &mut problems);
         // The MTAs in front of us are also whose Authentication-Results a
         // service trusts, unless it names its own.
         let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
@@ -61,6 +63,7 @@ impl RawSettings {
                 session,
                 rate_limits,
                 sender_auth,
+                dkim,
                 oidc,
                 ldap,
                 services,
