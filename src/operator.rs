@@ -14,6 +14,7 @@ use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange};
 use crate::replies::format_time;
 use crate::settings::Settings;
 use crate::store::customers::{self, Status};
+use crate::store::outbox::{self, SentMail};
 use crate::store::{Store, inbound};
 use anyhow::{Context as _, bail};
 use std::fmt::Write as _;
@@ -139,14 +140,17 @@ impl Operator {
     /// # Errors
     /// Invalid address, nothing known about it, or a storage failure.
     pub fn show(&self, email: &str) -> anyhow::Result<String> {
-        let identity = parse_address(email)?.identity_key();
-        let (customer, decisions) = self.registrar.store().read_blocking(|conn| {
+        let address = parse_address(email)?;
+        let identity = address.identity_key();
+        let rate_key = address.rate_key();
+        let (customer, decisions, mails) = self.registrar.store().read_blocking(|conn| {
             Ok((
                 customers::by_identity(conn, &identity)?,
                 inbound::decisions_for(conn, &identity)?,
+                outbox::mails_to(conn, &rate_key)?,
             ))
         })?;
-        if customer.is_none() && decisions.is_empty() {
+        if customer.is_none() && decisions.is_empty() && mails.is_empty() {
             bail!("nothing is known about {email}");
         }
         let mut out = String::new();
@@ -184,6 +188,14 @@ impl Operator {
                 let _ = writeln!(out, "      {note}");
             }
         }
+        let _ = writeln!(out, "mails:");
+        for mail in &mails {
+            write_mail(&mut out, mail);
+        }
+        let dead = mails.iter().filter(|m| m.status == "dead").count();
+        if dead > 0 {
+            let _ = writeln!(out, "dead mails: {dead}");
+        }
         Ok(out)
     }
 
@@ -209,6 +221,50 @@ impl Operator {
                 }
             )),
         }
+    }
+}
+
+/// One mail in `customers show`: when it was queued, what it was, to whom,
+/// its delivery state, and the relay's last answer.
+fn write_mail(out: &mut String, mail: &SentMail) {
+    let state = match (mail.status.as_str(), mail.bounced_at) {
+        (_, Some(_)) => "bounced",
+        ("sent", None) => "delivered",
+        ("dead", None) => "dead",
+        _ if mail.attempts > 0 => "retrying",
+        _ => "queued",
+    };
+    let _ = writeln!(
+        out,
+        "  {}  {:<17} {:<10} {:<8} to {}",
+        format_time(mail.created_at),
+        mail.kind,
+        mail.service.as_deref().unwrap_or("-"),
+        state,
+        mail.recipient
+    );
+    let attempts = match mail.attempts {
+        1 => "1 attempt".to_owned(),
+        n => format!("{n} attempts"),
+    };
+    let last = match (mail.last_attempt_at, &mail.last_reply) {
+        (Some(at), Some(reply)) => {
+            let code = mail
+                .last_reply_code
+                .map_or_else(String::new, |code| format!("{code} "));
+            format!(", last {}: {code}{reply}", format_time(at))
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "      {attempts}{last}");
+    if let Some(at) = mail.bounced_at {
+        let _ = writeln!(
+            out,
+            "      bounced {}: {} {}",
+            format_time(at),
+            mail.bounce_status.as_deref().unwrap_or("-"),
+            mail.bounce_diagnostic.as_deref().unwrap_or("")
+        );
     }
 }
 
