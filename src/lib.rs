@@ -17,6 +17,8 @@ pub mod domain;
 
 pub mod message;
 
+pub mod dsn;
+
 pub mod policy;
 
 pub mod sender_auth;

@@ -32,6 +32,9 @@ pub enum Channel {
     EmailLink,
     /// "Forgot your password?": a reset link for an active customer.
     PasswordReset,
+    /// A delivery report for one of our replies, and what it changes: the
+    /// address bouncing, replies suppressed, lifted again.
+    Bounce,
 }
 
 impl Channel {
@@ -48,6 +51,7 @@ impl Channel {
             Channel::Directory => "directory",
             Channel::EmailLink => "email_link",
             Channel::PasswordReset => "password_reset",
+            Channel::Bounce => "bounce",
         }
     }
 

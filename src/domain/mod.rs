@@ -13,6 +13,7 @@ mod ip_range;
 mod name;
 mod return_path;
 mod token;
+mod verp;
 
 pub use channel::Channel;
 pub use choice::one_of;
@@ -21,3 +22,4 @@ pub use ip_range::IpRange;
 pub use name::CustomerName;
 pub use return_path::{BatvTag, EnvelopeMatch, ReturnPath, SrsScheme};
 pub use token::{Token, TokenHash};
+pub use verp::Verp;

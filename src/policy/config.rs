@@ -192,7 +192,8 @@ impl ServicePolicy {
             | Channel::PasswordReset
             | Channel::Invitation
             | Channel::Operator
-            | Channel::Purge => None,
+            | Channel::Purge
+            | Channel::Bounce => None,
         }
     }
 }

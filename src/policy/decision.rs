@@ -35,6 +35,9 @@ pub enum SuppressReason {
     RateLimited,
     /// The service's daily reply budget is spent (`LimitAction::Suppress`).
     ServiceBudget,
+    /// Mail to the address bounced for good (a delivery report with a 5.x.x
+    /// status came back), and it has sent no authenticated mail since.
+    Bouncing,
 }
 
 /// Why a request is refused.
@@ -126,6 +129,7 @@ impl SuppressReason {
             SuppressReason::AutoReplySubject => "auto_reply_subject",
             SuppressReason::RateLimited => "rate_limited",
             SuppressReason::ServiceBudget => "service_budget",
+            SuppressReason::Bouncing => "bouncing",
         }
     }
 }

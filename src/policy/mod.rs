@@ -29,7 +29,9 @@ pub use config::{
     SenderAuthKind, SenderAuthMode, ServicePolicy, TrustedResults,
 };
 pub use decision::{Decision, DeferReason, RefuseReason, SuppressReason};
-pub use request::{AuthVerdict, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad};
+pub use request::{
+    AuthVerdict, Bouncing, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
+};
 pub use rules::{
     evaluate_mail, evaluate_mail_traced, evaluate_portal, evaluate_request, evaluate_sign_in,
     needs_sender_auth,

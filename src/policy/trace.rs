@@ -23,6 +23,7 @@ pub const MAIL_RULES: &[&str] = &[
     "denylist",
     "sender_state",
     "access",
+    "bouncing",
     "reply_interval",
     "replies_per_day",
     "service_budget",

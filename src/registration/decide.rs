@@ -245,7 +245,8 @@ fn apply(
             return Ok(());
         }
     };
-    queue_reply(conn, context, address, &reply, now)
+    queue_reply(conn, context, address, &reply, now)?;
+    Ok(())
 }
 
 /// A sign-in method's consequences: the proof already showed the address is

@@ -4,10 +4,10 @@
 //! drift from what the daemon decides on.
 
 use crate::domain::EmailAddress;
-use crate::policy::{ReplyHistory, SenderState, ServiceLoad};
+use crate::policy::{Bouncing, ReplyHistory, SenderState, ServiceLoad};
 use crate::settings::Service;
 use crate::store::customers::{self, Customer};
-use crate::store::{self, inbound, outbox};
+use crate::store::{self, bounces, inbound, outbox};
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -36,10 +36,16 @@ impl SenderFacts {
         now: i64,
     ) -> anyhow::Result<Self> {
         let (customer, history) = match address {
-            Some(address) => (
-                customers::by_identity(conn, &address.identity_key())?,
-                outbox::history(conn, &address.rate_key(), now)?,
-            ),
+            Some(address) => {
+                let mut history = outbox::history(conn, &address.rate_key(), now)?;
+                if bounces::is_bouncing(conn, &address.identity_key())? {
+                    history.bouncing = Bouncing::Yes;
+                }
+                (
+                    customers::by_identity(conn, &address.identity_key())?,
+                    history,
+                )
+            }
             None => (None, ReplyHistory::default()),
         };
         let load = ServiceLoad {

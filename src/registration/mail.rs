@@ -12,14 +12,14 @@ use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
 };
 use crate::registration::Registrar;
-use crate::registration::decide::{About, Ask, Decided, Kept, decide};
+use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;
-use crate::store::{self, inbound};
+use crate::store::{self, bounces, inbound};
 use rusqlite::Connection;
 use std::time::Duration;
 
@@ -93,6 +93,20 @@ fn decide_mail(
     .is_some()
     {
         return Ok(MailOutcome::Duplicate);
+    }
+    // Mail that passes sender authentication shows the address is alive:
+    // if its replies bounced, they are no longer suppressed.
+    if let (AuthVerdict::Pass(_), Some(from)) = (auth, address)
+        && bounces::lift(conn, &from.identity_key())?
+    {
+        record(
+            conn,
+            Channel::Bounce,
+            &About::address(service, from),
+            Outcome::of("bounce_lifted", "authenticated_mail"),
+            Kept::default(),
+            now,
+        )?;
     }
     let own = OwnIdentity {
         support_addresses: &service.support_addresses,

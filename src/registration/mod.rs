@@ -6,7 +6,8 @@
 //! links, account state, purge), `activation` (the activation page) and
 //! `sign_in` (a proof of identity to a session; `sign_in_methods` holds the
 //! proofs other than a password), `recovery` (the "Forgot your password?"
-//! and "Email me a sign-in link" requests). What they share: `decide`
+//! and "Email me a sign-in link" requests), `bounce` (delivery reports for
+//! our replies). What they share: `decide`
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
@@ -19,6 +20,7 @@
 //! handed in (`MailAnswers`).
 
 mod activation;
+mod bounce;
 mod decide;
 mod error;
 mod facts;
@@ -32,6 +34,7 @@ mod sign_in;
 mod sign_in_methods;
 
 pub use activation::PendingCustomer;
+pub use bounce::BounceOutcome;
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};

@@ -2,12 +2,14 @@
 //! where it carries a link, and written to the outbox in the use case's own
 //! transaction (the outbox worker sends it after the commit).
 
-use crate::domain::{EmailAddress, Token};
+use crate::domain::{Channel, EmailAddress, Token, Verp};
 use crate::mailer::{self, Addressing};
+use crate::policy::SuppressReason;
+use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::replies::{self, Reply};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
-use crate::store::tokens;
+use crate::store::{bounces, tokens};
 use rusqlite::Connection;
 
 /// What a reply needs besides its wording.
@@ -49,14 +51,39 @@ pub(super) fn new_activation_reply(
     replies::activation(&context.service.name, &link, expires_at, ttl / 3600)
 }
 
+/// Queues `reply` to `to`. Nothing is queued to an address whose mail
+/// bounces (a decision records it, reason `bouncing`): the decisions of
+/// policy already suppress their replies, and this catches every other mail
+/// (a notice, a reset link, an invitation). Returns whether it was queued.
 pub(super) fn queue_reply(
     conn: &Connection,
     context: &ReplyContext<'_>,
     to: &EmailAddress,
     reply: &Reply,
     now: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let settings = context.settings;
+    if bounces::is_bouncing(conn, &to.identity_key())? {
+        let note = format!("the {} mail was not sent", reply.kind.as_str());
+        record(
+            conn,
+            Channel::Bounce,
+            &About::address(context.service, to),
+            Outcome {
+                name: "suppress",
+                reason: SuppressReason::Bouncing.as_str(),
+                note: Some(&note),
+            },
+            Kept::default(),
+            now,
+        )?;
+        tracing::info!(
+            event = "not_queued",
+            reason = "bouncing",
+            kind = reply.kind.as_str()
+        );
+        return Ok(false);
+    }
     let message_id = mailer::new_message_id(&settings.smtp.hostname);
     let body = mailer::compose(
         Addressing {
@@ -69,12 +96,16 @@ pub(super) fn queue_reply(
         },
         reply,
     )?;
-    let envelope_from = settings
-        .outbound
-        .envelope_from
-        .as_ref()
-        .map(EmailAddress::delivery_address)
-        .unwrap_or_default();
+    let verp_token = settings.outbound.verp.as_ref().map(|_| Verp::new_token());
+    let envelope_from = match (&settings.outbound.verp, &verp_token) {
+        (Some(verp), Some(token)) => verp.address_for(token),
+        _ => settings
+            .outbound
+            .envelope_from
+            .as_ref()
+            .map(EmailAddress::delivery_address)
+            .unwrap_or_default(),
+    };
     outbox::enqueue(
         conn,
         &NewReply {
@@ -85,9 +116,9 @@ pub(super) fn queue_reply(
             envelope_from: &envelope_from,
             message_id: &message_id,
             body: &body,
-            verp_token: None,
+            verp_token: verp_token.as_deref(),
         },
         now,
     )?;
-    Ok(())
+    Ok(true)
 }

@@ -218,6 +218,9 @@ pub struct OutboundSettings {
     pub from_address: EmailAddress,
     /// `None` is the null sender.
     pub envelope_from: Option<EmailAddress>,
+    /// Each reply's envelope sender is `envelope_from` with a random token
+    /// (`local+TOKEN@domain`), so a delivery report names the reply.
+    pub verp: Option<crate::domain::Verp>,
     pub send_timeout: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,

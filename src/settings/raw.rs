@@ -197,6 +197,9 @@ pub struct RawOutbound {
     pub folder: PathBuf,
     pub from_address: String,
     pub envelope_from: String,
+    /// Send each reply from `local+TOKEN@domain` of `envelope_from` (VERP).
+    #[serde(default)]
+    pub verp: bool,
     pub send_timeout_secs: u64,
     pub retry_base_secs: u64,
     pub retry_max_secs: u64,

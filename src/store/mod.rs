@@ -8,6 +8,7 @@
 //! writes SQL.
 
 pub mod account_tokens;
+pub mod bounces;
 pub mod customers;
 pub mod inbound;
 mod migrations;

@@ -3,7 +3,7 @@
 //! erased once delivered, because they hold live activation links; the rest
 //! of the row stays, so an operator can see what became of each mail.
 
-use crate::policy::ReplyHistory;
+use crate::policy::{Bouncing, ReplyHistory};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Seconds in a day, for the daily reply limit.
@@ -68,6 +68,7 @@ pub fn history(conn: &Connection, rate_key: &str, now: i64) -> rusqlite::Result<
             Ok(ReplyHistory {
                 last_reply_at: row.get(0)?,
                 replies_last_day: row.get(1)?,
+                bouncing: Bouncing::No,
             })
         })
 }

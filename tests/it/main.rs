@@ -4,6 +4,7 @@
 mod support;
 
 mod activation;
+mod bounces;
 mod browser;
 mod config;
 mod deployment;
