@@ -14,7 +14,9 @@ use crate::policy::{
     self, AuthVerdict, Decision, MAIL_RULES, MailRequest, OwnIdentity, ReplyHistory, SenderState,
     ServiceLoad,
 };
-use crate::registration::{MailAnswers, SenderFacts, dropped, sender_authenticator};
+use crate::registration::{
+    MailAnswers, SenderFacts, client_network, dropped, sender_authenticator,
+};
 use crate::settings::{Service, Settings};
 use crate::store;
 use anyhow::Context as _;
@@ -211,13 +213,17 @@ fn sender_facts(
             ServiceLoad::default(),
         ));
     }
-    let facts = SenderFacts::read_only(path, service, address, now)?;
+    let client = client_network(settings, service, message);
+    let facts = SenderFacts::read_only(path, service, address, client, now)?;
     let (state, history, load) = (facts.state(), facts.history, facts.load);
     writeln!(
         out,
-        "sender    {state:?}; {} replies to {} in 24 hours; service sent {} in 24 hours",
+        "sender    {state:?}; {} replies to {} in 24 hours; its domain got {}, its network {}, the service sent {} in 24 hours",
         history.replies_last_day,
         address.rate_key(),
+        load.domain_replies_last_day.unwrap_or(0),
+        load.network_replies_last_day
+            .map_or_else(|| "(not counted)".to_owned(), |n| n.to_string()),
         load.replies_last_day.unwrap_or(0)
     )?;
     Ok((state, history, load))

@@ -103,10 +103,17 @@ enum CustomersCommand {
     Disable { email: String },
     /// Enable an account again.
     Enable { email: String },
+    /// Allow mail to an address again after its owner followed "I did not
+    /// ask for this" (only an operator can).
+    Unsuppress { email: String },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Everything the daemon and its commands write (the database, its WAL,
+    // mail files) is private to their user; the code also creates each with
+    // a private mode, this covers what a library creates for us.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => check_config(cli.config),
@@ -130,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Show { email } => op.show(&email),
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
+            CustomersCommand::Unsuppress { email } => op.unsuppress(&email),
         }),
         Command::Replay(args) => {
             telemetry::init("warn", std::io::stderr);
@@ -173,6 +181,7 @@ fn operate(
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     telemetry::init("info", std::io::stdout);
     let settings = settings::load(config.as_deref())?;
+    raise_descriptor_limit(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("registrar")
@@ -200,6 +209,36 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     // was cut had heard a 250.
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard one (systemd's
+/// default soft limit is 1024, its hard limit far higher), and warns when
+/// the listeners' caps together could still reach it: then a flood on one
+/// listener would stop the others from accepting.
+fn raise_descriptor_limit(settings: &settings::Settings) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error.message = %error, "could not raise the open-file limit");
+        }
+    }
+    let current = getrlimit(Resource::Nofile).current;
+    // Two descriptors per SMTP session at most (socket, a file now and
+    // then), one per HTTP connection, and room for the store and the rest.
+    let needed =
+        settings.http.max_connections as u64 + 2 * u64::from(settings.smtp.max_sessions) + 16 + 64;
+    if let Some(current) = current
+        && current < needed
+    {
+        tracing::warn!(
+            open_files = current,
+            needed,
+            "the open-file limit is below what http.max_connections and smtp.max_sessions can use; \
+             raise LimitNOFILE or lower the caps"
+        );
+    }
 }
 
 fn explain(

@@ -88,7 +88,10 @@ pub struct InboundMessage {
     pub loop_stamps: Vec<String>,
     /// Number of `Received` headers.
     pub received_count: usize,
-    /// Every `Authentication-Results` value, unfolded, as sent. Only
+    /// The topmost `Authentication-Results` values, unfolded, as sent: the
+    /// first run of such headers with no other header between them, which
+    /// is where the relay that handed us the message put its own. Any
+    /// further down came with the message and are not kept. Only
     /// `sender_auth` reads them, and only from a trusted relay.
     pub authentication_results: Vec<String>,
     /// SHA-256 of the raw bytes, for idempotency.
@@ -155,6 +158,23 @@ impl InboundMessage {
     }
 }
 
+/// The header section of a raw message: everything up to and including the
+/// empty line that ends it (the whole message when there is none). What we
+/// keep of mail we do not answer.
+pub fn header_section(raw: &[u8]) -> &[u8] {
+    let crlf = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|at| at + 2);
+    let end = match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => raw.len(),
+    };
+    &raw[..end]
+}
+
 /// Judges `MAIL FROM` as the SMTP layer received it (brackets removed).
 pub fn judge_envelope_sender(mail_from: &str) -> EnvelopeSender {
     let trimmed = mail_from
@@ -208,8 +228,14 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
         authentication_results: Vec::new(),
     };
     let mut from_headers = 0usize;
+    // Where the topmost run of Authentication-Results headers is.
+    let mut results_run = Run::NotYet;
     for header in message.headers() {
         let name = header.name();
+        let is_results = name.eq_ignore_ascii_case("authentication-results");
+        if results_run == Run::Open && !is_results {
+            results_run = Run::Closed;
+        }
         match &header.name {
             HeaderName::From => {
                 from_headers += 1;
@@ -241,7 +267,11 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
             _ if name.eq_ignore_ascii_case("x-loop") => {
                 facts.loop_stamps.extend(text_of(header.value()));
             }
-            _ if name.eq_ignore_ascii_case("authentication-results") => {
+            _ if is_results => {
+                if results_run == Run::Closed {
+                    continue;
+                }
+                results_run = Run::Open;
                 // The raw value keeps comments and quoting, which the
                 // unstructured-text parser would rewrite.
                 let value = raw
@@ -257,6 +287,15 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
         facts.from = FromHeader::Ambiguous;
     }
     Some(facts)
+}
+
+/// The topmost run of `Authentication-Results` headers: not reached yet,
+/// being read, or over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    NotYet,
+    Open,
+    Closed,
 }
 
 fn judge_from(value: &HeaderValue<'_>) -> FromHeader {
@@ -375,6 +414,46 @@ mod tests {
         assert_eq!(
             message.loop_stamps,
             vec!["support@helpdesk.example".to_owned()]
+        );
+    }
+
+    #[test]
+    fn only_the_topmost_run_of_authentication_results_is_kept() {
+        let raw = b"Authentication-Results: mx.ours; dmarc=fail header.from=example.com\r\n\
+                    Authentication-Results: mx.ours; dkim=pass\r\n\
+                    Received: from a by mx.ours\r\n\
+                    Authentication-Results: mx.ours; dmarc=pass header.from=example.com\r\n\
+                    From: a@example.com\r\n\r\nbody\r\n";
+        let message = InboundMessage::parse(envelope("a@example.com"), raw).expect("parses");
+        assert_eq!(
+            message.authentication_results,
+            vec![
+                "mx.ours; dmarc=fail header.from=example.com".to_owned(),
+                "mx.ours; dkim=pass".to_owned()
+            ]
+        );
+        let below_received = b"Received: from a by mx.ours\r\n\
+                    Authentication-Results: mx.ours; dmarc=pass header.from=example.com\r\n\
+                    From: a@example.com\r\n\r\nbody\r\n";
+        let message =
+            InboundMessage::parse(envelope("a@example.com"), below_received).expect("parses");
+        assert_eq!(
+            message.authentication_results.len(),
+            1,
+            "a relay may put its own below its Received"
+        );
+    }
+
+    #[test]
+    fn the_header_section_ends_at_the_first_empty_line() {
+        let raw = b"From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n\r\nmore\r\n";
+        assert_eq!(
+            header_section(raw),
+            b"From: a@example.com\r\nSubject: x\r\n\r\n"
+        );
+        assert_eq!(
+            header_section(b"From: a@example.com\r\n"),
+            b"From: a@example.com\r\n"
         );
     }
 

@@ -1,7 +1,8 @@
 //! What an operator does from the command line, on the same database the
 //! daemon is using: invite a customer, hand over a fresh activation link,
 //! list and show customers (with every decision recorded for them), disable
-//! and enable accounts.
+//! and enable accounts, and take an address off the "never mail" list its
+//! owner put it on.
 //!
 //! Each command opens its own `Store` (SQLite in WAL mode with a busy
 //! timeout, so it writes alongside a running daemon), runs one use case of
@@ -10,12 +11,12 @@
 //! `main.rs`'s job; this module knows no clap.
 
 use crate::domain::{CustomerName, EmailAddress};
-use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange};
+use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange, Unsuppressed};
 use crate::replies::format_time;
 use crate::settings::Settings;
 use crate::store::customers::{self, Status};
 use crate::store::outbox::{self, SentMail};
-use crate::store::{Store, inbound};
+use crate::store::{Store, inbound, suppressions};
 use anyhow::{Context as _, bail};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -81,6 +82,10 @@ impl Operator {
             InviteOutcome::Disabled => bail!(
                 "{address} has a disabled account; enable it with `registrar customers enable {address}`"
             ),
+            InviteOutcome::Suppressed => bail!(
+                "the owner of {address} asked never to be mailed; if they now want an invitation, \
+                 run `registrar customers unsuppress {address}` first"
+            ),
         }
     }
 
@@ -143,13 +148,15 @@ impl Operator {
         let address = parse_address(email)?;
         let identity = address.identity_key();
         let rate_key = address.rate_key();
-        let (customer, decisions, mails) = self.registrar.store().read_blocking(|conn| {
-            Ok((
-                customers::by_identity(conn, &identity)?,
-                inbound::decisions_for(conn, &identity)?,
-                outbox::mails_to(conn, &rate_key)?,
-            ))
-        })?;
+        let (customer, suppression, decisions, mails) =
+            self.registrar.store().read_blocking(|conn| {
+                Ok((
+                    customers::by_identity(conn, &identity)?,
+                    suppressions::find(conn, &identity)?,
+                    inbound::decisions_for(conn, &identity)?,
+                    outbox::mails_to(conn, &rate_key)?,
+                ))
+            })?;
         if customer.is_none() && decisions.is_empty() && mails.is_empty() {
             bail!("nothing is known about {email}");
         }
@@ -170,6 +177,14 @@ impl Operator {
                 let _ = writeln!(out, "email:      {email}");
                 let _ = writeln!(out, "status:     no account");
             }
+        }
+        if let Some(suppression) = suppression {
+            let _ = writeln!(
+                out,
+                "never mail: since {} (by the {}; undo with `registrar customers unsuppress`)",
+                format_time(suppression.created_at),
+                suppression.source
+            );
         }
         let _ = writeln!(out, "decisions:");
         for d in decisions {
@@ -311,6 +326,23 @@ pub fn dkim_record(settings: &Settings, service: Option<&str>) -> anyhow::Result
         dkim.key_file.display(),
         crate::dkim::txt_record(from.domain(), &dkim.selector, &key)
     ))
+}
+
+impl Operator {
+    /// `registrar customers unsuppress EMAIL`: mail to the address is
+    /// allowed again (its owner had followed "I did not ask for this").
+    ///
+    /// # Errors
+    /// Invalid address, or a storage failure.
+    pub fn unsuppress(&self, email: &str) -> anyhow::Result<String> {
+        let address = parse_address(email)?;
+        match self.registrar.unsuppress_blocking(&address)? {
+            Unsuppressed::Removed => Ok(format!(
+                "{address} may be mailed again; the next registration or invitation reaches it\n"
+            )),
+            Unsuppressed::NotListed => bail!("{address} is not on the never-mail list"),
+        }
+    }
 }
 
 fn parse_address(email: &str) -> anyhow::Result<EmailAddress> {

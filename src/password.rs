@@ -10,17 +10,20 @@
 //! Argon2id at the configured cost (never below m=19 MiB, t=2, p=1) takes
 //! tens of milliseconds of a core; run on a tokio worker it would stall every
 //! other request, and run without a bound a burst of logins could exhaust
-//! memory. Stored PHC strings carry their own parameters, so raising the cost
-//! never locks anyone out.
+//! memory. So a bounded number run at once, and a bounded number wait for
+//! their turn: past that, the caller hears `Busy` at once (the page answers
+//! `503` with `Retry-After`) instead of queueing behind a burst. Stored PHC
+//! strings carry their own parameters, so raising the cost never locks
+//! anyone out.
 
 use crate::domain::EmailAddress;
 use crate::settings::PasswordSettings;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use unicode_normalization::UnicodeNormalization as _;
 
 /// Why a new password is not accepted; each variant is a message for the form.
@@ -106,10 +109,24 @@ pub fn check_new(
     Ok(())
 }
 
-/// Hashes and verifies passwords with argon2id, at most `limit` at once.
+/// Why a hash or a verification was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Too many are running and waiting already: try again shortly.
+    #[error("too many password checks are waiting")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Hashes and verifies passwords with argon2id, at most
+/// `max_concurrent_hashes` at once and `max_queued_hashes` waiting.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Callers waiting for a permit now.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     params: Params,
     /// Hash of a random password at the configured cost, verified against
     /// when the account is unknown so a failed login takes as long whether or
@@ -117,6 +134,18 @@ pub struct PasswordHasher {
     dummy: Arc<OnceLock<String>>,
     /// Hashes computed (not verifications), for `/metrics`.
     computed: Arc<AtomicU64>,
+    /// Verifications run (the dummy one included), for `/metrics`.
+    verified: Arc<AtomicU64>,
+}
+
+/// Counts a caller waiting for a permit; the count drops with it, also when
+/// the caller gives up (its request was cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PasswordHasher {
@@ -135,10 +164,30 @@ impl PasswordHasher {
         .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: settings.max_queued_hashes,
             params,
             dummy: Arc::new(OnceLock::new()),
             computed: Arc::new(AtomicU64::new(0)),
+            verified: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A permit to run one hash: at once when one is free, after waiting
+    /// when fewer than `max_queued_hashes` wait already, else `Busy`.
+    async fn permit(&self) -> Result<SemaphorePermit<'_>, HashError> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(HashError::Busy);
+        }
+        let _waiting = Waiting(&self.waiting);
+        self.permits
+            .acquire()
+            .await
+            .map_err(|e| HashError::Failed(e.into()))
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -150,13 +199,19 @@ impl PasswordHasher {
         self.computed.load(Ordering::Relaxed)
     }
 
+    /// Verifications run since start.
+    pub fn verifies_run(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+
     /// Hashes a password (NFKC-normalized) to a PHC string (argon2id, random
     /// salt).
     ///
     /// # Errors
-    /// Fails only if argon2 or the blocking pool fails.
-    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
+    /// `Busy` when too many wait already; `Failed` if argon2 or the blocking
+    /// pool fails.
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+        let _permit = self.permit().await?;
         let argon2 = self.argon2();
         let computed = Arc::clone(&self.computed);
         tokio::task::spawn_blocking(move || {
@@ -166,7 +221,9 @@ impl PasswordHasher {
                 .map(|hash| hash.to_string())
                 .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
         })
-        .await?
+        .await
+        .map_err(|e| HashError::Failed(e.into()))?
+        .map_err(HashError::Failed)
     }
 
     /// `hash` for threads outside the runtime (benchmarks, tools); not
@@ -185,10 +242,16 @@ impl PasswordHasher {
     /// Verifies a password against a stored PHC string (with the parameters
     /// it records); with no stored hash, verifies against a dummy at the
     /// configured cost so the time taken gives nothing away.
-    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return false;
-        };
+    ///
+    /// # Errors
+    /// `Busy` when too many wait already (nothing was verified).
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
+        let _permit = self.permit().await?;
+        self.verified.fetch_add(1, Ordering::Relaxed);
         let known = stored.is_some();
         let argon2 = self.argon2();
         let dummy = Arc::clone(&self.dummy);
@@ -213,7 +276,7 @@ impl PasswordHasher {
             matches && known
         })
         .await
-        .unwrap_or(false)
+        .map_err(|e| HashError::Failed(e.into()))
     }
 }
 
@@ -226,6 +289,7 @@ mod tests {
             min_length: 15,
             max_length: 64,
             max_concurrent_hashes: 1,
+            max_queued_hashes: 4,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -345,14 +409,22 @@ mod tests {
                     Some(hash.clone())
                 )
                 .await
+                .expect("verifies")
         );
         assert!(
             !hasher
                 .verify(SecretString::from("wrong horse battery"), Some(hash))
                 .await
+                .expect("verifies")
         );
-        assert!(!hasher.verify(SecretString::from("anything"), None).await);
+        assert!(
+            !hasher
+                .verify(SecretString::from("anything"), None)
+                .await
+                .expect("verifies")
+        );
         assert_eq!(hasher.hashes_computed(), 1);
+        assert_eq!(hasher.verifies_run(), 3);
 
         let stronger = PasswordHasher::new(&PasswordSettings {
             argon2_iterations: 3,
@@ -372,6 +444,43 @@ mod tests {
             hasher
                 .verify(SecretString::from("cafe\u{301} correct horse"), Some(hash))
                 .await
+                .expect("verifies")
         );
+    }
+
+    #[tokio::test]
+    async fn beyond_the_queue_a_caller_hears_busy_at_once() {
+        let hasher = PasswordHasher::new(&PasswordSettings {
+            max_queued_hashes: 1,
+            ..rules()
+        })
+        .expect("valid parameters");
+        // Hold the only permit, and fill the one place in the queue.
+        let held = hasher.permits.try_acquire().expect("a free permit");
+        let queued = hasher.clone();
+        let waiter =
+            tokio::spawn(async move { queued.verify(SecretString::from("x"), None).await.is_ok() });
+        until(|| hasher.waiting.load(Ordering::Acquire) == 1).await;
+        assert!(matches!(
+            hasher.verify(SecretString::from("y"), None).await,
+            Err(HashError::Busy)
+        ));
+        assert!(matches!(
+            hasher.hash(SecretString::from("y")).await,
+            Err(HashError::Busy)
+        ));
+        drop(held);
+        assert!(waiter.await.expect("the waiter"), "the queued one ran");
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
+    }
+
+    async fn until(condition: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the condition never held");
     }
 }

@@ -52,7 +52,14 @@ pub fn activation_link(public_url: &Url, token: &Token) -> Url {
     link
 }
 
-/// A link to one of our pages carrying a token (`reset`, `login/link`).
+/// The "I did not ask for this" link of a mail: its page lets the owner of
+/// the address stop all mail to it.
+pub fn opt_out_link(public_url: &Url, token: &Token) -> Url {
+    token_link(public_url, "not-me", token)
+}
+
+/// A link to one of our pages carrying a token (`reset`, `login/link`,
+/// `not-me`).
 pub fn token_link(public_url: &Url, path: &str, token: &Token) -> Url {
     let mut link = public_url.join(path).unwrap_or_else(|_| public_url.clone());
     link.query_pairs_mut()
@@ -68,13 +75,15 @@ pub fn login_link(public_url: &Url) -> Url {
         .unwrap_or_else(|_| public_url.clone())
 }
 
-/// The activation mail: a link to set name and password.
+/// The activation mail: a link to set name and password, and the "I did
+/// not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
 pub fn activation(
     service: &str,
     link: &Url,
+    opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
@@ -86,6 +95,7 @@ pub fn activation(
         service,
         intro: &intro,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -95,6 +105,7 @@ pub fn activation(
         service,
         intro: &intro,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -133,7 +144,7 @@ pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
 }
 
 /// The invitation an operator sends: "you were invited by <service>", with
-/// an activation link.
+/// an activation link and the "I did not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
@@ -141,6 +152,7 @@ pub fn invitation(
     service: &str,
     name: Option<&str>,
     link: &Url,
+    opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
@@ -150,6 +162,7 @@ pub fn invitation(
         service,
         name,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -159,6 +172,7 @@ pub fn invitation(
         service,
         name,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -302,6 +316,7 @@ struct ActivationText<'a> {
     service: &'a str,
     intro: &'a str,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -313,6 +328,7 @@ struct ActivationHtml<'a> {
     service: &'a str,
     intro: &'a str,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -341,6 +357,7 @@ struct InvitationText<'a> {
     service: &'a str,
     name: Option<&'a str>,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -352,6 +369,7 @@ struct InvitationHtml<'a> {
     service: &'a str,
     name: Option<&'a str>,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -392,7 +410,10 @@ mod tests {
             link.as_str()
                 .starts_with("https://help.example/activate?token=")
         );
-        let reply = activation("<Acme & Co>", &link, 1_800_000_000, 72).expect("renders");
+        let opt_out = opt_out_link(&base, &Token::generate());
+        let reply = activation("<Acme & Co>", &link, &opt_out, 1_800_000_000, 72).expect("renders");
+        assert!(reply.text.contains(opt_out.as_str()));
+        assert!(reply.text.find(link.as_str()) < reply.text.find(opt_out.as_str()));
         assert!(reply.text.contains(link.as_str()));
         assert!(reply.text.contains("<Acme & Co>"), "text is not escaped");
         assert!(
@@ -407,8 +428,17 @@ mod tests {
     fn invitation_names_the_service_and_escapes_the_name() {
         let base = Url::parse("https://help.example/").expect("valid");
         let link = activation_link(&base, &Token::generate());
-        let reply =
-            invitation("Acme Help", Some("<b>Jo</b>"), &link, 1_800_000_000, 72).expect("renders");
+        let opt_out = opt_out_link(&base, &Token::generate());
+        let reply = invitation(
+            "Acme Help",
+            Some("<b>Jo</b>"),
+            &link,
+            &opt_out,
+            1_800_000_000,
+            72,
+        )
+        .expect("renders");
+        assert!(reply.text.contains(opt_out.as_str()));
         assert_eq!(reply.kind, ReplyKind::Invitation);
         assert!(reply.text.contains("You were invited by Acme Help"));
         assert!(reply.text.contains(link.as_str()));

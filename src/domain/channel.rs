@@ -23,6 +23,9 @@ pub enum Channel {
     Operator,
     /// The purge of customers who never activated.
     Purge,
+    /// The "I did not ask for this" link in a mail: its recipient stops all
+    /// mail to the address.
+    OptOut,
     /// "Sign in with Google" (any OpenID Connect issuer configured as
     /// `[oidc.google]`).
     Google,
@@ -47,6 +50,7 @@ impl Channel {
             Channel::Invitation => "invitation",
             Channel::Operator => "operator",
             Channel::Purge => "purge",
+            Channel::OptOut => "opt_out",
             Channel::Google => "google",
             Channel::Directory => "directory",
             Channel::EmailLink => "email_link",

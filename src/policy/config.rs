@@ -114,17 +114,36 @@ impl Denylist {
     }
 }
 
-/// Limits on replies to one address (plus-tag ignored) and per service.
+/// Limits on replies, in layers: to one address (plus-tag ignored), to one
+/// sender domain, for one client network, and per service. The smaller
+/// layers come first, so no one domain or network can spend the service's
+/// budget for everybody else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyLimits {
     /// Least time between two replies to one address, in seconds.
     pub min_interval_secs: i64,
     /// Most replies to one address in 24 hours.
     pub max_per_day: u32,
-    /// Most replies a service sends in 24 hours, to everyone together.
+    /// Most replies to addresses at one domain in 24 hours.
+    pub domain_per_day: u32,
+    /// Most replies for requests from one client network in 24 hours.
+    pub network_per_day: u32,
+    /// Most replies a service sends in 24 hours, to everyone together. New
+    /// senders may use `new_sender_share` of it; the rest is kept for
+    /// customers we already know.
     pub service_per_day: u32,
     /// What a request over a limit becomes.
     pub action: LimitAction,
+}
+
+impl ReplyLimits {
+    /// The part of the service's budget new senders may use: 90%, so the
+    /// last tenth stays for customers who already exist (a pending customer
+    /// asking for a new link, an active one for the sign-in note) when a
+    /// flood of new senders spends the rest.
+    pub fn new_sender_share(&self) -> u32 {
+        self.service_per_day - self.service_per_day / 10
+    }
 }
 
 /// What a request over a reply limit becomes.
@@ -193,7 +212,8 @@ impl ServicePolicy {
             | Channel::Invitation
             | Channel::Operator
             | Channel::Purge
-            | Channel::Bounce => None,
+            | Channel::Bounce
+            | Channel::OptOut => None,
         }
     }
 }

@@ -35,6 +35,12 @@ pub enum SuppressReason {
     RateLimited,
     /// The service's daily reply budget is spent (`LimitAction::Suppress`).
     ServiceBudget,
+    /// The daily budget for the sender's domain is spent.
+    DomainBudget,
+    /// The daily budget for the client's network is spent.
+    NetworkBudget,
+    /// The owner of the address asked never to be mailed again.
+    OptedOut,
     /// Mail to the address bounced for good (a delivery report with a 5.x.x
     /// status came back), and it has sent no authenticated mail since.
     Bouncing,
@@ -62,6 +68,10 @@ pub enum RefuseReason {
     RateLimited,
     /// The service's daily reply budget is spent.
     ServiceBudget,
+    /// The daily budget for the sender's domain is spent.
+    DomainBudget,
+    /// The daily budget for the client's network is spent.
+    NetworkBudget,
     /// More `Received` headers than allowed: a loop.
     TooManyHops,
     /// Sender authentication did not pass.
@@ -76,6 +86,9 @@ pub enum RefuseReason {
 pub enum DeferReason {
     /// A DNS lookup for SPF, DKIM or DMARC failed temporarily.
     AuthTemporaryError,
+    /// Too many new senders registered in the last minute (the circuit
+    /// breaker): a flood must never become a flood of outbound mail.
+    NewSenderFlood,
 }
 
 impl Decision {
@@ -129,6 +142,9 @@ impl SuppressReason {
             SuppressReason::AutoReplySubject => "auto_reply_subject",
             SuppressReason::RateLimited => "rate_limited",
             SuppressReason::ServiceBudget => "service_budget",
+            SuppressReason::DomainBudget => "domain_budget",
+            SuppressReason::NetworkBudget => "network_budget",
+            SuppressReason::OptedOut => "opted_out",
             SuppressReason::Bouncing => "bouncing",
         }
     }
@@ -146,6 +162,8 @@ impl RefuseReason {
             RefuseReason::AccountDisabled => "account_disabled",
             RefuseReason::RateLimited => "rate_limited",
             RefuseReason::ServiceBudget => "service_budget",
+            RefuseReason::DomainBudget => "domain_budget",
+            RefuseReason::NetworkBudget => "network_budget",
             RefuseReason::TooManyHops => "too_many_hops",
             RefuseReason::NotAuthenticated => "not_authenticated",
             RefuseReason::ForwardedNotAuthenticated => "forwarded_not_authenticated",
@@ -157,6 +175,7 @@ impl DeferReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DeferReason::AuthTemporaryError => "sender_auth_temporary_error",
+            DeferReason::NewSenderFlood => "new_sender_flood",
         }
     }
 }

@@ -398,7 +398,34 @@ fn admit(
     if !decision.sends_mail() {
         return decision;
     }
-    limit(policy.limits, decision, history, load, now, trace)
+    let new_sender = sender == SenderState::New;
+    match load.new_senders {
+        Some(count) if new_sender => {
+            let detail = format!(
+                "{} new senders registered in the last minute, at most {}",
+                count.last_minute, count.per_minute
+            );
+            if count.open() {
+                return trace.decide(
+                    "circuit_breaker",
+                    detail,
+                    Decision::Defer(DeferReason::NewSenderFlood),
+                );
+            }
+            trace.pass("circuit_breaker", detail);
+        }
+        Some(_) => trace.pass("circuit_breaker", "not a new sender"),
+        None => trace.pass("circuit_breaker", "not counted here"),
+    }
+    limit(
+        policy.limits,
+        decision,
+        new_sender,
+        history,
+        load,
+        now,
+        trace,
+    )
 }
 
 /// The admission rules: the channel's switch, the denylist, the account's
@@ -436,6 +463,11 @@ fn admit_unlimited(
     }
     trace.pass("denylist", "not listed");
     match sender {
+        SenderState::Suppressed => trace.decide(
+            "sender_state",
+            "the owner of the address asked never to be mailed again",
+            Decision::Suppress(SuppressReason::OptedOut),
+        ),
         SenderState::Disabled => trace.decide(
             "sender_state",
             "the customer is disabled",
@@ -491,11 +523,13 @@ fn admit_unlimited(
     }
 }
 
-/// The reply limits: a bouncing address first, then per address (spacing,
-/// per day), then per service.
+/// The reply limits, smallest layer first: a bouncing address, per address
+/// (spacing, per day), per sender domain, per client network, then the
+/// service's budget, of which new senders may use only their share.
 fn limit(
     limits: ReplyLimits,
     decision: Decision,
+    new_sender: bool,
     history: ReplyHistory,
     load: ServiceLoad,
     now: i64,
@@ -555,12 +589,50 @@ fn limit(
         );
     }
     trace.pass("replies_per_day", per_day);
+    let layers = [
+        (
+            "domain_budget",
+            "the sender's domain",
+            load.domain_replies_last_day,
+            limits.domain_per_day,
+            RefuseReason::DomainBudget,
+            SuppressReason::DomainBudget,
+        ),
+        (
+            "network_budget",
+            "the client's network",
+            load.network_replies_last_day,
+            limits.network_per_day,
+            RefuseReason::NetworkBudget,
+            SuppressReason::NetworkBudget,
+        ),
+    ];
+    for (rule, whom, count, most, refuse, suppress) in layers {
+        match count {
+            Some(count) if count >= most => {
+                return over(
+                    trace,
+                    rule,
+                    format!("{whom} had {count} replies in 24 hours, at most {most}"),
+                    refuse,
+                    suppress,
+                );
+            }
+            Some(count) => trace.pass(rule, format!("{count} of {most} replies used")),
+            None => trace.pass(rule, "not counted on this channel"),
+        }
+    }
+    let (budget, whose) = if new_sender {
+        (limits.new_sender_share(), "the new senders' share")
+    } else {
+        (limits.service_per_day, "all")
+    };
     match load.replies_last_day {
-        Some(count) if count >= limits.service_per_day => over(
+        Some(count) if count >= budget => over(
             trace,
             "service_budget",
             format!(
-                "the service sent {count} replies in 24 hours, at most {}",
+                "the service sent {count} replies in 24 hours; {whose} of its {} may be used",
                 limits.service_per_day
             ),
             RefuseReason::ServiceBudget,
@@ -569,7 +641,10 @@ fn limit(
         Some(count) => {
             trace.pass(
                 "service_budget",
-                format!("{count} of {} replies used", limits.service_per_day),
+                format!(
+                    "{count} of {} replies used ({whose} may be used)",
+                    limits.service_per_day
+                ),
             );
             decision
         }

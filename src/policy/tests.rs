@@ -21,6 +21,8 @@ fn policy() -> ServicePolicy {
         limits: ReplyLimits {
             min_interval_secs: 600,
             max_per_day: 5,
+            domain_per_day: 20,
+            network_per_day: 30,
             service_per_day: 100,
             action: LimitAction::Refuse,
         },
@@ -587,9 +589,11 @@ fn the_service_budget_and_the_limit_action_apply() {
     let message = mail("jane@example.com", "From: jane@example.com\r\n");
     let spent = ServiceLoad {
         replies_last_day: Some(100),
+        ..ServiceLoad::default()
     };
     let room = ServiceLoad {
-        replies_last_day: Some(99),
+        replies_last_day: Some(89),
+        ..ServiceLoad::default()
     };
     let auth = AuthVerdict::Off;
     let none = ReplyHistory::default();
@@ -720,6 +724,7 @@ fn the_service_budget_applies_to_the_portal_too() {
     let budget = policy().limits.service_per_day;
     let spent = ServiceLoad {
         replies_last_day: Some(budget),
+        ..ServiceLoad::default()
     };
     assert_eq!(
         evaluate_portal(
@@ -731,6 +736,126 @@ fn the_service_budget_applies_to_the_portal_too() {
             NOW
         ),
         Decision::Refuse(RefuseReason::ServiceBudget)
+    );
+}
+
+#[test]
+fn new_senders_are_the_first_to_wait_when_the_service_budget_runs_low() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let none = ReplyHistory::default();
+    let auth = AuthVerdict::Off;
+    // 90 of 100 used: the new senders' share is spent, the reserve is not.
+    let low = ServiceLoad {
+        replies_last_day: Some(90),
+        ..ServiceLoad::default()
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, low),
+        Decision::Refuse(RefuseReason::ServiceBudget)
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Pending, none, &auth, low),
+        Decision::ResendActivation,
+        "a customer we know still gets a new link"
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Active, none, &auth, low),
+        Decision::AlreadyActive { notify: true }
+    );
+}
+
+#[test]
+fn the_domain_and_network_budgets_come_before_the_service_budget() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let none = ReplyHistory::default();
+    let auth = AuthVerdict::Off;
+    let domain_spent = ServiceLoad {
+        replies_last_day: Some(0),
+        domain_replies_last_day: Some(20),
+        network_replies_last_day: Some(0),
+        new_senders: None,
+    };
+    assert_eq!(
+        decide_with(
+            &policy(),
+            &message,
+            SenderState::New,
+            none,
+            &auth,
+            domain_spent
+        ),
+        Decision::Refuse(RefuseReason::DomainBudget)
+    );
+    let network_spent = ServiceLoad {
+        domain_replies_last_day: Some(19),
+        network_replies_last_day: Some(30),
+        ..domain_spent
+    };
+    assert_eq!(
+        decide_with(
+            &policy(),
+            &message,
+            SenderState::New,
+            none,
+            &auth,
+            network_spent
+        ),
+        Decision::Refuse(RefuseReason::NetworkBudget)
+    );
+    let room = ServiceLoad {
+        network_replies_last_day: Some(29),
+        ..network_spent
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, room),
+        Decision::Register { company: None }
+    );
+}
+
+#[test]
+fn the_circuit_breaker_defers_new_senders_only() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let none = ReplyHistory::default();
+    let auth = AuthVerdict::Off;
+    let open = ServiceLoad {
+        new_senders: Some(NewSenders {
+            last_minute: 10,
+            per_minute: 10,
+        }),
+        ..ServiceLoad::default()
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, open),
+        Decision::Defer(DeferReason::NewSenderFlood)
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Pending, none, &auth, open),
+        Decision::ResendActivation
+    );
+    let closed = ServiceLoad {
+        new_senders: Some(NewSenders {
+            last_minute: 9,
+            per_minute: 10,
+        }),
+        ..ServiceLoad::default()
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, closed),
+        Decision::Register { company: None }
+    );
+}
+
+#[test]
+fn an_address_whose_owner_opted_out_is_never_answered() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    assert_eq!(
+        decide(
+            &policy(),
+            &message,
+            SenderState::Suppressed,
+            ReplyHistory::default()
+        ),
+        Decision::Suppress(SuppressReason::OptedOut)
     );
 }
 

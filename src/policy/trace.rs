@@ -23,9 +23,12 @@ pub const MAIL_RULES: &[&str] = &[
     "denylist",
     "sender_state",
     "access",
+    "circuit_breaker",
     "bouncing",
     "reply_interval",
     "replies_per_day",
+    "domain_budget",
+    "network_budget",
     "service_budget",
 ];
 

@@ -8,14 +8,17 @@
 //! takes one address for the customer row, the rate-limit key and the outbox
 //! recipient, so an activation link can go to no one else.
 
-use crate::domain::{Channel, CustomerName, EmailAddress};
-use crate::policy::{Decision, Evaluation};
+use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress};
+use crate::policy::{Decision, DeferReason, Evaluation, RefuseReason, SuppressReason};
+use crate::registration::Guards;
+use crate::registration::alarms::Alarm;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::replies;
 use crate::settings::Service;
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision};
+use crate::store::reply_counts::{self, Scope};
 use rusqlite::Connection;
 
 /// A request to decide, as a way in brings it.
@@ -30,6 +33,11 @@ pub(super) struct Ask<'a> {
     pub(super) about: About<'a>,
     /// The name given with the request (the form's, or From's display name).
     pub(super) name: Option<&'a CustomerName>,
+    /// The network the request came from, when it is counted (not for a
+    /// trusted relay, whose clients we cannot tell apart).
+    pub(super) client: Option<ClientNetwork>,
+    /// The circuit breaker and the alarms.
+    pub(super) guards: &'a Guards,
     /// How a reply is addressed and stamped.
     pub(super) reply: ReplyContext<'a>,
     pub(super) now: i64,
@@ -135,8 +143,12 @@ pub(super) fn decide<J: Into<Judged>>(
     evaluate: impl FnOnce(&SenderFacts) -> J,
     keep: impl FnOnce(&Decision) -> anyhow::Result<Option<Kept>>,
 ) -> anyhow::Result<Decided> {
-    let facts = SenderFacts::load(conn, ask.service, ask.address, ask.now)?;
+    let mut facts = SenderFacts::load(conn, ask.service, ask.address, ask.client, ask.now)?;
+    facts.load.new_senders = Some(ask.guards.breaker.count());
     let Judged { decision, note } = evaluate(&facts).into();
+    if let Some(alarm) = alarm_for(&decision) {
+        ask.guards.alarms.raise(alarm, &ask.service.id);
+    }
     let Some(kept) = keep(&decision)? else {
         return Ok(Decided {
             decision,
@@ -147,6 +159,13 @@ pub(super) fn decide<J: Into<Judged>>(
         && let Some(address) = ask.address
     {
         apply(conn, ask, &decision, address, facts.customer.as_ref())?;
+        if matches!(decision, Decision::Register { .. }) && !ask.channel.signs_in() {
+            // Only a new sender is registered: the circuit breaker counts it
+            // (a sign-in method mails nothing, so it is not counted).
+            // Every decision runs on the store's one writer thread, so the
+            // next one sees this count.
+            ask.guards.breaker.record();
+        }
     }
     record(
         conn,
@@ -198,7 +217,23 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Writes a decision's consequences: customer, token hash, outbox row.
+/// The alarm a decision raises, when it was made by a limit that protects
+/// everybody.
+fn alarm_for(decision: &Decision) -> Option<Alarm> {
+    match decision {
+        Decision::Refuse(RefuseReason::ServiceBudget)
+        | Decision::Suppress(SuppressReason::ServiceBudget) => Some(Alarm::ServiceBudget),
+        Decision::Refuse(RefuseReason::DomainBudget)
+        | Decision::Suppress(SuppressReason::DomainBudget) => Some(Alarm::DomainBudget),
+        Decision::Refuse(RefuseReason::NetworkBudget)
+        | Decision::Suppress(SuppressReason::NetworkBudget) => Some(Alarm::NetworkBudget),
+        Decision::Defer(DeferReason::NewSenderFlood) => Some(Alarm::NewSenderFlood),
+        _ => None,
+    }
+}
+
+/// Writes a decision's consequences: customer, token hash, outbox row, and
+/// the reply counted against the sender's domain and the client's network.
 fn apply(
     conn: &Connection,
     ask: &Ask<'_>,
@@ -227,12 +262,12 @@ fn apply(
                 },
                 now,
             )?;
-            new_activation_reply(conn, context, customer_id, now)?
+            new_activation_reply(conn, context, customer_id, address, now)?
         }
         Decision::ResendActivation => {
             let customer =
                 customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
-            new_activation_reply(conn, context, customer.id, now)?
+            new_activation_reply(conn, context, customer.id, address, now)?
         }
         Decision::AlreadyActive { notify: true } => replies::already_active(
             &context.service.name,
@@ -245,7 +280,14 @@ fn apply(
             return Ok(());
         }
     };
-    queue_reply(conn, context, address, &reply, now)?;
+    if !queue_reply(conn, context, address, &reply, now)? {
+        return Ok(());
+    }
+    let service = &ask.service.id;
+    reply_counts::add(conn, Scope::Domain, service, address.domain(), now)?;
+    if let Some(client) = ask.client {
+        reply_counts::add(conn, Scope::Network, service, &client.to_string(), now)?;
+    }
     Ok(())
 }
 

@@ -6,21 +6,23 @@
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
 
-use crate::domain::Channel;
-use crate::message::{EnvelopeSender, InboundMessage, ParseError};
+use crate::domain::{Channel, ClientNetwork};
+use crate::message::{self, EnvelopeSender, InboundMessage, ParseError};
 use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
 };
-use crate::registration::Registrar;
+use crate::registration::alarms::Alarm;
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
+use crate::registration::{Guards, Registrar};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;
 use crate::store::{self, bounces, inbound};
 use rusqlite::Connection;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What happened to a message sent to a support address.
@@ -55,11 +57,61 @@ pub fn dropped(service: &Service, decision: &Decision) -> bool {
     matches!(decision, Decision::Refuse(_)) && service.policy.refusal == RefusalMode::Drop
 }
 
+/// The network a message's client is counted in. That is the original
+/// client a relay in front of us named with XFORWARD (`Envelope::client_ip`)
+/// when it did; none when the client we know is itself a relay that hands us
+/// everybody's mail (one of `smtp.relays` that named nobody, or one of the
+/// service's trusted relays), as counting it would put every sender behind
+/// it in one network.
+pub fn client_network(
+    settings: &Settings,
+    service: &Service,
+    message: &InboundMessage,
+) -> Option<ClientNetwork> {
+    let ip = message.envelope.client_ip;
+    let trusted = match &service.policy.sender_auth {
+        SenderAuthMode::AuthenticationResults(trusted) => trusted
+            .trusted_relays
+            .iter()
+            .any(|range| range.contains(ip)),
+        SenderAuthMode::Off | SenderAuthMode::Dmarc => false,
+    };
+    let unnamed_relay = message.envelope.relay_ip.is_none() && settings.smtp.is_relay(ip);
+    (!trusted && !unnamed_relay).then(|| ClientNetwork::of(ip))
+}
+
+/// What is kept of a message's raw bytes: all of them for a message we
+/// answer, its header section for one we accept unanswered (automatic mail,
+/// a dropped refusal), and nothing once the hour's quota for its client or
+/// for everybody is used up.
+fn kept_raw<'r>(
+    guards: &Guards,
+    service: &Service,
+    client: Option<ClientNetwork>,
+    raw: &'r [u8],
+    answered: bool,
+    now: i64,
+) -> Option<&'r [u8]> {
+    let kept = if answered {
+        raw
+    } else {
+        message::header_section(raw)
+    };
+    let size = u64::try_from(kept.len()).unwrap_or(u64::MAX);
+    if guards.raw_quota.take(client, size, now) {
+        Some(kept)
+    } else {
+        guards.alarms.raise(Alarm::RawQuota, &service.id);
+        None
+    }
+}
+
 /// The transaction behind `from_mail`.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct input of the decision
 fn decide_mail(
     conn: &Connection,
     settings: &Settings,
+    guards: &Guards,
     service: &Service,
     message: &InboundMessage,
     auth: &AuthVerdict,
@@ -125,12 +177,15 @@ fn decide_mail(
                 .find(|s| s.identity_key().eq_ignore_ascii_case(r))
         })
         .unwrap_or(&service.support_addresses[0]);
+    let client = client_network(settings, service, message);
     let ask = Ask {
         channel: Channel::Mail,
         service,
         address,
         about,
         name: message.display_name(),
+        client,
+        guards,
         reply: ReplyContext {
             settings,
             service,
@@ -180,7 +235,15 @@ fn decide_mail(
                     envelope_to: &envelope_to,
                     message_id: message.message_id.as_deref(),
                     content_sha256: &message.content_hash,
-                    raw,
+                    raw: kept_raw(
+                        guards,
+                        service,
+                        client,
+                        raw,
+                        decision.sends_mail() && !dropped,
+                        now,
+                    ),
+                    size: raw.len(),
                 },
                 now,
             )?)
@@ -257,6 +320,7 @@ impl Registrar {
             AuthVerdict::Off
         };
         let settings = self.settings();
+        let guards = Arc::clone(&self.guards);
         let service = service.clone();
         let outcome = self
             .store
@@ -264,6 +328,7 @@ impl Registrar {
                 decide_mail(
                     conn,
                     &settings,
+                    &guards,
                     &service,
                     &message,
                     &auth,

@@ -11,7 +11,12 @@
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
-//! `observe` (health and counters) and `error`.
+//! `observe` (health and counters) and `error`. What protects everybody
+//! from any one sender lives beside them: the circuit breaker on new
+//! senders (`breaker`), the quota on raw mail kept (`raw_quota`) and the
+//! alarms that tell the operator when a shared limit is reached (`alarms`).
+//! `opt_out` is the "I did not ask for this" link every activation mail
+//! carries.
 //!
 //! A use case writes a decision with all its consequences (inbound record,
 //! customer, token hash, outbox row) in one transaction, so a caller that
@@ -20,31 +25,40 @@
 //! handed in (`MailAnswers`).
 
 mod activation;
+mod alarms;
 mod bounce;
+mod breaker;
 mod decide;
 mod error;
 mod facts;
 mod mail;
 mod observe;
 mod operator;
+mod opt_out;
 mod outgoing;
 mod portal;
+mod raw_quota;
 mod recovery;
 mod sign_in;
 mod sign_in_methods;
 
 pub use activation::PendingCustomer;
+pub use alarms::Alarm;
 pub use bounce::BounceOutcome;
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
-pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};
+pub use mail::{Answer, MailAnswers, MailOutcome, client_network, dropped, sender_authenticator};
 pub use observe::Counters;
-pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
+pub use operator::{HandOver, InviteOutcome, Purged, StatusChange, Unsuppressed};
+pub use opt_out::OptOut;
 pub use recovery::LinkHolder;
 pub use sign_in::{Account, Declined, Proof, SignIn};
 
 use crate::directory::Directory;
 use crate::oidc::OidcClient;
+use crate::registration::alarms::Alarms;
+use crate::registration::breaker::NewSenderBreaker;
+use crate::registration::raw_quota::RawBytesQuota;
 use crate::sender_auth::SenderAuthenticator;
 use crate::settings::{LiveSettings, Settings};
 use crate::store::Store;
@@ -61,8 +75,18 @@ pub struct Registrar {
     outbox_wake: Arc<Notify>,
     /// Verifies senders before the store transaction (DNS for `dmarc`).
     sender_auth: Arc<SenderAuthenticator>,
+    /// The limits no one sender may take from the others.
+    guards: Arc<Guards>,
     /// The identity providers the sign-in methods ask, when configured.
     providers: Arc<Providers>,
+}
+
+/// What protects everybody from any one sender, shared by every use case.
+#[derive(Debug)]
+struct Guards {
+    breaker: NewSenderBreaker,
+    raw_quota: RawBytesQuota,
+    alarms: Alarms,
 }
 
 /// The identity providers behind "Sign in with Google" and "Sign in with
@@ -77,11 +101,17 @@ impl Registrar {
     /// Builds the registrar and its sender authenticator.
     pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
         let sender_auth = Arc::new(sender_authenticator(&settings, true));
+        let guards = Arc::new(Guards {
+            breaker: NewSenderBreaker::new(settings.circuit_breaker.new_senders_per_minute),
+            raw_quota: RawBytesQuota::new(settings.store.raw_quota),
+            alarms: Alarms::default(),
+        });
         Self {
             settings: LiveSettings::new(Settings::clone(&settings)),
             store,
             outbox_wake,
             sender_auth,
+            guards,
             providers: Arc::default(),
         }
     }

@@ -2,12 +2,13 @@
 //! the store answers (`/healthz`) and the counters `/metrics` shows.
 
 use crate::registration::Registrar;
+use crate::registration::alarms::Alarm;
 use crate::registration::error::RegistrationError;
 use crate::store::outbox;
 use std::sync::atomic::Ordering;
 
 /// Counters for `/metrics`, read at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counters {
     /// Group commits by the store writer since start.
     pub store_commits: u64,
@@ -19,6 +20,8 @@ pub struct Counters {
     pub outbox_queued: i64,
     pub outbox_sent: i64,
     pub outbox_dead: i64,
+    /// How often each limit that protects everybody was reached.
+    pub alarms: Vec<(Alarm, u64)>,
 }
 
 impl Registrar {
@@ -44,6 +47,7 @@ impl Registrar {
             outbox_queued: queued,
             outbox_sent: sent,
             outbox_dead: dead,
+            alarms: self.guards.alarms.counts(),
         })
     }
 }

@@ -5,7 +5,8 @@
 //! Only an active customer gets mail, and for a sign-in link only where the
 //! customer's service offers it and the denylist allows; every request is
 //! recorded (with its channel), whatever happened, and the caller answers
-//! the same bytes either way. Tokens are stored as hashes only, like
+//! the same bytes either way. An address whose owner asked never to be
+//! mailed ("I did not ask for this") gets nothing. Tokens are stored as hashes only, like
 //! activation tokens; a new link replaces the customer's unused one.
 
 use crate::domain::{Channel, EmailAddress, Token};
@@ -15,9 +16,9 @@ use crate::registration::error::RegistrationError;
 use crate::registration::outgoing::{ReplyContext, queue_reply};
 use crate::replies;
 use crate::settings::Settings;
-use crate::store;
 use crate::store::account_tokens::{self, Purpose};
 use crate::store::customers::{self, Status};
+use crate::store::{self, suppressions};
 use rusqlite::Connection;
 
 /// The customer a live link belongs to, as its page shows them.
@@ -143,6 +144,13 @@ fn request_tx(
             return ignore("denied");
         }
     }
+    // The mail goes to the address as the customer registered it; never to
+    // one whose owner asked never to be mailed (the old link stays as it
+    // was).
+    let to = EmailAddress::parse(&customer.email).unwrap_or_else(|_| address.clone());
+    if suppressions::contains(conn, &to.identity_key())? {
+        return ignore("opted_out");
+    }
     let token = Token::generate();
     let ttl = match purpose {
         Purpose::Reset => settings.activation.reset_ttl,
@@ -164,15 +172,15 @@ fn request_tx(
             minutes,
         )?,
     };
-    // The mail goes to the address as the customer registered it.
-    let to = EmailAddress::parse(&customer.email).unwrap_or_else(|_| address.clone());
-    queue_reply(
+    if !queue_reply(
         conn,
         &ReplyContext::unprompted(settings, service),
         &to,
         &reply,
         now,
-    )?;
+    )? {
+        return ignore("opted_out");
+    }
     record(
         conn,
         channel,

@@ -7,10 +7,10 @@
 //! checks live in `sign_in_methods`: those can also create or activate the
 //! customer, through the decision pipeline under their own channel. The
 //! session rotation below is shared. Rate limits on failed attempts are the
-//! web side's.
+//! web side's, which reserves an attempt before calling here.
 
 use crate::domain::{EmailAddress, Token, TokenHash};
-use crate::password::PasswordHasher;
+use crate::password::{HashError, PasswordHasher};
 use crate::policy::RefuseReason;
 use crate::registration::error::RegistrationError;
 use crate::registration::{Registrar, secs};
@@ -61,6 +61,9 @@ pub enum SignIn {
     /// The proof does not hold, the account is not active yet, or there is
     /// no such account (indistinguishable to the caller's visitor).
     Refused,
+    /// Too many password checks are waiting: nothing was checked; try
+    /// again shortly.
+    Busy,
     /// A method other than a password could not sign anyone in, for a reason
     /// the visitor may be told (nothing was created).
     Declined(Declined),
@@ -145,7 +148,14 @@ impl Registrar {
         // Pending customers have no password; they and unknown addresses are
         // verified against the dummy hash so every failure takes as long.
         let stored = customer.as_ref().and_then(|c| c.password_hash.clone());
-        let verified = hasher.verify(password, stored).await;
+        let verified = match hasher.verify(password, stored).await {
+            Ok(verified) => verified,
+            Err(HashError::Busy) => return Ok(SignIn::Busy),
+            Err(HashError::Failed(error)) => {
+                tracing::error!(error.message = %error, "a password verification failed");
+                false
+            }
+        };
         match customer {
             Some(customer) if verified && customer.status == customers::Status::Active => {
                 let session = Token::generate();

@@ -20,11 +20,12 @@ use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
 use crate::registration::sign_in::{Declined, Proof, SignIn, open_session};
-use crate::registration::{Registrar, secs};
+use crate::registration::{Guards, Registrar, secs};
 use crate::settings::Settings;
 use crate::store::account_tokens::{self, Purpose};
 use crate::store::{self, customers, sessions};
 use rusqlite::Connection;
+use std::sync::Arc;
 
 /// What a proven sign-in's transaction did.
 enum Proven {
@@ -149,6 +150,7 @@ impl Registrar {
         previous: Option<TokenHash>,
     ) -> Result<SignIn, RegistrationError> {
         let settings = self.settings();
+        let guards = Arc::clone(&self.guards);
         let session = Token::generate();
         let hash = session.hash();
         let outcome = self
@@ -158,6 +160,7 @@ impl Registrar {
                 admit_and_open(
                     conn,
                     &settings,
+                    &guards,
                     channel,
                     &address,
                     name.as_ref(),
@@ -176,6 +179,7 @@ impl Registrar {
         previous: Option<TokenHash>,
     ) -> Result<SignIn, RegistrationError> {
         let settings = self.settings();
+        let guards = Arc::clone(&self.guards);
         let token_hash = token.hash();
         let session = Token::generate();
         let hash = session.hash();
@@ -193,6 +197,7 @@ impl Registrar {
                 admit_and_open(
                     conn,
                     &settings,
+                    &guards,
                     Channel::EmailLink,
                     &address,
                     None,
@@ -283,6 +288,7 @@ fn service_for<'s>(
 fn admit_and_open(
     conn: &Connection,
     settings: &Settings,
+    guards: &Guards,
     channel: Channel,
     address: &EmailAddress,
     name: Option<&CustomerName>,
@@ -298,11 +304,16 @@ fn admit_and_open(
         address: Some(address),
         about: About::address(service, address),
         name,
+        // A sign-in mails nothing: no reply budget counts it.
+        client: None,
+        guards,
         reply: ReplyContext::unprompted(settings, service),
         now,
     };
+    // The proof is the owner's: an address that asked never to be mailed
+    // may still sign in (nothing is mailed to it).
     let evaluate = |facts: &SenderFacts| {
-        policy::evaluate_sign_in(&service.policy, channel, address, facts.state())
+        policy::evaluate_sign_in(&service.policy, channel, address, facts.account_state())
     };
     let Decided { decision, .. } = decide(conn, &ask, evaluate, |_| Ok(Some(Kept::default())))?;
     match decision {

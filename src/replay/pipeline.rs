@@ -146,6 +146,8 @@ impl Pipeline {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         settings.smtp.listen = SocketAddr::new(loopback, 0);
         settings.http.listen = SocketAddr::new(loopback, 0);
+        // Replay reads outcomes from the store, not from /metrics.
+        settings.admin.listen = None;
         settings.store.path = match &self.shared_db {
             Some(path) => path.clone(),
             None => self

@@ -2,10 +2,14 @@
 //! headers (RFC 8601) that our own border MTA added.
 //!
 //! Anyone can write such a header into a message, so a header counts only
-//! when its authserv-id is the configured one *and* the SMTP peer that handed
-//! us the message is a trusted relay. Among the headers that count, the worst
-//! DMARC verdict for the From domain wins, and only `dmarc=pass`
-//! authenticates.
+//! when the SMTP peer that handed us the message is a trusted relay, and
+//! only when our relay put it there: relays add their headers on top, so
+//! only the topmost run of `Authentication-Results` headers is read
+//! (`message` keeps no other), and of that run only the headers with the
+//! configured authserv-id above any other one. A header with our id further
+//! down came with the message and counts for nothing. Among the headers that
+//! count, the worst DMARC verdict for the From domain wins, and only
+//! `dmarc=pass` authenticates.
 
 use crate::message::{FromHeader, InboundMessage};
 use crate::policy::{AuthVerdict, TrustedResults};
@@ -34,16 +38,19 @@ pub fn check_authentication_results(
     let ours: Vec<ResultsHeader> = message
         .authentication_results
         .iter()
-        .filter_map(|value| ResultsHeader::parse(value))
-        .filter(|header| {
-            header
-                .authserv_id
-                .eq_ignore_ascii_case(&trusted.authserv_id)
+        .map(|value| ResultsHeader::parse(value))
+        .take_while(|header| {
+            header.as_ref().is_some_and(|header| {
+                header
+                    .authserv_id
+                    .eq_ignore_ascii_case(&trusted.authserv_id)
+            })
         })
+        .flatten()
         .collect();
     if ours.is_empty() {
         return AuthVerdict::Fail(format!(
-            "no Authentication-Results header from {}",
+            "the topmost Authentication-Results header is not from {}",
             trusted.authserv_id
         ));
     }
@@ -306,6 +313,12 @@ mod tests {
                 "no header is not authenticated",
                 [192, 0, 2, 7],
                 vec![],
+                false,
+            ),
+            (
+                "our id below another one's came with the message",
+                [192, 0, 2, 7],
+                vec!["mx.other.example; dmarc=fail header.from=example.com", pass],
                 false,
             ),
         ];

@@ -10,14 +10,16 @@
 
 mod live;
 mod raw;
+mod relay;
 mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawCompany, RawDkim, RawHttp, RawLdap, RawOidc, RawOidcProviders, RawOutbound,
-    RawPassword, RawPolicy, RawRateLimits, RawSenderAuth, RawService, RawSession, RawSettings,
-    RawSmtp, RawStore,
+    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawDkim, RawHttp, RawLdap, RawOidc,
+    RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
+    RawService, RawSession, RawSettings, RawSmtp, RawStore,
 };
+pub use relay::{REDACTED, RelayUrl, redact_url};
 
 use crate::domain::{EmailAddress, IpRange, one_of};
 use crate::policy::ServicePolicy;
@@ -37,12 +39,14 @@ pub const DEFAULTS: &str = include_str!("../../config/default.toml");
 pub struct Settings {
     pub smtp: SmtpSettings,
     pub http: HttpSettings,
+    pub admin: AdminSettings,
     pub store: StoreSettings,
     pub outbound: OutboundSettings,
     pub activation: ActivationSettings,
     pub password: PasswordSettings,
     pub session: SessionSettings,
     pub rate_limits: RateLimitSettings,
+    pub circuit_breaker: CircuitBreakerSettings,
     pub sender_auth: SenderAuthSettings,
     /// The DKIM key for `outbound.from_address`'s domain, when configured.
     pub dkim: Option<DkimSettings>,
@@ -193,11 +197,57 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The public HTTP listener: where it listens, the URL customers reach it
+/// at, and the caps every connection and request is held to.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub public_url: Url,
     pub max_body_bytes: usize,
+    /// Open connections at once; further ones are answered `503` and closed.
+    pub max_connections: usize,
+    /// Longest a request head may take to arrive, from the connection's
+    /// start or from the end of the previous response.
+    pub header_read_timeout: Duration,
+    /// Longest a whole request (body and handler) may take; then `408`.
+    pub request_timeout: Duration,
+    /// An idle kept-alive connection is closed after this (at most
+    /// `header_read_timeout`).
+    pub keep_alive: Duration,
+    /// Peers whose forwarded-client header is believed.
+    pub trusted_proxies: Vec<IpRange>,
+    /// Which header a trusted proxy names the client in.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header a trusted reverse proxy names the client in; the other one is
+/// never read, so a client cannot slip an address past the proxy in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, HAProxy, most others).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl std::str::FromStr for ForwardedHeader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        one_of(
+            text,
+            &[
+                ("x-forwarded-for", Self::XForwardedFor),
+                ("forwarded", Self::Forwarded),
+            ],
+        )
+    }
+}
+
+/// The admin listener (`/metrics`, `/healthz`); `None` serves them nowhere.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,15 +256,30 @@ pub struct StoreSettings {
     pub max_batch: usize,
     /// How long the raw bytes of an accepted message are kept.
     pub raw_retention: Duration,
+    /// The largest the database may grow, in bytes; `None` is the disk's
+    /// size. Past it, writes fail as on a full disk (`452 4.3.1`).
+    pub max_size_bytes: Option<u64>,
+    /// Raw message bytes kept per client network and in all, per hour.
+    pub raw_quota: RawQuota,
+}
+
+/// How many raw message bytes are kept per hour; past a quota a message is
+/// still decided and answered, but its raw bytes are not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawQuota {
+    pub per_client_per_hour: u64,
+    pub per_hour: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct OutboundSettings {
     /// Relay URL; `None` writes `.eml` files to `folder`.
-    pub relay: Option<Url>,
+    pub relay: Option<RelayUrl>,
     pub username: String,
     pub password: SecretString,
     pub folder: PathBuf,
+    /// How long delivered `.eml` files stay in `folder`.
+    pub folder_retention: Duration,
     pub from_address: EmailAddress,
     /// `None` is the null sender.
     pub envelope_from: Option<EmailAddress>,
@@ -246,6 +311,9 @@ pub struct PasswordSettings {
     pub min_length: usize,
     pub max_length: usize,
     pub max_concurrent_hashes: usize,
+    /// Hashes and verifications waiting for a turn; beyond it the answer
+    /// is `503` with `Retry-After`.
+    pub max_queued_hashes: usize,
     /// Argon2id cost: memory in KiB, iterations, lanes. Validated to be at
     /// least m=19456, t=2, p=1.
     pub argon2_memory_kib: u32,
@@ -266,7 +334,8 @@ pub struct RateLimitSettings {
     pub registrations_per_ip: u32,
     /// ... and per address (plus-tag ignored).
     pub registrations_per_address: u32,
-    /// Failed sign-ins per account (by address, known or not).
+    /// Failed sign-ins for one account (by address, known or not) from one
+    /// client: a client locks out nobody but itself.
     pub failed_logins_per_account: u32,
     /// Failed sign-ins per client IP.
     pub failed_logins_per_ip: u32,
@@ -274,6 +343,15 @@ pub struct RateLimitSettings {
     pub invalid_tokens_per_ip: u32,
     /// Activations (password set, argon2 run) per client IP.
     pub activations_per_ip: u32,
+}
+
+/// The global brake on new senders: past `new_senders_per_minute`
+/// registrations of addresses we never saw (all services together), further
+/// new senders are told to try later (`451 4.7.1`) and are not answered, so
+/// a flood of forged senders never becomes a flood of outbound mail.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitBreakerSettings {
+    pub new_senders_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -406,6 +484,7 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawSettings, SettingsError> {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
+            .with_list_parse_key("http.trusted_proxies")
             .with_list_parse_key("policy.denylist")
             .with_list_parse_key("policy.trusted_relays")
             .with_list_parse_key("smtp.relays")

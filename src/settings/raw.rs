@@ -1,6 +1,7 @@
 //! The settings as written: serde structs that mirror config/default.toml
 //! key for key, before any validation.
 
+use crate::settings::relay::{REDACTED, redact_url_text};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 pub struct RawSettings {
     pub smtp: RawSmtp,
     pub http: RawHttp,
+    pub admin: RawAdmin,
     pub store: RawStore,
     pub outbound: RawOutbound,
     pub activation: RawActivation,
@@ -17,6 +19,7 @@ pub struct RawSettings {
     pub session: RawSession,
     pub rate_limits: RawRateLimits,
     pub policy: RawPolicy,
+    pub circuit_breaker: RawCircuitBreaker,
     #[serde(default)]
     pub sender_auth: RawSenderAuth,
     /// DKIM signing of the mail we send.
@@ -177,7 +180,26 @@ pub struct RawSmtp {
 pub struct RawHttp {
     pub listen: String,
     pub public_url: String,
+    pub allow_insecure_http: bool,
     pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub keep_alive_secs: u64,
+    pub trusted_proxies: Vec<String>,
+    pub forwarded_header: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    pub new_senders_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -186,6 +208,9 @@ pub struct RawStore {
     pub path: PathBuf,
     pub max_batch: usize,
     pub raw_retention_days: u64,
+    pub max_size_mb: u64,
+    pub raw_bytes_per_client_per_hour: u64,
+    pub raw_bytes_per_hour: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -195,6 +220,7 @@ pub struct RawOutbound {
     pub username: String,
     pub password: String,
     pub folder: PathBuf,
+    pub folder_retention_hours: u64,
     pub from_address: String,
     pub envelope_from: String,
     /// Send each reply from `local+TOKEN@domain` of `envelope_from` (VERP).
@@ -223,6 +249,7 @@ pub struct RawPassword {
     pub min_length: usize,
     pub max_length: usize,
     pub max_concurrent_hashes: usize,
+    pub max_queued_hashes: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -266,6 +293,8 @@ pub struct RawPolicy {
     pub auto_reply_subjects: Option<Vec<String>>,
     pub max_received: Option<usize>,
     pub service_replies_per_day: Option<u32>,
+    pub domain_replies_per_day: Option<u32>,
+    pub network_replies_per_day: Option<u32>,
     pub rate_limit_action: Option<String>,
     pub sender_auth: Option<String>,
     pub authserv_id: Option<String>,
@@ -296,12 +325,13 @@ pub struct RawService {
 }
 
 impl RawSettings {
-    /// The settings as `check-config` prints them: secrets redacted.
+    /// The settings as `check-config` prints them: secrets redacted, the
+    /// password and any credentials written into the relay URL.
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
         let redact = |secret: &mut String| {
             if !secret.is_empty() {
-                *secret = "[redacted]".into();
+                *secret = REDACTED.into();
             }
         };
         redact(&mut copy.outbound.password);
@@ -311,6 +341,7 @@ impl RawSettings {
         if let Some(ldap) = copy.ldap.as_mut() {
             redact(&mut ldap.bind_password);
         }
+        copy.outbound.relay = redact_url_text(&copy.outbound.relay);
         copy
     }
 }

@@ -338,6 +338,15 @@ pub fn sender_auth_unavailable() -> SmtpReply {
     )
 }
 
+/// The circuit breaker is open: a new sender waits, so a flood of new
+/// senders never becomes outbound mail.
+pub fn new_senders_wait() -> SmtpReply {
+    answer(
+        451,
+        "4.7.1 too many new registrations right now; try again later",
+    )
+}
+
 pub fn self_registration_off() -> SmtpReply {
     answer(
         550,
@@ -390,6 +399,20 @@ pub fn service_budget_spent() -> SmtpReply {
     answer(
         550,
         "5.7.1 this service has sent too many registration mails today; try again tomorrow",
+    )
+}
+
+pub fn domain_budget_spent() -> SmtpReply {
+    answer(
+        550,
+        "5.7.1 too many registration mails for addresses at this domain today; try again tomorrow",
+    )
+}
+
+pub fn network_budget_spent() -> SmtpReply {
+    answer(
+        550,
+        "5.7.1 too many registration mails from your network today; try again tomorrow",
     )
 }
 
@@ -517,6 +540,7 @@ mod tests {
             accepted(),
             already_accepted(),
             sender_auth_unavailable(),
+            new_senders_wait(),
             self_registration_off(),
             domain_not_allowed(),
             address_not_allowed(),
@@ -525,6 +549,8 @@ mod tests {
             non_ascii_sender(),
             sender_rate_limited(),
             service_budget_spent(),
+            domain_budget_spent(),
+            network_budget_spent(),
             not_authenticated(),
             too_many_hops(),
             unreadable_message(),

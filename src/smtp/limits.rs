@@ -13,7 +13,7 @@
 //! clients at the edge: each message it sends through the relay is one
 //! connection and, while it lasts, one session (`admit_forwarded`).
 
-use crate::domain::IpRange;
+use crate::domain::{ClientNetwork, IpRange};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -48,26 +48,7 @@ pub struct Admission {
     /// The MTAs in front of us, exempt from the per-client caps.
     relays: Vec<IpRange>,
     sessions: Arc<Semaphore>,
-    clients: Mutex<HashMap<ClientKey, ClientRecord>>,
-}
-
-/// A client address as limits count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
-
-impl ClientKey {
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                    Self(IpAddr::V6(prefix.into()))
-                }
-            },
-        }
-    }
+    clients: Mutex<HashMap<ClientNetwork, ClientRecord>>,
 }
 
 #[derive(Debug, Default)]
@@ -82,7 +63,7 @@ struct ClientRecord {
 pub struct Ticket {
     admission: Arc<Admission>,
     /// The client's place under the per-client caps; `None` for a relay.
-    client: Option<ClientKey>,
+    client: Option<ClientNetwork>,
     /// The place under the global cap; `None` for a forwarded client, whose
     /// relay holds one.
     _session: Option<OwnedSemaphorePermit>,
@@ -162,7 +143,7 @@ impl Admission {
         now: Instant,
         global: bool,
     ) -> Result<Ticket, Refusal> {
-        let client = ClientKey::of(ip);
+        let client = ClientNetwork::of(ip);
         let mut clients = self.lock();
         if clients.len() > PRUNE_ABOVE {
             clients.retain(|_, record| {
@@ -199,7 +180,7 @@ impl Admission {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, ClientRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientNetwork, ClientRecord>> {
         // Only counters live here; a panic mid-update leaves them usable.
         self.clients
             .lock()
@@ -326,10 +307,10 @@ mod tests {
         let one: IpAddr = "2001:db8:1:2::1".parse().expect("address");
         let other: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("address");
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("address");
-        assert_eq!(ClientKey::of(one), ClientKey::of(other));
+        assert_eq!(ClientNetwork::of(one), ClientNetwork::of(other));
         assert_eq!(
-            ClientKey::of(mapped),
-            ClientKey::of(IpAddr::from([192, 0, 2, 1]))
+            ClientNetwork::of(mapped),
+            ClientNetwork::of(IpAddr::from([192, 0, 2, 1]))
         );
     }
 }

@@ -268,3 +268,13 @@ pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<
         })?
         .collect()
 }
+
+/// Deletes the customer with this identity if it is pending (its tokens
+/// and sessions go with it) and returns its service.
+pub fn delete_pending(conn: &Connection, identity: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "DELETE FROM customers WHERE identity = ?1 AND status = 'pending' RETURNING service",
+    )?
+    .query_row([identity], |row| row.get(0))
+    .optional()
+}

@@ -17,7 +17,10 @@ pub struct NewInbound<'a> {
     pub envelope_to: &'a str,
     pub message_id: Option<&'a str>,
     pub content_sha256: &'a [u8; 32],
-    pub raw: &'a [u8],
+    /// The bytes kept (the whole message, its header section only, or
+    /// nothing); `size` records the message's own size either way.
+    pub raw: Option<&'a [u8]>,
+    pub size: usize,
 }
 
 /// A decision, as recorded.
@@ -136,7 +139,7 @@ pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite
         message.envelope_to,
         message.message_id,
         &message.content_sha256[..],
-        i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
+        i64::try_from(message.size).unwrap_or(i64::MAX),
         message.raw
     ])?;
     Ok(conn.last_insert_rowid())

@@ -218,3 +218,17 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
     )?
     .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
 }
+
+/// Gives up on every reply still queued to one recipient (an address that
+/// asked never to be mailed); their bodies are erased. Returns how many.
+pub fn cancel_queued_to(
+    conn: &Connection,
+    rate_key: &str,
+    recipient: &str,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'dead', body = NULL, last_error = 'the recipient opted out'
+         WHERE rate_key = ?1 AND recipient = ?2 AND status = 'queued'",
+    )?
+    .execute(params![rate_key, recipient])
+}

@@ -149,3 +149,12 @@ pub struct Notice<'a> {
     pub text: &'a str,
     pub link: Option<(&'a str, &'a str)>,
 }
+
+#[derive(Template)]
+#[template(path = "web/opt_out.html", config = "src/templates/askama.toml")]
+pub struct OptOut<'a> {
+    pub brand: &'a str,
+    pub csrf: &'a str,
+    pub token: &'a str,
+    pub email: &'a str,
+}

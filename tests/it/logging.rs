@@ -26,7 +26,7 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     std::fs::write(
         &config,
         format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n\
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
              [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n\
              [oidc.google]\nclient_id = \"registrar\"\nclient_secret = \"{OIDC_SECRET}\"\nissuer = \"http://127.0.0.1:{port}\"\n\
              [ldap]\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"cn=registrar\"\nbind_password = \"{LDAP_SECRET}\"\nbase_dn = \"dc=x\"\n",

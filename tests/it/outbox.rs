@@ -39,7 +39,9 @@ async fn a_reply_is_retried_until_the_relay_takes_it() {
 async fn a_restart_loses_nothing_queued() {
     let app = TestApp::spawn_with(|s| {
         // A relay port nobody listens on: every attempt fails.
-        s.outbound.relay = Some(url::Url::parse("smtp://127.0.0.1:9").expect("url"));
+        s.outbound.relay = Some(registrar::settings::RelayUrl::new(
+            url::Url::parse("smtp://127.0.0.1:9").expect("url"),
+        ));
     })
     .await;
     app.mail_support("Jane", "jane@example.com", "m1@example.com")
@@ -126,12 +128,7 @@ async fn a_relay_that_refuses_a_reply_for_good_makes_it_dead_with_its_answer_sho
     })
     .await;
     let shown = app.cli(&["customers", "show", "jane@example.com"]).await;
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
 
     assert!(app.relay.mails().is_empty());
     let mails = mails_section(&shown.stdout);

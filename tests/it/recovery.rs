@@ -288,3 +288,58 @@ async fn the_purge_removes_used_and_expired_links_and_keeps_live_ones() {
         .expect("one link");
     assert_eq!(left, "sign_in", "the live link stays");
 }
+
+#[tokio::test]
+async fn no_reset_or_sign_in_link_is_mailed_to_an_address_whose_owner_opted_out() {
+    let app = TestApp::spawn_with(|settings| settings.services[0].policy.email_link = true).await;
+    let _signed_in = active_customer(&app, "Jane Doe", "jane@example.com").await;
+    let (_, activation) = mail_number(&app, 1).await;
+    let start = activation
+        .text
+        .find(&app.url("/not-me"))
+        .expect("an opt-out link");
+    let link: String = activation.text[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect();
+    let http = app.http();
+    let page = form_page(&http, &link).await;
+    let confirmed = http
+        .post(app.url("/not-me"))
+        .form(&[
+            ("csrf", hidden_field(&page, "csrf")),
+            ("token", hidden_field(&page, "token")),
+        ])
+        .send()
+        .await
+        .expect("POST /not-me");
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    app.settle().await;
+    let mails_before = app.relay.mails().len();
+
+    let (_, reset) = ask(&app, "/forgot", "jane@example.com").await;
+    let (_, sign_in_link) = ask(&app, "/login/email", "jane@example.com").await;
+
+    assert!(
+        reset.contains("Check your inbox"),
+        "the same answer as ever"
+    );
+    assert!(sign_in_link.contains("Check your inbox"));
+    app.settle().await;
+    assert_eq!(app.relay.mails().len(), mails_before, "no link was mailed");
+    assert_eq!(
+        app.count(
+            "decisions WHERE reason = 'opted_out' AND channel IN ('password_reset', 'email_link')"
+        ),
+        2,
+        "each request is recorded as not mailed"
+    );
+    assert_eq!(app.count("account_tokens"), 0, "no link was made");
+    assert_eq!(
+        login(&app, &app.http(), "jane@example.com", PASSWORD)
+            .await
+            .status(),
+        StatusCode::SEE_OTHER,
+        "the account itself still works"
+    );
+}

@@ -374,3 +374,37 @@ async fn a_relay_s_authentication_results_count_for_the_client_it_names() {
         [Origin::new("192.0.2.7", "mail.example.net", Some(RELAY))]
     );
 }
+
+#[tokio::test]
+async fn the_network_budget_counts_the_client_a_relay_names_and_never_the_relay() {
+    let app = TestApp::spawn_with(|settings| {
+        relayed(settings);
+        settings.services[0].policy.limits.network_per_day = 1;
+    })
+    .await;
+    let mut relay = connect(&app, RELAY).await;
+    let named = |addr: &'static str| [format!("XFORWARD ADDR={addr} HELO=mail.example.net")];
+
+    for (client, sender, code) in [
+        (Some("192.0.2.7"), "jane@one.example", 250),
+        (Some("192.0.2.7"), "john@two.example", 550),
+        (Some("192.0.2.8"), "ann@three.example", 250),
+        // The relay naming nobody is not a client network: it carries
+        // everybody's mail.
+        (None, "bob@four.example", 250),
+        (None, "carl@five.example", 250),
+    ] {
+        let commands = client.map(named);
+        let commands: Vec<&str> = commands.iter().flatten().map(String::as_str).collect();
+        let reply = forward(&mut relay, &commands, sender, &format!("nb-{sender}")).await;
+        assert_eq!(reply.code, code, "{sender} from {client:?}: {}", reply.text);
+    }
+
+    let mails = app.relay.wait_for(4).await;
+    assert!(
+        mails
+            .iter()
+            .all(|mail| mail.rcpt_to != vec!["john@two.example".to_owned()]),
+        "the second registration from 192.0.2.7 got no mail"
+    );
+}

@@ -378,6 +378,24 @@ async fn the_worst_trusted_verdict_wins() {
 }
 
 #[tokio::test]
+async fn a_header_with_our_authserv_id_below_the_relays_own_counts_for_nothing() {
+    let app = TestApp::spawn_with(authentication_results(&["127.0.0.1"])).await;
+    // What our relay added on top says nothing about DMARC; the sender wrote
+    // a passing verdict under our name further down, below a Received.
+    let mut raw =
+        b"Authentication-Results: mx.helpdesk.example; spf=none smtp.mailfrom=example.com\r\n\
+                    Received: from attacker.example by mx.helpdesk.example\r\n"
+            .to_vec();
+    raw.extend_from_slice(&with_results(&[PASS], "ar4@example.com"));
+
+    let reply = app.send(JANE, SUPPORT, &raw).await;
+
+    reply.assert_code(550);
+    assert_eq!(last_decision(&app).1, "not_authenticated");
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
 async fn a_non_ascii_local_part_is_refused_553_5_6_7() -> anyhow::Result<()> {
     let app = TestApp::spawn().await;
     let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await?;

@@ -69,6 +69,7 @@ pub(super) fn password(raw: &RawPassword, problems: &mut Problems) -> PasswordSe
         min_length: raw.min_length,
         max_length: raw.max_length,
         max_concurrent_hashes: raw.max_concurrent_hashes,
+        max_queued_hashes: raw.max_queued_hashes,
         argon2_memory_kib: raw.argon2_memory_kib,
         argon2_iterations: raw.argon2_iterations,
         argon2_parallelism: raw.argon2_parallelism,

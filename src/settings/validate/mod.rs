@@ -1,11 +1,13 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
-//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`, `dkim`,
-//! `sign_in` for `[oidc.google]` and `[ldap]`, `services` with their
-//! `policy`); each checks its own keys and converts
-//! them, and this file puts the sections together.
+//! (`smtp`, `http`, `admin`, `store`, `outbound`, `accounts`,
+//! `circuit_breaker`, `sender_auth`, `dkim`, `sign_in` for `[oidc.google]`
+//! and `[ldap]`, `services` with their `policy`); each checks its own keys
+//! and converts them, and this file puts the sections together.
 
 mod accounts;
+mod admin;
+mod circuit_breaker;
 mod dkim;
 mod http;
 mod outbound;
@@ -30,12 +32,14 @@ impl RawSettings {
         let mut problems = Problems::default();
         let smtp = smtp::validate(self.smtp, &mut problems);
         let http = http::validate(self.http, &mut problems);
+        let admin = admin::validate(&self.admin, &mut problems);
         let store = store::validate(self.store, &mut problems);
         let outbound = outbound::validate(self.outbound, &mut problems);
         let activation = accounts::activation(&self.activation, &mut problems);
         let password = accounts::password(&self.password, &mut problems);
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
+        let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
         let dkim = dkim::validate(&self.dkim, "dkim", &mut problems);
         // The MTAs in front of us are also whose Authentication-Results a
@@ -52,22 +56,26 @@ impl RawSettings {
             .ldap
             .as_ref()
             .and_then(|raw| sign_in::ldap(raw, &service_ids, &mut problems));
-        match (smtp, http, outbound) {
-            (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
-                smtp,
-                http,
-                store,
-                outbound,
-                activation,
-                password,
-                session,
-                rate_limits,
-                sender_auth,
-                dkim,
-                oidc,
-                ldap,
-                services,
-            }),
+        match (smtp, http, admin, outbound) {
+            (Some(smtp), Some(http), Some(admin), Some(outbound)) if problems.0.is_empty() => {
+                Ok(Settings {
+                    smtp,
+                    http,
+                    admin,
+                    store,
+                    outbound,
+                    activation,
+                    password,
+                    session,
+                    rate_limits,
+                    circuit_breaker,
+                    sender_auth,
+                    dkim,
+                    oidc,
+                    ldap,
+                    services,
+                })
+            }
             _ => Err(SettingsError::Invalid(problems.0)),
         }
     }

@@ -2,9 +2,9 @@
 //! sender, and the retry schedule.
 
 use crate::domain::{EmailAddress, Verp};
-use crate::settings::OutboundSettings;
 use crate::settings::raw::RawOutbound;
 use crate::settings::validate::Problems;
+use crate::settings::{OutboundSettings, RelayUrl};
 use secrecy::SecretString;
 use std::time::Duration;
 use url::Url;
@@ -33,8 +33,12 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
                 }
                 ok
             })
-            .map(Some)
+            .map(|url| Some(RelayUrl::new(url)))
     };
+    problems.check(
+        raw.folder_retention_hours >= 1,
+        "outbound.folder_retention_hours: must be at least 1",
+    );
     let from_address = problems.parse(
         "outbound.from_address",
         EmailAddress::parse(&raw.from_address),
@@ -68,6 +72,7 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         username: raw.username,
         password: SecretString::from(raw.password),
         folder: raw.folder,
+        folder_retention: Duration::from_secs(raw.folder_retention_hours * 3600),
         from_address: from_address?,
         envelope_from: envelope_from?,
         verp,

@@ -46,6 +46,8 @@ pub(super) fn resolve(
     let subjects = pick!(auto_reply_subjects);
     let max_received = pick!(max_received);
     let service_per_day = pick!(service_replies_per_day);
+    let domain_per_day = pick!(domain_replies_per_day);
+    let network_per_day = pick!(network_replies_per_day);
     let action = pick!(rate_limit_action);
     let auth_kind = pick!(sender_auth);
 
@@ -89,6 +91,8 @@ pub(super) fn resolve(
         limits: ReplyLimits {
             min_interval_secs: interval? * 60,
             max_per_day: per_day?,
+            domain_per_day: domain_per_day?,
+            network_per_day: network_per_day?,
             service_per_day: service_per_day?,
             action: action?,
         },

@@ -3,10 +3,11 @@
 //! same limits as password sign-ins.
 
 use crate::registration::{Declined, Proof, SignIn};
+use crate::web::client::Client;
 use crate::web::error::WebError;
-use crate::web::limits::Kind;
+use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::sign_in_answers::{Method, answer};
-use crate::web::pages::{ClientIp, TOO_MANY_LOGINS, brand, require_csrf};
+use crate::web::pages::{TOO_MANY_LOGINS, brand, require_csrf};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
@@ -49,7 +50,7 @@ pub struct DirectoryForm {
 /// success creates an active customer, later ones sign in.
 pub async fn directory_login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<DirectoryForm>,
@@ -68,15 +69,22 @@ pub async fn directory_login(
         };
         (status, render(&page)).into_response()
     };
-    if state.limits.exhausted(Kind::FailedLoginAccount, &account)
-        || state.limits.exhausted(Kind::FailedLoginIp, &ip)
-    {
+    // As for passwords: an attempt is reserved per account from this
+    // client and per client before the bind, and given back on success.
+    let keys = [
+        (
+            Kind::FailedLoginClientAccount,
+            LimitKey::client_account(client.network, &account),
+        ),
+        (Kind::FailedLoginClient, LimitKey::client(client.network)),
+    ];
+    let Some(attempt) = state.limits.reserve(&keys) else {
         let mut response = form_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_LOGINS);
         if let Ok(value) = HeaderValue::from_str(&state.limits.window().as_secs().to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return Ok(response);
-    }
+    };
     let proof = Proof::Directory {
         login: form.login.clone(),
         password: SecretString::from(form.password.clone()),
@@ -87,18 +95,23 @@ pub async fn directory_login(
         .sign_in(&state.hasher, proof, previous)
         .await?;
     match outcome {
-        SignIn::Refused => {
-            state.limits.record(Kind::FailedLoginAccount, &account);
-            state.limits.record(Kind::FailedLoginIp, &ip);
+        // The reserved attempt is kept: it counts as a failure.
+        SignIn::Refused => Ok(form_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The user name or password is not right.",
+        )),
+        SignIn::Declined(Declined::Unavailable) => {
+            // Nothing was checked: the attempt does not count.
+            attempt.refund();
             Ok(form_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "The user name or password is not right.",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "We cannot reach your company directory right now. Nothing was changed; please try again later.",
             ))
         }
-        SignIn::Declined(Declined::Unavailable) => Ok(form_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "We cannot reach your company directory right now. Nothing was changed; please try again later.",
-        )),
-        other => Ok(answer(&state, jar, Method::Directory, other)),
+        other => {
+            // The password held (or nothing was checked): no failure.
+            attempt.refund();
+            Ok(answer(&state, jar, Method::Directory, other))
+        }
     }
 }

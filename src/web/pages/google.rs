@@ -10,9 +10,12 @@
 //! at an address taken from the request.
 
 use crate::domain::Token;
-use crate::registration::Proof;
+use crate::registration::{Declined, Proof, SignIn};
+use crate::web::client::Client;
 use crate::web::error::WebError;
+use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::sign_in_answers::{Method, answer, declined_page};
+use crate::web::pages::{TOO_MANY_LINKS, too_many};
 use crate::web::session::cookie_name;
 use crate::web::{AppState, session};
 use axum::extract::{Query, State};
@@ -53,21 +56,30 @@ pub struct Callback {
 }
 
 /// GET /login/google/callback: finishes the flow (state, code exchange with
-/// PKCE, ID token verified) and signs the customer in, or says why not.
+/// PKCE, ID token verified) and signs the customer in, or says why not. A
+/// callback that does not verify counts against the client's limit on dead
+/// links (in memory, like every web limit), so one client cannot keep the
+/// provider busy with forged codes.
 pub async fn google_callback(
     State(state): State<AppState>,
+    client: Client,
     jar: CookieJar,
     Query(callback): Query<Callback>,
 ) -> Result<Response, WebError> {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
+        return Ok(too_many(&state, TOO_MANY_LINKS));
+    }
     let name = cookie_name(FLOW_COOKIE, state.secure_cookies);
     let flow = jar.get(&name).map(Cookie::value).and_then(Token::parse);
     let jar = jar.remove(Cookie::build(name).path("/"));
     let (Some(flow), None) = (flow, callback.error.as_ref()) else {
+        state.limits.record(Kind::InvalidTokenClient, ip);
         return Ok(answer(
             &state,
             jar,
             Method::Google,
-            crate::registration::SignIn::Declined(crate::registration::Declined::Invalid),
+            SignIn::Declined(Declined::Invalid),
         ));
     };
     let proof = Proof::Google {
@@ -80,5 +92,8 @@ pub async fn google_callback(
         .registrar
         .sign_in(&state.hasher, proof, previous)
         .await?;
+    if matches!(outcome, SignIn::Declined(Declined::Invalid)) {
+        state.limits.record(Kind::InvalidTokenClient, ip);
+    }
     Ok(answer(&state, jar, Method::Google, outcome))
 }

@@ -1,11 +1,13 @@
-//! What operators and machines fetch: `/healthz`, `/metrics`, the stylesheet
-//! and the not-found answer.
+//! What operators and machines fetch, on the admin listener only:
+//! `/healthz` and `/metrics` (nothing customer-specific is on the public
+//! side); plus the stylesheet and the not-found answer both routers use.
 
 use crate::web::AppState;
 use crate::web::error::WebError;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::fmt::Write as _;
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
     match state.registrar.health().await {
@@ -34,7 +36,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
          registrar_outbox_replies{{status=\"dead\"}} {}\n\
          # HELP registrar_password_hashes_total Argon2id password hashes computed.\n\
          # TYPE registrar_password_hashes_total counter\n\
-         registrar_password_hashes_total {}\n",
+         registrar_password_hashes_total {}\n\
+         # HELP registrar_password_verifies_total Argon2id password verifications run.\n\
+         # TYPE registrar_password_verifies_total counter\n\
+         registrar_password_verifies_total {}\n\
+         # HELP registrar_limit_reached_total Times a limit that protects everybody was reached.\n\
+         # TYPE registrar_limit_reached_total counter\n",
         counters.store_commits,
         counters.store_jobs,
         counters.store_largest_batch,
@@ -42,7 +49,16 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError
         counters.outbox_sent,
         counters.outbox_dead,
         state.hasher.hashes_computed(),
+        state.hasher.verifies_run(),
     );
+    let mut body = body;
+    for (alarm, count) in &counters.alarms {
+        let _ = writeln!(
+            body,
+            "registrar_limit_reached_total{{limit=\"{}\"}} {count}",
+            alarm.as_str()
+        );
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 

@@ -4,15 +4,15 @@
 //! form and changes nothing; the POST with the CSRF value uses the link.
 
 use crate::domain::{EmailAddress, Token};
-use crate::password;
+use crate::password::{self, HashError};
 use crate::registration::{Declined, Proof, SignIn};
+use crate::web::client::Client;
 use crate::web::error::WebError;
-use crate::web::limits::Kind;
+use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::registration::registration_limited;
 use crate::web::pages::sign_in_answers::{Method, answer, declined_page};
 use crate::web::pages::{
-    ClientIp, TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, TOO_MANY_REQUESTS, brand, require_csrf,
-    too_many,
+    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, TOO_MANY_REQUESTS, brand, require_csrf, too_many,
 };
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
@@ -106,36 +106,39 @@ pub struct EmailForm {
 /// else; the same answer for all.
 pub async fn forgot(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    handle_request(&state, &ip, &jar, &headers, form, Request::Reset).await
+    handle_request(&state, &client, &jar, &headers, form, Request::Reset).await
 }
 
 /// POST /login/email: a sign-in link for an active customer whose service
 /// offers it; the same answer for all.
 pub async fn email_link_request(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<EmailForm>,
 ) -> Result<Response, WebError> {
-    handle_request(&state, &ip, &jar, &headers, form, Request::SignInLink).await
+    handle_request(&state, &client, &jar, &headers, form, Request::SignInLink).await
 }
 
 async fn handle_request(
     state: &AppState,
-    ip: &str,
+    client: &Client,
     jar: &CookieJar,
     headers: &HeaderMap,
     form: EmailForm,
     request: Request,
 ) -> Result<Response, WebError> {
     require_csrf(state, jar, headers, &form.csrf)?;
-    if state.limits.exhausted(Kind::RegistrationIp, ip) {
+    if state
+        .limits
+        .exhausted(Kind::RegistrationClient, LimitKey::client(client.network))
+    {
         return Ok(too_many(state, TOO_MANY_REQUESTS));
     }
     let Ok(address) = EmailAddress::parse(&form.email) else {
@@ -148,7 +151,7 @@ async fn handle_request(
         );
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
-    if registration_limited(state, ip, &address) {
+    if registration_limited(state, client, &address) {
         return Ok(too_many(state, TOO_MANY_REQUESTS));
     }
     let outcome = match request {
@@ -180,19 +183,20 @@ pub struct TokenQuery {
 }
 
 /// A dead reset or sign-in link: counted against the client's limit.
-fn dead_link(state: &AppState, ip: &str, method: Method) -> Response {
-    state.limits.record(Kind::InvalidTokenIp, ip);
+fn dead_link(state: &AppState, ip: LimitKey, method: Method) -> Response {
+    state.limits.record(Kind::InvalidTokenClient, ip);
     declined_page(state, method, Declined::DeadLink)
 }
 
 /// GET /reset: the new-password form for a live link; changes nothing.
 pub async fn reset_form(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
-    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
     let holder = match Token::parse(&query.token) {
@@ -200,7 +204,7 @@ pub async fn reset_form(
         None => None,
     };
     let Some(holder) = holder else {
-        return Ok(dead_link(&state, &ip, Method::ResetLink));
+        return Ok(dead_link(&state, ip, Method::ResetLink));
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Reset {
@@ -232,13 +236,14 @@ pub struct ResetForm {
 /// this browser in.
 pub async fn reset(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<ResetForm>,
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
-    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
     let token = Token::parse(&form.token);
@@ -247,7 +252,7 @@ pub async fn reset(
         None => None,
     };
     let (Some(token), Some(holder)) = (token, holder) else {
-        return Ok(dead_link(&state, &ip, Method::ResetLink));
+        return Ok(dead_link(&state, ip, Method::ResetLink));
     };
     let rules = &state.settings.password;
     if let Err(problem) = password::check_new(&form.password, &form.confirm, &holder.email, rules) {
@@ -262,11 +267,19 @@ pub async fn reset(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     }
-    if state.limits.exhausted(Kind::ActivationIp, &ip) {
+    // A place under the client's activation limit, taken before the hash
+    // and given back when no hash is computed.
+    let Some(place) = state.limits.reserve(&[(Kind::ActivationClient, ip)]) else {
         return Ok(too_many(&state, TOO_MANY_ACTIVATIONS));
-    }
-    state.limits.record(Kind::ActivationIp, &ip);
-    let password_hash = state.hasher.hash(SecretString::from(form.password)).await?;
+    };
+    let password_hash = match state.hasher.hash(SecretString::from(form.password)).await {
+        Ok(hash) => hash,
+        Err(HashError::Busy) => {
+            place.refund();
+            return Err(WebError::Busy);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let previous = session::presented(&jar, &state);
     let outcome = state
         .registrar
@@ -286,11 +299,12 @@ pub async fn reset(
 /// button; changes nothing.
 pub async fn link_sign_in_form(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
-    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
     let holder = match Token::parse(&query.token) {
@@ -298,7 +312,7 @@ pub async fn link_sign_in_form(
         None => None,
     };
     let Some(holder) = holder else {
-        return Ok(dead_link(&state, &ip, Method::EmailLink));
+        return Ok(dead_link(&state, ip, Method::EmailLink));
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::LinkSignIn {
@@ -321,17 +335,18 @@ pub struct LinkForm {
 /// POST /login/link: uses the link and signs the customer in.
 pub async fn link_sign_in(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<LinkForm>,
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
-    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
     let Some(token) = Token::parse(&form.token) else {
-        return Ok(dead_link(&state, &ip, Method::EmailLink));
+        return Ok(dead_link(&state, ip, Method::EmailLink));
     };
     let previous = session::presented(&jar, &state);
     let outcome = state
@@ -339,7 +354,7 @@ pub async fn link_sign_in(
         .sign_in(&state.hasher, Proof::EmailLink { token }, previous)
         .await?;
     if matches!(outcome, SignIn::Declined(Declined::DeadLink)) {
-        return Ok(dead_link(&state, &ip, Method::EmailLink));
+        return Ok(dead_link(&state, ip, Method::EmailLink));
     }
     Ok(answer(&state, jar, Method::EmailLink, outcome))
 }

@@ -5,6 +5,7 @@
 
 use crate::policy::RefuseReason;
 use crate::registration::{Declined, SignIn};
+use crate::web::error::WebError;
 use crate::web::pages::brand;
 use crate::web::views::{self, render};
 use crate::web::{AppState, session};
@@ -75,6 +76,8 @@ pub fn answer(state: &AppState, jar: CookieJar, method: Method, outcome: SignIn)
         )
             .into_response(),
         SignIn::Declined(declined) => (jar, declined_page(state, method, declined)).into_response(),
+        // Only a password check waits in the argon2 queue; nothing was done.
+        SignIn::Busy => (jar, WebError::Busy).into_response(),
     }
 }
 

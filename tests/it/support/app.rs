@@ -4,7 +4,7 @@
 use super::relay::CaptureRelay;
 use super::{Reply, SmtpClient};
 use registrar::app::Application;
-use registrar::settings::{self, Settings};
+use registrar::settings::{self, RelayUrl, Settings};
 use registrar::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +45,8 @@ impl Origin {
 pub struct TestApp {
     pub smtp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`).
+    pub admin_addr: SocketAddr,
     pub relay: CaptureRelay,
     pub db_path: PathBuf,
     pub settings: std::sync::Arc<Settings>,
@@ -59,8 +61,11 @@ pub fn test_settings(dir: &std::path::Path, relay: SocketAddr) -> Settings {
     settings.smtp.listen = "127.0.0.1:0".parse().expect("address");
     settings.http.listen = "127.0.0.1:0".parse().expect("address");
     settings.http.public_url = url::Url::parse("http://127.0.0.1:0/").expect("url");
+    settings.admin.listen = Some("127.0.0.1:0".parse().expect("address"));
     settings.store.path = dir.join("registrar.sqlite3");
-    settings.outbound.relay = Some(url::Url::parse(&format!("smtp://{relay}")).expect("url"));
+    settings.outbound.relay = Some(RelayUrl::new(
+        url::Url::parse(&format!("smtp://{relay}")).expect("url"),
+    ));
     settings.outbound.folder = dir.join("outbound");
     settings.outbound.retry_base = Duration::from_secs(1);
     settings.outbound.retry_max = Duration::from_secs(1);
@@ -90,12 +95,14 @@ impl TestApp {
             .expect("the daemon builds");
         let smtp_addr = app.smtp_addr();
         let http_addr = app.http_addr();
+        let admin_addr = app.admin_addr().expect("the tests' admin listener");
         let settings = app.settings();
         let shutdown = app.shutdown_handle();
         let running = Some(tokio::spawn(app.run_until_stopped()));
         Self {
             smtp_addr,
             http_addr,
+            admin_addr,
             relay,
             db_path,
             settings,
@@ -194,6 +201,21 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http_addr)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// The `/metrics` text from the admin listener.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .expect("GET /metrics on the admin listener")
+            .text()
+            .await
+            .expect("the metrics text")
     }
 
     /// A read connection to the database, for facts that cannot be observed

@@ -1,4 +1,4 @@
--- registrar schema, version 8: what became of each mail we sent.
+-- registrar schema, version 9: what became of each mail we sent.
 
 -- The service a reply speaks for (its From address and DKIM key).
 ALTER TABLE outbox ADD COLUMN service TEXT;
