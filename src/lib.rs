@@ -26,6 +26,8 @@ pub mod sender_auth;
 // Configuration and storage.
 pub mod dkim;
 
+pub mod wording;
+
 pub mod settings;
 
 pub mod store;

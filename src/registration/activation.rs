@@ -3,7 +3,7 @@
 //! session (`sign_in::open_session`) and queues the "account activated"
 //! notice.
 
-use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
+use crate::domain::{CustomerName, EmailAddress, Language, Token, TokenHash};
 use crate::registration::error::RegistrationError;
 use crate::registration::outgoing::{ReplyContext, queue_reply};
 use crate::registration::sign_in::open_session;
@@ -26,6 +26,7 @@ fn queue_activated_notice(
     conn: &Connection,
     settings: &Settings,
     customer: &Customer,
+    language: Option<Language>,
     now: i64,
 ) -> anyhow::Result<()> {
     let Ok(address) = EmailAddress::parse(&customer.email) else {
@@ -38,12 +39,12 @@ fn queue_activated_notice(
     let service = settings
         .service(&customer.service)
         .unwrap_or(&settings.services[0]);
+    let context = ReplyContext::unprompted(settings, service).preferring(language);
     let reply = replies::account_activated(
-        &service.name,
+        &context.voice(),
         customer.name.as_deref().unwrap_or(customer.email.as_str()),
         &replies::login_link(&settings.http.public_url),
     )?;
-    let context = ReplyContext::unprompted(settings, service);
     queue_reply(conn, &context, &address, &reply, now).map(drop)
 }
 
@@ -85,6 +86,7 @@ impl Registrar {
         password_hash: String,
         session: TokenHash,
         previous_session: Option<TokenHash>,
+        language: Option<Language>,
     ) -> Result<Option<i64>, RegistrationError> {
         let hash = token.hash();
         let settings = self.settings();
@@ -108,7 +110,7 @@ impl Registrar {
                     now,
                 )?;
                 if let Some(customer) = customers::by_id(conn, customer_id)? {
-                    queue_activated_notice(conn, &settings, &customer, now)?;
+                    queue_activated_notice(conn, &settings, &customer, language, now)?;
                 }
                 Ok(Some(customer_id))
             })

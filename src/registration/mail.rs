@@ -6,7 +6,7 @@
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
 
-use crate::domain::{Channel, ClientNetwork};
+use crate::domain::{Channel, ClientNetwork, Language};
 use crate::message::{self, EnvelopeSender, InboundMessage, ParseError};
 use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
@@ -191,6 +191,7 @@ fn decide_mail(
             service,
             support,
             in_reply_to: message.message_id.as_deref(),
+            language: message.language.as_deref().and_then(Language::negotiate),
         },
         now,
     };

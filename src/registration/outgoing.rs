@@ -4,11 +4,11 @@
 //! worker sends it after the commit). Nothing is ever queued to an address
 //! whose owner asked never to be mailed.
 
-use crate::domain::{Channel, EmailAddress, Token, Verp};
+use crate::domain::{Channel, EmailAddress, Language, Token, Verp};
 use crate::mailer::{self, Addressing};
 use crate::policy::SuppressReason;
 use crate::registration::decide::{About, Kept, Outcome, record};
-use crate::replies::{self, Reply};
+use crate::replies::{self, Reply, Voice};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
 use crate::store::{bounces, suppressions, tokens};
@@ -22,6 +22,10 @@ pub(super) struct ReplyContext<'a> {
     /// The support address that answers (our loop stamp).
     pub(super) support: &'a EmailAddress,
     pub(super) in_reply_to: Option<&'a str>,
+    /// The language the customer's software prefers (a message's
+    /// `Content-Language`, a browser's `Accept-Language`); the service's own
+    /// setting wins over it, and English is the last resort.
+    pub(super) language: Option<Language>,
 }
 
 impl<'a> ReplyContext<'a> {
@@ -33,6 +37,26 @@ impl<'a> ReplyContext<'a> {
             service,
             support: &service.support_addresses[0],
             in_reply_to: None,
+            language: None,
+        }
+    }
+
+    /// The same context, with the language the customer prefers.
+    pub(super) fn preferring(self, language: Option<Language>) -> Self {
+        Self { language, ..self }
+    }
+
+    /// Who the reply speaks for, in which language.
+    pub(super) fn voice(&self) -> Voice<'a> {
+        Voice {
+            wording: &self.settings.wording,
+            service_id: &self.service.id,
+            service_name: &self.service.name,
+            language: self
+                .service
+                .language
+                .or(self.language)
+                .unwrap_or(Language::En),
         }
     }
 }
@@ -53,13 +77,7 @@ pub(super) fn new_activation_reply(
     tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
     let link = replies::activation_link(&settings.http.public_url, &token);
     let opt_out = new_opt_out_link(conn, settings, to, now)?;
-    replies::activation(
-        &context.service.name,
-        &link,
-        &opt_out,
-        expires_at,
-        ttl / 3600,
-    )
+    replies::activation(&context.voice(), &link, &opt_out, expires_at, ttl / 3600)
 }
 
 /// A fresh "I did not ask for this" link for `to`; only its hash is stored.

@@ -17,17 +17,19 @@ pub use live::LiveSettings;
 pub use raw::{
     RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawDkim, RawHttp, RawLdap, RawOidc,
     RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
-    RawService, RawSession, RawSettings, RawSmtp, RawStore,
+    RawService, RawSession, RawSettings, RawSmtp, RawStore, RawTemplates,
 };
 pub use relay::{REDACTED, RelayUrl, redact_url};
 
-use crate::domain::{EmailAddress, IpRange, one_of};
+use crate::domain::{EmailAddress, IpRange, Language, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
+use crate::wording::Wording;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -50,6 +52,9 @@ pub struct Settings {
     pub sender_auth: SenderAuthSettings,
     /// The DKIM key for `outbound.from_address`'s domain, when configured.
     pub dkim: Option<DkimSettings>,
+    /// The templates and strings of every mail and page: the embedded ones,
+    /// with the operator's `[templates] dir` laid over them.
+    pub wording: Arc<Wording>,
     /// "Sign in with Google" (any OpenID Connect issuer), when configured.
     pub oidc: Option<OidcSettings>,
     /// "Sign in with your company account", when configured.
@@ -368,6 +373,8 @@ pub struct Service {
     /// Display name used in mail and on pages.
     pub name: String,
     pub support_addresses: Vec<EmailAddress>,
+    /// The language of its mail and pages; `None`: the customer's.
+    pub language: Option<Language>,
     /// The From address of its mail; `None`: `outbound.from_address`.
     pub from_address: Option<EmailAddress>,
     /// Its own DKIM key, for its own From domain.

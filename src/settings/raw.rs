@@ -25,6 +25,9 @@ pub struct RawSettings {
     /// DKIM signing of the mail we send.
     #[serde(default)]
     pub dkim: RawDkim,
+    /// The operator's own templates and strings.
+    #[serde(default)]
+    pub templates: RawTemplates,
     /// OpenID Connect providers; only `google` is known (any issuer).
     #[serde(default, skip_serializing_if = "RawOidcProviders::is_empty")]
     pub oidc: RawOidcProviders,
@@ -116,6 +119,16 @@ fn ldap_name() -> String {
 
 fn ldap_timeout() -> u64 {
     5
+}
+
+/// `[templates]`: a folder whose files override the embedded templates and
+/// strings (`NAME`, `lang/CODE.toml`; `SERVICE/…` for one service). Empty:
+/// the embedded ones alone.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplates {
+    #[serde(default)]
+    pub dir: PathBuf,
 }
 
 /// `[dkim]` (and a service's `dkim` table): the key that signs our mail.
@@ -314,6 +327,10 @@ pub struct RawService {
     pub id: String,
     pub name: String,
     pub support_addresses: Vec<String>,
+    /// The language of this service's mail and pages (en, de, fr, es);
+    /// empty: the customer's (Content-Language, Accept-Language), else en.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language: String,
     /// The From address of this service's mail; empty: `outbound.from_address`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub from_address: String,

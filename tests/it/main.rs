@@ -33,3 +33,4 @@ mod smtp_tls;
 mod spam_relay;
 mod storage;
 mod web_security;
+mod wording;

@@ -20,8 +20,10 @@ mod store;
 
 use crate::settings::raw::RawSettings;
 use crate::settings::{Settings, SettingsError};
+use crate::wording::{EMBEDDED, Wording};
 use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::Arc;
 
 impl RawSettings {
     /// Checks every key and converts to typed settings.
@@ -42,6 +44,19 @@ impl RawSettings {
         let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
         let dkim = dkim::validate(&self.dkim, "dkim", &mut problems);
+        let service_ids: Vec<&str> = self.services.iter().map(|s| s.id.as_str()).collect();
+        let templates_dir =
+            Some(self.templates.dir.as_path()).filter(|d| !d.as_os_str().is_empty());
+        let wording = match templates_dir {
+            None => Some(Arc::clone(&EMBEDDED)),
+            Some(dir) if !dir.is_dir() => {
+                problems.push(format!("templates.dir: {} is not a folder", dir.display()));
+                None
+            }
+            Some(dir) => problems
+                .parse("templates.dir", Wording::load(Some(dir), &service_ids))
+                .map(Arc::new),
+        };
         // The MTAs in front of us are also whose Authentication-Results a
         // service trusts, unless it names its own.
         let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
@@ -71,6 +86,7 @@ impl RawSettings {
                     circuit_breaker,
                     sender_auth,
                     dkim,
+                    wording: wording.unwrap_or_else(|| Arc::clone(&EMBEDDED)),
                     oidc,
                     ldap,
                     services,

@@ -2,7 +2,7 @@
 //! the From address and DKIM key of their mail, and each service's policy
 //! (`policy`).
 
-use crate::domain::{EmailAddress, IpRange};
+use crate::domain::{EmailAddress, IpRange, Language};
 use crate::settings::Service;
 use crate::settings::raw::{RawPolicy, RawService};
 use crate::settings::validate::Problems;
@@ -50,6 +50,11 @@ pub(super) fn validate(
                 EmailAddress::parse(&raw.from_address),
             )
         };
+        let language = if raw.language.trim().is_empty() {
+            None
+        } else {
+            problems.choice::<Language>(&format!("{key}.language"), raw.language.trim())
+        };
         let dkim = raw
             .dkim
             .as_ref()
@@ -66,6 +71,7 @@ pub(super) fn validate(
                 id: raw.id.clone(),
                 name: raw.name.clone(),
                 support_addresses: addresses,
+                language,
                 from_address,
                 dkim,
                 policy,

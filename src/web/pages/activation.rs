@@ -9,7 +9,7 @@ use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{
     TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf, too_many,
 };
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -131,7 +131,7 @@ pub async fn activate(
     let rules = &state.settings.password;
     let name = CustomerName::parse(&form.name);
     let problem = match &name {
-        None => Some("Enter your name.".to_owned()),
+        None => Some(tr("msg.enter_name").to_owned()),
         Some(_) => password::check_new(&form.password, &form.confirm, &pending.email, rules)
             .err()
             .map(|p| p.to_string()),
@@ -176,7 +176,14 @@ pub async fn activate(
     let previous = session::presented(&jar, &state);
     match state
         .registrar
-        .activate_with_notice(&token, name, hash, session_id.hash(), previous)
+        .activate_with_notice(
+            &token,
+            name,
+            hash,
+            session_id.hash(),
+            previous,
+            Some(views::language()),
+        )
         .await?
     {
         Some(customer_id) => {
