@@ -7,7 +7,8 @@ use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{
-    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf, too_many,
+    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, password_problem, portal_registration,
+    require_csrf, too_many,
 };
 use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
@@ -134,7 +135,7 @@ pub async fn activate(
         None => Some(tr("msg.enter_name").to_owned()),
         Some(_) => password::check_new(&form.password, &form.confirm, &pending.email, rules)
             .err()
-            .map(|p| p.to_string()),
+            .map(|p| password_problem(&p)),
     };
     let (None, Some(name)) = (problem.as_ref(), name) else {
         let page = views::Activate {

@@ -63,6 +63,22 @@ const TOO_MANY_LOGINS: &str = "msg.too_many_logins";
 
 const TOO_MANY_NEW: &str = "msg.too_many_new";
 
+/// What is wrong with a new password, in the request's language.
+fn password_problem(problem: &crate::password::PasswordProblem) -> String {
+    use crate::password::PasswordProblem;
+    match problem {
+        PasswordProblem::Mismatch => tr("msg.password_mismatch"),
+        PasswordProblem::TooShort(min) => {
+            views::tr_with("msg.password_too_short", &[("min", &min.to_string())])
+        }
+        PasswordProblem::TooLong(max) => {
+            views::tr_with("msg.password_too_long", &[("max", &max.to_string())])
+        }
+        PasswordProblem::Common => tr("msg.password_common"),
+        PasswordProblem::ContainsAddress => tr("msg.password_contains_address"),
+    }
+}
+
 /// Refuses a POST whose CSRF value or origin does not check out.
 fn require_csrf(
     state: &AppState,

@@ -12,7 +12,8 @@ use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::registration::registration_limited;
 use crate::web::pages::sign_in_answers::{Method, answer, declined_page};
 use crate::web::pages::{
-    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, TOO_MANY_REQUESTS, brand, require_csrf, too_many,
+    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, TOO_MANY_REQUESTS, brand, password_problem, require_csrf,
+    too_many,
 };
 use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
@@ -262,7 +263,7 @@ pub async fn reset(
             csrf: &form.csrf,
             token: &form.token,
             email: &holder.email,
-            error: Some(problem.to_string()),
+            error: Some(password_problem(&problem)),
             min_length: rules.min_length,
             max_length: rules.max_length,
         };
