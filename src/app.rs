@@ -82,7 +82,7 @@ impl Application {
             settings.store.max_batch,
             settings.store.max_size_bytes,
         )?;
-        let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
+        let mailer = Mailer::new(&settings)?;
         let wake = Arc::new(Notify::new());
         let webhook_wake = webhooks::Wake::new(settings.webhooks.len());
         let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake))

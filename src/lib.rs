@@ -17,11 +17,17 @@ pub mod domain;
 
 pub mod message;
 
+pub mod dsn;
+
 pub mod policy;
 
 pub mod sender_auth;
 
 // Configuration and storage.
+pub mod dkim;
+
+pub mod wording;
+
 pub mod settings;
 
 pub mod store;

@@ -1,17 +1,22 @@
 //! The only module that knows lettre: composes replies as RFC 5322 bytes and
 //! hands stored bytes to an SMTP relay or, without one, writes them as `.eml`
-//! files into a folder.
+//! files into a folder, DKIM-signed on the way out when a key is set.
 //!
 //! Composition happens when a reply is queued, so the Message-ID is fixed per
-//! outbox row and a retried delivery sends the very same bytes.
+//! outbox row and a retried delivery sends the same message. Signing happens
+//! at each send (`dkim`): the signature covers exactly the bytes handed over,
+//! and the stored body, erased after delivery, never needs to be kept for it.
+//! Each attempt reports the relay's answer (code and text), which the outbox
+//! records.
 //!
 //! The folder and its files are private to the daemon's user (`0700` and
 //! `0600`: they hold live activation links), and delivered files are removed
 //! after `outbound.folder_retention` (`remove_old_files`).
 
+use crate::dkim::{PrivateKey, Signer};
 use crate::domain::{EmailAddress, Token};
 use crate::replies::Reply;
-use crate::settings::OutboundSettings;
+use crate::settings::{OutboundSettings, Settings};
 use anyhow::Context as _;
 use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -19,9 +24,11 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret as _;
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Everything about one outgoing mail except its wording.
@@ -108,15 +115,131 @@ fn to_address(address: &EmailAddress) -> anyhow::Result<Address> {
         .with_context(|| format!("{address} cannot be used as a mail address"))
 }
 
+/// What a relay said: its reply code (none when no relay answered: the
+/// connection failed or timed out) and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayAnswer {
+    pub code: Option<u16>,
+    pub text: String,
+}
+
+impl RelayAnswer {
+    fn without_code(text: impl Into<String>) -> Self {
+        Self {
+            code: None,
+            text: text.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RelayAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "{code} {}", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
 /// Why a delivery attempt failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Worth trying again later (connection trouble, 4xx, timeout).
     #[error("temporary delivery failure: {0}")]
-    Temporary(String),
+    Temporary(RelayAnswer),
     /// The relay refused for good (5xx).
     #[error("permanent delivery failure: {0}")]
-    Permanent(String),
+    Permanent(RelayAnswer),
+}
+
+impl SendError {
+    pub fn answer(&self) -> &RelayAnswer {
+        match self {
+            SendError::Temporary(answer) | SendError::Permanent(answer) => answer,
+        }
+    }
+}
+
+/// One stored reply to hand over.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// The service it speaks for (whose DKIM key signs it).
+    pub service: Option<&'a str>,
+    /// The envelope sender; empty for the null sender.
+    pub envelope_from: &'a str,
+    pub recipient: &'a str,
+    /// The composed, unsigned message.
+    pub body: &'a [u8],
+}
+
+/// The DKIM signers, by service, read at start-up. A signer signs only mail
+/// whose From domain is its `d=`.
+#[derive(Clone, Default)]
+pub struct Signers {
+    global: Option<Arc<Signer>>,
+    by_service: HashMap<String, Arc<Signer>>,
+}
+
+impl Signers {
+    /// The signers the settings configure: the global key for
+    /// `outbound.from_address`'s domain, and each service's own key for its
+    /// From domain.
+    ///
+    /// # Errors
+    /// A key file that cannot be read (validation checked it; it may have
+    /// changed since).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let signer = |dkim: &crate::settings::DkimSettings, domain: &str| {
+            let key = PrivateKey::load(&dkim.key_file)?;
+            anyhow::Ok(Arc::new(Signer::new(domain, &dkim.selector, key)))
+        };
+        let global = settings
+            .dkim
+            .as_ref()
+            .map(|dkim| signer(dkim, settings.outbound.from_address.domain()))
+            .transpose()?;
+        let mut by_service = HashMap::new();
+        for service in &settings.services {
+            if let Some(dkim) = &service.dkim {
+                let domain = settings.from_address(service).domain();
+                by_service.insert(service.id.clone(), signer(dkim, domain)?);
+            }
+        }
+        Ok(Self { global, by_service })
+    }
+
+    /// The signer for a message of `service` sent from `from_domain`.
+    pub fn for_message(&self, service: Option<&str>, from_domain: &str) -> Option<&Signer> {
+        let own = service.and_then(|id| self.by_service.get(id));
+        [own, self.global.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(Arc::as_ref)
+            .find(|signer| signer.domain().eq_ignore_ascii_case(from_domain))
+    }
+
+    /// Signs `body` for `service` when a key signs for its From domain;
+    /// otherwise returns it as it is.
+    fn sign(&self, service: Option<&str>, body: &[u8]) -> Vec<u8> {
+        let Some(domain) = from_domain(body) else {
+            return body.to_vec();
+        };
+        match self.for_message(service, &domain) {
+            Some(signer) => signer.sign(body).unwrap_or_else(|error| {
+                tracing::error!(error.message = %error, "DKIM signing failed; sending unsigned");
+                body.to_vec()
+            }),
+            None => body.to_vec(),
+        }
+    }
+}
+
+/// The domain of a stored message's From address (lowercase).
+fn from_domain(body: &[u8]) -> Option<String> {
+    let parsed = mail_parser::MessageParser::default().parse_headers(body)?;
+    let address = parsed.from()?.first()?.address()?;
+    let (_, domain) = address.rsplit_once('@')?;
+    Some(domain.to_ascii_lowercase())
 }
 
 /// Sends stored replies.
@@ -124,6 +247,7 @@ pub enum SendError {
 pub struct Mailer {
     transport: Transport,
     timeout: Duration,
+    signers: Signers,
 }
 
 #[derive(Clone)]
@@ -134,12 +258,15 @@ enum Transport {
 
 impl Mailer {
     /// Builds the relay transport, or the folder transport when no relay is
-    /// configured (creating the folder).
+    /// configured (creating the folder), and the DKIM signers.
     ///
     /// # Errors
-    /// Fails when the relay URL is unusable or the folder cannot be created.
-    pub fn new(settings: &OutboundSettings, hostname: &str) -> anyhow::Result<Self> {
-        let transport = match &settings.relay {
+    /// Fails when the relay URL is unusable, the folder cannot be created or
+    /// a DKIM key cannot be read.
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let outbound: &OutboundSettings = &settings.outbound;
+        let hostname = &settings.smtp.hostname;
+        let transport = match &outbound.relay {
             Some(url) => {
                 let mut builder =
                     AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose().as_str())
@@ -147,11 +274,11 @@ impl Mailer {
                         .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
                             hostname.to_owned(),
                         ))
-                        .timeout(Some(settings.send_timeout));
-                if !settings.username.is_empty() {
+                        .timeout(Some(outbound.send_timeout));
+                if !outbound.username.is_empty() {
                     builder = builder.credentials(Credentials::new(
-                        settings.username.clone(),
-                        settings.password.expose_secret().to_owned(),
+                        outbound.username.clone(),
+                        outbound.password.expose_secret().to_owned(),
                     ));
                 }
                 Transport::Relay(builder.build())
@@ -160,92 +287,115 @@ impl Mailer {
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
-                    .create(&settings.folder)
+                    .create(&outbound.folder)
                     .with_context(|| {
                         format!(
                             "failed to create the outbound folder {}",
-                            settings.folder.display()
+                            outbound.folder.display()
                         )
                     })?;
-                Transport::Folder(settings.folder.clone())
+                Transport::Folder(outbound.folder.clone())
             }
         };
         Ok(Self {
             transport,
-            timeout: settings.send_timeout,
+            timeout: outbound.send_timeout,
+            signers: Signers::from_settings(settings)?,
         })
     }
 
-    /// Delivers stored bytes to one recipient. The whole attempt is bounded by
-    /// the send timeout: lettre's own timeout covers only the connect.
+    /// Signs and delivers a stored reply to its one recipient. The whole
+    /// attempt is bounded by the send timeout: lettre's own timeout covers
+    /// only the connect.
     ///
     /// # Errors
-    /// `SendError::Temporary` or `SendError::Permanent`, as the relay answered.
-    pub async fn send(
-        &self,
-        envelope_from: &str,
-        recipient: &str,
-        body: &[u8],
-    ) -> Result<(), SendError> {
-        let from = if envelope_from.is_empty() {
+    /// `SendError::Temporary` or `SendError::Permanent`, with the relay's
+    /// answer.
+    pub async fn send(&self, outgoing: Outgoing<'_>) -> Result<RelayAnswer, SendError> {
+        let permanent = |e: &dyn std::fmt::Display| {
+            SendError::Permanent(RelayAnswer::without_code(e.to_string()))
+        };
+        let from = if outgoing.envelope_from.is_empty() {
             None
         } else {
             Some(
-                envelope_from
+                outgoing
+                    .envelope_from
                     .parse::<Address>()
-                    .map_err(|e| SendError::Permanent(e.to_string()))?,
+                    .map_err(|e| permanent(&e))?,
             )
         };
-        let to = recipient
+        let to = outgoing
+            .recipient
             .parse::<Address>()
-            .map_err(|e| SendError::Permanent(e.to_string()))?;
-        let envelope =
-            Envelope::new(from, vec![to]).map_err(|e| SendError::Permanent(e.to_string()))?;
-        let attempt =
-            async {
-                match &self.transport {
-                    Transport::Relay(relay) => relay
-                        .send_raw(&envelope, body)
+            .map_err(|e| permanent(&e))?;
+        let envelope = Envelope::new(from, vec![to]).map_err(|e| permanent(&e))?;
+        let body = self.signers.sign(outgoing.service, outgoing.body);
+        let attempt = async {
+            match &self.transport {
+                Transport::Relay(relay) => relay
+                    .send_raw(&envelope, &body)
+                    .await
+                    .map(|response| RelayAnswer {
+                        code: Some(u16::from(response.code())),
+                        text: response.message().collect::<Vec<_>>().join(" "),
+                    })
+                    .map_err(|e| {
+                        let answer = relay_error_answer(&e);
+                        if e.is_permanent() {
+                            SendError::Permanent(answer)
+                        } else {
+                            SendError::Temporary(answer)
+                        }
+                    }),
+                Transport::Folder(folder) => {
+                    let folder = folder.clone();
+                    tokio::task::spawn_blocking(move || write_eml(&folder, &body))
                         .await
-                        .map(drop)
                         .map_err(|e| {
-                            if e.is_permanent() {
-                                SendError::Permanent(e.to_string())
-                            } else {
-                                SendError::Temporary(e.to_string())
-                            }
-                        }),
-                    Transport::Folder(folder) => {
-                        let folder = folder.clone();
-                        let body = body.to_vec();
-                        tokio::task::spawn_blocking(move || write_eml(&folder, &body))
-                            .await
-                            .map_err(|e| SendError::Temporary(e.to_string()))?
-                            .map_err(|e| SendError::Temporary(e.to_string()))
-                    }
+                            SendError::Temporary(RelayAnswer::without_code(e.to_string()))
+                        })?
+                        .map(|name| RelayAnswer::without_code(format!("written as {name}")))
+                        .map_err(|e| SendError::Temporary(RelayAnswer::without_code(e.to_string())))
                 }
-            };
+            }
+        };
         tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or_else(|_| {
-                Err(SendError::Temporary(
-                    "the relay did not answer in time".into(),
-                ))
+                Err(SendError::Temporary(RelayAnswer::without_code(
+                    "the relay did not answer in time",
+                )))
             })
+    }
+}
+
+/// The code and text of a relay's refusal; for a failure without a reply
+/// (connection refused, TLS), lettre's description.
+fn relay_error_answer(error: &lettre::transport::smtp::Error) -> RelayAnswer {
+    match error.status() {
+        Some(code) => RelayAnswer {
+            code: Some(u16::from(code)),
+            text: std::error::Error::source(error)
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        },
+        None => RelayAnswer::without_code(error.to_string()),
     }
 }
 
 /// Writes one message as a new `.eml` file readable by our user only, and
 /// syncs it before delivery is recorded.
-fn write_eml(folder: &Path, body: &[u8]) -> std::io::Result<()> {
+fn write_eml(folder: &Path, body: &[u8]) -> std::io::Result<String> {
     let name = format!("{}.eml", Token::generate().expose());
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(folder.join(name))?;
+        .open(folder.join(&name))?;
     file.write_all(body)?;
-    file.sync_data()
+    file.sync_data()?;
+    Ok(name)
 }
 
 /// Removes `.eml` files older than `retention` from the outbound folder

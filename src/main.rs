@@ -1,6 +1,8 @@
 //! The `registrar` command line: `serve` (the default) runs the daemon
 //! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
-//! `check-config` prints the effective settings with secrets redacted,
+//! `check-config` prints the effective settings with secrets redacted (and
+//! warns about what would hurt in production), `dkim-record` the DKIM key's
+//! DNS record,
 //! `invite`, `link` and `customers` are the operator's commands (`operator`),
 //! `webhooks` looks after the webhook queues (`webhooks::operate`),
 //! `api-token` makes a customer API token, `replay` runs fixtures through
@@ -44,6 +46,13 @@ enum Command {
         /// The customer's name, shown in the mail and on the activation page.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Print the DNS TXT record that publishes the DKIM key (the global one,
+    /// or the one signing a service's mail).
+    DkimRecord {
+        /// The service whose key to print (its id).
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Print a fresh activation link for a pending customer, to hand over;
     /// the previous link stops working.
@@ -155,6 +164,11 @@ fn main() -> anyhow::Result<()> {
             op.invite(&email, &service, name.as_deref())
         }),
         Command::Link { email } => operate(cli.config, |op| op.link(&email)),
+        Command::DkimRecord { service } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::dkim_record(&settings, service.as_deref())?);
+            Ok(())
+        }
         Command::Customers { command } => operate(cli.config, |op| match command {
             CustomersCommand::List { status, service } => {
                 op.list(status.as_deref(), service.as_deref())
@@ -325,7 +339,10 @@ fn check_config(config: Option<PathBuf>) -> anyhow::Result<()> {
     let raw = settings::load_raw(config.as_deref())?;
     let text = toml::to_string_pretty(&raw.redacted()).context("failed to print the settings")?;
     println!("{text}");
-    raw.validate()?;
+    let settings = raw.validate()?;
+    for warning in settings::warnings(&settings) {
+        eprintln!("warning: {warning}");
+    }
     eprintln!("settings are valid");
     Ok(())
 }

@@ -84,6 +84,10 @@ pub struct InboundMessage {
     pub auto_response_suppress: Option<String>,
     /// Whether the top-level type is `multipart/report` (DSN, MDN).
     pub is_report: bool,
+    /// The language the sender's software says the message is in
+    /// (`Content-Language`, else Outlook's `Accept-Language`), as sent; the
+    /// reply is written in it when we ship it.
+    pub language: Option<String>,
     /// Every `X-Loop` value.
     pub loop_stamps: Vec<String>,
     /// Number of `Received` headers.
@@ -132,6 +136,7 @@ impl InboundMessage {
             has_list_headers: parsed.has_list_headers,
             auto_response_suppress: parsed.auto_response_suppress,
             is_report: parsed.is_report,
+            language: parsed.content_language.or(parsed.accept_language),
             loop_stamps: parsed.loop_stamps,
             received_count: parsed.received_count,
             authentication_results: parsed.authentication_results,
@@ -204,6 +209,8 @@ struct HeaderFacts {
     has_list_headers: bool,
     auto_response_suppress: Option<String>,
     is_report: bool,
+    content_language: Option<String>,
+    accept_language: Option<String>,
     loop_stamps: Vec<String>,
     received_count: usize,
     authentication_results: Vec<String>,
@@ -223,6 +230,8 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
         has_list_headers: false,
         auto_response_suppress: None,
         is_report: false,
+        content_language: None,
+        accept_language: None,
         loop_stamps: Vec::new(),
         received_count: 0,
         authentication_results: Vec::new(),
@@ -263,6 +272,12 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
             }
             _ if name.eq_ignore_ascii_case("x-auto-response-suppress") => {
                 facts.auto_response_suppress = text_of(header.value());
+            }
+            _ if name.eq_ignore_ascii_case("content-language") => {
+                facts.content_language = text_of(header.value());
+            }
+            _ if name.eq_ignore_ascii_case("accept-language") => {
+                facts.accept_language = text_of(header.value());
             }
             _ if name.eq_ignore_ascii_case("x-loop") => {
                 facts.loop_stamps.extend(text_of(header.value()));

@@ -15,6 +15,7 @@ use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange, Unsu
 use crate::replies::format_time;
 use crate::settings::Settings;
 use crate::store::customers::{self, Status};
+use crate::store::outbox::{self, SentMail};
 use crate::store::{Store, inbound, suppressions};
 use anyhow::{Context as _, bail};
 use std::fmt::Write as _;
@@ -144,15 +145,19 @@ impl Operator {
     /// # Errors
     /// Invalid address, nothing known about it, or a storage failure.
     pub fn show(&self, email: &str) -> anyhow::Result<String> {
-        let identity = parse_address(email)?.identity_key();
-        let (customer, suppression, decisions) = self.registrar.store().read_blocking(|conn| {
-            Ok((
-                customers::by_identity(conn, &identity)?,
-                suppressions::find(conn, &identity)?,
-                inbound::decisions_for(conn, &identity)?,
-            ))
-        })?;
-        if customer.is_none() && decisions.is_empty() {
+        let address = parse_address(email)?;
+        let identity = address.identity_key();
+        let rate_key = address.rate_key();
+        let (customer, suppression, decisions, mails) =
+            self.registrar.store().read_blocking(|conn| {
+                Ok((
+                    customers::by_identity(conn, &identity)?,
+                    suppressions::find(conn, &identity)?,
+                    inbound::decisions_for(conn, &identity)?,
+                    outbox::mails_to(conn, &rate_key)?,
+                ))
+            })?;
+        if customer.is_none() && decisions.is_empty() && mails.is_empty() {
             bail!("nothing is known about {email}");
         }
         let mut out = String::new();
@@ -198,6 +203,14 @@ impl Operator {
                 let _ = writeln!(out, "      {note}");
             }
         }
+        let _ = writeln!(out, "mails:");
+        for mail in &mails {
+            write_mail(&mut out, mail);
+        }
+        let dead = mails.iter().filter(|m| m.status == "dead").count();
+        if dead > 0 {
+            let _ = writeln!(out, "dead mails: {dead}");
+        }
         Ok(out)
     }
 
@@ -224,6 +237,95 @@ impl Operator {
             )),
         }
     }
+}
+
+/// One mail in `customers show`: when it was queued, what it was, to whom,
+/// its delivery state, and the relay's last answer.
+fn write_mail(out: &mut String, mail: &SentMail) {
+    let state = match (mail.status.as_str(), mail.bounced_at) {
+        (_, Some(_)) => "bounced",
+        ("sent", None) => "delivered",
+        ("dead", None) => "dead",
+        _ if mail.attempts > 0 => "retrying",
+        _ => "queued",
+    };
+    let _ = writeln!(
+        out,
+        "  {}  {:<17} {:<10} {:<8} to {}",
+        format_time(mail.created_at),
+        mail.kind,
+        mail.service.as_deref().unwrap_or("-"),
+        state,
+        mail.recipient
+    );
+    let attempts = match mail.attempts {
+        1 => "1 attempt".to_owned(),
+        n => format!("{n} attempts"),
+    };
+    let last = match (mail.last_attempt_at, &mail.last_reply) {
+        (Some(at), Some(reply)) => {
+            let code = mail
+                .last_reply_code
+                .map_or_else(String::new, |code| format!("{code} "));
+            format!(", last {}: {code}{reply}", format_time(at))
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "      {attempts}{last}");
+    if let Some(at) = mail.bounced_at {
+        let _ = writeln!(
+            out,
+            "      bounced {}: {} {}",
+            format_time(at),
+            mail.bounce_status.as_deref().unwrap_or("-"),
+            mail.bounce_diagnostic.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// `registrar dkim-record [--service S]`: the DNS TXT record that publishes
+/// the DKIM key signing the mail of a service (or the global key), in zone
+/// file form, with a comment naming the key.
+///
+/// # Errors
+/// Unknown service, no key configured for it, or an unreadable key file.
+pub fn dkim_record(settings: &Settings, service: Option<&str>) -> anyhow::Result<String> {
+    let (dkim, from) = match service {
+        Some(id) => {
+            let Some(service) = settings.service(id) else {
+                bail!("unknown service {id:?}");
+            };
+            let from = settings.from_address(service);
+            let dkim = service.dkim.as_ref().or_else(|| {
+                settings
+                    .dkim
+                    .as_ref()
+                    .filter(|_| from.domain() == settings.outbound.from_address.domain())
+            });
+            let Some(dkim) = dkim else {
+                bail!(
+                    "no DKIM key signs the mail of {id} (From {from}): set [dkim] selector and key_file, or the service's own dkim table"
+                );
+            };
+            (dkim, from)
+        }
+        None => {
+            let Some(dkim) = settings.dkim.as_ref() else {
+                bail!("no DKIM key is configured: set [dkim] selector and key_file");
+            };
+            (dkim, &settings.outbound.from_address)
+        }
+    };
+    let key = crate::dkim::PrivateKey::load(&dkim.key_file)?;
+    let bits = match key.kind {
+        crate::dkim::KeyKind::Rsa { bits } => format!("RSA {bits} bits"),
+        crate::dkim::KeyKind::Ed25519 => "Ed25519".to_owned(),
+    };
+    Ok(format!(
+        "; DKIM key for mail from {from} ({bits}, {})\n{}\n",
+        dkim.key_file.display(),
+        crate::dkim::txt_record(from.domain(), &dkim.selector, &key)
+    ))
 }
 
 impl Operator {

@@ -1,13 +1,15 @@
 //! The outbox worker: takes the next due reply, sends it through the
-//! `Mailer`, and records delivery or schedules a retry with exponential
-//! backoff, until the reply is delivered or its attempts are used up.
+//! `Mailer` (which signs it), and records delivery or schedules a retry with
+//! exponential backoff, until the reply is delivered or its attempts are used
+//! up. Every attempt records the relay's answer (code and text) on the row.
 //!
 //! Delivery is at-least-once: a crash between a successful send and the
 //! commit of `sent` sends the same bytes (same Message-ID) again on restart.
 
-use crate::mailer::{Mailer, SendError};
+use crate::mailer::{Mailer, Outgoing, SendError};
 use crate::settings::OutboundSettings;
 use crate::shutdown::Shutdown;
+use crate::store::outbox::Attempt;
 use crate::store::{self, Store, outbox};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,13 +71,26 @@ impl OutboxWorker {
         let _entered = span.enter();
         let result = self
             .mailer
-            .send(&reply.envelope_from, &reply.recipient, &reply.body)
+            .send(Outgoing {
+                service: reply.service.as_deref(),
+                envelope_from: &reply.envelope_from,
+                recipient: &reply.recipient,
+                body: &reply.body,
+            })
             .await;
         let id = reply.id;
+        let at = store::now();
         let step = match result {
-            Ok(()) => {
+            Ok(answer) => {
                 self.store
-                    .write(move |conn| Ok(outbox::mark_sent(conn, id, store::now())?))
+                    .write(move |conn| {
+                        let attempt = Attempt {
+                            at,
+                            code: answer.code,
+                            reply: &answer.text,
+                        };
+                        Ok(outbox::mark_sent(conn, id, attempt)?)
+                    })
                     .await?;
                 tracing::info!(event = "delivered");
                 Step::Delivered
@@ -84,21 +99,35 @@ impl OutboxWorker {
                 if matches!(error, SendError::Permanent(_))
                     || reply.attempts + 1 >= self.settings.max_attempts =>
             {
-                let text = error.to_string();
+                let answer = error.answer().clone();
                 self.store
-                    .write(move |conn| Ok(outbox::mark_dead(conn, id, &text)?))
+                    .write(move |conn| {
+                        let attempt = Attempt {
+                            at,
+                            code: answer.code,
+                            reply: &answer.text,
+                        };
+                        Ok(outbox::mark_dead(conn, id, attempt)?)
+                    })
                     .await?;
                 tracing::error!(event = "dead", error.message = %error, "giving up on a reply");
                 Step::Dead
             }
             Err(error) => {
-                let at = store::now() + backoff_secs(&self.settings, reply.attempts);
-                let text = error.to_string();
+                let retry_at = at + backoff_secs(&self.settings, reply.attempts);
+                let answer = error.answer().clone();
                 self.store
-                    .write(move |conn| Ok(outbox::mark_retry(conn, id, at, &text)?))
+                    .write(move |conn| {
+                        let attempt = Attempt {
+                            at,
+                            code: answer.code,
+                            reply: &answer.text,
+                        };
+                        Ok(outbox::mark_retry(conn, id, retry_at, attempt)?)
+                    })
                     .await?;
-                tracing::warn!(event = "retry_scheduled", error.message = %error, retry_at = at);
-                Step::RetryAt(at)
+                tracing::warn!(event = "retry_scheduled", error.message = %error, retry_at);
+                Step::RetryAt(retry_at)
             }
         };
         Ok(step)

@@ -1,11 +1,15 @@
-//! The wording of every mail we send, rendered from templates (text and HTML;
-//! the HTML part is escaped), and the links inside them.
+//! Every mail we send, rendered by `wording` from its templates (subject,
+//! text and HTML; the HTML part is escaped) in the language chosen for it,
+//! with the service's own templates where an operator gave some, and the
+//! links inside them.
 //!
 //! Replies never echo the inbound subject, body or display name: everything
-//! here comes from our settings and our own tokens.
+//! here comes from our settings, our templates and our own tokens (a name
+//! given with a form is escaped like any value).
 
-use crate::domain::Token;
-use askama::Template;
+use crate::domain::{Language, Token};
+use crate::wording::Wording;
+use minijinja::Value;
 use url::Url;
 
 /// Which mail this is; recorded in the outbox.
@@ -75,72 +79,83 @@ pub fn login_link(public_url: &Url) -> Url {
         .unwrap_or_else(|_| public_url.clone())
 }
 
+/// Who a mail speaks for and in what language: the wording (with the
+/// service's overrides), the service, and the language chosen.
+#[derive(Debug, Clone, Copy)]
+pub struct Voice<'a> {
+    pub wording: &'a Wording,
+    /// The service's id (whose template overrides apply).
+    pub service_id: &'a str,
+    /// Its display name, shown in the mail.
+    pub service_name: &'a str,
+    pub language: Language,
+}
+
+impl Voice<'_> {
+    /// Renders the mail `kind` (`mail/KIND_subject.txt`, `.txt`, `.html`)
+    /// with `context` plus the service's name.
+    fn mail(&self, kind: ReplyKind, context: Value) -> anyhow::Result<Reply> {
+        let context = minijinja::context! { service => self.service_name, ..context };
+        let render = |suffix: &str| {
+            self.wording.render(
+                Some(self.service_id),
+                self.language,
+                &format!("mail/{}{suffix}", kind.as_str()),
+                context.clone(),
+            )
+        };
+        let subject = render("_subject.txt")?;
+        // A subject is one line: a template's line breaks must not become
+        // header folding or, worse, new headers.
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text = render(".txt")?;
+        let html = self.wording.render(
+            Some(self.service_id),
+            self.language,
+            &format!("mail/{}.html", kind.as_str()),
+            minijinja::context! { subject => &subject, ..context },
+        )?;
+        Ok(Reply {
+            kind,
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
 /// The activation mail: a link to set name and password, and the "I did
 /// not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
 pub fn activation(
-    service: &str,
+    voice: &Voice<'_>,
     link: &Url,
     opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
-    let subject = format!("Activate your {service} account");
-    let intro =
-        format!("You asked to register for {service}. Your account is ready to be activated.");
-    let expires = format_time(expires_at);
-    let text = ActivationText {
-        service,
-        intro: &intro,
-        link: link.as_str(),
-        opt_out: opt_out.as_str(),
-        expires: &expires,
-        ttl_hours,
-    }
-    .render()?;
-    let html = ActivationHtml {
-        subject: &subject,
-        service,
-        intro: &intro,
-        link: link.as_str(),
-        opt_out: opt_out.as_str(),
-        expires: &expires,
-        ttl_hours,
-    }
-    .render()?;
-    Ok(Reply {
-        kind: ReplyKind::Activation,
-        subject,
-        text,
-        html,
-    })
+    voice.mail(
+        ReplyKind::Activation,
+        minijinja::context! {
+            link => link.as_str(),
+            opt_out => opt_out.as_str(),
+            expires => format_time(expires_at),
+            ttl_hours,
+        },
+    )
 }
 
 /// The note to an already active customer: sign in instead.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
-pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
-    let subject = format!("You already have a {service} account");
-    let text = AlreadyActiveText {
-        service,
-        link: login.as_str(),
-    }
-    .render()?;
-    let html = AlreadyActiveHtml {
-        subject: &subject,
-        service,
-        link: login.as_str(),
-    }
-    .render()?;
-    Ok(Reply {
-        kind: ReplyKind::AlreadyActive,
-        subject,
-        text,
-        html,
-    })
+pub fn already_active(voice: &Voice<'_>, login: &Url) -> anyhow::Result<Reply> {
+    voice.mail(
+        ReplyKind::AlreadyActive,
+        minijinja::context! { link => login.as_str() },
+    )
 }
 
 /// The invitation an operator sends: "you were invited by <service>", with
@@ -149,40 +164,23 @@ pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
 /// # Errors
 /// Fails only if a template fails to render.
 pub fn invitation(
-    service: &str,
+    voice: &Voice<'_>,
     name: Option<&str>,
     link: &Url,
     opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
-    let subject = format!("You were invited to the {service} customer portal");
-    let expires = format_time(expires_at);
-    let text = InvitationText {
-        service,
-        name,
-        link: link.as_str(),
-        opt_out: opt_out.as_str(),
-        expires: &expires,
-        ttl_hours,
-    }
-    .render()?;
-    let html = InvitationHtml {
-        subject: &subject,
-        service,
-        name,
-        link: link.as_str(),
-        opt_out: opt_out.as_str(),
-        expires: &expires,
-        ttl_hours,
-    }
-    .render()?;
-    Ok(Reply {
-        kind: ReplyKind::Invitation,
-        subject,
-        text,
-        html,
-    })
+    voice.mail(
+        ReplyKind::Invitation,
+        minijinja::context! {
+            name,
+            link => link.as_str(),
+            opt_out => opt_out.as_str(),
+            expires => format_time(expires_at),
+            ttl_hours,
+        },
+    )
 }
 
 /// The notice sent once an account is activated, so an owner who did not
@@ -190,42 +188,21 @@ pub fn invitation(
 ///
 /// # Errors
 /// Fails only if a template fails to render.
-pub fn account_activated(service: &str, name: &str, login: &Url) -> anyhow::Result<Reply> {
-    let subject = format!("Your {service} account is active");
-    let text = AccountActivatedText {
-        service,
-        name,
-        link: login.as_str(),
-    }
-    .render()?;
-    let html = AccountActivatedHtml {
-        subject: &subject,
-        service,
-        name,
-        link: login.as_str(),
-    }
-    .render()?;
-    Ok(Reply {
-        kind: ReplyKind::AccountActivated,
-        subject,
-        text,
-        html,
-    })
+pub fn account_activated(voice: &Voice<'_>, name: &str, login: &Url) -> anyhow::Result<Reply> {
+    voice.mail(
+        ReplyKind::AccountActivated,
+        minijinja::context! { name, link => login.as_str() },
+    )
 }
 
 /// "Forgot your password?": a single-use link to choose a new one.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
-pub fn password_reset(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
-    link_mail(
+pub fn password_reset(voice: &Voice<'_>, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
+    voice.mail(
         ReplyKind::PasswordReset,
-        service,
-        &format!("Reset your {service} password"),
-        "Someone, probably you, asked to reset the password of your account.",
-        "To choose a new password, open this link",
-        link,
-        ttl_minutes,
+        minijinja::context! { link => link.as_str(), ttl_minutes },
     )
 }
 
@@ -233,72 +210,11 @@ pub fn password_reset(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Re
 ///
 /// # Errors
 /// Fails only if a template fails to render.
-pub fn sign_in_link(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
-    link_mail(
+pub fn sign_in_link(voice: &Voice<'_>, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
+    voice.mail(
         ReplyKind::SignInLink,
-        service,
-        &format!("Your {service} sign-in link"),
-        "Someone, probably you, asked for a link to sign in to your account.",
-        "To sign in, open this link",
-        link,
-        ttl_minutes,
+        minijinja::context! { link => link.as_str(), ttl_minutes },
     )
-}
-
-/// A mail whose point is one single-use link.
-fn link_mail(
-    kind: ReplyKind,
-    service: &str,
-    subject: &str,
-    intro: &str,
-    action: &str,
-    link: &Url,
-    ttl_minutes: u64,
-) -> anyhow::Result<Reply> {
-    let text = LinkText {
-        service,
-        intro,
-        action,
-        link: link.as_str(),
-        ttl_minutes,
-    }
-    .render()?;
-    let html = LinkHtml {
-        subject,
-        service,
-        intro,
-        action,
-        link: link.as_str(),
-        ttl_minutes,
-    }
-    .render()?;
-    Ok(Reply {
-        kind,
-        subject: subject.to_owned(),
-        text,
-        html,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "mail/link.txt", config = "src/templates/askama.toml")]
-struct LinkText<'a> {
-    service: &'a str,
-    intro: &'a str,
-    action: &'a str,
-    link: &'a str,
-    ttl_minutes: u64,
-}
-
-#[derive(Template)]
-#[template(path = "mail/link.html", config = "src/templates/askama.toml")]
-struct LinkHtml<'a> {
-    subject: &'a str,
-    service: &'a str,
-    intro: &'a str,
-    action: &'a str,
-    link: &'a str,
-    ttl_minutes: u64,
 }
 
 /// A Unix time as `2026-11-30 14:05 UTC`.
@@ -310,96 +226,19 @@ pub fn format_time(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-#[derive(Template)]
-#[template(path = "mail/activation.txt", config = "src/templates/askama.toml")]
-struct ActivationText<'a> {
-    service: &'a str,
-    intro: &'a str,
-    link: &'a str,
-    opt_out: &'a str,
-    expires: &'a str,
-    ttl_hours: u64,
-}
-
-#[derive(Template)]
-#[template(path = "mail/activation.html", config = "src/templates/askama.toml")]
-struct ActivationHtml<'a> {
-    subject: &'a str,
-    service: &'a str,
-    intro: &'a str,
-    link: &'a str,
-    opt_out: &'a str,
-    expires: &'a str,
-    ttl_hours: u64,
-}
-
-#[derive(Template)]
-#[template(path = "mail/already_active.txt", config = "src/templates/askama.toml")]
-struct AlreadyActiveText<'a> {
-    service: &'a str,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(
-    path = "mail/already_active.html",
-    config = "src/templates/askama.toml"
-)]
-struct AlreadyActiveHtml<'a> {
-    subject: &'a str,
-    service: &'a str,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "mail/invitation.txt", config = "src/templates/askama.toml")]
-struct InvitationText<'a> {
-    service: &'a str,
-    name: Option<&'a str>,
-    link: &'a str,
-    opt_out: &'a str,
-    expires: &'a str,
-    ttl_hours: u64,
-}
-
-#[derive(Template)]
-#[template(path = "mail/invitation.html", config = "src/templates/askama.toml")]
-struct InvitationHtml<'a> {
-    subject: &'a str,
-    service: &'a str,
-    name: Option<&'a str>,
-    link: &'a str,
-    opt_out: &'a str,
-    expires: &'a str,
-    ttl_hours: u64,
-}
-
-#[derive(Template)]
-#[template(
-    path = "mail/account_activated.txt",
-    config = "src/templates/askama.toml"
-)]
-struct AccountActivatedText<'a> {
-    service: &'a str,
-    name: &'a str,
-    link: &'a str,
-}
-
-#[derive(Template)]
-#[template(
-    path = "mail/account_activated.html",
-    config = "src/templates/askama.toml"
-)]
-struct AccountActivatedHtml<'a> {
-    subject: &'a str,
-    service: &'a str,
-    name: &'a str,
-    link: &'a str,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wording::EMBEDDED;
+
+    fn voice(name: &str, language: Language) -> Voice<'_> {
+        Voice {
+            wording: &EMBEDDED,
+            service_id: "demo",
+            service_name: name,
+            language,
+        }
+    }
 
     #[test]
     fn activation_mail_carries_the_link_and_escapes_html() {
@@ -411,17 +250,26 @@ mod tests {
                 .starts_with("https://help.example/activate?token=")
         );
         let opt_out = opt_out_link(&base, &Token::generate());
-        let reply = activation("<Acme & Co>", &link, &opt_out, 1_800_000_000, 72).expect("renders");
+        let reply = activation(
+            &voice("<Acme & Co>", Language::En),
+            &link,
+            &opt_out,
+            1_800_000_000,
+            72,
+        )
+        .expect("renders");
         assert!(reply.text.contains(opt_out.as_str()));
         assert!(reply.text.find(link.as_str()) < reply.text.find(opt_out.as_str()));
         assert!(reply.text.contains(link.as_str()));
         assert!(reply.text.contains("<Acme & Co>"), "text is not escaped");
         assert!(
-            reply.html.contains("&#60;Acme &#38; Co&#62;")
-                || reply.html.contains("&lt;Acme &amp; Co&gt;")
+            reply.html.contains("&lt;Acme &amp; Co&gt;"),
+            "{}",
+            reply.html
         );
         assert!(!reply.html.contains("<Acme"));
         assert!(reply.text.contains("2027-01-15 08:00 UTC"));
+        assert_eq!(reply.subject, "Activate your <Acme & Co> account");
     }
 
     #[test]
@@ -430,7 +278,7 @@ mod tests {
         let link = activation_link(&base, &Token::generate());
         let opt_out = opt_out_link(&base, &Token::generate());
         let reply = invitation(
-            "Acme Help",
+            &voice("Acme Help", Language::En),
             Some("<b>Jo</b>"),
             &link,
             &opt_out,
@@ -448,8 +296,33 @@ mod tests {
     #[test]
     fn activated_notice_links_to_sign_in() {
         let base = Url::parse("https://help.example/").expect("valid");
-        let reply = account_activated("Acme Help", "Jo", &login_link(&base)).expect("renders");
+        let reply = account_activated(&voice("Acme Help", Language::En), "Jo", &login_link(&base))
+            .expect("renders");
         assert!(reply.text.contains("https://help.example/login"));
         assert!(reply.subject.contains("is active"));
+    }
+
+    #[test]
+    fn every_mail_renders_in_every_language() {
+        let base = Url::parse("https://help.example/").expect("valid");
+        let link = activation_link(&base, &Token::generate());
+        for language in Language::ALL {
+            let v = voice("Acme", language);
+            let mails = [
+                activation(&v, &link, &link, 1_800_000_000, 72),
+                already_active(&v, &link),
+                invitation(&v, Some("Jo"), &link, &link, 1_800_000_000, 72),
+                invitation(&v, None, &link, &link, 1_800_000_000, 72),
+                account_activated(&v, "Jo", &link),
+                password_reset(&v, &link, 60),
+                sign_in_link(&v, &link, 15),
+            ];
+            for mail in mails {
+                let mail = mail.unwrap_or_else(|e| panic!("{}: {e:#}", language.code()));
+                assert!(mail.text.contains(link.as_str()), "{}", language.code());
+                assert!(!mail.subject.is_empty() && !mail.subject.contains('\n'));
+                assert!(mail.html.contains(&format!("lang=\"{}\"", language.code())));
+            }
+        }
     }
 }

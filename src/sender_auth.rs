@@ -20,6 +20,7 @@ mod dmarc;
 pub mod dns;
 mod results;
 
+pub use dmarc::{DkimCheck, verify_dkim};
 pub use dns::{Dns, DnsSource, FixedZone};
 pub use results::check_authentication_results;
 

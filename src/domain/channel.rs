@@ -35,6 +35,9 @@ pub enum Channel {
     EmailLink,
     /// "Forgot your password?": a reset link for an active customer.
     PasswordReset,
+    /// A delivery report for one of our replies, and what it changes: the
+    /// address bouncing, replies suppressed, lifted again.
+    Bounce,
     /// The customer API on the admin listener: an operator's actions
     /// (invite, disable, enable) made by another system.
     Api,
@@ -61,6 +64,7 @@ impl Channel {
             Channel::Directory => "directory",
             Channel::EmailLink => "email_link",
             Channel::PasswordReset => "password_reset",
+            Channel::Bounce => "bounce",
             Channel::Api => "api",
             Channel::Activation => "activation",
             Channel::Password => "password",

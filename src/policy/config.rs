@@ -213,6 +213,7 @@ impl ServicePolicy {
             | Channel::Operator
             | Channel::Api
             | Channel::Purge
+            | Channel::Bounce
             | Channel::OptOut
             | Channel::Activation
             | Channel::Password => None,

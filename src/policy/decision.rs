@@ -41,6 +41,9 @@ pub enum SuppressReason {
     NetworkBudget,
     /// The owner of the address asked never to be mailed again.
     OptedOut,
+    /// Mail to the address bounced for good (a delivery report with a 5.x.x
+    /// status came back), and it has sent no authenticated mail since.
+    Bouncing,
 }
 
 /// Why a request is refused.
@@ -142,6 +145,7 @@ impl SuppressReason {
             SuppressReason::DomainBudget => "domain_budget",
             SuppressReason::NetworkBudget => "network_budget",
             SuppressReason::OptedOut => "opted_out",
+            SuppressReason::Bouncing => "bouncing",
         }
     }
 }

@@ -30,7 +30,8 @@ pub use config::{
 };
 pub use decision::{Decision, DeferReason, RefuseReason, SuppressReason};
 pub use request::{
-    AuthVerdict, MailRequest, NewSenders, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
+    AuthVerdict, Bouncing, MailRequest, NewSenders, OwnIdentity, ReplyHistory, SenderState,
+    ServiceLoad,
 };
 pub use rules::{
     evaluate_mail, evaluate_mail_traced, evaluate_portal, evaluate_request, evaluate_sign_in,

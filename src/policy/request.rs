@@ -33,6 +33,21 @@ pub struct ReplyHistory {
     pub last_reply_at: Option<i64>,
     /// Replies queued in the last 24 hours.
     pub replies_last_day: u32,
+    /// Whether a reply to the address bounced for good.
+    pub bouncing: Bouncing,
+}
+
+/// Whether replies to an address bounce.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Bouncing {
+    #[default]
+    No,
+    /// A reply bounced for good and the address has sent no authenticated
+    /// mail since: replies to it are suppressed.
+    Yes,
+    /// It bounced, and the message being decided, which passed sender
+    /// authentication, shows the address is alive again.
+    Lifted,
 }
 
 /// How much mail the service, the sender's domain and the client's network

@@ -17,7 +17,7 @@ use crate::policy::config::{
 };
 use crate::policy::decision::{Decision, DeferReason, RefuseReason, SuppressReason};
 use crate::policy::request::{
-    AuthVerdict, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
+    AuthVerdict, Bouncing, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
 };
 use crate::policy::trace::{Evaluation, Trace};
 
@@ -51,7 +51,7 @@ pub fn evaluate_mail_traced(
                 Channel::Mail,
                 screened.from,
                 request.sender,
-                request.history,
+                lift_bouncing(request.history, request.auth),
                 request.load,
                 request.now,
                 &mut trace,
@@ -63,6 +63,19 @@ pub fn evaluate_mail_traced(
         checks: trace.checks,
         note: trace.note,
     }
+}
+
+/// A bouncing address that sends mail passing sender authentication shows
+/// it is alive again: its replies are no longer suppressed (registration
+/// clears the record when it applies the decision).
+fn lift_bouncing(history: ReplyHistory, auth: &AuthVerdict) -> ReplyHistory {
+    if history.bouncing == Bouncing::Yes && matches!(auth, AuthVerdict::Pass(_)) {
+        return ReplyHistory {
+            bouncing: Bouncing::Lifted,
+            ..history
+        };
+    }
+    history
 }
 
 /// Whether the message gets as far as sender authentication: when it does
@@ -510,9 +523,9 @@ fn admit_unlimited(
     }
 }
 
-/// The reply limits, smallest layer first: per address (spacing, per day),
-/// per sender domain, per client network, then the service's budget, of
-/// which new senders may use only their share.
+/// The reply limits, smallest layer first: a bouncing address, per address
+/// (spacing, per day), per sender domain, per client network, then the
+/// service's budget, of which new senders may use only their share.
 fn limit(
     limits: ReplyLimits,
     decision: Decision,
@@ -531,6 +544,20 @@ fn limit(
         };
         trace.decide(rule, detail, limited)
     };
+    match history.bouncing {
+        Bouncing::Yes => {
+            return trace.decide(
+                "bouncing",
+                "a reply to this address bounced for good; it has sent no authenticated mail since",
+                Decision::Suppress(SuppressReason::Bouncing),
+            );
+        }
+        Bouncing::Lifted => trace.pass(
+            "bouncing",
+            "a reply to this address bounced, and this authenticated mail from it lifts that",
+        ),
+        Bouncing::No => trace.pass("bouncing", "no reply to this address bounced"),
+    }
     match history.last_reply_at {
         Some(last) if now - last < limits.min_interval_secs => {
             return over(

@@ -384,14 +384,17 @@ fn reply_limits() {
     let recent = ReplyHistory {
         last_reply_at: Some(NOW - 60),
         replies_last_day: 1,
+        ..ReplyHistory::default()
     };
     let spaced = ReplyHistory {
         last_reply_at: Some(NOW - 601),
         replies_last_day: 4,
+        ..ReplyHistory::default()
     };
     let exhausted = ReplyHistory {
         last_reply_at: Some(NOW - 3600),
         replies_last_day: 5,
+        ..ReplyHistory::default()
     };
     assert_eq!(
         decide(&policy(), &message, SenderState::Pending, recent),
@@ -616,6 +619,7 @@ fn the_service_budget_and_the_limit_action_apply() {
     let recent = ReplyHistory {
         last_reply_at: Some(NOW - 60),
         replies_last_day: 1,
+        ..ReplyHistory::default()
     };
     assert_eq!(
         decide_with(
@@ -655,6 +659,7 @@ fn an_auto_responder_gets_at_most_the_rate_limit() {
             last_reply_at: replies.iter().copied().filter(|t| *t > now - 86_400).max(),
             replies_last_day: u32::try_from(replies.iter().filter(|t| **t > now - 86_400).count())
                 .expect("small"),
+            ..ReplyHistory::default()
         };
         let message = mail(
             "responder@example.com",
@@ -1179,4 +1184,47 @@ fn sign_in_methods_obey_their_switch_the_denylist_access_and_no_reply_limits() {
             "{description}"
         );
     }
+}
+
+#[test]
+fn a_bouncing_address_gets_no_reply_until_it_sends_authenticated_mail() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let bouncing = ReplyHistory {
+        bouncing: Bouncing::Yes,
+        ..ReplyHistory::default()
+    };
+    let mut authenticating = policy();
+    authenticating.sender_auth = SenderAuthMode::Dmarc;
+    for state in [SenderState::New, SenderState::Pending, SenderState::Active] {
+        assert_eq!(
+            decide(&policy(), &message, state, bouncing),
+            Decision::Suppress(SuppressReason::Bouncing),
+            "{state:?}"
+        );
+    }
+    assert_eq!(
+        decide_with(
+            &authenticating,
+            &message,
+            SenderState::Pending,
+            bouncing,
+            &AuthVerdict::Pass("dmarc=pass".into()),
+            ServiceLoad::default()
+        ),
+        Decision::ResendActivation,
+        "authenticated mail lifts it"
+    );
+    let address = EmailAddress::parse("jane@example.com").expect("valid");
+    assert_eq!(
+        evaluate_portal(
+            &policy(),
+            &address,
+            SenderState::Pending,
+            bouncing,
+            ServiceLoad::default(),
+            NOW
+        ),
+        Decision::Suppress(SuppressReason::Bouncing),
+        "a portal request cannot lift it"
+    );
 }

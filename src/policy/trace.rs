@@ -24,6 +24,7 @@ pub const MAIL_RULES: &[&str] = &[
     "sender_state",
     "access",
     "circuit_breaker",
+    "bouncing",
     "reply_interval",
     "replies_per_day",
     "domain_budget",

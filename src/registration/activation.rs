@@ -3,7 +3,7 @@
 //! session (`sign_in::open_session`) and queues the "account activated"
 //! notice and the `customer.activated` event.
 
-use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Token, TokenHash};
+use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Language, Token, TokenHash};
 use crate::registration::error::RegistrationError;
 use crate::registration::events::emit_for;
 use crate::registration::outgoing::{ReplyContext, queue_reply};
@@ -27,6 +27,7 @@ fn queue_activated_notice(
     conn: &Connection,
     settings: &Settings,
     customer: &Customer,
+    language: Option<Language>,
     now: i64,
 ) -> anyhow::Result<()> {
     let Ok(address) = EmailAddress::parse(&customer.email) else {
@@ -39,12 +40,12 @@ fn queue_activated_notice(
     let service = settings
         .service(&customer.service)
         .unwrap_or(&settings.services[0]);
+    let context = ReplyContext::unprompted(settings, service).preferring(language);
     let reply = replies::account_activated(
-        &service.name,
+        &context.voice(),
         customer.name.as_deref().unwrap_or(customer.email.as_str()),
         &replies::login_link(&settings.http.public_url),
     )?;
-    let context = ReplyContext::unprompted(settings, service);
     queue_reply(conn, &context, &address, &reply, now).map(drop)
 }
 
@@ -86,6 +87,7 @@ impl Registrar {
         password_hash: String,
         session: TokenHash,
         previous_session: Option<TokenHash>,
+        language: Option<Language>,
     ) -> Result<Option<i64>, RegistrationError> {
         let hash = token.hash();
         let settings = self.settings();
@@ -109,7 +111,7 @@ impl Registrar {
                     now,
                 )?;
                 if let Some(customer) = customers::by_id(conn, customer_id)? {
-                    queue_activated_notice(conn, &settings, &customer, now)?;
+                    queue_activated_notice(conn, &settings, &customer, language, now)?;
                     emit_for(
                         conn,
                         &settings,

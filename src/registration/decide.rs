@@ -286,7 +286,7 @@ fn apply(
             new_activation_reply(conn, context, customer.id, address, now)?
         }
         Decision::AlreadyActive { notify: true } => replies::already_active(
-            &context.service.name,
+            &context.voice(),
             &replies::login_link(&settings.http.public_url),
         )?,
         Decision::AlreadyActive { notify: false }

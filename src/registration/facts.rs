@@ -5,11 +5,11 @@
 //! one loader, so explain cannot drift from what the daemon decides on.
 
 use crate::domain::{ClientNetwork, EmailAddress};
-use crate::policy::{ReplyHistory, SenderState, ServiceLoad};
+use crate::policy::{Bouncing, ReplyHistory, SenderState, ServiceLoad};
 use crate::settings::Service;
 use crate::store::customers::{self, Customer};
 use crate::store::reply_counts::{self, Scope};
-use crate::store::{self, inbound, outbox, suppressions};
+use crate::store::{self, bounces, inbound, outbox, suppressions};
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -25,6 +25,15 @@ pub struct SenderFacts {
     pub(super) suppressed: bool,
     pub history: ReplyHistory,
     pub load: ServiceLoad,
+}
+
+/// The replies an address got lately, and whether they bounce.
+fn history_of(conn: &Connection, address: &EmailAddress, now: i64) -> anyhow::Result<ReplyHistory> {
+    let mut history = outbox::history(conn, &address.rate_key(), now)?;
+    if bounces::is_bouncing(conn, &address.identity_key())? {
+        history.bouncing = Bouncing::Yes;
+    }
+    Ok(history)
 }
 
 impl SenderFacts {
@@ -46,7 +55,7 @@ impl SenderFacts {
             Some(address) => (
                 customers::by_identity(conn, &address.identity_key())?,
                 suppressions::contains(conn, &address.identity_key())?,
-                outbox::history(conn, &address.rate_key(), now)?,
+                history_of(conn, address, now)?,
                 Some(reply_counts::last_day(
                     conn,
                     Scope::Domain,

@@ -6,13 +6,13 @@
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
 
-use crate::domain::{Channel, ClientNetwork};
+use crate::domain::{Channel, ClientNetwork, Language};
 use crate::message::{self, EnvelopeSender, InboundMessage, ParseError};
 use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
 };
 use crate::registration::alarms::Alarm;
-use crate::registration::decide::{About, Ask, Decided, Kept, decide};
+use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
@@ -20,7 +20,7 @@ use crate::registration::{Guards, Registrar};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;
-use crate::store::{self, inbound};
+use crate::store::{self, bounces, inbound};
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +146,20 @@ fn decide_mail(
     {
         return Ok(MailOutcome::Duplicate);
     }
+    // Mail that passes sender authentication shows the address is alive:
+    // if its replies bounced, they are no longer suppressed.
+    if let (AuthVerdict::Pass(_), Some(from)) = (auth, address)
+        && bounces::lift(conn, &from.identity_key())?
+    {
+        record(
+            conn,
+            Channel::Bounce,
+            &About::address(service, from),
+            Outcome::of("bounce_lifted", "authenticated_mail"),
+            Kept::default(),
+            now,
+        )?;
+    }
     let own = OwnIdentity {
         support_addresses: &service.support_addresses,
         message_id_domain: &settings.smtp.hostname,
@@ -177,6 +191,7 @@ fn decide_mail(
             service,
             support,
             in_reply_to: message.message_id.as_deref(),
+            language: message.language.as_deref().and_then(Language::negotiate),
         },
         now,
     };

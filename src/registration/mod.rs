@@ -6,7 +6,8 @@
 //! links, account state, purge), `activation` (the activation page) and
 //! `sign_in` (a proof of identity to a session; `sign_in_methods` holds the
 //! proofs other than a password), `recovery` (the "Forgot your password?"
-//! and "Email me a sign-in link" requests). What they share: `decide`
+//! and "Email me a sign-in link" requests), `bounce` (delivery reports for
+//! our replies). What they share: `decide`
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
@@ -26,6 +27,7 @@
 
 mod activation;
 mod alarms;
+mod bounce;
 mod breaker;
 mod decide;
 mod error;
@@ -45,6 +47,7 @@ mod sign_in_methods;
 pub use crate::store::customers::{After as CustomerCursor, Customer, Status as CustomerStatus};
 pub use activation::PendingCustomer;
 pub use alarms::Alarm;
+pub use bounce::BounceOutcome;
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, client_network, dropped, sender_authenticator};

@@ -176,15 +176,15 @@ fn invite_tx(
         .map(|n| n.as_ref().to_owned())
         .or_else(|| existing.as_ref().and_then(|c| c.name.clone()));
     let opt_out = new_opt_out_link(conn, settings, address, now)?;
+    let context = ReplyContext::unprompted(settings, service);
     let reply = replies::invitation(
-        &service.name,
+        &context.voice(),
         shown_name.as_deref(),
         &link,
         &opt_out,
         expires_at,
         ttl / 3600,
     )?;
-    let context = ReplyContext::unprompted(settings, service);
     queue_reply(conn, &context, address, &reply, now)?;
     let reason = if created {
         "operator_invitation"

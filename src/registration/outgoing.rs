@@ -4,12 +4,14 @@
 //! worker sends it after the commit). Nothing is ever queued to an address
 //! whose owner asked never to be mailed.
 
-use crate::domain::{EmailAddress, Token};
+use crate::domain::{Channel, EmailAddress, Language, Token, Verp};
 use crate::mailer::{self, Addressing};
-use crate::replies::{self, Reply};
+use crate::policy::SuppressReason;
+use crate::registration::decide::{About, Kept, Outcome, record};
+use crate::replies::{self, Reply, Voice};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
-use crate::store::{suppressions, tokens};
+use crate::store::{bounces, suppressions, tokens};
 use rusqlite::Connection;
 use url::Url;
 
@@ -20,6 +22,10 @@ pub(super) struct ReplyContext<'a> {
     /// The support address that answers (our loop stamp).
     pub(super) support: &'a EmailAddress,
     pub(super) in_reply_to: Option<&'a str>,
+    /// The language the customer's software prefers (a message's
+    /// `Content-Language`, a browser's `Accept-Language`); the service's own
+    /// setting wins over it, and English is the last resort.
+    pub(super) language: Option<Language>,
 }
 
 impl<'a> ReplyContext<'a> {
@@ -31,6 +37,26 @@ impl<'a> ReplyContext<'a> {
             service,
             support: &service.support_addresses[0],
             in_reply_to: None,
+            language: None,
+        }
+    }
+
+    /// The same context, with the language the customer prefers.
+    pub(super) fn preferring(self, language: Option<Language>) -> Self {
+        Self { language, ..self }
+    }
+
+    /// Who the reply speaks for, in which language.
+    pub(super) fn voice(&self) -> Voice<'a> {
+        Voice {
+            wording: &self.settings.wording,
+            service_id: &self.service.id,
+            service_name: &self.service.name,
+            language: self
+                .service
+                .language
+                .or(self.language)
+                .unwrap_or(Language::En),
         }
     }
 }
@@ -51,13 +77,7 @@ pub(super) fn new_activation_reply(
     tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
     let link = replies::activation_link(&settings.http.public_url, &token);
     let opt_out = new_opt_out_link(conn, settings, to, now)?;
-    replies::activation(
-        &context.service.name,
-        &link,
-        &opt_out,
-        expires_at,
-        ttl / 3600,
-    )
+    replies::activation(&context.voice(), &link, &opt_out, expires_at, ttl / 3600)
 }
 
 /// A fresh "I did not ask for this" link for `to`; only its hash is stored.
@@ -73,7 +93,10 @@ pub(super) fn new_opt_out_link(
 }
 
 /// Queues `reply` to `to`; `false`, queueing nothing, when the address's
-/// owner asked never to be mailed (whatever decided to write to them).
+/// owner asked never to be mailed (whatever decided to write to them), or
+/// when its mail bounces (a decision records it, reason `bouncing`): the
+/// decisions of policy already suppress their replies, and this catches
+/// every other mail (a notice, a reset link, an invitation).
 pub(super) fn queue_reply(
     conn: &Connection,
     context: &ReplyContext<'_>,
@@ -90,10 +113,31 @@ pub(super) fn queue_reply(
         return Ok(false);
     }
     let settings = context.settings;
+    if bounces::is_bouncing(conn, &to.identity_key())? {
+        let note = format!("the {} mail was not sent", reply.kind.as_str());
+        record(
+            conn,
+            Channel::Bounce,
+            &About::address(context.service, to),
+            Outcome {
+                name: "suppress",
+                reason: SuppressReason::Bouncing.as_str(),
+                note: Some(&note),
+            },
+            Kept::default(),
+            now,
+        )?;
+        tracing::info!(
+            event = "not_queued",
+            reason = "bouncing",
+            kind = reply.kind.as_str()
+        );
+        return Ok(false);
+    }
     let message_id = mailer::new_message_id(&settings.smtp.hostname);
     let body = mailer::compose(
         Addressing {
-            from: &settings.outbound.from_address,
+            from: settings.from_address(context.service),
             from_name: &context.service.name,
             to,
             loop_stamp: context.support,
@@ -102,21 +146,27 @@ pub(super) fn queue_reply(
         },
         reply,
     )?;
-    let envelope_from = settings
-        .outbound
-        .envelope_from
-        .as_ref()
-        .map(EmailAddress::delivery_address)
-        .unwrap_or_default();
+    let verp_token = settings.outbound.verp.as_ref().map(|_| Verp::new_token());
+    let envelope_from = match (&settings.outbound.verp, &verp_token) {
+        (Some(verp), Some(token)) => verp.address_for(token),
+        _ => settings
+            .outbound
+            .envelope_from
+            .as_ref()
+            .map(EmailAddress::delivery_address)
+            .unwrap_or_default(),
+    };
     outbox::enqueue(
         conn,
         &NewReply {
             kind: reply.kind.as_str(),
+            service: &context.service.id,
             recipient: &to.delivery_address(),
             rate_key: &to.rate_key(),
             envelope_from: &envelope_from,
             message_id: &message_id,
             body: &body,
+            verp_token: verp_token.as_deref(),
         },
         now,
     )?;

@@ -1,6 +1,6 @@
 //! The portal's "Create an account" and "send me a new link" requests.
 
-use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress};
+use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress, Language};
 use crate::policy::{self, Decision, DeferReason};
 use crate::registration::alarms::Alarm;
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
@@ -25,6 +25,7 @@ fn decide_request(
     address: &EmailAddress,
     name: Option<&CustomerName>,
     client: ClientNetwork,
+    language: Option<Language>,
     now: i64,
 ) -> anyhow::Result<Decision> {
     let ask = Ask {
@@ -35,7 +36,7 @@ fn decide_request(
         name,
         client: Some(client),
         guards,
-        reply: ReplyContext::unprompted(settings, service),
+        reply: ReplyContext::unprompted(settings, service).preferring(language),
         now,
     };
     let evaluate = |facts: &SenderFacts| {
@@ -61,6 +62,7 @@ fn resend_tx(
     guards: &Guards,
     address: &EmailAddress,
     client: ClientNetwork,
+    language: Option<Language>,
     now: i64,
 ) -> anyhow::Result<Option<Decision>> {
     let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
@@ -87,6 +89,7 @@ fn resend_tx(
         address,
         None,
         client,
+        language,
         now,
     )
     .map(Some)
@@ -106,6 +109,7 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
         client: ClientNetwork,
+        language: Option<Language>,
     ) -> Result<Decision, RegistrationError> {
         if self.guards.breaker.is_open() {
             self.guards.alarms.raise(Alarm::NewSenderFlood, &service.id);
@@ -126,6 +130,7 @@ impl Registrar {
                     &address,
                     name.as_ref(),
                     client,
+                    language,
                     store::now(),
                 )
             })
@@ -151,12 +156,23 @@ impl Registrar {
         &self,
         address: EmailAddress,
         client: ClientNetwork,
+        language: Option<Language>,
     ) -> Result<Option<Decision>, RegistrationError> {
         let settings = self.settings();
         let guards = Arc::clone(&self.guards);
         let decision = self
             .store
-            .write(move |conn| resend_tx(conn, &settings, &guards, &address, client, store::now()))
+            .write(move |conn| {
+                resend_tx(
+                    conn,
+                    &settings,
+                    &guards,
+                    &address,
+                    client,
+                    language,
+                    store::now(),
+                )
+            })
             .await?;
         if decision.as_ref().is_some_and(Decision::sends_mail) {
             self.outbox_wake.notify_one();

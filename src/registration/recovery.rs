@@ -9,7 +9,7 @@
 //! mailed ("I did not ask for this") gets nothing. Tokens are stored as hashes only, like
 //! activation tokens; a new link replaces the customer's unused one.
 
-use crate::domain::{Channel, EmailAddress, Token};
+use crate::domain::{Channel, EmailAddress, Language, Token};
 use crate::registration::Registrar;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
@@ -37,8 +37,9 @@ impl Registrar {
     pub async fn request_password_reset(
         &self,
         address: EmailAddress,
+        language: Option<Language>,
     ) -> Result<&'static str, RegistrationError> {
-        self.request_link(address, Purpose::Reset).await
+        self.request_link(address, Purpose::Reset, language).await
     }
 
     /// "Email me a sign-in link": mails an active customer whose service
@@ -49,19 +50,23 @@ impl Registrar {
     pub async fn request_sign_in_link(
         &self,
         address: EmailAddress,
+        language: Option<Language>,
     ) -> Result<&'static str, RegistrationError> {
-        self.request_link(address, Purpose::SignIn).await
+        self.request_link(address, Purpose::SignIn, language).await
     }
 
     async fn request_link(
         &self,
         address: EmailAddress,
         purpose: Purpose,
+        language: Option<Language>,
     ) -> Result<&'static str, RegistrationError> {
         let settings = self.settings();
         let outcome = self
             .store
-            .write(move |conn| request_tx(conn, &settings, &address, purpose, store::now()))
+            .write(move |conn| {
+                request_tx(conn, &settings, &address, purpose, language, store::now())
+            })
             .await?;
         if outcome == SENT {
             self.outbox_wake.notify_one();
@@ -107,6 +112,7 @@ fn request_tx(
     settings: &Settings,
     address: &EmailAddress,
     purpose: Purpose,
+    language: Option<Language>,
     now: i64,
 ) -> anyhow::Result<&'static str> {
     let channel = match purpose {
@@ -160,25 +166,20 @@ fn request_tx(
     account_tokens::replace(conn, customer.id, purpose, &token.hash(), now, expires_at)?;
     let public_url = &settings.http.public_url;
     let minutes = ttl.as_secs() / 60;
+    let context = ReplyContext::unprompted(settings, service).preferring(language);
     let reply = match purpose {
         Purpose::Reset => replies::password_reset(
-            &service.name,
+            &context.voice(),
             &replies::token_link(public_url, "reset", &token),
             minutes,
         )?,
         Purpose::SignIn => replies::sign_in_link(
-            &service.name,
+            &context.voice(),
             &replies::token_link(public_url, "login/link", &token),
             minutes,
         )?,
     };
-    if !queue_reply(
-        conn,
-        &ReplyContext::unprompted(settings, service),
-        &to,
-        &reply,
-        now,
-    )? {
+    if !queue_reply(conn, &context, &to, &reply, now)? {
         return ignore("opted_out");
     }
     record(

@@ -113,6 +113,39 @@ pub(super) async fn verify(
     }
 }
 
+/// The result of one DKIM signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimCheck {
+    /// `d=` of the signature ("" when it could not be read).
+    pub domain: String,
+    /// `pass`, `fail (…)`, `neutral (…)`, `none`…, as mail-auth names it.
+    pub result: String,
+    pub pass: bool,
+}
+
+/// Checks every DKIM signature of `raw` against DNS alone (no SPF, no
+/// DMARC): for checking our own signed mail against the published key.
+pub async fn verify_dkim(dns: &Dns, raw: &[u8]) -> Vec<DkimCheck> {
+    let (Some(authenticator), Some(parsed)) =
+        (&dns.authenticator, AuthenticatedMessage::parse(raw))
+    else {
+        return Vec::new();
+    };
+    authenticator
+        .verify_dkim(cached(&parsed, &dns.caches))
+        .await
+        .iter()
+        .map(|output| DkimCheck {
+            domain: output
+                .signature()
+                .map(|signature| signature.d.clone())
+                .unwrap_or_default(),
+            result: output.result().to_string(),
+            pass: *output.result() == DkimResult::Pass,
+        })
+        .collect()
+}
+
 /// Whether `domain` (as mail-auth reports it) is the domain of the single
 /// From address.
 fn is_from_domain(message: &InboundMessage, domain: &str) -> bool {

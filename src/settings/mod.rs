@@ -15,19 +15,22 @@ mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawHttp, RawLdap, RawOidc,
+    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawDkim, RawHttp, RawLdap, RawOidc,
     RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
-    RawService, RawSession, RawSettings, RawSmtp, RawStore, RawWebhook, RawWebhookDelivery,
+    RawService, RawSession, RawSettings, RawSmtp, RawStore, RawTemplates, RawWebhook,
+    RawWebhookDelivery,
 };
 pub use relay::{REDACTED, RelayUrl, redact_url};
 
-use crate::domain::{ApiTokens, EmailAddress, EventKind, IpRange, WebhookSecret, one_of};
+use crate::domain::{ApiTokens, EmailAddress, EventKind, IpRange, Language, WebhookSecret, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
+use crate::wording::Wording;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -48,6 +51,11 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub circuit_breaker: CircuitBreakerSettings,
     pub sender_auth: SenderAuthSettings,
+    /// The DKIM key for `outbound.from_address`'s domain, when configured.
+    pub dkim: Option<DkimSettings>,
+    /// The templates and strings of every mail and page: the embedded ones,
+    /// with the operator's `[templates] dir` laid over them.
+    pub wording: Arc<Wording>,
     /// "Sign in with Google" (any OpenID Connect issuer), when configured.
     pub oidc: Option<OidcSettings>,
     /// "Sign in with your company account", when configured.
@@ -139,6 +147,15 @@ pub struct LdapSettings {
     pub timeout: Duration,
     /// The service whose policy admits new customers, and which they join.
     pub service: String,
+}
+
+/// A DKIM key: `d=` is the domain of the From address it signs for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub selector: String,
+    /// PEM private key (RSA of 2048 bits or more, or Ed25519); checked when
+    /// the settings are validated, loaded when the mailer starts.
+    pub key_file: PathBuf,
 }
 
 /// How the `dmarc` sender-authentication mode reaches DNS.
@@ -313,6 +330,9 @@ pub struct OutboundSettings {
     pub from_address: EmailAddress,
     /// `None` is the null sender.
     pub envelope_from: Option<EmailAddress>,
+    /// Each reply's envelope sender is `envelope_from` with a random token
+    /// (`local+TOKEN@domain`), so a delivery report names the reply.
+    pub verp: Option<crate::domain::Verp>,
     pub send_timeout: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
@@ -395,6 +415,12 @@ pub struct Service {
     /// Display name used in mail and on pages.
     pub name: String,
     pub support_addresses: Vec<EmailAddress>,
+    /// The language of its mail and pages; `None`: the customer's.
+    pub language: Option<Language>,
+    /// The From address of its mail; `None`: `outbound.from_address`.
+    pub from_address: Option<EmailAddress>,
+    /// Its own DKIM key, for its own From domain.
+    pub dkim: Option<DkimSettings>,
     pub policy: ServicePolicy,
 }
 
@@ -410,6 +436,43 @@ impl Settings {
         })
     }
 
+    /// The From address of a service's mail.
+    pub fn from_address<'a>(&'a self, service: &'a Service) -> &'a EmailAddress {
+        service
+            .from_address
+            .as_ref()
+            .unwrap_or(&self.outbound.from_address)
+    }
+
+    /// Whether this looks like a production set-up: customers reach a
+    /// public URL that is not loopback, or mail goes to a relay.
+    pub fn production_shaped(&self) -> bool {
+        let loopback = match self.http.public_url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => {
+                name.eq_ignore_ascii_case("localhost") || name.ends_with(".localhost")
+            }
+            None => true,
+        };
+        !loopback || self.outbound.relay.is_some()
+    }
+
+    /// The services whose mail would go out unsigned: neither their own key
+    /// nor the global one (whose `d=` is `outbound.from_address`'s domain)
+    /// signs for their From domain.
+    pub fn unsigned_services(&self) -> Vec<&Service> {
+        self.services
+            .iter()
+            .filter(|service| {
+                service.dkim.is_none()
+                    && (self.dkim.is_none()
+                        || self.from_address(service).domain()
+                            != self.outbound.from_address.domain())
+            })
+            .collect()
+    }
+
     /// The service with this id, if any.
     pub fn service(&self, id: &str) -> Option<&Service> {
         self.services.iter().find(|service| service.id == id)
@@ -423,6 +486,28 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("invalid settings:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
+}
+
+/// What valid settings would still get wrong in production, for
+/// `registrar check-config`: mail that goes out unsigned from a
+/// production-shaped set-up (a relay, or a public URL that is not loopback).
+pub fn warnings(settings: &Settings) -> Vec<String> {
+    if !settings.production_shaped() {
+        return Vec::new();
+    }
+    settings
+        .unsigned_services()
+        .into_iter()
+        .map(|service| {
+            format!(
+                "service {} sends mail from {} without a DKIM signature: receivers are likely to \
+                 file it as spam; set [dkim] selector and key_file (or the service's own dkim \
+                 table) and publish the record `registrar dkim-record` prints",
+                service.id,
+                settings.from_address(service)
+            )
+        })
+        .collect()
 }
 
 /// Loads the layered settings and validates them.

@@ -22,6 +22,12 @@ pub struct RawSettings {
     pub circuit_breaker: RawCircuitBreaker,
     #[serde(default)]
     pub sender_auth: RawSenderAuth,
+    /// DKIM signing of the mail we send.
+    #[serde(default)]
+    pub dkim: RawDkim,
+    /// The operator's own templates and strings.
+    #[serde(default)]
+    pub templates: RawTemplates,
     /// OpenID Connect providers; only `google` is known (any issuer).
     #[serde(default, skip_serializing_if = "RawOidcProviders::is_empty")]
     pub oidc: RawOidcProviders,
@@ -150,6 +156,28 @@ fn ldap_timeout() -> u64 {
     5
 }
 
+/// `[templates]`: a folder whose files override the embedded templates and
+/// strings (`NAME`, `lang/CODE.toml`; `SERVICE/…` for one service). Empty:
+/// the embedded ones alone.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplates {
+    #[serde(default)]
+    pub dir: PathBuf,
+}
+
+/// `[dkim]` (and a service's `dkim` table): the key that signs our mail.
+/// Both empty: unsigned.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDkim {
+    #[serde(default)]
+    pub selector: String,
+    /// PEM private key: RSA (2048 bits or more) or Ed25519.
+    #[serde(default)]
+    pub key_file: PathBuf,
+}
+
 /// DNS for the `dmarc` sender-authentication mode.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -249,6 +277,9 @@ pub struct RawOutbound {
     pub folder_retention_hours: u64,
     pub from_address: String,
     pub envelope_from: String,
+    /// Send each reply from `local+TOKEN@domain` of `envelope_from` (VERP).
+    #[serde(default)]
+    pub verp: bool,
     pub send_timeout_secs: u64,
     pub retry_base_secs: u64,
     pub retry_max_secs: u64,
@@ -337,6 +368,16 @@ pub struct RawService {
     pub id: String,
     pub name: String,
     pub support_addresses: Vec<String>,
+    /// The language of this service's mail and pages (en, de, fr, es);
+    /// empty: the customer's (Content-Language, Accept-Language), else en.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language: String,
+    /// The From address of this service's mail; empty: `outbound.from_address`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_address: String,
+    /// This service's own DKIM key (for its own From domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<RawDkim>,
     #[serde(default)]
     pub policy: RawPolicy,
 }

@@ -321,6 +321,12 @@ pub fn accepted() -> SmtpReply {
     answer(250, "2.0.0 message accepted")
 }
 
+/// A message to one of our VERP bounce addresses, taken: whether it was a
+/// report on one of our replies or not, it is never answered by mail.
+pub fn report_received() -> SmtpReply {
+    answer(250, "2.0.0 delivery report received")
+}
+
 pub fn already_accepted() -> SmtpReply {
     answer(250, "2.0.0 message already accepted")
 }

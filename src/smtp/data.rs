@@ -188,14 +188,8 @@ impl<I: Intake> Session<I> {
         let reply = match body.finish() {
             Err(Oversize::Message) => answer::message_too_big(),
             Err(Oversize::HeaderSection) => answer::header_section_too_big(),
-            Ok(raw) => match transaction {
-                Some(Transaction {
-                    service: Some(service),
-                    mail,
-                    origin,
-                    recipients,
-                    ..
-                }) => {
+            Ok(raw) => match transaction.and_then(Job::of) {
+                Some((job, mail, origin, recipients)) => {
                     let envelope = Envelope {
                         client_ip: origin.client_ip,
                         helo: origin.helo,
@@ -203,11 +197,11 @@ impl<I: Intake> Session<I> {
                         mail_from: mail.sender,
                         recipients,
                     };
-                    decide_isolated(Arc::clone(&self.intake), service, envelope, raw).await
+                    decide_isolated(Arc::clone(&self.intake), job, envelope, raw).await
                 }
                 // The engine takes DATA only after an accepted RCPT, so this
                 // is a guard, not a path.
-                _ => answer::no_valid_recipients(),
+                None => answer::no_valid_recipients(),
             },
         };
         // The transaction, its XFORWARD attributes and its forwarded
@@ -220,18 +214,55 @@ impl<I: Intake> Session<I> {
     }
 }
 
+/// What a received message is: mail to a service's support address, or a
+/// delivery report to one of our VERP bounce addresses.
+enum Job {
+    Mail(Box<Service>),
+    Bounce(String),
+}
+
+impl Job {
+    /// The job of a transaction with its sender, origin and recipients;
+    /// `None` without an accepted recipient.
+    fn of(
+        transaction: Transaction,
+    ) -> Option<(
+        Self,
+        crate::smtp::mail::MailFrom,
+        crate::smtp::xforward::Origin,
+        Vec<String>,
+    )> {
+        let job = match (transaction.service, transaction.bounce) {
+            (Some(service), _) => Job::Mail(Box::new(service)),
+            (None, Some(token)) => Job::Bounce(token),
+            (None, None) => return None,
+        };
+        Some((
+            job,
+            transaction.mail,
+            transaction.origin,
+            transaction.recipients,
+        ))
+    }
+}
+
 /// Runs the end-of-DATA decision on a task of its own. If it panics (a bug
 /// of ours or of a library), the client still gets an answer, a temporary
 /// one so it keeps its copy, and the session and the process go on.
 async fn decide_isolated<I: Intake>(
     intake: Arc<I>,
-    service: Service,
+    job: Job,
     envelope: Envelope,
     raw: Vec<u8>,
 ) -> SmtpReply {
     let decision = tokio::spawn(
-        async move { intake.decide(service, envelope, raw).await }
-            .instrument(tracing::Span::current()),
+        async move {
+            match job {
+                Job::Mail(service) => intake.decide(*service, envelope, raw).await,
+                Job::Bounce(token) => intake.bounce(token, envelope, raw).await,
+            }
+        }
+        .instrument(tracing::Span::current()),
     );
     match decision.await {
         Ok(reply) => reply,

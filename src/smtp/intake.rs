@@ -6,10 +6,12 @@
 //! `Intake` trait is the seam the session loop calls through, so a test can
 //! put a step there that panics and show the loop survives it.
 
+use crate::dsn::DeliveryReport;
 use crate::message::{Envelope, InboundMessage, ParseError};
 use crate::policy::Decision;
 use crate::registration::{Answer, MailAnswers, Registrar};
 use crate::settings::Service;
+use crate::smtp::answer;
 use crate::smtp::reply::{self, SmtpReply};
 use std::future::Future;
 use tracing::Instrument as _;
@@ -39,6 +41,16 @@ pub trait Intake: Send + Sync + 'static {
     fn decide(
         &self,
         service: Service,
+        envelope: Envelope,
+        raw: Vec<u8>,
+    ) -> impl Future<Output = SmtpReply> + Send;
+
+    /// Takes `raw`, sent to the VERP bounce address carrying `token`: a
+    /// delivery report for one of our replies (or mail that only looks like
+    /// one). Answered after what it changes is durable.
+    fn bounce(
+        &self,
+        token: String,
         envelope: Envelope,
         raw: Vec<u8>,
     ) -> impl Future<Output = SmtpReply> + Send;
@@ -99,5 +111,26 @@ impl Intake for RegistrarIntake {
         }
         .instrument(span)
         .await
+    }
+
+    async fn bounce(&self, token: String, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
+        let client_ip = envelope.client_ip;
+        let report = match tokio::task::spawn_blocking(move || DeliveryReport::parse(&raw)).await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::error!(error.message = %error, smtp.remote_ip = %client_ip, "the report parse task failed");
+                return reply::for_parse_error(&ParseError::ParserPanicked);
+            }
+        };
+        match self.registrar.from_bounce(token, report).await {
+            Ok(outcome) => {
+                tracing::info!(event = "delivery_report", outcome = ?outcome, smtp.remote_ip = %client_ip);
+                answer::report_received()
+            }
+            Err(error) => {
+                tracing::error!(error.message = %error, error.cause_chain = ?error, "failed to record the delivery report");
+                reply::for_store_error(&error)
+            }
+        }
     }
 }

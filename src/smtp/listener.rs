@@ -189,6 +189,10 @@ mod tests {
         async fn decide(&self, _: Service, _: Envelope, _: Vec<u8>) -> SmtpReply {
             panic!("injected end-of-DATA panic");
         }
+
+        async fn bounce(&self, _: String, _: Envelope, _: Vec<u8>) -> SmtpReply {
+            panic!("injected end-of-DATA panic");
+        }
     }
 
     struct Client {

@@ -42,6 +42,9 @@ pub struct Transaction {
     /// The service, as the session's settings snapshot has it, fixed by the
     /// first recipient.
     pub service: Option<Service>,
+    /// The VERP token when the recipient is one of our bounce addresses: the
+    /// message is a delivery report for that reply, not a registration.
+    pub bounce: Option<String>,
     /// Accepted recipients, as identity keys, each once.
     pub recipients: Vec<String>,
     /// Accepted RCPT commands, duplicates included (the recipients cap).
@@ -113,6 +116,7 @@ pub fn open(mail: MailFrom, origin: Origin) -> Result<Transaction, SmtpReply> {
         mail,
         origin,
         service: None,
+        bounce: None,
         recipients: Vec::new(),
         accepted_rcpts: 0,
     })

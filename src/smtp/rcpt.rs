@@ -1,6 +1,7 @@
 //! `RCPT TO`: parsed here, checked against the session's settings snapshot
-//! (the recipients cap, a known support address, one service per message),
-//! and answered.
+//! (the recipients cap, a known support address or, with VERP, one of our
+//! bounce addresses; one service or one bounce address per message), and
+//! answered.
 //!
 //! Unknown recipients are refused here, at RCPT, never after DATA.
 
@@ -46,8 +47,32 @@ pub fn add(
     if transaction.accepted_rcpts >= settings.smtp.max_recipients {
         return Err(answer::too_many_recipients());
     }
-    let (service, key) = EmailAddress::parse(path)
-        .ok()
+    let address = EmailAddress::parse(path).ok();
+    let token = settings
+        .outbound
+        .verp
+        .as_ref()
+        .zip(address.as_ref())
+        .and_then(|(verp, address)| verp.token_of(address));
+    if let Some(token) = token {
+        // A delivery report for one of our replies: one per message.
+        return match (&transaction.service, &transaction.bounce) {
+            (None, None) => {
+                transaction.bounce = Some(token);
+                transaction.accepted_rcpts += 1;
+                Ok(())
+            }
+            (None, Some(current)) if *current == token => {
+                transaction.accepted_rcpts += 1;
+                Ok(())
+            }
+            _ => Err(answer::one_service_per_message()),
+        };
+    }
+    if transaction.bounce.is_some() {
+        return Err(answer::one_service_per_message());
+    }
+    let (service, key) = address
         .and_then(|address| {
             settings
                 .service_for_address(&address)

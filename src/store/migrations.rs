@@ -13,7 +13,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_account_tokens.sql"),
     include_str!("migrations/0007_inbound_relay.sql"),
     include_str!("migrations/0008_facing_the_internet.sql"),
-    include_str!("migrations/0009_webhooks.sql"),
+    include_str!("migrations/0009_delivery.sql"),
+    include_str!("migrations/0010_webhooks.sql"),
 ];
 
 /// Applies the migrations this database has not seen, each in its own

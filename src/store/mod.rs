@@ -10,6 +10,7 @@
 //! writes SQL.
 
 pub mod account_tokens;
+pub mod bounces;
 pub mod customers;
 pub mod inbound;
 mod migrations;

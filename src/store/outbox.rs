@@ -1,8 +1,9 @@
 //! The `outbox` table: rendered replies waiting for delivery, with their
-//! retry state. Bodies are erased once delivered, because they hold live
-//! activation links.
+//! retry state and what the relay answered to the last attempt. Bodies are
+//! erased once delivered, because they hold live activation links; the rest
+//! of the row stays, so an operator can see what became of each mail.
 
-use crate::policy::ReplyHistory;
+use crate::policy::{Bouncing, ReplyHistory};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Seconds in a day, for the daily reply limit.
@@ -12,17 +13,23 @@ const DAY_SECS: i64 = 24 * 60 * 60;
 #[derive(Debug, Clone)]
 pub struct NewReply<'a> {
     pub kind: &'a str,
+    /// The service the reply speaks for.
+    pub service: &'a str,
     pub recipient: &'a str,
     pub rate_key: &'a str,
     pub envelope_from: &'a str,
     pub message_id: &'a str,
     pub body: &'a [u8],
+    /// The token of a VERP envelope sender, when `envelope_from` is one.
+    pub verp_token: Option<&'a str>,
 }
 
 /// A reply that is due for a delivery attempt.
 #[derive(Debug, Clone)]
 pub struct DueReply {
     pub id: i64,
+    /// `None` for rows queued before services were recorded.
+    pub service: Option<String>,
     pub recipient: String,
     pub envelope_from: String,
     pub body: Vec<u8>,
@@ -32,11 +39,21 @@ pub struct DueReply {
 /// Queues a reply, due at once.
 pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO outbox (created_at, kind, recipient, rate_key, envelope_from, message_id, body, status,
-                             next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?1)",
+        "INSERT INTO outbox (created_at, kind, service, recipient, rate_key, envelope_from, message_id, body,
+                             status, next_attempt_at, verp_token)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?1, ?9)",
     )?
-    .execute(params![now, reply.kind, reply.recipient, reply.rate_key, reply.envelope_from, reply.message_id, reply.body])?;
+    .execute(params![
+        now,
+        reply.kind,
+        reply.service,
+        reply.recipient,
+        reply.rate_key,
+        reply.envelope_from,
+        reply.message_id,
+        reply.body,
+        reply.verp_token
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -51,12 +68,14 @@ pub fn history(conn: &Connection, rate_key: &str, now: i64) -> rusqlite::Result<
             Ok(ReplyHistory {
                 last_reply_at: row.get(0)?,
                 replies_last_day: row.get(1)?,
+                bouncing: Bouncing::No,
             })
         })
 }
 
 /// The outbox's claim: the oldest due reply, from the `outbox_due` index.
-pub(super) const NEXT_DUE: &str = "SELECT id, recipient, envelope_from, body, attempts FROM outbox
+pub(super) const NEXT_DUE: &str =
+    "SELECT id, service, recipient, envelope_from, body, attempts FROM outbox
      WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1";
 
 /// The oldest queued reply that is due.
@@ -65,10 +84,11 @@ pub fn next_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<DueReply
         .query_row([now], |row| {
             Ok(DueReply {
                 id: row.get(0)?,
-                recipient: row.get(1)?,
-                envelope_from: row.get(2)?,
-                body: row.get(3)?,
-                attempts: row.get(4)?,
+                service: row.get(1)?,
+                recipient: row.get(2)?,
+                envelope_from: row.get(3)?,
+                body: row.get(4)?,
+                attempts: row.get(5)?,
             })
         })
         .optional()
@@ -83,13 +103,28 @@ pub fn next_due_at(conn: &Connection) -> rusqlite::Result<Option<i64>> {
         .query_row([], |row| row.get(0))
 }
 
+/// One delivery attempt: when, and what the relay answered (no code when
+/// none answered: the connection failed or timed out).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub at: i64,
+    pub code: Option<u16>,
+    pub reply: &'a str,
+}
+
 pub(super) const MARK_SENT: &str = "UPDATE outbox
-     SET status = 'sent', sent_at = ?2, body = NULL, attempts = attempts + 1, last_error = NULL
+     SET status = 'sent', sent_at = ?2, body = NULL, attempts = attempts + 1, last_error = NULL,
+         last_attempt_at = ?2, last_reply_code = ?3, last_reply = ?4
      WHERE id = ?1";
 
-/// Marks a reply delivered and erases its body.
-pub fn mark_sent(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(MARK_SENT)?.execute(params![id, now])?;
+/// Marks a reply delivered (the relay's `250`) and erases its body.
+pub fn mark_sent(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::Result<()> {
+    conn.prepare_cached(MARK_SENT)?.execute(params![
+        id,
+        attempt.at,
+        attempt.code,
+        attempt.reply
+    ])?;
     Ok(())
 }
 
@@ -98,22 +133,81 @@ pub fn mark_retry(
     conn: &Connection,
     id: i64,
     next_attempt_at: i64,
-    error: &str,
+    attempt: Attempt<'_>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?4,
+                           last_attempt_at = ?3, last_reply_code = ?5, last_reply = ?4
+         WHERE id = ?1",
     )?
-    .execute(params![id, next_attempt_at, error])?;
+    .execute(params![
+        id,
+        next_attempt_at,
+        attempt.at,
+        attempt.reply,
+        attempt.code
+    ])?;
     Ok(())
 }
 
-/// Gives up on a reply after its last attempt; the body is erased.
-pub fn mark_dead(conn: &Connection, id: i64, error: &str) -> rusqlite::Result<()> {
+/// Gives up on a reply after its last attempt (or a permanent refusal); the
+/// body is erased.
+pub fn mark_dead(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, body = NULL, last_error = ?2 WHERE id = ?1",
+        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, body = NULL, last_error = ?3,
+                           last_attempt_at = ?2, last_reply_code = ?4, last_reply = ?3
+         WHERE id = ?1",
     )?
-    .execute(params![id, error])?;
+    .execute(params![id, attempt.at, attempt.reply, attempt.code])?;
     Ok(())
+}
+
+/// One mail as an operator sees it (`registrar customers show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMail {
+    pub id: i64,
+    pub created_at: i64,
+    pub kind: String,
+    pub service: Option<String>,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: u32,
+    pub last_attempt_at: Option<i64>,
+    pub last_reply_code: Option<u16>,
+    pub last_reply: Option<String>,
+    pub sent_at: Option<i64>,
+    pub bounced_at: Option<i64>,
+    pub bounce_status: Option<String>,
+    pub bounce_diagnostic: Option<String>,
+}
+
+/// Every mail queued to an address (by rate key, so plus-tagged variants
+/// too), oldest first.
+pub fn mails_to(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<SentMail>> {
+    conn.prepare_cached(
+        "SELECT id, created_at, kind, service, recipient, status, attempts, last_attempt_at,
+                last_reply_code, last_reply, sent_at, bounced_at, bounce_status, bounce_diagnostic
+         FROM outbox WHERE rate_key = ?1 ORDER BY created_at, id",
+    )?
+    .query_map([rate_key], |row| {
+        Ok(SentMail {
+            id: row.get(0)?,
+            created_at: row.get(1)?,
+            kind: row.get(2)?,
+            service: row.get(3)?,
+            recipient: row.get(4)?,
+            status: row.get(5)?,
+            attempts: row.get(6)?,
+            last_attempt_at: row.get(7)?,
+            last_reply_code: row.get(8)?,
+            last_reply: row.get(9)?,
+            sent_at: row.get(10)?,
+            bounced_at: row.get(11)?,
+            bounce_status: row.get(12)?,
+            bounce_diagnostic: row.get(13)?,
+        })
+    })?
+    .collect()
 }
 
 /// Counts of replies by status, for `/metrics`.

@@ -4,7 +4,7 @@
 //! a timing: `EXPLAIN QUERY PLAN` on the SQL the store really runs, against
 //! the schema the migrations really make.
 
-use super::{customers, inbound, migrations, outbox, sessions, tokens, webhook_events};
+use super::{bounces, customers, inbound, migrations, outbox, sessions, tokens, webhook_events};
 use rusqlite::{Connection, params_from_iter, types::Null};
 
 /// Tables that grow with traffic, and the aliases our queries give them.
@@ -45,6 +45,8 @@ fn queries() -> Vec<(&'static str, String)> {
         ("outbox claim", outbox::NEXT_DUE.into()),
         ("outbox next due time", outbox::NEXT_DUE_AT.into()),
         ("outbox mark sent", outbox::MARK_SENT.into()),
+        ("reply named by a VERP token", bounces::BY_VERP_TOKEN.into()),
+        ("bouncing address", bounces::IS_BOUNCING.into()),
         ("token replace", tokens::DELETE_UNUSED.into()),
         ("token lookup", tokens::LIVE_CUSTOMER.into()),
         ("token consume", tokens::CONSUME.into()),

@@ -3,7 +3,7 @@
 //! and the connection closes. A client trickling a form body byte by byte
 //! holds a connection no longer than that.
 
-use crate::web::views::{Notice, render};
+use crate::web::views::{Notice, render, tr};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -20,9 +20,9 @@ pub async fn request_timeout(
         Err(_) => {
             tracing::info!(event = "request_timeout");
             let page = Notice {
-                brand: "Customer portal",
-                heading: "This took too long",
-                text: "The request did not arrive in time. Please try again.",
+                brand: &tr("web.default_brand"),
+                heading: tr("msg.too_long"),
+                text: tr("msg.too_long_text"),
                 link: None,
             };
             let mut response = (StatusCode::REQUEST_TIMEOUT, render(&page)).into_response();

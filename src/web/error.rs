@@ -3,7 +3,7 @@
 
 use crate::password::HashError;
 use crate::registration::RegistrationError;
-use crate::web::views::{Notice, render};
+use crate::web::views::{Notice, render, tr};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -28,32 +28,28 @@ pub enum WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, heading, text) = match &self {
-            WebError::Csrf => (
-                StatusCode::FORBIDDEN,
-                "Please try again",
-                "This form expired or was sent from another site. Go back, reload the page and send it again.",
-            ),
+            WebError::Csrf => (StatusCode::FORBIDDEN, tr("msg.csrf"), tr("msg.csrf_text")),
             WebError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "Page not found",
-                "There is no page at this address.",
+                tr("msg.not_found"),
+                tr("msg.not_found_text"),
             ),
             WebError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Please try again in a moment",
-                "We are very busy right now. Nothing was changed; please send the form again in a few seconds.",
+                tr("msg.busy"),
+                tr("msg.busy_text"),
             ),
             WebError::Registration(_) | WebError::Unexpected(_) => {
                 tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "Something went wrong",
-                    "We could not complete this request. Nothing was changed; please try again in a minute.",
+                    tr("msg.failed"),
+                    tr("msg.failed_text"),
                 )
             }
         };
         let page = Notice {
-            brand: "Customer portal",
+            brand: &tr("web.default_brand"),
             heading,
             text,
             link: None,

@@ -105,6 +105,12 @@ pub fn router(state: AppState) -> Router {
         .route("/static/style.css", get(pages::stylesheet))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Innermost: every handler, and every error page it returns, runs
+        // in the language chosen for the request.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            views::page_language,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             request_timeout,
             deadline::request_timeout,

@@ -5,11 +5,13 @@ mod support;
 
 mod activation;
 mod api;
+mod bounces;
 mod browser;
 mod budgets;
 mod config;
 mod deployment;
 mod directory;
+mod dkim;
 mod envelope;
 mod google;
 mod http_limits;
@@ -33,3 +35,4 @@ mod spam_relay;
 mod storage;
 mod web_security;
 mod webhooks;
+mod wording;

@@ -1,7 +1,7 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
 //! (`smtp`, `http`, `admin` with `api_tokens`, `store`, `outbound`,
-//! `accounts`, `circuit_breaker`, `sender_auth`, `sign_in` for
+//! `accounts`, `circuit_breaker`, `sender_auth`, `dkim`, `sign_in` for
 //! `[oidc.google]` and `[ldap]`, `webhooks` for `[[webhooks]]` and
 //! `[webhook_delivery]`, `services` with their `policy`); each checks its
 //! own keys and converts them, and this file puts the sections together.
@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod api_tokens;
 mod circuit_breaker;
+mod dkim;
 mod http;
 mod outbound;
 mod policy;
@@ -22,8 +23,10 @@ mod webhooks;
 
 use crate::settings::raw::RawSettings;
 use crate::settings::{Settings, SettingsError};
+use crate::wording::{EMBEDDED, Wording};
 use std::fmt::Display;
 use std::str::FromStr;
+use std::sync::Arc;
 
 impl RawSettings {
     /// Checks every key and converts to typed settings.
@@ -43,6 +46,20 @@ impl RawSettings {
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
+        let dkim = dkim::validate(&self.dkim, "dkim", &mut problems);
+        let service_ids: Vec<&str> = self.services.iter().map(|s| s.id.as_str()).collect();
+        let templates_dir =
+            Some(self.templates.dir.as_path()).filter(|d| !d.as_os_str().is_empty());
+        let wording = match templates_dir {
+            None => Some(Arc::clone(&EMBEDDED)),
+            Some(dir) if !dir.is_dir() => {
+                problems.push(format!("templates.dir: {} is not a folder", dir.display()));
+                None
+            }
+            Some(dir) => problems
+                .parse("templates.dir", Wording::load(Some(dir), &service_ids))
+                .map(Arc::new),
+        };
         // The MTAs in front of us are also whose Authentication-Results a
         // service trusts, unless it names its own.
         let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
@@ -75,6 +92,8 @@ impl RawSettings {
                     rate_limits,
                     circuit_breaker,
                     sender_auth,
+                    dkim,
+                    wording: wording.unwrap_or_else(|| Arc::clone(&EMBEDDED)),
                     oidc,
                     ldap,
                     webhooks,

@@ -1,7 +1,7 @@
 //! The `[outbound]` section: the relay (or folder) replies go to, their
 //! sender, and the retry schedule.
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, Verp};
 use crate::settings::raw::RawOutbound;
 use crate::settings::validate::Problems;
 use crate::settings::{OutboundSettings, RelayUrl};
@@ -53,6 +53,20 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
             )
             .map(Some)
     };
+    let envelope_from: Option<Option<EmailAddress>> = envelope_from;
+    let verp = match (&envelope_from, raw.verp) {
+        (_, false) => None,
+        (Some(Some(base)), true) => Some(Verp::new(base.clone())),
+        (Some(None), true) => {
+            problems.push(
+                "outbound.verp: needs outbound.envelope_from (like bounces@your-domain, a domain \
+                 whose MX delivers to registrar's SMTP listener)"
+                    .into(),
+            );
+            None
+        }
+        (None, true) => None,
+    };
     Some(OutboundSettings {
         relay: relay?,
         username: raw.username,
@@ -61,6 +75,7 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         folder_retention: Duration::from_secs(raw.folder_retention_hours * 3600),
         from_address: from_address?,
         envelope_from: envelope_from?,
+        verp,
         send_timeout: Duration::from_secs(raw.send_timeout_secs),
         retry_base: Duration::from_secs(raw.retry_base_secs),
         retry_max: Duration::from_secs(raw.retry_max_secs.max(raw.retry_base_secs)),

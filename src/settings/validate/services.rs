@@ -1,11 +1,12 @@
-//! The `[[services]]`: ids, support addresses (each belongs to one service)
-//! and each service's policy (`policy`).
+//! The `[[services]]`: ids, support addresses (each belongs to one service),
+//! the From address and DKIM key of their mail, and each service's policy
+//! (`policy`).
 
-use crate::domain::{EmailAddress, IpRange};
+use crate::domain::{EmailAddress, IpRange, Language};
 use crate::settings::Service;
 use crate::settings::raw::{RawPolicy, RawService};
 use crate::settings::validate::Problems;
-use crate::settings::validate::policy;
+use crate::settings::validate::{dkim, policy};
 use std::collections::HashSet;
 
 pub(super) fn validate(
@@ -41,6 +42,23 @@ pub(super) fn validate(
                 Err(e) => problems.push(format!("{key}.support_addresses: {address:?}: {e}")),
             }
         }
+        let from_address = if raw.from_address.trim().is_empty() {
+            None
+        } else {
+            problems.parse(
+                &format!("{key}.from_address"),
+                EmailAddress::parse(&raw.from_address),
+            )
+        };
+        let language = if raw.language.trim().is_empty() {
+            None
+        } else {
+            problems.choice::<Language>(&format!("{key}.language"), raw.language.trim())
+        };
+        let dkim = raw
+            .dkim
+            .as_ref()
+            .and_then(|raw| dkim::validate(raw, &format!("{key}.dkim"), problems));
         let policy = policy::resolve(
             global,
             &raw.policy,
@@ -53,6 +71,9 @@ pub(super) fn validate(
                 id: raw.id.clone(),
                 name: raw.name.clone(),
                 support_addresses: addresses,
+                language,
+                from_address,
+                dkim,
                 policy,
             });
         }

@@ -8,7 +8,7 @@ use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{TOO_MANY_LOGINS, brand, portal_registration, require_csrf, ways};
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
 use axum::extract::State;
@@ -70,7 +70,7 @@ pub async fn login(
             brand: &brand(&state),
             csrf: &form.csrf,
             email: &form.email,
-            error: Some(error),
+            error: Some(tr(error)),
             portal: portal_registration(&state),
             ways: ways(&state),
         };
@@ -112,16 +112,13 @@ pub async fn login(
         SignIn::Disabled { customer_id } => {
             // Only someone who knows the password learns the account is disabled.
             tracing::info!(event = "sign_in_disabled", customer.id = customer_id);
-            Ok(login_page(
-                StatusCode::FORBIDDEN,
-                "This account is disabled. Contact support if you think this is a mistake.",
-            ))
+            Ok(login_page(StatusCode::FORBIDDEN, "msg.disabled"))
         }
         // Declined comes only from the other methods; treated as a refusal.
         // The reserved attempt is kept: it counts as a failure.
         SignIn::Refused | SignIn::Declined(_) => Ok(login_page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "The email or password is not right.",
+            "msg.wrong_password",
         )),
         SignIn::Busy => {
             // Nothing was checked: the attempt does not count.

@@ -7,9 +7,10 @@ use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{
-    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf, too_many,
+    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, password_problem, portal_registration,
+    require_csrf, too_many,
 };
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -131,10 +132,10 @@ pub async fn activate(
     let rules = &state.settings.password;
     let name = CustomerName::parse(&form.name);
     let problem = match &name {
-        None => Some("Enter your name.".to_owned()),
+        None => Some(tr("msg.enter_name").to_owned()),
         Some(_) => password::check_new(&form.password, &form.confirm, &pending.email, rules)
             .err()
-            .map(|p| p.to_string()),
+            .map(|p| password_problem(&p)),
     };
     let (None, Some(name)) = (problem.as_ref(), name) else {
         let page = views::Activate {
@@ -176,7 +177,14 @@ pub async fn activate(
     let previous = session::presented(&jar, &state);
     match state
         .registrar
-        .activate_with_notice(&token, name, hash, session_id.hash(), previous)
+        .activate_with_notice(
+            &token,
+            name,
+            hash,
+            session_id.hash(),
+            previous,
+            Some(views::language()),
+        )
         .await?
     {
         Some(customer_id) => {

@@ -8,7 +8,7 @@ use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::sign_in_answers::{Method, answer};
 use crate::web::pages::{TOO_MANY_LOGINS, brand, require_csrf};
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
 use axum::extract::State;
@@ -65,7 +65,7 @@ pub async fn directory_login(
             brand: &brand(&state),
             csrf: &form.csrf,
             login: &form.login,
-            error: Some(error),
+            error: Some(tr(error)),
         };
         (status, render(&page)).into_response()
     };
@@ -98,14 +98,14 @@ pub async fn directory_login(
         // The reserved attempt is kept: it counts as a failure.
         SignIn::Refused => Ok(form_page(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "The user name or password is not right.",
+            "msg.wrong_directory_password",
         )),
         SignIn::Declined(Declined::Unavailable) => {
             // Nothing was checked: the attempt does not count.
             attempt.refund();
             Ok(form_page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "We cannot reach your company directory right now. Nothing was changed; please try again later.",
+                "msg.directory_unreachable",
             ))
         }
         other => {

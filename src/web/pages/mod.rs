@@ -29,7 +29,7 @@ pub use recovery::{
 pub use registration::{register, register_form, resend, resend_form};
 
 use crate::web::error::WebError;
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -41,9 +41,9 @@ fn too_many(state: &AppState, text: &'static str) -> Response {
     let window = state.limits.window().as_secs();
     let page = views::Notice {
         brand: &brand(state),
-        heading: "Please try again later",
-        text,
-        link: Some(("/login", "Back to sign in")),
+        heading: tr("msg.try_later"),
+        text: tr(text),
+        link: Some(("/login", tr("web.back_to_sign_in"))),
     };
     let mut response = (StatusCode::TOO_MANY_REQUESTS, render(&page)).into_response();
     if let Ok(value) = HeaderValue::from_str(&window.to_string()) {
@@ -52,16 +52,32 @@ fn too_many(state: &AppState, text: &'static str) -> Response {
     response
 }
 
-const TOO_MANY_LINKS: &str = "Too many requests with links that do not work came from your network. Wait a few minutes, then open the newest link you received.";
+// The "try again later" texts, by their key in the string catalogs.
+const TOO_MANY_LINKS: &str = "msg.too_many_links";
 
-const TOO_MANY_ACTIVATIONS: &str =
-    "Too many accounts were activated from your network. Wait a few minutes and try again.";
+const TOO_MANY_ACTIVATIONS: &str = "msg.too_many_activations";
 
-const TOO_MANY_REQUESTS: &str = "Too many requests for new accounts or links came from your network or for this address. Wait a few minutes and try again.";
+const TOO_MANY_REQUESTS: &str = "msg.too_many_requests";
 
-const TOO_MANY_LOGINS: &str = "Too many failed sign-ins. Wait a few minutes, then try again.";
+const TOO_MANY_LOGINS: &str = "msg.too_many_logins";
 
-const TOO_MANY_NEW: &str = "We are receiving very many requests for new accounts right now. Wait a few minutes and try again.";
+const TOO_MANY_NEW: &str = "msg.too_many_new";
+
+/// What is wrong with a new password, in the request's language.
+fn password_problem(problem: &crate::password::PasswordProblem) -> String {
+    use crate::password::PasswordProblem;
+    match problem {
+        PasswordProblem::Mismatch => tr("msg.password_mismatch"),
+        PasswordProblem::TooShort(min) => {
+            views::tr_with("msg.password_too_short", &[("min", &min.to_string())])
+        }
+        PasswordProblem::TooLong(max) => {
+            views::tr_with("msg.password_too_long", &[("max", &max.to_string())])
+        }
+        PasswordProblem::Common => tr("msg.password_common"),
+        PasswordProblem::ContainsAddress => tr("msg.password_contains_address"),
+    }
+}
 
 /// Refuses a POST whose CSRF value or origin does not check out.
 fn require_csrf(
@@ -86,10 +102,12 @@ fn require_csrf(
 /// The name shown in the page header. Services and their policies come
 /// from the registrar's current settings, which a reload may change.
 fn brand(state: &AppState) -> String {
-    state.registrar.settings().services.first().map_or_else(
-        || "Customer portal".to_owned(),
-        |service| service.name.clone(),
-    )
+    state
+        .registrar
+        .settings()
+        .services
+        .first()
+        .map_or_else(|| tr("web.default_brand"), |service| service.name.clone())
 }
 
 /// Whether any service offers "Create an account" on the portal.

@@ -10,7 +10,7 @@ use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{TOO_MANY_LINKS, brand, require_csrf, too_many};
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr, tr_with};
 use crate::web::{AppState, csrf};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -82,13 +82,11 @@ pub async fn opt_out(
     };
     match outcome {
         OptOut::Done { email } => {
-            let text = format!(
-                "We will never mail {email} again. If someone asked for an account with it, that request is deleted. If you change your mind, contact the help desk."
-            );
+            let text = tr_with("msg.opted_out_text", &[("email", &email)]);
             let page = views::Notice {
                 brand: &brand(&state),
-                heading: "Done: no more mail",
-                text: &text,
+                heading: tr("msg.opted_out"),
+                text,
                 link: None,
             };
             Ok(render(&page).into_response())
@@ -104,8 +102,8 @@ pub async fn opt_out(
 fn link_dead(state: &AppState) -> Response {
     let page = views::Notice {
         brand: &brand(state),
-        heading: "This link does not work",
-        text: "The link is unknown or too old. If you keep getting mail you did not ask for, contact the help desk.",
+        heading: tr("msg.opt_out_dead"),
+        text: tr("msg.opt_out_dead_text"),
         link: None,
     };
     (StatusCode::NOT_FOUND, render(&page)).into_response()

@@ -1,4 +1,4 @@
-//! "Forgot your password?" and "Email me a sign-in link": the forms that
+//! tr("msg.forgot_heading") and tr("msg.email_link_heading"): the forms that
 //! take an address (the same answer whatever its state; the limits of
 //! `/register` and `/resend`), and the pages the links open. GET shows a
 //! form and changes nothing; the POST with the CSRF value uses the link.
@@ -12,9 +12,10 @@ use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::registration::registration_limited;
 use crate::web::pages::sign_in_answers::{Method, answer, declined_page};
 use crate::web::pages::{
-    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, TOO_MANY_REQUESTS, brand, require_csrf, too_many,
+    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, TOO_MANY_REQUESTS, brand, password_problem, require_csrf,
+    too_many,
 };
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -37,20 +38,20 @@ impl Request {
         brand: &'a str,
         csrf: &'a str,
         email: &'a str,
-        error: Option<&'a str>,
+        error: Option<String>,
     ) -> views::EmailRequest<'a> {
         let (heading, intro, action, button) = match self {
             Request::Reset => (
-                "Forgot your password?",
-                "Enter the email address of your account. We will mail you a link to choose a new password.",
+                tr("msg.forgot_heading"),
+                tr("msg.forgot_intro"),
                 "/forgot",
-                "Send me a link",
+                tr("msg.forgot_button"),
             ),
             Request::SignInLink => (
-                "Email me a sign-in link",
-                "Enter the email address of your account. We will mail you a link that signs you in once, with no password.",
+                tr("msg.email_link_heading"),
+                tr("msg.email_link_intro"),
                 "/login/email",
-                "Email me a link",
+                tr("msg.email_link_button"),
             ),
         };
         views::EmailRequest {
@@ -143,35 +144,36 @@ async fn handle_request(
     }
     let Ok(address) = EmailAddress::parse(&form.email) else {
         let brand = brand(state);
-        let page = request.page(
-            &brand,
-            &form.csrf,
-            &form.email,
-            Some("Enter a valid email address, like name@example.com."),
-        );
+        let page = request.page(&brand, &form.csrf, &form.email, Some(tr("msg.enter_email")));
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
     if registration_limited(state, client, &address) {
         return Ok(too_many(state, TOO_MANY_REQUESTS));
     }
     let outcome = match request {
-        Request::Reset => state.registrar.request_password_reset(address).await?,
-        Request::SignInLink => state.registrar.request_sign_in_link(address).await?,
+        Request::Reset => {
+            state
+                .registrar
+                .request_password_reset(address, Some(views::language()))
+                .await?
+        }
+        Request::SignInLink => {
+            state
+                .registrar
+                .request_sign_in_link(address, Some(views::language()))
+                .await?
+        }
     };
     tracing::info!(event = "link_request", outcome);
     let text = match request {
-        Request::Reset => {
-            "If an account uses this address, a mail with a link to choose a new password is on its way. The link works once and expires soon."
-        }
-        Request::SignInLink => {
-            "If an account that may sign in by link uses this address, a mail with a sign-in link is on its way. The link works once and expires soon."
-        }
+        Request::Reset => tr("msg.reset_sent"),
+        Request::SignInLink => tr("msg.sign_in_link_sent"),
     };
     let page = views::Notice {
         brand: &brand(state),
-        heading: "Check your inbox",
+        heading: tr("msg.check_inbox"),
         text,
-        link: Some(("/login", "Back to sign in")),
+        link: Some(("/login", tr("web.back_to_sign_in"))),
     };
     Ok(render(&page).into_response())
 }
@@ -261,7 +263,7 @@ pub async fn reset(
             csrf: &form.csrf,
             token: &form.token,
             email: &holder.email,
-            error: Some(problem.to_string()),
+            error: Some(password_problem(&problem)),
             min_length: rules.min_length,
             max_length: rules.max_length,
         };

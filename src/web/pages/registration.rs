@@ -7,7 +7,7 @@ use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{TOO_MANY_NEW, TOO_MANY_REQUESTS, brand, require_csrf, too_many, ways};
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr};
 use crate::web::{AppState, csrf};
 use axum::Form;
 use axum::extract::{Query, State};
@@ -71,9 +71,9 @@ pub struct RegisterForm {
 pub(super) fn check_your_inbox(state: &AppState) -> Response {
     let page = views::Notice {
         brand: &brand(state),
-        heading: "Check your inbox",
-        text: "If this address can use the portal, a mail is on its way to it: a link to finish, or a note on how to sign in. Links expire, so use yours soon.",
-        link: Some(("/login", "Back to sign in")),
+        heading: tr("msg.check_inbox"),
+        text: tr("msg.check_inbox_text"),
+        link: Some(("/login", tr("web.back_to_sign_in"))),
     };
     render(&page).into_response()
 }
@@ -118,11 +118,11 @@ pub async fn register(
     let name = CustomerName::parse(&form.name);
     let address = EmailAddress::parse(&form.email);
     let error = match (&name, &address) {
-        (None, _) => Some("Enter your name."),
-        (_, Err(_)) => Some("Enter a valid email address, like name@example.com."),
+        (None, _) => Some(tr("msg.enter_name")),
+        (_, Err(_)) => Some(tr("msg.enter_email")),
         _ => None,
     };
-    let (Some(name), Ok(address), None) = (name, address, error) else {
+    let (Some(name), Ok(address), None) = (name, address, error.clone()) else {
         let page = views::Register {
             brand: &brand(&state),
             csrf: &form.csrf,
@@ -139,7 +139,13 @@ pub async fn register(
     }
     let decision = state
         .registrar
-        .from_portal(&service, address, Some(name), client.network)
+        .from_portal(
+            &service,
+            address,
+            Some(name),
+            client.network,
+            Some(views::language()),
+        )
         .await?;
     tracing::info!(
         event = "portal_registration",
@@ -196,14 +202,17 @@ pub async fn resend(
             brand: &brand(&state),
             csrf: &form.csrf,
             email: &form.email,
-            error: Some("Enter a valid email address, like name@example.com."),
+            error: Some(tr("msg.enter_email")),
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
     if registration_limited(&state, &client, &address) {
         return Ok(too_many(&state, TOO_MANY_REQUESTS));
     }
-    let decision = state.registrar.resend(address, client.network).await?;
+    let decision = state
+        .registrar
+        .resend(address, client.network, Some(views::language()))
+        .await?;
     tracing::info!(
         event = "resend",
         outcome = decision.as_ref().map_or("ignore", |d| d.name()),

@@ -7,7 +7,7 @@ use crate::policy::RefuseReason;
 use crate::registration::{Declined, SignIn};
 use crate::web::error::WebError;
 use crate::web::pages::brand;
-use crate::web::views::{self, render};
+use crate::web::views::{self, render, tr, tr_with};
 use crate::web::{AppState, session};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -23,11 +23,11 @@ pub enum Method {
 }
 
 impl Method {
-    fn provider(self) -> &'static str {
+    fn provider(self) -> String {
         match self {
-            Method::Google => "Google",
-            Method::Directory => "your company directory",
-            Method::EmailLink | Method::ResetLink => "the portal",
+            Method::Google => tr("msg.provider_google"),
+            Method::Directory => tr("msg.provider_directory"),
+            Method::EmailLink | Method::ResetLink => tr("msg.provider_portal"),
         }
     }
 
@@ -59,8 +59,8 @@ pub fn answer(state: &AppState, jar: CookieJar, method: Method, outcome: SignIn)
                 refusal(
                     state,
                     StatusCode::FORBIDDEN,
-                    "This account is disabled",
-                    "Contact support if you think this is a mistake.",
+                    tr("msg.disabled_heading"),
+                    tr("msg.contact_support"),
                 ),
             )
                 .into_response()
@@ -70,8 +70,8 @@ pub fn answer(state: &AppState, jar: CookieJar, method: Method, outcome: SignIn)
             refusal(
                 state,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "You are not signed in",
-                "The sign-in did not succeed. Nothing was changed; try again.",
+                tr("msg.not_signed_in"),
+                tr("msg.not_signed_in_text"),
             ),
         )
             .into_response(),
@@ -84,87 +84,61 @@ pub fn answer(state: &AppState, jar: CookieJar, method: Method, outcome: SignIn)
 /// The page for a declined sign-in.
 pub fn declined_page(state: &AppState, method: Method, declined: Declined) -> Response {
     tracing::info!(event = "sign_in_declined", reason = ?declined);
-    let (status, heading, text): (StatusCode, &str, String) = match declined {
+    let (status, heading, text): (StatusCode, String, String) = match declined {
         Declined::NotConfigured => (
             StatusCode::NOT_FOUND,
-            "This way of signing in is not offered",
-            "Use another way to sign in.".into(),
+            tr("msg.not_offered"),
+            tr("msg.not_offered_text"),
         ),
         Declined::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again later",
-            format!(
-                "We cannot reach {} right now. Nothing was changed; try again in a few minutes.",
-                method.provider()
-            ),
+            tr("msg.try_later"),
+            tr_with("msg.unreachable", &[("provider", &method.provider())]),
         ),
         Declined::Invalid => (
             StatusCode::BAD_REQUEST,
-            "This sign-in could not be completed",
-            "It took too long, was already used, or did not come back the way it was sent. \
-             Nothing was changed. Start again from the sign-in page."
-                .into(),
+            tr("msg.incomplete"),
+            tr("msg.incomplete_text"),
         ),
         Declined::EmailNotVerified => (
             StatusCode::FORBIDDEN,
-            "Your email address is not verified",
-            format!(
-                "{} does not confirm that the email address of this account is yours. \
-                 Verify it there, or sign in another way.",
-                method.provider()
-            ),
+            tr("msg.not_verified"),
+            tr_with("msg.not_verified_text", &[("provider", &method.provider())]),
         ),
         Declined::NotInGroup => (
             StatusCode::FORBIDDEN,
-            "Your company account cannot use the portal",
-            "Your account is not in the group allowed to use the portal. \
-             Ask your IT department for access."
-                .into(),
+            tr("msg.not_in_group"),
+            tr("msg.not_in_group_text"),
         ),
         Declined::NoEmail => (
             StatusCode::FORBIDDEN,
-            "Your account has no email address",
-            format!(
-                "{} did not give us an email address for your account, and the portal needs one. \
-                 Sign in another way.",
-                method.provider()
-            ),
+            tr("msg.no_email"),
+            tr_with("msg.no_email_text", &[("provider", &method.provider())]),
         ),
         Declined::NotAllowed(reason) => (
             StatusCode::FORBIDDEN,
-            "This address cannot use the portal",
+            tr("msg.not_allowed"),
             match reason {
-                RefuseReason::DomainNotAllowed => {
-                    "The portal is open only to the companies this help desk serves, and this \
-                     address belongs to none of them. Use your company address, or contact support."
-                }
-                RefuseReason::Denied => {
-                    "This address may not use the portal. Contact support if you think this is a mistake."
-                }
-                _ => {
-                    "This way of signing in is not open for this address. \
-                     Use another way to sign in, or contact support."
-                }
-            }
-            .into(),
+                RefuseReason::DomainNotAllowed => tr("msg.domain_not_allowed"),
+                RefuseReason::Denied => tr("msg.denied"),
+                _ => tr("msg.channel_closed"),
+            },
         ),
         Declined::DeadLink => (
             StatusCode::NOT_FOUND,
-            "This link no longer works",
-            "Links to sign in or to choose a new password work once and expire soon. \
-             This one is unknown, expired or already used. Ask for a new one."
-                .into(),
+            tr("msg.dead_link"),
+            tr("msg.dead_link_text"),
         ),
     };
-    refusal(state, status, heading, &text)
+    refusal(state, status, heading, text)
 }
 
-fn refusal(state: &AppState, status: StatusCode, heading: &str, text: &str) -> Response {
+fn refusal(state: &AppState, status: StatusCode, heading: String, text: String) -> Response {
     let page = views::Notice {
         brand: &brand(state),
         heading,
         text,
-        link: Some(("/login", "Back to sign in")),
+        link: Some(("/login", tr("web.back_to_sign_in"))),
     };
     (status, render(&page)).into_response()
 }

@@ -307,12 +307,11 @@ impl TestApp {
         self.cli_with("", args).await
     }
 
-    /// `cli` with `extra` TOML appended to its config file (say a
-    /// `[[webhooks]]` table).
+    /// `cli`, with `extra` TOML (whole sections) added to its config file.
     pub async fn cli_with(&self, extra: &str, args: &[&str]) -> CliOutput {
         let config = self.dir.path().join("cli.toml");
         let text = format!(
-            "[store]\npath = {:?}\n\n[http]\npublic_url = {:?}\n\n[outbound]\nrelay = {:?}\n{extra}",
+            "[store]\npath = {:?}\n\n[http]\npublic_url = {:?}\n\n[outbound]\nrelay = {:?}\n\n{extra}",
             self.db_path.display().to_string(),
             self.settings.http.public_url.as_str(),
             format!("smtp://{}", self.relay.addr()),

@@ -1,8 +1,11 @@
 //! `CaptureRelay`: a small real SMTP server on 127.0.0.1:0 that records every
 //! message it accepts and wakes waiters. It can be told to answer `451` to
-//! every MAIL, to exercise retries.
+//! every MAIL, to exercise retries, or to give chosen answers to the next
+//! MAIL, RCPT or end of DATA (`answer_next`), as a real relay refusing or
+//! deferring a message would.
 
 use super::DEADLINE;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,11 +21,33 @@ pub struct Captured {
     pub data: Vec<u8>,
 }
 
+/// Where in a transaction a chosen answer is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Mail,
+    Rcpt,
+    /// The answer to the message itself, after its final dot.
+    Data,
+}
+
 #[derive(Default)]
 struct Shared {
     mails: Mutex<Vec<Captured>>,
     arrived: Notify,
     failing: AtomicBool,
+    /// Chosen answers, each used once, in order, at its stage.
+    script: Mutex<VecDeque<(Stage, String)>>,
+}
+
+impl Shared {
+    /// The next chosen answer for `stage`, if one is waiting.
+    fn scripted(&self, stage: Stage) -> Option<Vec<u8>> {
+        let mut script = self.script.lock().expect("relay lock");
+        let at = script.iter().position(|(s, _)| *s == stage)?;
+        script
+            .remove(at)
+            .map(|(_, reply)| format!("{reply}\r\n").into_bytes())
+    }
 }
 
 #[derive(Clone)]
@@ -52,6 +77,17 @@ impl CaptureRelay {
     /// While failing, every MAIL is answered `451`.
     pub fn set_failing(&self, failing: bool) {
         self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Answers the next command at `stage` with `reply` (a whole reply
+    /// line, like `451 4.3.0 try later`) instead of accepting it; a refused
+    /// message is not recorded.
+    pub fn answer_next(&self, stage: Stage, reply: &str) {
+        self.shared
+            .script
+            .lock()
+            .expect("relay lock")
+            .push_back((stage, reply.to_owned()));
     }
 
     /// Everything received so far.
@@ -102,6 +138,7 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
         let upper = text.to_ascii_uppercase();
+        let scripted;
         let answer: &[u8] = if upper.starts_with("EHLO") {
             b"250-capture.test\r\n250 8BITMIME\r\n"
         } else if upper.starts_with("HELO")
@@ -115,15 +152,23 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
             };
             b"250 OK\r\n"
         } else if upper.starts_with("MAIL FROM:") {
-            if shared.failing.load(Ordering::SeqCst) {
+            if let Some(reply) = shared.scripted(Stage::Mail) {
+                scripted = reply;
+                &scripted
+            } else if shared.failing.load(Ordering::SeqCst) {
                 b"451 4.3.0 try again later\r\n"
             } else {
                 current.mail_from = address_of(&text[10..]);
                 b"250 OK\r\n"
             }
         } else if upper.starts_with("RCPT TO:") {
-            current.rcpt_to.push(address_of(&text[8..]));
-            b"250 OK\r\n"
+            if let Some(reply) = shared.scripted(Stage::Rcpt) {
+                scripted = reply;
+                &scripted
+            } else {
+                current.rcpt_to.push(address_of(&text[8..]));
+                b"250 OK\r\n"
+            }
         } else if upper == "DATA" {
             if write.write_all(b"354 go ahead\r\n").await.is_err() {
                 return;
@@ -144,6 +189,13 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                     &line[..]
                 };
                 data.extend_from_slice(unstuffed);
+            }
+            if let Some(reply) = shared.scripted(Stage::Data) {
+                scripted = reply;
+                if write.write_all(&scripted).await.is_err() {
+                    return;
+                }
+                continue;
             }
             current.data = data;
             shared
