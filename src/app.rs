@@ -1,17 +1,20 @@
-//! `Application`: binds both listeners, opens the store and starts every
-//! component; `run_until_stopped` serves until shutdown.
+//! `Application`: binds both listeners, takes the database's lock, opens the
+//! store and starts every component, all reporting to one metrics registry;
+//! `run_until_stopped` serves until shutdown.
 //!
 //! Listeners may be bound to port 0 (tests); the bound addresses are read back
 //! with `smtp_addr` and `http_addr`. A `public_url` whose port is 0 follows the
 //! HTTP port actually bound, so links in mail work in tests too.
 
 use crate::mailer::Mailer;
+use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::registration::{Purged, Registrar};
 use crate::settings::{LiveSettings, Settings};
 use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
 use crate::store::Store;
+use crate::store::lock::DatabaseLock;
 use crate::web::{self, AppState};
 use anyhow::Context as _;
 use std::net::SocketAddr;
@@ -27,6 +30,9 @@ pub struct Application {
     state: AppState,
     outbox: OutboxWorker,
     shutdown: Shutdown,
+    /// Held until the daemon stops: no second daemon, and no restore, on
+    /// this database meanwhile.
+    lock: DatabaseLock,
 }
 
 impl Application {
@@ -35,8 +41,8 @@ impl Application {
     /// `run_until_stopped`; connections wait in the listen queue.
     ///
     /// # Errors
-    /// Fails when a listener cannot be bound, or the store or the mail
-    /// transport cannot be set up.
+    /// Fails when a listener cannot be bound, another process holds the
+    /// database, or the store or the mail transport cannot be set up.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         let smtp_listener = std::net::TcpListener::bind(settings.smtp.listen)
             .with_context(|| format!("failed to bind SMTP to {}", settings.smtp.listen))?;
@@ -50,10 +56,21 @@ impl Application {
         }
         let settings = Arc::new(settings);
 
-        let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+        let lock = DatabaseLock::acquire(&settings.store.path)?;
+        let metrics = Metrics::new();
+        let store = Store::open(
+            &settings.store.path,
+            settings.store.max_batch,
+            metrics.clone(),
+        )?;
         let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
         let wake = Arc::new(Notify::new());
-        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake));
+        let registrar = Registrar::new(
+            Arc::clone(&settings),
+            store.clone(),
+            Arc::clone(&wake),
+            metrics.clone(),
+        );
         let shutdown = Shutdown::new();
 
         let smtp = SmtpServer::new(
@@ -61,10 +78,11 @@ impl Application {
             registrar.live_settings().clone(),
             RegistrarIntake::new(registrar.clone()),
             shutdown.clone(),
+            metrics.clone(),
         )?;
         let smtp_addr = smtp.local_addr()?;
 
-        let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake);
+        let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake, metrics);
         let state = AppState::new(registrar, Arc::clone(&settings))?;
         tracing::info!(smtp.addr = %smtp_addr, http.addr = %http_addr, "listening");
         Ok(Self {
@@ -75,6 +93,7 @@ impl Application {
             state,
             outbox,
             shutdown,
+            lock,
         })
     }
 
@@ -124,6 +143,7 @@ impl Application {
             state,
             outbox,
             shutdown,
+            lock,
             ..
         } = self;
         let smtp = tokio::spawn(smtp.run());
@@ -140,6 +160,8 @@ impl Application {
         if let Err(error) = purge.await {
             tracing::error!(error.message = %error, "the purge job failed");
         }
+        // Every task has stopped: the database is free for a restore.
+        drop(lock);
         served.context("the HTTP server failed")
     }
 }

@@ -1,13 +1,14 @@
 //! The `registrar` command line: `serve` (the default) runs the daemon
 //! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
 //! `check-config` prints the effective settings with secrets redacted,
-//! `invite`, `link` and `customers` are the operator's commands (`operator`),
-//! `replay` runs fixtures through the real pipeline, and `explain` shows the
-//! decision for one message rule by rule.
+//! `invite`, `link`, `customers`, `backup` and `restore` are the operator's
+//! commands (`operator`), `replay` runs fixtures through the real pipeline,
+//! and `explain` shows the decision for one message rule by rule.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use registrar::app::Application;
+use registrar::telemetry::LogFormat;
 use registrar::{operator, settings, shutdown, telemetry};
 use std::path::PathBuf;
 
@@ -44,11 +45,16 @@ enum Command {
     /// Print a fresh activation link for a pending customer, to hand over;
     /// the previous link stops working.
     Link { email: String },
-    /// List, show, disable or enable customers.
+    /// List, show, disable, enable, export or erase customers.
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Copy the database to FILE while the daemon runs, and check the copy.
+    Backup { file: PathBuf },
+    /// Replace the database with the backup FILE (checked first); refuses
+    /// while the daemon runs.
+    Restore { file: PathBuf },
     /// Run .eml files through the real pipeline and print each decision.
     Replay(registrar::replay::Args),
     /// Show the decision for one message, with every rule checked.
@@ -89,6 +95,12 @@ enum CustomersCommand {
     Disable { email: String },
     /// Enable an account again.
     Enable { email: String },
+    /// Print everything kept about an address as JSON (a data-protection
+    /// request).
+    Export { email: String },
+    /// Erase an address: account, tokens, sessions, stored mail and replies;
+    /// its decisions stay, anonymised.
+    Erase { email: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -111,9 +123,21 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Show { email } => op.show(&email),
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
+            CustomersCommand::Export { email } => op.export(&email),
+            CustomersCommand::Erase { email } => op.erase(&email),
         }),
+        Command::Backup { file } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::backup(&settings, &file)?);
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::restore(&settings, &file)?);
+            Ok(())
+        }
         Command::Replay(args) => {
-            telemetry::init("warn", std::io::stderr);
+            telemetry::init("warn", LogFormat::Text, std::io::stderr);
             registrar::replay::command(cli.config.as_deref(), args)
         }
         Command::Explain {
@@ -150,8 +174,8 @@ fn operate(
 }
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    telemetry::init("info", std::io::stdout);
     let settings = settings::load(config.as_deref())?;
+    telemetry::init("info", settings.log.format, std::io::stdout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("registrar")
@@ -185,7 +209,7 @@ fn explain(
     config: Option<PathBuf>,
     request: &registrar::explain::ExplainRequest,
 ) -> anyhow::Result<()> {
-    telemetry::init("warn", std::io::stderr);
+    telemetry::init("warn", LogFormat::Text, std::io::stderr);
     let settings = settings::load(config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

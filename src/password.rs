@@ -14,13 +14,14 @@
 //! never locks anyone out.
 
 use crate::domain::EmailAddress;
+use crate::metrics::Metrics;
 use crate::settings::PasswordSettings;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
-use tokio::sync::Semaphore;
+use std::time::Instant;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use unicode_normalization::UnicodeNormalization as _;
 
 /// Why a new password is not accepted; each variant is a message for the form.
@@ -115,17 +116,18 @@ pub struct PasswordHasher {
     /// when the account is unknown so a failed login takes as long whether or
     /// not the account exists. Computed on first use, off the async workers.
     dummy: Arc<OnceLock<String>>,
-    /// Hashes computed (not verifications), for `/metrics`.
-    computed: Arc<AtomicU64>,
+    /// The queue for a slot and the time of each hash, for `/metrics`.
+    metrics: Metrics,
 }
 
 impl PasswordHasher {
-    /// A hasher with the configured argon2id cost and concurrency.
+    /// A hasher with the configured argon2id cost and concurrency,
+    /// reporting its queue and hash times to `metrics`.
     ///
     /// # Errors
     /// When argon2 refuses the parameters (settings validation keeps them
     /// within argon2's range).
-    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &PasswordSettings, metrics: Metrics) -> anyhow::Result<Self> {
         let params = Params::new(
             settings.argon2_memory_kib,
             settings.argon2_iterations,
@@ -137,7 +139,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes.max(1))),
             params,
             dummy: Arc::new(OnceLock::new()),
-            computed: Arc::new(AtomicU64::new(0)),
+            metrics,
         })
     }
 
@@ -145,9 +147,10 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Hashes computed since start.
-    pub fn hashes_computed(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
+    /// Waits for a slot, counted in the queue while it waits.
+    async fn slot(&self) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
+        let _waiting = self.metrics.password_waiting();
+        self.permits.acquire().await
     }
 
     /// Hashes a password (NFKC-normalized) to a PHC string (argon2id, random
@@ -156,17 +159,9 @@ impl PasswordHasher {
     /// # Errors
     /// Fails only if argon2 or the blocking pool fails.
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
-        let argon2 = self.argon2();
-        let computed = Arc::clone(&self.computed);
-        tokio::task::spawn_blocking(move || {
-            computed.fetch_add(1, Ordering::Relaxed);
-            argon2
-                .hash_password(normalize(password.expose_secret()).as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
-        })
-        .await?
+        let _permit = self.slot().await?;
+        let hasher = self.clone();
+        tokio::task::spawn_blocking(move || hasher.hash_blocking(password.expose_secret())).await?
     }
 
     /// `hash` for threads outside the runtime (benchmarks, tools); not
@@ -175,23 +170,27 @@ impl PasswordHasher {
     /// # Errors
     /// Fails only if argon2 fails.
     pub fn hash_blocking(&self, password: &str) -> anyhow::Result<String> {
-        self.computed.fetch_add(1, Ordering::Relaxed);
-        self.argon2()
+        let started = Instant::now();
+        let hashed = self
+            .argon2()
             .hash_password(normalize(password).as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
+            .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"));
+        self.metrics.password_hashed("hash", started.elapsed());
+        hashed
     }
 
     /// Verifies a password against a stored PHC string (with the parameters
     /// it records); with no stored hash, verifies against a dummy at the
     /// configured cost so the time taken gives nothing away.
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else {
+        let Ok(_permit) = self.slot().await else {
             return false;
         };
         let known = stored.is_some();
         let argon2 = self.argon2();
         let dummy = Arc::clone(&self.dummy);
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let hash = stored.unwrap_or_else(|| {
                 dummy
@@ -204,12 +203,14 @@ impl PasswordHasher {
                     })
                     .clone()
             });
+            let started = Instant::now();
             let matches = argon2
                 .verify_password(
                     normalize(password.expose_secret()).as_bytes(),
                     hash.as_str(),
                 )
                 .is_ok();
+            metrics.password_hashed("verify", started.elapsed());
             matches && known
         })
         .await
@@ -329,7 +330,8 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_are_argon2id_at_the_configured_cost() {
-        let hasher = PasswordHasher::new(&rules()).expect("valid parameters");
+        let metrics = Metrics::new();
+        let hasher = PasswordHasher::new(&rules(), metrics.clone()).expect("valid parameters");
         let hash = hasher
             .hash(SecretString::from("correct horse battery"))
             .await
@@ -352,12 +354,20 @@ mod tests {
                 .await
         );
         assert!(!hasher.verify(SecretString::from("anything"), None).await);
-        assert_eq!(hasher.hashes_computed(), 1);
+        let text = metrics.encode();
+        assert!(
+            text.contains("registrar_password_hash_seconds_count{operation=\"hash\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("registrar_password_queue 0"), "{text}");
 
-        let stronger = PasswordHasher::new(&PasswordSettings {
-            argon2_iterations: 3,
-            ..rules()
-        })
+        let stronger = PasswordHasher::new(
+            &PasswordSettings {
+                argon2_iterations: 3,
+                ..rules()
+            },
+            Metrics::new(),
+        )
         .expect("valid parameters");
         let hash = stronger
             .hash(SecretString::from("caf\u{e9} correct horse"))

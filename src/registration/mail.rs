@@ -223,21 +223,24 @@ impl Registrar {
         answers: MailAnswers,
     ) -> Result<MailOutcome, RegistrationError> {
         let auth = if self.needs_sender_auth(service, &message) {
-            self.sender_auth
+            let verdict = self
+                .sender_auth
                 .verify(&service.policy.sender_auth, &message, &raw)
-                .await
+                .await;
+            self.observe_sender_auth(&service.policy.sender_auth, &verdict);
+            verdict
         } else {
             AuthVerdict::Off
         };
         let settings = self.settings();
-        let service = service.clone();
+        let owned = service.clone();
         let outcome = self
             .store
             .write(move |conn| {
                 decide_mail(
                     conn,
                     &settings,
-                    &service,
+                    &owned,
                     &message,
                     &auth,
                     &raw,
@@ -246,6 +249,7 @@ impl Registrar {
                 )
             })
             .await?;
+        self.observe_mail(&service.id, &outcome);
         self.wake_outbox_for(&outcome);
         Ok(outcome)
     }

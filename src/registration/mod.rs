@@ -8,7 +8,9 @@
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
-//! `observe` (health and counters) and `error`.
+//! `observe` (health, readiness, the metrics text and the counting of
+//! decisions) and `error`. `data_protection` exports and erases what is
+//! kept about one address.
 //!
 //! A use case writes a decision with all its consequences (inbound record,
 //! customer, token hash, outbox row) in one transaction, so a caller that
@@ -17,6 +19,7 @@
 //! handed in (`MailAnswers`).
 
 mod activation;
+mod data_protection;
 mod decide;
 mod error;
 mod facts;
@@ -28,13 +31,16 @@ mod portal;
 mod sign_in;
 
 pub use activation::PendingCustomer;
+pub use data_protection::{Erased, Export};
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};
-pub use observe::Counters;
+pub use observe::{Health, LISTENERS};
 pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
 pub use sign_in::{Account, Proof, SignIn};
 
+use crate::metrics::Metrics;
+use crate::registration::observe::WriteProbe;
 use crate::sender_auth::SenderAuthenticator;
 use crate::settings::{LiveSettings, Settings};
 use crate::store::Store;
@@ -51,17 +57,29 @@ pub struct Registrar {
     outbox_wake: Arc<Notify>,
     /// Verifies senders before the store transaction (DNS for `dmarc`).
     sender_auth: Arc<SenderAuthenticator>,
+    /// What the use cases count.
+    metrics: Metrics,
+    /// The last answer of `/healthz`'s write probe.
+    write_probe: Arc<WriteProbe>,
 }
 
 impl Registrar {
-    /// Builds the registrar and its sender authenticator.
-    pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
+    /// Builds the registrar and its sender authenticator; the use cases
+    /// report to `metrics`.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        outbox_wake: Arc<Notify>,
+        metrics: Metrics,
+    ) -> Self {
         let sender_auth = Arc::new(sender_authenticator(&settings, true));
         Self {
             settings: LiveSettings::new(Settings::clone(&settings)),
             store,
             outbox_wake,
             sender_auth,
+            metrics,
+            write_probe: observe::write_probe(),
         }
     }
 

@@ -99,6 +99,7 @@ impl Registrar {
                 )
             })
             .await?;
+        self.observe_decision(Channel::Portal, &decision, false);
         if decision.sends_mail() {
             self.outbox_wake.notify_one();
         }
@@ -122,6 +123,9 @@ impl Registrar {
             .store
             .write(move |conn| resend_tx(conn, &settings, &address, store::now()))
             .await?;
+        if let Some(decided) = &decision {
+            self.observe_decision(Channel::Resend, decided, false);
+        }
         if decision.as_ref().is_some_and(Decision::sends_mail) {
             self.outbox_wake.notify_one();
         }

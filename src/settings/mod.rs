@@ -14,13 +14,14 @@ mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawCompany, RawHttp, RawOutbound, RawPassword, RawPolicy, RawRateLimits,
+    RawActivation, RawCompany, RawHttp, RawLog, RawOutbound, RawPassword, RawPolicy, RawRateLimits,
     RawSenderAuth, RawService, RawSession, RawSettings, RawSmtp, RawStore,
 };
 
 use crate::domain::{EmailAddress, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
+use crate::telemetry::LogFormat;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -43,7 +44,15 @@ pub struct Settings {
     pub session: SessionSettings,
     pub rate_limits: RateLimitSettings,
     pub sender_auth: SenderAuthSettings,
+    pub log: LogSettings,
     pub services: Vec<Service>,
+}
+
+/// How the daemon writes its log (`serve` only; the tools log text to
+/// stderr).
+#[derive(Debug, Clone, Copy)]
+pub struct LogSettings {
+    pub format: LogFormat,
 }
 
 /// How the `dmarc` sender-authentication mode reaches DNS.
@@ -149,6 +158,9 @@ pub struct OutboundSettings {
     pub retry_max: Duration,
     pub max_attempts: u32,
     pub poll_interval: Duration,
+    /// `/healthz` answers `503` once the oldest queued reply has waited
+    /// longer than this.
+    pub max_queue_age: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -19,7 +19,15 @@ pub struct RawSettings {
     pub policy: RawPolicy,
     #[serde(default)]
     pub sender_auth: RawSenderAuth,
+    pub log: RawLog,
     pub services: Vec<RawService>,
+}
+
+/// How the daemon writes its log.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: String,
 }
 
 /// DNS for the `dmarc` sender-authentication mode.
@@ -95,6 +103,7 @@ pub struct RawOutbound {
     pub retry_max_secs: u64,
     pub max_attempts: u32,
     pub poll_secs: u64,
+    pub max_queue_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

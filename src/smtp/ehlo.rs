@@ -30,6 +30,7 @@ impl<I: Intake> Session<I> {
         let smtp = self.context.smtp();
         let starttls = self.context.tls.is_some() && !self.tls_active;
         let lines = answer::ehlo(&smtp.hostname, smtp.max_message_bytes, starttls);
+        self.context.metrics.smtp_reply(250);
         self.write(&lines).await
     }
 

@@ -10,6 +10,7 @@
 //! sequence. The facts of a session (the client's name, the open
 //! transaction) are fields here, owned by the session alone.
 
+use crate::metrics::Metrics;
 use crate::settings::{LiveSettings, Settings, SmtpSettings};
 use crate::shutdown::Shutdown;
 use crate::smtp::answer;
@@ -37,10 +38,17 @@ pub struct SessionContext {
     pub tls: Option<TlsAcceptor>,
     pub engine: SessionBuilder,
     pub shutdown: Shutdown,
+    /// Counts every reply sent.
+    pub metrics: Metrics,
 }
 
 impl SessionContext {
-    pub fn new(live: LiveSettings, tls: Option<TlsAcceptor>, shutdown: Shutdown) -> Self {
+    pub fn new(
+        live: LiveSettings,
+        tls: Option<TlsAcceptor>,
+        shutdown: Shutdown,
+        metrics: Metrics,
+    ) -> Self {
         let settings = live.current();
         let engine = engine::builder(&settings.smtp.hostname, tls.is_some());
         Self {
@@ -49,6 +57,7 @@ impl SessionContext {
             tls,
             engine,
             shutdown,
+            metrics,
         }
     }
 
@@ -125,6 +134,7 @@ impl<I: Intake> Session<I> {
         if let End::Reply(reply) = &end {
             tracing::debug!(smtp.code = reply.code, smtp.reply = %reply.text, "closing the session");
             let deadline = Instant::now() + Duration::from_secs(5);
+            self.context.metrics.smtp_reply(reply.code);
             let _ = self.conn.write(&answer::render(reply), deadline).await;
         }
         self.conn.close().await;
@@ -268,6 +278,7 @@ impl<I: Intake> Session<I> {
     }
 
     pub(super) async fn send(&mut self, reply: &SmtpReply) -> Result<(), End> {
+        self.context.metrics.smtp_reply(reply.code);
         self.write(&answer::render(reply)).await
     }
 

@@ -9,7 +9,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_portal.sql"),
     include_str!("migrations/0003_decisions_by_service.sql"),
     include_str!("migrations/0004_bounded_intake.sql"),
+    include_str!("migrations/0005_operations.sql"),
 ];
+
+/// The schema version this binary migrates to.
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}
 
 /// Applies the migrations this database has not seen, each in its own
 /// transaction.

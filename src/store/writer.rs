@@ -6,10 +6,12 @@
 //! instead of queueing for one each, and no caller hears "done" before its
 //! rows are durable.
 
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Called after the commit with its result.
@@ -88,15 +90,22 @@ pub(super) fn spawn(
     conn: Connection,
     max_batch: usize,
     stats: Arc<WriterStats>,
+    metrics: Metrics,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, receiver, max_batch, &stats))?;
+        .spawn(move || run(conn, receiver, max_batch, &stats, &metrics))?;
     Ok(sender)
 }
 
-fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+fn run(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    stats: &WriterStats,
+    metrics: &Metrics,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -107,9 +116,11 @@ fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats
             }
         }
         let size = batch.len();
+        let started = Instant::now();
         let (finishers, commit) = commit_batch(&conn, batch.drain(..));
         if commit.is_ok() {
             stats.record(size);
+            metrics.group_commit(size, started.elapsed());
         }
         for finish in finishers {
             finish(commit.clone());

@@ -7,6 +7,7 @@
 //! limits of `policy` still hold across restarts. The table is bounded: when
 //! it is full, stale keys are dropped, and if none are stale it starts over.
 
+use crate::metrics::Metrics;
 use crate::settings::RateLimitSettings;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -32,17 +33,34 @@ pub enum Kind {
     ActivationIp,
 }
 
+impl Kind {
+    /// The limit's stable name (its setting's), as the metrics count it.
+    pub fn limit(self) -> &'static str {
+        match self {
+            Kind::RegistrationIp => "registrations_per_ip",
+            Kind::RegistrationAddress => "registrations_per_address",
+            Kind::FailedLoginAccount => "failed_logins_per_account",
+            Kind::FailedLoginIp => "failed_logins_per_ip",
+            Kind::InvalidTokenIp => "invalid_tokens_per_ip",
+            Kind::ActivationIp => "activations_per_ip",
+        }
+    }
+}
+
 /// The web side's rate limits.
 pub struct WebLimits {
     settings: RateLimitSettings,
     events: Mutex<HashMap<(Kind, String), VecDeque<Instant>>>,
+    /// Counts every request a limit stops.
+    metrics: Metrics,
 }
 
 impl WebLimits {
-    pub fn new(settings: RateLimitSettings) -> Self {
+    pub fn new(settings: RateLimitSettings, metrics: Metrics) -> Self {
         Self {
             settings,
             events: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -63,17 +81,22 @@ impl WebLimits {
         usize::try_from(limit).unwrap_or(usize::MAX)
     }
 
-    /// True when `key` has used up its allowance of `kind` in the window.
+    /// True when `key` has used up its allowance of `kind` in the window
+    /// (the caller then refuses the request, so this counts a hit).
     pub fn exhausted(&self, kind: Kind, key: &str) -> bool {
         let now = Instant::now();
         let window = self.settings.window;
         let mut events = self.lock();
-        events
+        let exhausted = events
             .get_mut(&(kind, key.to_owned()))
             .is_some_and(|times| {
                 prune(times, now, window);
                 times.len() >= self.limit(kind)
-            })
+            });
+        if exhausted {
+            self.metrics.rate_limit_hit(kind.limit());
+        }
+        exhausted
     }
 
     /// Counts one event of `kind` for `key`.
@@ -135,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_key_is_limited_after_its_allowance_and_others_are_not() {
-        let limits = WebLimits::new(settings());
+        let limits = WebLimits::new(settings(), Metrics::new());
         assert!(!limits.exhausted(Kind::RegistrationIp, "192.0.2.1"));
         limits.record(Kind::RegistrationIp, "192.0.2.1");
         assert!(!limits.exhausted(Kind::RegistrationIp, "192.0.2.1"));
@@ -147,10 +170,13 @@ mod tests {
 
     #[test]
     fn events_older_than_the_window_no_longer_count() {
-        let limits = WebLimits::new(RateLimitSettings {
-            window: Duration::ZERO,
-            ..settings()
-        });
+        let limits = WebLimits::new(
+            RateLimitSettings {
+                window: Duration::ZERO,
+                ..settings()
+            },
+            Metrics::new(),
+        );
         limits.record(Kind::RegistrationAddress, "a@example.com");
         assert!(!limits.exhausted(Kind::RegistrationAddress, "a@example.com"));
     }

@@ -1,6 +1,6 @@
 //! The HTTP side: activation page, sign-in, portal, "Create an account",
-//! "send me a new link", `/healthz` and `/metrics`. The only module that
-//! knows axum.
+//! "send me a new link", and what operators and machines fetch (`/healthz`,
+//! `/readyz`, `/metrics`). The only module that knows axum.
 //!
 //! GET and HEAD never change state: mail scanners fetch links and even run
 //! their JavaScript. Every POST carries a CSRF token and passes an origin
@@ -51,10 +51,13 @@ impl AppState {
     /// When the argon2 parameters are refused.
     pub fn new(registrar: Registrar, settings: Arc<Settings>) -> anyhow::Result<Self> {
         Ok(Self {
-            registrar,
-            hasher: PasswordHasher::new(&settings.password)?,
+            hasher: PasswordHasher::new(&settings.password, registrar.metrics().clone())?,
             secure_cookies: settings.http.public_url.scheme() == "https",
-            limits: Arc::new(limits::WebLimits::new(settings.rate_limits.clone())),
+            limits: Arc::new(limits::WebLimits::new(
+                settings.rate_limits.clone(),
+                registrar.metrics().clone(),
+            )),
+            registrar,
             activating: Arc::new(Mutex::new(HashSet::new())),
             settings,
         })
@@ -72,8 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/portal", get(pages::portal))
         .route("/register", get(pages::register_form).post(pages::register))
         .route("/resend", get(pages::resend_form).post(pages::resend))
-        .route("/healthz", get(pages::healthz))
-        .route("/metrics", get(pages::metrics))
+        .merge(pages::ops_routes())
         .route("/static/style.css", get(pages::stylesheet))
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -91,10 +93,18 @@ pub async fn serve(
     state: AppState,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let metrics = state.registrar.metrics().clone();
+    metrics.listener_up("http", true);
+    let stopping = metrics.clone();
+    let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.wait().await })
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.wait().await;
+        stopping.listener_up("http", false);
+    })
+    .await;
+    metrics.listener_up("http", false);
+    served
 }

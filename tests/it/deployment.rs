@@ -2,7 +2,9 @@
 //! (`systemd-analyze verify` needs systemd, which CI machines lack; this
 //! checks the directives the design relies on.)
 
+use crate::support::{TestApp, scrape};
 use registrar::settings;
+use std::collections::BTreeSet;
 
 fn directives(unit: &str) -> Vec<(String, String)> {
     unit.lines()
@@ -64,4 +66,56 @@ fn the_example_settings_are_valid() {
     assert_eq!(settings.services.len(), 2);
     assert!(!settings.services[1].policy.portal);
     assert_eq!(settings.http.public_url.scheme(), "https");
+}
+
+/// The metric names a PromQL text refers to.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("registrar_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_uses_only_metrics_the_daemon_exports() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/grafana/registrar.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read the dashboard"))
+            .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().expect("an expression").to_owned());
+        }
+    }
+    // Series whose labels come from traffic (decisions, reply codes)
+    // appear once a message has been answered.
+    let app = TestApp::spawn().await;
+    app.mail_support("Jane", "jane@example.com", "dashboard@example.com")
+        .await
+        .assert_code(250);
+    let scraped = scrape(&app).await;
+
+    let used = metric_names(&exprs.join("\n"));
+    assert!(used.len() >= 15, "{used:?}");
+    for name in used {
+        let family = ["_total", "_bucket", "_sum", "_count", "_info"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        assert!(
+            scraped.has_family(family),
+            "the dashboard uses {name}, which /metrics does not declare"
+        );
+    }
 }

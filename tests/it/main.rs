@@ -9,6 +9,7 @@ mod config;
 mod deployment;
 mod logging;
 mod loops;
+mod operations;
 mod operator;
 mod outbox;
 mod portal;

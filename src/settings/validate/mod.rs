@@ -1,11 +1,12 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
-//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`,
+//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`, `log`,
 //! `services` with their `policy`); each checks its own keys and converts
 //! them, and this file puts the sections together.
 
 mod accounts;
 mod http;
+mod log;
 mod outbound;
 mod policy;
 mod sender_auth;
@@ -34,6 +35,7 @@ impl RawSettings {
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
+        let log = log::validate(&self.log, &mut problems);
         let services = services::validate(&self.policy, &self.services, &mut problems);
         match (smtp, http, outbound) {
             (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
@@ -46,6 +48,7 @@ impl RawSettings {
                 session,
                 rate_limits,
                 sender_auth,
+                log,
                 services,
             }),
             _ => Err(SettingsError::Invalid(problems.0)),

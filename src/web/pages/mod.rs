@@ -12,7 +12,7 @@ mod registration;
 
 pub use account::{login, login_form, logout, portal};
 pub use activation::{activate, activate_form};
-pub use ops::{healthz, metrics, not_found, stylesheet};
+pub use ops::{not_found, routes as ops_routes, stylesheet};
 pub use registration::{register, register_form, resend, resend_form};
 
 use crate::web::error::WebError;

@@ -6,6 +6,7 @@ use super::{Reply, SmtpClient};
 use registrar::app::Application;
 use registrar::settings::{self, Settings};
 use registrar::shutdown::Shutdown;
+use registrar::telemetry::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -14,9 +15,9 @@ use tempfile::TempDir;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {
-        registrar::telemetry::init("debug", std::io::stdout);
+        registrar::telemetry::init("debug", LogFormat::Text, std::io::stdout);
     } else {
-        registrar::telemetry::init("off", std::io::sink);
+        registrar::telemetry::init("off", LogFormat::Text, std::io::sink);
     }
 });
 

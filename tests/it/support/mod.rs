@@ -5,13 +5,15 @@
 pub mod app;
 pub mod customer;
 pub mod mail;
+pub mod metrics;
 pub mod relay;
 pub mod web;
 
 pub use app::TestApp;
 pub use mail::{Mail, activation_link};
+pub use metrics::{Scrape, scrape};
 pub use registrar::replay::smtp_client::{Reply, SmtpClient};
-pub use web::{form_page, hidden_field, metric};
+pub use web::{form_page, hidden_field};
 
 use std::time::Duration;
 
