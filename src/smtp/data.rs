@@ -16,7 +16,7 @@ use crate::message::{Envelope, ParseError};
 use crate::settings::Service;
 use crate::smtp::answer;
 use crate::smtp::connection::{ReadError, has_bare_line_ending};
-use crate::smtp::intake::Intake;
+use crate::smtp::intake::{Decided, Intake, log_transaction};
 use crate::smtp::mail::Transaction;
 use crate::smtp::reply::{self, SmtpReply};
 use crate::smtp::session::{End, Session, earliest};
@@ -184,29 +184,36 @@ impl<I: Intake> Session<I> {
         // The engine leaves DATA; its reply is a placeholder for ours.
         let _ = self.engine.process(b".\r\n");
         self.messages += 1;
-        let transaction = self.transaction.take();
+        let Some(Transaction {
+            service: Some(service),
+            mail,
+            recipients,
+            ..
+        }) = self.transaction.take()
+        else {
+            // The engine takes DATA only after an accepted RCPT, so this is
+            // a guard, not a path.
+            return self.send(&answer::no_valid_recipients()).await;
+        };
+        let envelope = Envelope {
+            client_ip: self.client_ip,
+            helo: self.helo.clone(),
+            mail_from: mail.sender,
+            recipients,
+        };
         let reply = match body.finish() {
-            Err(Oversize::Message) => answer::message_too_big(),
-            Err(Oversize::HeaderSection) => answer::header_section_too_big(),
-            Ok(raw) => match transaction {
-                Some(Transaction {
-                    service: Some(service),
-                    mail,
-                    recipients,
-                    ..
-                }) => {
-                    let envelope = Envelope {
-                        client_ip: self.client_ip,
-                        helo: self.helo.clone(),
-                        mail_from: mail.sender,
-                        recipients,
-                    };
-                    decide_isolated(Arc::clone(&self.intake), service, envelope, raw).await
-                }
-                // The engine takes DATA only after an accepted RCPT, so this
-                // is a guard, not a path.
-                _ => answer::no_valid_recipients(),
-            },
+            Err(oversize) => {
+                let (reply, reason) = match oversize {
+                    Oversize::Message => (answer::message_too_big(), "message_too_big"),
+                    Oversize::HeaderSection => {
+                        (answer::header_section_too_big(), "header_section_too_big")
+                    }
+                };
+                let refused = Decided::new("refuse", reason);
+                log_transaction(&envelope, &service.id, refused, reply.code);
+                reply
+            }
+            Ok(raw) => decide_isolated(Arc::clone(&self.intake), service, envelope, raw).await,
         };
         if reply.code == 421 {
             return Err(End::Reply(reply));
@@ -224,6 +231,7 @@ async fn decide_isolated<I: Intake>(
     envelope: Envelope,
     raw: Vec<u8>,
 ) -> SmtpReply {
+    let logged = (envelope.clone(), service.id.clone());
     let decision = tokio::spawn(
         async move { intake.decide(service, envelope, raw).await }
             .instrument(tracing::Span::current()),
@@ -232,7 +240,11 @@ async fn decide_isolated<I: Intake>(
         Ok(reply) => reply,
         Err(error) => {
             tracing::error!(error.message = %error, "the end-of-DATA decision failed");
-            reply::for_parse_error(&ParseError::ParserPanicked)
+            let reply = reply::for_parse_error(&ParseError::ParserPanicked);
+            let (envelope, service) = logged;
+            let failed = Decided::new("error", "intake_failed");
+            log_transaction(&envelope, &service, failed, reply.code);
+            reply
         }
     }
 }
