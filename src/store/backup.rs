@@ -18,7 +18,7 @@
 use crate::store::lock::DatabaseLock;
 use crate::store::migrations;
 use anyhow::{Context as _, bail, ensure};
-use rusqlite::backup::Backup;
+use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -100,12 +100,29 @@ pub fn check(conn: &Connection) -> anyhow::Result<Checked> {
     })
 }
 
-/// Copies everything of `src` into `dst` in one step (one snapshot).
+/// How long `copy` retries while the destination is locked by a writer.
+const BUSY_FOR: Duration = Duration::from_secs(30);
+
+/// Copies everything of `src` into `dst` in one step (one snapshot). A
+/// step that finds a lock held is retried for a while; a step never stops
+/// halfway, so a retry starts from a fresh snapshot.
 fn copy(src: &Connection, dst: &mut Connection) -> anyhow::Result<()> {
     let backup = Backup::new(src, dst)?;
-    // -1: every page in one step. Busy or locked steps are retried.
-    backup.run_to_completion(-1, Duration::from_millis(50), None)?;
-    Ok(())
+    let started = std::time::Instant::now();
+    loop {
+        // -1: every page in one step; anything but Done (More, Busy,
+        // Locked) is tried again.
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            _ => {
+                ensure!(
+                    started.elapsed() < BUSY_FOR,
+                    "the database stayed locked for {BUSY_FOR:?}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
 }
 
 /// Makes a consistent, checked copy of the database at `db` in `to`, while

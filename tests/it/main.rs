@@ -4,8 +4,10 @@
 mod support;
 
 mod activation;
+mod backup;
 mod browser;
 mod config;
+mod data_protection;
 mod deployment;
 mod logging;
 mod loops;
