@@ -5,7 +5,7 @@
 use crate::support::app::SUPPORT;
 use crate::support::customer::{PASSWORD, activate, login};
 use crate::support::mail::person;
-use crate::support::{DEADLINE, Mail, Scrape, TestApp, activation_link, scrape};
+use crate::support::{DEADLINE, Mail, Scrape, SmtpClient, TestApp, activation_link, scrape};
 use std::time::Duration;
 
 /// How much a sample moved between two scrapes.
@@ -254,4 +254,36 @@ async fn healthz_turns_503_while_a_reply_waits_longer_than_the_limit() {
             .value("registrar_outbox_deliveries_total", &[("result", "retry")])
             >= 1.0
     );
+}
+
+#[tokio::test]
+async fn a_connection_over_the_per_client_limit_is_counted_by_its_limit() {
+    let app = TestApp::spawn_with(|s| s.smtp.max_sessions_per_ip = 1).await;
+    let first = app.greeted().await;
+    let before = scrape(&app).await;
+
+    let (_, refused) = SmtpClient::connect(app.smtp_addr).await.expect("connect");
+
+    refused.assert_code(421);
+    let after = scrape(&app).await;
+    assert_eq!(
+        moved(
+            &before,
+            &after,
+            "registrar_smtp_sessions_refused_total",
+            &[("limit", "sessions_per_client")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            &before,
+            &after,
+            "registrar_smtp_replies_total",
+            &[("code", "421")]
+        ),
+        1.0
+    );
+    assert_eq!(after.value("registrar_smtp_sessions_open", &[]), 1.0);
+    drop(first);
 }

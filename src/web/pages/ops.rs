@@ -7,7 +7,7 @@
 //! once a second however often it is asked.
 
 use crate::metrics::CONTENT_TYPE;
-use crate::registration::Health;
+use crate::registration::{Health, LISTENERS};
 use crate::web::AppState;
 use crate::web::error::WebError;
 use axum::Router;
@@ -50,7 +50,7 @@ fn health_report(health: &Health) -> String {
     } else {
         "unhealthy\n"
     });
-    for listener in crate::registration::LISTENERS {
+    for listener in LISTENERS {
         let state = if health.listeners_down.contains(&listener) {
             "down"
         } else {
