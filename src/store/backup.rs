@@ -43,6 +43,22 @@ pub struct Restored {
     pub kept: Option<PathBuf>,
 }
 
+/// Whether `other` names the database file `db` itself (or would, once
+/// created), however either is spelled.
+fn is_the_database(db: &Path, other: &Path) -> bool {
+    let canonical = |path: &Path| -> Option<PathBuf> {
+        match path.canonicalize() {
+            Ok(path) => Some(path),
+            Err(_) => {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                let parent = parent.unwrap_or(Path::new(".")).canonicalize().ok()?;
+                Some(parent.join(path.file_name()?))
+            }
+        }
+    };
+    canonical(db).is_some_and(|db| canonical(other) == Some(db))
+}
+
 fn open_read_only(path: &Path) -> anyhow::Result<Connection> {
     ensure!(path.is_file(), "{} is not a file", path.display());
     let conn = Connection::open_with_flags(
@@ -133,6 +149,11 @@ fn copy(src: &Connection, dst: &mut Connection) -> anyhow::Result<()> {
 /// The database cannot be read, the copy cannot be written, or the copy
 /// fails its check.
 pub fn backup(db: &Path, to: &Path) -> anyhow::Result<Checked> {
+    ensure!(
+        !is_the_database(db, to),
+        "{} is the database itself; name another file",
+        to.display()
+    );
     let src = open_read_only(db)?;
     let name = to
         .file_name()
@@ -174,6 +195,11 @@ pub fn backup(db: &Path, to: &Path) -> anyhow::Result<Checked> {
 /// # Errors
 /// A daemon holds the database, `from` fails its check, or a copy fails.
 pub fn restore(db: &Path, from: &Path, now: i64) -> anyhow::Result<Restored> {
+    ensure!(
+        !is_the_database(db, from),
+        "{} is the database itself, not a backup of it",
+        from.display()
+    );
     let _lock = DatabaseLock::acquire(db)?;
     let src = open_read_only(from)?;
     check(&src).with_context(|| format!("{} cannot be restored", from.display()))?;
@@ -193,4 +219,34 @@ pub fn restore(db: &Path, from: &Path, now: i64) -> anyhow::Result<Restored> {
     copy(&src, &mut dst).with_context(|| format!("cannot copy into {}", db.display()))?;
     let checked = check(&dst).context("the restored database is not sound")?;
     Ok(Restored { checked, kept })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_onto_the_database_itself_is_refused_however_it_is_spelled() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("registrar.sqlite3");
+        let mut conn = Connection::open(&db).expect("create");
+        migrations::run(&mut conn).expect("migrate");
+        drop(conn);
+        let spelled_otherwise = dir.path().join(".").join("registrar.sqlite3");
+
+        let refused = backup(&db, &spelled_otherwise).expect_err("refused");
+
+        assert!(
+            refused.to_string().contains("the database itself"),
+            "{refused}"
+        );
+        assert!(restore(&db, &spelled_otherwise, 0).is_err());
+        let copy = dir.path().join("copy.sqlite3");
+        let checked = backup(&db, &copy).expect("a copy elsewhere");
+        assert_eq!(checked.customers, 0);
+        assert_eq!(
+            checked.schema_version,
+            i64::try_from(migrations::latest()).expect("small")
+        );
+    }
 }

@@ -19,10 +19,10 @@ pub enum LockError {
     /// Another process holds it: a daemon serves this database (or a
     /// restore is replacing it).
     #[error(
-        "{db} is in use by another registrar{holder} (it holds {lock}); stop it first",
+        "{db} is in use by another registrar{holder}; stop it first (it holds {lock})",
         db = .db.display(),
         lock = .lock.display(),
-        holder = .pid.map(|pid| format!(" (process {pid})")).unwrap_or_default()
+        holder = .pid.map(|pid| format!(", process {pid}")).unwrap_or_default()
     )]
     Held {
         db: PathBuf,
