@@ -1,6 +1,6 @@
 //! Intake throughput: messages per second the real daemon accepts over real
 //! SMTP, with 1 and with 10 parallel sessions, and the group-commit batch
-//! sizes the store writer saw (read from `/metrics`).
+//! sizes the store writer saw (read from `/metrics` on the admin listener).
 //!
 //! Run with `cargo bench --bench intake` (optionally `-- MESSAGES`, default
 //! 2000 per run). Every message comes from a distinct sender, so each one is
@@ -73,9 +73,17 @@ async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
     settings.smtp.max_sessions_per_ip = u32::MAX;
     settings.smtp.max_connections_per_ip_per_minute = u32::MAX;
     settings.services[0].policy.limits.service_per_day = u32::MAX;
+    settings.services[0].policy.limits.domain_per_day = u32::MAX;
+    settings.services[0].policy.limits.network_per_day = u32::MAX;
+    settings.circuit_breaker.new_senders_per_minute = u32::MAX;
+    settings.store.raw_quota.per_client_per_hour = u64::MAX;
+    settings.store.raw_quota.per_hour = u64::MAX;
+    settings.admin.listen = Some("127.0.0.1:0".parse()?);
     let app = Application::build(settings).await?;
     let smtp = app.smtp_addr();
-    let http = app.http_addr();
+    let admin = app
+        .admin_addr()
+        .ok_or_else(|| anyhow::anyhow!("no admin listener"))?;
     let stop = app.shutdown_handle();
     let store = app.store();
     let daemon = tokio::spawn(app.run_until_stopped());
@@ -107,7 +115,7 @@ async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
     }
     let elapsed = started.elapsed();
 
-    let metrics = reqwest::get(format!("http://{http}/metrics"))
+    let metrics = reqwest::get(format!("http://{admin}/metrics"))
         .await?
         .text()
         .await?;

@@ -59,19 +59,32 @@ write_config() {
     echo "[http]"
     echo "listen = \"127.0.0.1:$http\""
     echo "public_url = \"http://127.0.0.1:$http\""
+    # No admin listener: nothing here reads /metrics, and a fixed port could
+    # meet another daemon's.
+    echo "[admin]"
+    echo "listen = \"\""
     echo "[store]"
     echo "path = \"$dir/registrar.sqlite3\""
+    # Every message's raw bytes kept, as before the quotas (issue 10): the
+    # load measures intake, not what the quota spares.
+    echo "raw_bytes_per_client_per_hour = 9223372036854775807"
+    echo "raw_bytes_per_hour = 9223372036854775807"
     echo "[outbound]"
     echo "relay = \"$relay\""
     echo "folder = \"$dir/outbound\""
     echo "retry_base_secs = 1"
     echo "retry_max_secs = 5"
     echo "[policy]"
-    # Every message a real registration: no per-address or per-service
-    # reply limit stops one (issue 9).
+    # Every message a real registration: no per-address, per-domain,
+    # per-network or per-service reply limit stops one (issues 9 and 10),
+    # and the circuit breaker lets every new sender through.
     echo "reply_interval_minutes = 0"
     echo "max_replies_per_day = 1000000"
     echo "service_replies_per_day = 4000000000"
+    echo "domain_replies_per_day = 4000000000"
+    echo "network_replies_per_day = 4000000000"
+    echo "[circuit_breaker]"
+    echo "new_senders_per_minute = 4000000000"
     echo "[[services]]"
     echo "id = \"bench\""
     echo "name = \"Bench\""

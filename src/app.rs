@@ -1,12 +1,14 @@
-//! `Application`: binds both listeners, takes the database's lock, opens the
+//! `Application`: binds the listeners (SMTP, public HTTP and, when
+//! configured, the admin listener), takes the database's lock, opens the
 //! store and starts every component, all reporting to one metrics registry;
 //! `run_until_stopped` serves until shutdown.
 //!
 //! Listeners may be bound to port 0 (tests); the bound addresses are read back
-//! with `smtp_addr` and `http_addr`. A `public_url` whose port is 0 follows the
-//! HTTP port actually bound, so links in mail work in tests too.
+//! with `smtp_addr`, `http_addr` and `admin_addr`. A `public_url` whose port
+//! is 0 follows the HTTP port actually bound, so links in mail work in tests
+//! too.
 
-use crate::mailer::Mailer;
+use crate::mailer::{self, Mailer};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::registration::{Purged, Registrar};
@@ -19,6 +21,7 @@ use crate::web::{self, AppState};
 use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// A built daemon, listening but not yet serving HTTP or sending mail.
@@ -26,7 +29,9 @@ pub struct Application {
     smtp: SmtpServer,
     smtp_addr: SocketAddr,
     http_addr: SocketAddr,
-    http_listener: tokio::net::TcpListener,
+    http_listener: TcpListener,
+    /// The admin listener and its address, when one is configured.
+    admin: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     outbox: OutboxWorker,
     shutdown: Shutdown,
@@ -44,12 +49,31 @@ impl Application {
     /// Fails when a listener cannot be bound, another process holds the
     /// database, or the store or the mail transport cannot be set up.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        // One TLS provider per process: whatever uses rustls without naming
+        // a provider gets aws-lc-rs too. Already installed is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let smtp_listener = std::net::TcpListener::bind(settings.smtp.listen)
             .with_context(|| format!("failed to bind SMTP to {}", settings.smtp.listen))?;
         let http_listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("failed to bind HTTP to {}", settings.http.listen))?;
         let http_addr = http_listener.local_addr()?;
+        let admin = match settings.admin.listen {
+            Some(listen) => {
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("failed to bind the admin listener to {listen}"))?;
+                let addr = listener.local_addr()?;
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(
+                        admin.addr = %addr,
+                        "the admin listener (metrics, health) is not on loopback; make sure only operators reach it"
+                    );
+                }
+                Some((listener, addr))
+            }
+            None => None,
+        };
         if settings.http.public_url.port() == Some(0) {
             // Only reachable through a configuration that asks for it.
             let _ = settings.http.public_url.set_port(Some(http_addr.port()));
@@ -58,9 +82,10 @@ impl Application {
 
         let lock = DatabaseLock::acquire(&settings.store.path)?;
         let metrics = Metrics::new();
-        let store = Store::open(
+        let store = Store::open_capped(
             &settings.store.path,
             settings.store.max_batch,
+            settings.store.max_size_bytes,
             metrics.clone(),
         )?;
         let mailer = Mailer::new(&settings.outbound, &settings.smtp.hostname)?;
@@ -70,7 +95,8 @@ impl Application {
             store.clone(),
             Arc::clone(&wake),
             metrics.clone(),
-        );
+        )
+        .with_identity_providers()?;
         let shutdown = Shutdown::new();
 
         let smtp = SmtpServer::new(
@@ -84,12 +110,18 @@ impl Application {
 
         let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake, metrics);
         let state = AppState::new(registrar, Arc::clone(&settings))?;
-        tracing::info!(smtp.addr = %smtp_addr, http.addr = %http_addr, "listening");
+        match &admin {
+            Some((_, admin_addr)) => tracing::info!(
+                smtp.addr = %smtp_addr, http.addr = %http_addr, admin.addr = %admin_addr, "listening"
+            ),
+            None => tracing::info!(smtp.addr = %smtp_addr, http.addr = %http_addr, "listening"),
+        }
         Ok(Self {
             smtp,
             smtp_addr,
             http_addr,
             http_listener,
+            admin,
             state,
             outbox,
             shutdown,
@@ -103,6 +135,11 @@ impl Application {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where `/metrics` and `/healthz` are served; `None` when nowhere.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The settings in effect (with `public_url` resolved).
@@ -140,6 +177,7 @@ impl Application {
         let Self {
             smtp,
             http_listener,
+            admin,
             state,
             outbox,
             shutdown,
@@ -149,8 +187,16 @@ impl Application {
         let smtp = tokio::spawn(smtp.run());
         let worker = tokio::spawn(outbox.run(shutdown.clone()));
         let purge = tokio::spawn(purge_expired(state.registrar.clone(), shutdown.clone()));
+        let admin = admin.map(|(listener, _)| {
+            tokio::spawn(web::serve_admin(listener, state.clone(), shutdown.clone()))
+        });
         let served = web::serve(http_listener, state, shutdown.clone()).await;
         shutdown.trigger();
+        if let Some(admin) = admin
+            && let Err(error) = admin.await
+        {
+            tracing::error!(error.message = %error, "the admin listener failed");
+        }
         if let Err(error) = smtp.await {
             tracing::error!(error.message = %error, "the SMTP listener failed");
         }
@@ -167,11 +213,13 @@ impl Application {
 }
 
 /// Every `activation.purge_interval`, deletes pending customers older than
-/// `activation.pending_expiry` (recording each) and erases raw messages older
-/// than `store.raw_retention`, until shutdown.
+/// `activation.pending_expiry` (recording each), erases raw messages older
+/// than `store.raw_retention` and removes delivered `.eml` files older than
+/// `outbound.folder_retention`, until shutdown.
 async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
     let interval = registrar.settings().activation.purge_interval;
     loop {
+        remove_old_mail_files(&registrar).await;
         match registrar.purge_expired().await {
             Ok(Purged {
                 customers: 0,
@@ -193,5 +241,26 @@ async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
             () = shutdown.wait() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// Removes delivered `.eml` files past their retention, when mail goes to a
+/// folder.
+async fn remove_old_mail_files(registrar: &Registrar) {
+    let outbound = &registrar.settings().outbound;
+    if outbound.relay.is_some() {
+        return;
+    }
+    let folder = outbound.folder.clone();
+    let retention = outbound.folder_retention;
+    let removed =
+        tokio::task::spawn_blocking(move || mailer::remove_old_files(&folder, retention)).await;
+    match removed {
+        Ok(Ok(0)) => {}
+        Ok(Ok(files)) => tracing::info!(files, "removed delivered mail files past their retention"),
+        Ok(Err(error)) => {
+            tracing::warn!(error.message = %error, "could not clean the outbound folder");
+        }
+        Err(error) => tracing::warn!(error.message = %error, "the folder cleanup failed"),
     }
 }

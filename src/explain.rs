@@ -9,12 +9,14 @@
 //! exists; nothing is ever written, and no mail is sent.
 
 use crate::domain::EmailAddress;
-use crate::message::{Envelope, EnvelopeSender, InboundMessage};
+use crate::message::{Envelope, InboundMessage};
 use crate::policy::{
     self, AuthVerdict, Decision, MAIL_RULES, MailRequest, OwnIdentity, ReplyHistory, SenderState,
     ServiceLoad,
 };
-use crate::registration::{MailAnswers, SenderFacts, dropped, sender_authenticator};
+use crate::registration::{
+    MailAnswers, SenderFacts, client_network, dropped, sender_authenticator,
+};
 use crate::settings::{Service, Settings};
 use crate::store;
 use anyhow::Context as _;
@@ -32,10 +34,15 @@ pub struct ExplainRequest {
     pub service: Option<String>,
     /// `MAIL FROM`; default: Return-Path, else the From address.
     pub envelope_from: Option<String>,
-    /// SMTP client address; default 127.0.0.1.
+    /// SMTP client address; default 127.0.0.1. With `relay`, the original
+    /// client the relay named (the inbound record's `client_ip`).
     pub client_ip: Option<IpAddr>,
     /// HELO name; default `localhost`.
     pub helo: Option<String>,
+    /// The relay in front of us that handed the message over and named the
+    /// client with XFORWARD (the inbound record's `relay_ip`); default none:
+    /// the client is the SMTP peer.
+    pub relay: Option<IpAddr>,
     /// Database to read the sender's state from; default `store.path`.
     pub db: Option<PathBuf>,
 }
@@ -77,7 +84,7 @@ pub async fn explain(
     writeln!(out, "envelope  MAIL FROM:<{mail_from}> ({from_source})")?;
     writeln!(
         out,
-        "client    {client_ip}{}, HELO {helo}{}",
+        "client    {client_ip}{}, HELO {helo}{}{}",
         if request.client_ip.is_some() {
             ""
         } else {
@@ -87,11 +94,16 @@ pub async fn explain(
             ""
         } else {
             " (assumed)"
+        },
+        match request.relay {
+            Some(relay) => format!(", forwarded by the relay {relay} (XFORWARD)"),
+            None => String::new(),
         }
     )?;
     let envelope = Envelope {
         client_ip,
         helo,
+        relay_ip: request.relay,
         mail_from,
         recipients: vec![service.support_addresses[0].identity_key()],
     };
@@ -158,16 +170,20 @@ pub async fn explain(
         }
     )?;
     writeln!(out, "answer    {} {}", answer.code, answer.text)?;
-    let mail = match (&message.sender, decision.sends_mail() && !dropped) {
-        (EnvelopeSender::Address(to), true) => format!("one reply to <{}>", to.delivery_address()),
+    if let Some(note) = &evaluation.note {
+        writeln!(out, "recorded  {note}")?;
+    }
+    // The reply goes to the registered address, From, and to no other.
+    let mail = match (message.from_address(), decision.sends_mail() && !dropped) {
+        (Some(to), true) => format!("one reply to <{}>", to.delivery_address()),
         _ => "none".to_owned(),
     };
     writeln!(out, "mail      {mail}")?;
     Ok(Some(decision))
 }
 
-/// The sender's state, reply history and the service's load, from the
-/// database when there is one.
+/// The state and reply history of the From address (the one that would
+/// register) and the service's load, from the database when there is one.
 fn sender_facts(
     settings: &Settings,
     request: &ExplainRequest,
@@ -177,7 +193,8 @@ fn sender_facts(
     out: &mut impl Write,
 ) -> anyhow::Result<(SenderState, ReplyHistory, ServiceLoad)> {
     let path = request.db.as_deref().unwrap_or(&settings.store.path);
-    let EnvelopeSender::Address(address) = &message.sender else {
+    // The facts are those of the address that would register: From.
+    let Some(address) = message.from_address() else {
         return Ok((
             SenderState::New,
             ReplyHistory::default(),
@@ -196,13 +213,17 @@ fn sender_facts(
             ServiceLoad::default(),
         ));
     }
-    let facts = SenderFacts::read_only(path, service, address, now)?;
+    let client = client_network(settings, service, message);
+    let facts = SenderFacts::read_only(path, service, address, client, now)?;
     let (state, history, load) = (facts.state(), facts.history, facts.load);
     writeln!(
         out,
-        "sender    {state:?}; {} replies to {} in 24 hours; service sent {} in 24 hours",
+        "sender    {state:?}; {} replies to {} in 24 hours; its domain got {}, its network {}, the service sent {} in 24 hours",
         history.replies_last_day,
         address.rate_key(),
+        load.domain_replies_last_day.unwrap_or(0),
+        load.network_replies_last_day
+            .map_or_else(|| "(not counted)".to_owned(), |n| n.to_string()),
         load.replies_last_day.unwrap_or(0)
     )?;
     Ok((state, history, load))
@@ -343,6 +364,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn how_the_envelope_was_read_is_explained_and_the_reply_goes_to_from() {
+        let settings = crate::settings::load(None).expect("defaults");
+        let raw = b"From: jane@example.com\nTo: support@helpdesk.example\nSubject: hi\nMessage-ID: <e3@example.com>\n\nhello\n";
+
+        let (decision, text) = run(&settings, raw, "prvs=0123456789=Jane@example.com").await;
+        assert_eq!(decision, Some(Decision::Register { company: None }));
+        assert!(text.contains("envelope_names_from"), "{text}");
+        assert!(
+            text.contains(
+                "recorded  envelope <prvs=0123456789=Jane@example.com>: BATV prvs tag removed"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("one reply to <jane@example.com>"), "{text}");
+
+        let srs = "SRS0=HHH=TT=example.com=jane@forwarder.example";
+        let (decision, text) = run(&settings, raw, srs).await;
+        assert_eq!(
+            decision,
+            Some(Decision::Refuse(
+                crate::policy::RefuseReason::ForwardedNotAuthenticated
+            ))
+        );
+        assert!(
+            text.contains("rewritten by a forwarder (SRS0) and is not decoded"),
+            "{text}"
+        );
+        assert!(text.contains("Create an account"), "{text}");
+        assert!(text.contains("mail      none"), "{text}");
+    }
+
+    #[tokio::test]
     async fn dmarc_results_are_explained_with_what_dns_said() {
         let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
         let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("key");
@@ -390,5 +443,46 @@ mod tests {
             DnsSource::Fixed(with_key.txt("_dmarc.example.com", "v=DMARC1; p=reject"));
         let (_, text) = run(&settings, &tampered, "jane@example.com").await;
         assert!(text.contains("dmarc=fail"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_message_a_relay_forwarded_is_judged_by_its_original_client() {
+        let mut settings = crate::settings::load(None).expect("defaults");
+        settings.services[0].policy.sender_auth = SenderAuthMode::Dmarc;
+        settings.sender_auth.dns = DnsSource::Fixed(
+            FixedZone::new()
+                .txt("_dmarc.example.com", "v=DMARC1; p=reject")
+                .txt("example.com", "v=spf1 ip4:192.0.2.7 -all"),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("message.eml");
+        std::fs::write(&file, b"From: jane@example.com\r\nTo: support@helpdesk.example\r\nSubject: hi\r\nMessage-ID: <e3@example.com>\r\n\r\nhello\r\n").expect("write");
+        let request = ExplainRequest {
+            file,
+            envelope_from: Some("jane@example.com".into()),
+            client_ip: Some(IpAddr::from([192, 0, 2, 7])),
+            helo: Some("mail.example.net".into()),
+            relay: Some(IpAddr::from([127, 0, 0, 1])),
+            db: Some(dir.path().join("none.sqlite3")),
+            ..ExplainRequest::default()
+        };
+        let mut out = Vec::new();
+
+        let decision = explain(&settings, &request, MAIL_ANSWERS, &mut out)
+            .await
+            .expect("explains");
+
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            decision,
+            Some(Decision::Register { company: None }),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "client    192.0.2.7, HELO mail.example.net, forwarded by the relay 127.0.0.1"
+            ),
+            "{text}"
+        );
     }
 }

@@ -26,12 +26,17 @@ pub mod settings;
 
 pub mod store;
 
-// What the use cases need: password hashing, reply wording, composing mail.
+// What the use cases need: password hashing, reply wording, composing mail,
+// and the identity providers the sign-in methods ask.
 pub mod password;
 
 pub mod replies;
 
 pub mod mailer;
+
+pub mod oidc;
+
+pub mod directory;
 
 // The use cases, the only door to the store for the ways in.
 pub mod registration;

@@ -4,6 +4,10 @@
 //!
 //! Composition happens when a reply is queued, so the Message-ID is fixed per
 //! outbox row and a retried delivery sends the very same bytes.
+//!
+//! The folder and its files are private to the daemon's user (`0700` and
+//! `0600`: they hold live activation links), and delivered files are removed
+//! after `outbound.folder_retention` (`remove_old_files`).
 
 use crate::domain::{EmailAddress, Token};
 use crate::replies::Reply;
@@ -13,11 +17,12 @@ use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::{
-    Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret as _;
-use std::time::Duration;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// Everything about one outgoing mail except its wording.
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +129,7 @@ pub struct Mailer {
 #[derive(Clone)]
 enum Transport {
     Relay(AsyncSmtpTransport<Tokio1Executor>),
-    Folder(AsyncFileTransport<Tokio1Executor>),
+    Folder(PathBuf),
 }
 
 impl Mailer {
@@ -136,12 +141,13 @@ impl Mailer {
     pub fn new(settings: &OutboundSettings, hostname: &str) -> anyhow::Result<Self> {
         let transport = match &settings.relay {
             Some(url) => {
-                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
-                    .with_context(|| format!("invalid outbound.relay {url}"))?
-                    .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-                        hostname.to_owned(),
-                    ))
-                    .timeout(Some(settings.send_timeout));
+                let mut builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose().as_str())
+                        .with_context(|| format!("invalid outbound.relay {url}"))?
+                        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
+                            hostname.to_owned(),
+                        ))
+                        .timeout(Some(settings.send_timeout));
                 if !settings.username.is_empty() {
                     builder = builder.credentials(Credentials::new(
                         settings.username.clone(),
@@ -151,13 +157,17 @@ impl Mailer {
                 Transport::Relay(builder.build())
             }
             None => {
-                std::fs::create_dir_all(&settings.folder).with_context(|| {
-                    format!(
-                        "failed to create the outbound folder {}",
-                        settings.folder.display()
-                    )
-                })?;
-                Transport::Folder(AsyncFileTransport::new(&settings.folder))
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&settings.folder)
+                    .with_context(|| {
+                        format!(
+                            "failed to create the outbound folder {}",
+                            settings.folder.display()
+                        )
+                    })?;
+                Transport::Folder(settings.folder.clone())
             }
         };
         Ok(Self {
@@ -205,11 +215,14 @@ impl Mailer {
                                 SendError::Temporary(e.to_string())
                             }
                         }),
-                    Transport::Folder(folder) => folder
-                        .send_raw(&envelope, body)
-                        .await
-                        .map(drop)
-                        .map_err(|e| SendError::Temporary(e.to_string())),
+                    Transport::Folder(folder) => {
+                        let folder = folder.clone();
+                        let body = body.to_vec();
+                        tokio::task::spawn_blocking(move || write_eml(&folder, &body))
+                            .await
+                            .map_err(|e| SendError::Temporary(e.to_string()))?
+                            .map_err(|e| SendError::Temporary(e.to_string()))
+                    }
                 }
             };
         tokio::time::timeout(self.timeout, attempt)
@@ -220,6 +233,47 @@ impl Mailer {
                 ))
             })
     }
+}
+
+/// Writes one message as a new `.eml` file readable by our user only, and
+/// syncs it before delivery is recorded.
+fn write_eml(folder: &Path, body: &[u8]) -> std::io::Result<()> {
+    let name = format!("{}.eml", Token::generate().expose());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(folder.join(name))?;
+    file.write_all(body)?;
+    file.sync_data()
+}
+
+/// Removes `.eml` files older than `retention` from the outbound folder
+/// (they hold live activation links); returns how many were removed.
+///
+/// # Errors
+/// The folder cannot be read. A file that cannot be removed is skipped and
+/// tried again next time.
+pub fn remove_old_files(folder: &Path, retention: Duration) -> std::io::Result<usize> {
+    let cutoff = SystemTime::now()
+        .checked_sub(retention)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = 0;
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified < cutoff);
+        if old
+            && path.extension().is_some_and(|ext| ext == "eml")
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

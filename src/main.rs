@@ -67,12 +67,17 @@ enum Command {
         /// MAIL FROM (default: Return-Path, else the From address).
         #[arg(long, value_name = "ADDRESS")]
         envelope_from: Option<String>,
-        /// SMTP client address (default 127.0.0.1).
+        /// SMTP client address (default 127.0.0.1); with --relay, the
+        /// original client the relay named.
         #[arg(long, value_name = "IP")]
         client_ip: Option<std::net::IpAddr>,
         /// HELO name (default localhost).
         #[arg(long)]
         helo: Option<String>,
+        /// The relay that handed the message over and named the client with
+        /// XFORWARD (the inbound record's relay_ip).
+        #[arg(long, value_name = "IP")]
+        relay: Option<std::net::IpAddr>,
         /// Database to read the sender's state from (default: store.path).
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
@@ -101,10 +106,17 @@ enum CustomersCommand {
     /// Erase an address: account, tokens, sessions, stored mail and replies;
     /// its decisions stay, anonymised.
     Erase { email: String },
+    /// Allow mail to an address again after its owner followed "I did not
+    /// ask for this" (only an operator can).
+    Unsuppress { email: String },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Everything the daemon and its commands write (the database, its WAL,
+    // mail files) is private to their user; the code also creates each with
+    // a private mode, this covers what a library creates for us.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => check_config(cli.config),
@@ -125,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
             CustomersCommand::Export { email } => op.export(&email),
             CustomersCommand::Erase { email } => op.erase(&email),
+            CustomersCommand::Unsuppress { email } => op.unsuppress(&email),
         }),
         Command::Backup { file } => {
             let settings = settings::load(cli.config.as_deref())?;
@@ -146,6 +159,7 @@ fn main() -> anyhow::Result<()> {
             envelope_from,
             client_ip,
             helo,
+            relay,
             db,
         } => {
             let request = registrar::explain::ExplainRequest {
@@ -154,6 +168,7 @@ fn main() -> anyhow::Result<()> {
                 envelope_from,
                 client_ip,
                 helo,
+                relay,
                 db,
             };
             explain(cli.config, &request)
@@ -176,6 +191,7 @@ fn operate(
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     let settings = settings::load(config.as_deref())?;
     telemetry::init("info", settings.log.format, std::io::stdout);
+    raise_descriptor_limit(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("registrar")
@@ -203,6 +219,36 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     // was cut had heard a 250.
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard one (systemd's
+/// default soft limit is 1024, its hard limit far higher), and warns when
+/// the listeners' caps together could still reach it: then a flood on one
+/// listener would stop the others from accepting.
+fn raise_descriptor_limit(settings: &settings::Settings) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error.message = %error, "could not raise the open-file limit");
+        }
+    }
+    let current = getrlimit(Resource::Nofile).current;
+    // Two descriptors per SMTP session at most (socket, a file now and
+    // then), one per HTTP connection, and room for the store and the rest.
+    let needed =
+        settings.http.max_connections as u64 + 2 * u64::from(settings.smtp.max_sessions) + 16 + 64;
+    if let Some(current) = current
+        && current < needed
+    {
+        tracing::warn!(
+            open_files = current,
+            needed,
+            "the open-file limit is below what http.max_connections and smtp.max_sessions can use; \
+             raise LimitNOFILE or lower the caps"
+        );
+    }
 }
 
 fn explain(

@@ -15,14 +15,26 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// What the SMTP session learned before the message arrived.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    /// Address of the SMTP client.
+    /// Address of the client the message came from: the SMTP peer, or the
+    /// original client a relay in front of us named with `XFORWARD`.
     pub client_ip: IpAddr,
-    /// Name the client gave in HELO/EHLO.
+    /// Name that client gave in HELO/EHLO.
     pub helo: String,
+    /// The relay that handed the message over and named the client with
+    /// `XFORWARD`; `None` when the client is the SMTP peer itself.
+    pub relay_ip: Option<IpAddr>,
     /// `MAIL FROM` as given; empty for the null sender `<>`.
     pub mail_from: String,
     /// Accepted recipients (support addresses).
     pub recipients: Vec<String>,
+}
+
+impl Envelope {
+    /// The SMTP peer that handed us the message: the relay, or else the
+    /// client itself.
+    pub fn peer_ip(&self) -> IpAddr {
+        self.relay_ip.unwrap_or(self.client_ip)
+    }
 }
 
 /// The envelope sender, judged.
@@ -76,7 +88,10 @@ pub struct InboundMessage {
     pub loop_stamps: Vec<String>,
     /// Number of `Received` headers.
     pub received_count: usize,
-    /// Every `Authentication-Results` value, unfolded, as sent. Only
+    /// The topmost `Authentication-Results` values, unfolded, as sent: the
+    /// first run of such headers with no other header between them, which
+    /// is where the relay that handed us the message put its own. Any
+    /// further down came with the message and are not kept. Only
     /// `sender_auth` reads them, and only from a trusted relay.
     pub authentication_results: Vec<String>,
     /// SHA-256 of the raw bytes, for idempotency.
@@ -125,6 +140,15 @@ impl InboundMessage {
         })
     }
 
+    /// The single From address, when the header is usable: the address that
+    /// registers by mail and gets the reply.
+    pub fn from_address(&self) -> Option<&EmailAddress> {
+        match &self.from {
+            FromHeader::Single { address, .. } => Some(address),
+            _ => None,
+        }
+    }
+
     /// The display name from `From:`, when the header is usable.
     pub fn display_name(&self) -> Option<&CustomerName> {
         match &self.from {
@@ -132,6 +156,23 @@ impl InboundMessage {
             _ => None,
         }
     }
+}
+
+/// The header section of a raw message: everything up to and including the
+/// empty line that ends it (the whole message when there is none). What we
+/// keep of mail we do not answer.
+pub fn header_section(raw: &[u8]) -> &[u8] {
+    let crlf = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|at| at + 2);
+    let end = match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => raw.len(),
+    };
+    &raw[..end]
 }
 
 /// Judges `MAIL FROM` as the SMTP layer received it (brackets removed).
@@ -187,8 +228,14 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
         authentication_results: Vec::new(),
     };
     let mut from_headers = 0usize;
+    // Where the topmost run of Authentication-Results headers is.
+    let mut results_run = Run::NotYet;
     for header in message.headers() {
         let name = header.name();
+        let is_results = name.eq_ignore_ascii_case("authentication-results");
+        if results_run == Run::Open && !is_results {
+            results_run = Run::Closed;
+        }
         match &header.name {
             HeaderName::From => {
                 from_headers += 1;
@@ -220,7 +267,11 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
             _ if name.eq_ignore_ascii_case("x-loop") => {
                 facts.loop_stamps.extend(text_of(header.value()));
             }
-            _ if name.eq_ignore_ascii_case("authentication-results") => {
+            _ if is_results => {
+                if results_run == Run::Closed {
+                    continue;
+                }
+                results_run = Run::Open;
                 // The raw value keeps comments and quoting, which the
                 // unstructured-text parser would rewrite.
                 let value = raw
@@ -236,6 +287,15 @@ fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
         facts.from = FromHeader::Ambiguous;
     }
     Some(facts)
+}
+
+/// The topmost run of `Authentication-Results` headers: not reached yet,
+/// being read, or over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    NotYet,
+    Open,
+    Closed,
 }
 
 fn judge_from(value: &HeaderValue<'_>) -> FromHeader {
@@ -301,6 +361,7 @@ mod tests {
         Envelope {
             client_ip: IpAddr::from([127, 0, 0, 1]),
             helo: "client.example".into(),
+            relay_ip: None,
             mail_from: mail_from.into(),
             recipients: vec!["support@helpdesk.example".into()],
         }
@@ -353,6 +414,46 @@ mod tests {
         assert_eq!(
             message.loop_stamps,
             vec!["support@helpdesk.example".to_owned()]
+        );
+    }
+
+    #[test]
+    fn only_the_topmost_run_of_authentication_results_is_kept() {
+        let raw = b"Authentication-Results: mx.ours; dmarc=fail header.from=example.com\r\n\
+                    Authentication-Results: mx.ours; dkim=pass\r\n\
+                    Received: from a by mx.ours\r\n\
+                    Authentication-Results: mx.ours; dmarc=pass header.from=example.com\r\n\
+                    From: a@example.com\r\n\r\nbody\r\n";
+        let message = InboundMessage::parse(envelope("a@example.com"), raw).expect("parses");
+        assert_eq!(
+            message.authentication_results,
+            vec![
+                "mx.ours; dmarc=fail header.from=example.com".to_owned(),
+                "mx.ours; dkim=pass".to_owned()
+            ]
+        );
+        let below_received = b"Received: from a by mx.ours\r\n\
+                    Authentication-Results: mx.ours; dmarc=pass header.from=example.com\r\n\
+                    From: a@example.com\r\n\r\nbody\r\n";
+        let message =
+            InboundMessage::parse(envelope("a@example.com"), below_received).expect("parses");
+        assert_eq!(
+            message.authentication_results.len(),
+            1,
+            "a relay may put its own below its Received"
+        );
+    }
+
+    #[test]
+    fn the_header_section_ends_at_the_first_empty_line() {
+        let raw = b"From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n\r\nmore\r\n";
+        assert_eq!(
+            header_section(raw),
+            b"From: a@example.com\r\nSubject: x\r\n\r\n"
+        );
+        assert_eq!(
+            header_section(b"From: a@example.com\r\n"),
+            b"From: a@example.com\r\n"
         );
     }
 

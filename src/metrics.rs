@@ -45,13 +45,17 @@ const SENDER_AUTH_VERDICTS: [(&str, &str); 5] = [
     ("authentication-results", "fail"),
 ];
 const DELIVERY_RESULTS: [&str; 3] = ["delivered", "retry", "dead"];
-const SIGN_IN_RESULTS: [(&str, &str); 3] = [
+const SIGN_IN_RESULTS: [(&str, &str); 7] = [
     ("password", "signed_in"),
     ("password", "disabled"),
     ("password", "refused"),
+    ("google", "signed_in"),
+    ("directory", "signed_in"),
+    ("email_link", "signed_in"),
+    ("reset_link", "signed_in"),
 ];
-const REGISTRATION_CHANNELS: [&str; 3] = ["mail", "portal", "invitation"];
-const RATE_LIMITS: [&str; 8] = [
+const REGISTRATION_CHANNELS: [&str; 5] = ["mail", "portal", "invitation", "google", "directory"];
+const RATE_LIMITS: [&str; 10] = [
     "registrations_per_ip",
     "registrations_per_address",
     "failed_logins_per_account",
@@ -60,9 +64,19 @@ const RATE_LIMITS: [&str; 8] = [
     "activations_per_ip",
     "replies_per_address",
     "service_replies_per_day",
+    "domain_replies_per_day",
+    "network_replies_per_day",
+];
+/// The limits that protect everybody (`registration::Alarm`'s names).
+const LIMITS_REACHED: [&str; 5] = [
+    "service_budget",
+    "domain_budget",
+    "network_budget",
+    "new_sender_flood",
+    "raw_quota",
 ];
 const PASSWORD_OPERATIONS: [&str; 2] = ["hash", "verify"];
-const LISTENERS: [&str; 2] = ["smtp", "http"];
+const LISTENERS: [&str; 3] = ["smtp", "http", "admin"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MessageLabels {
@@ -135,6 +149,8 @@ struct Inner {
     sign_ins: Family<SignInLabels, Counter>,
     registrations: Family<ChannelLabels, Counter>,
     rate_limit_hits: Family<LimitLabels, Counter>,
+    limits_reached: Family<LimitLabels, Counter>,
+    opt_outs: Counter,
     store_batch_jobs: Histogram,
     store_commit_seconds: Histogram,
     password_queue: Gauge,
@@ -155,6 +171,12 @@ fn commit_buckets() -> Histogram {
 fn hash_buckets() -> Histogram {
     // 5 ms … about 2.5 s: argon2id at the least cost takes tens of ms.
     Histogram::new(exponential_buckets(0.005, 2.0, 10))
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 impl Default for Metrics {
@@ -180,6 +202,8 @@ impl Metrics {
             sign_ins: Family::default(),
             registrations: Family::default(),
             rate_limit_hits: Family::default(),
+            limits_reached: Family::default(),
+            opt_outs: Counter::default(),
             store_batch_jobs: batch_buckets(),
             store_commit_seconds: commit_buckets(),
             password_queue: Gauge::default(),
@@ -210,7 +234,7 @@ impl Metrics {
         );
         registry.register(
             "smtp_sessions_refused",
-            "SMTP connections refused with 421, by the limit they hit",
+            "SMTP connections refused with 421 (behind a relay: a forwarded client's transaction refused with 450), by the limit they hit",
             inner.smtp_sessions_refused.clone(),
         );
         registry.register(
@@ -252,6 +276,16 @@ impl Metrics {
             "rate_limit_hits",
             "Requests stopped by a rate limit, by limit",
             inner.rate_limit_hits.clone(),
+        );
+        registry.register(
+            "limit_reached",
+            "Times a limit that protects everybody was reached, by limit: a reply budget (service, sender domain, client network), the circuit breaker on new senders, the quota on raw mail kept",
+            inner.limits_reached.clone(),
+        );
+        registry.register(
+            "opt_outs",
+            "Addresses put on the never-mail list by their owner (\"I did not ask for this\")",
+            inner.opt_outs.clone(),
         );
         registry.register(
             "store_batch_jobs",
@@ -309,6 +343,9 @@ impl Metrics {
         }
         for limit in RATE_LIMITS {
             let _ = m.rate_limit_hits.get_or_create(&LimitLabels { limit });
+        }
+        for limit in LIMITS_REACHED {
+            let _ = m.limits_reached.get_or_create(&LimitLabels { limit });
         }
         for operation in PASSWORD_OPERATIONS {
             let _ = m
@@ -413,6 +450,19 @@ impl Metrics {
             .rate_limit_hits
             .get_or_create(&LimitLabels { limit })
             .inc();
+    }
+
+    /// A limit that protects everybody was reached.
+    pub fn limit_reached(&self, limit: &'static str) {
+        self.inner
+            .limits_reached
+            .get_or_create(&LimitLabels { limit })
+            .inc();
+    }
+
+    /// An address was put on the never-mail list by its owner.
+    pub fn opt_out(&self) {
+        self.inner.opt_outs.inc();
     }
 
     /// The store writer committed `jobs` jobs in one transaction that took

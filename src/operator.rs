@@ -1,8 +1,9 @@
 //! What an operator does from the command line, on the same database the
 //! daemon is using: invite a customer, hand over a fresh activation link,
 //! list and show customers (with every decision recorded for them), disable
-//! and enable accounts, export or erase what is kept about an address, and
-//! back the database up or restore it.
+//! and enable accounts, take an address off the "never mail" list its
+//! owner put it on, export or erase what is kept about an address, and back
+//! the database up or restore it.
 //!
 //! Each command opens its own `Store` (SQLite in WAL mode with a busy
 //! timeout, so it writes alongside a running daemon), runs one use case of
@@ -14,12 +15,12 @@
 
 use crate::domain::{CustomerName, EmailAddress};
 use crate::metrics::Metrics;
-use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange};
+use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange, Unsuppressed};
 use crate::replies::format_time;
 use crate::settings::Settings;
 use crate::store::backup::{self, Checked};
 use crate::store::customers::{self, Status};
-use crate::store::{self, Store, inbound};
+use crate::store::{self, Store, inbound, suppressions};
 use anyhow::{Context as _, bail};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -92,6 +93,10 @@ impl Operator {
             InviteOutcome::Disabled => bail!(
                 "{address} has a disabled account; enable it with `registrar customers enable {address}`"
             ),
+            InviteOutcome::Suppressed => bail!(
+                "the owner of {address} asked never to be mailed; if they now want an invitation, \
+                 run `registrar customers unsuppress {address}` first"
+            ),
         }
     }
 
@@ -152,9 +157,10 @@ impl Operator {
     /// Invalid address, nothing known about it, or a storage failure.
     pub fn show(&self, email: &str) -> anyhow::Result<String> {
         let identity = parse_address(email)?.identity_key();
-        let (customer, decisions) = self.registrar.store().read_blocking(|conn| {
+        let (customer, suppression, decisions) = self.registrar.store().read_blocking(|conn| {
             Ok((
                 customers::by_identity(conn, &identity)?,
+                suppressions::find(conn, &identity)?,
                 inbound::decisions_for(conn, &identity)?,
             ))
         })?;
@@ -179,6 +185,14 @@ impl Operator {
                 let _ = writeln!(out, "status:     no account");
             }
         }
+        if let Some(suppression) = suppression {
+            let _ = writeln!(
+                out,
+                "never mail: since {} (by the {}; undo with `registrar customers unsuppress`)",
+                format_time(suppression.created_at),
+                suppression.source
+            );
+        }
         let _ = writeln!(out, "decisions:");
         for d in decisions {
             let code = d.reply_code.map_or_else(String::new, |c| format!(" ({c})"));
@@ -192,6 +206,9 @@ impl Operator {
                 d.outcome,
                 d.reason
             );
+            if let Some(note) = &d.note {
+                let _ = writeln!(out, "      {note}");
+            }
         }
         Ok(out)
     }
@@ -247,11 +264,16 @@ impl Operator {
     pub fn erase(&self, email: &str) -> anyhow::Result<String> {
         let address = parse_address(email)?;
         let erased = self.registrar.erase_blocking(&address)?;
-        if erased.is_empty() {
+        if erased.is_empty() && !erased.never_mail_kept {
             bail!("nothing is known about {address}");
         }
+        let never_mail = if erased.never_mail_kept {
+            "; it stays on the never-mail list (its owner asked never to be mailed; `registrar customers unsuppress` removes it)"
+        } else {
+            ""
+        };
         Ok(format!(
-            "erased {address}: account {}, {} tokens, {} sessions, {} stored messages, {} replies; {} decisions kept with the address replaced by \"erased\"\n",
+            "erased {address}: account {}, {} tokens, {} sessions, {} stored messages, {} replies; {} decisions kept with the address replaced by \"erased\"{never_mail}\n",
             if erased.account { "removed" } else { "none" },
             erased.tokens,
             erased.sessions,
@@ -259,6 +281,21 @@ impl Operator {
             erased.replies,
             erased.decisions_anonymised,
         ))
+    }
+
+    /// `registrar customers unsuppress EMAIL`: mail to the address is
+    /// allowed again (its owner had followed "I did not ask for this").
+    ///
+    /// # Errors
+    /// Invalid address, or a storage failure.
+    pub fn unsuppress(&self, email: &str) -> anyhow::Result<String> {
+        let address = parse_address(email)?;
+        match self.registrar.unsuppress_blocking(&address)? {
+            Unsuppressed::Removed => Ok(format!(
+                "{address} may be mailed again; the next registration or invitation reaches it\n"
+            )),
+            Unsuppressed::NotListed => bail!("{address} is not on the never-mail list"),
+        }
     }
 }
 

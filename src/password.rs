@@ -10,8 +10,11 @@
 //! Argon2id at the configured cost (never below m=19 MiB, t=2, p=1) takes
 //! tens of milliseconds of a core; run on a tokio worker it would stall every
 //! other request, and run without a bound a burst of logins could exhaust
-//! memory. Stored PHC strings carry their own parameters, so raising the cost
-//! never locks anyone out.
+//! memory. So a bounded number run at once, and a bounded number wait for
+//! their turn: past that, the caller hears `Busy` at once (the page answers
+//! `503` with `Retry-After`) instead of queueing behind a burst. Stored PHC
+//! strings carry their own parameters, so raising the cost never locks
+//! anyone out.
 
 use crate::domain::EmailAddress;
 use crate::metrics::Metrics;
@@ -19,6 +22,7 @@ use crate::settings::PasswordSettings;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -107,17 +111,41 @@ pub fn check_new(
     Ok(())
 }
 
-/// Hashes and verifies passwords with argon2id, at most `limit` at once.
+/// Why a hash or a verification was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Too many are running and waiting already: try again shortly.
+    #[error("too many password checks are waiting")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Hashes and verifies passwords with argon2id, at most
+/// `max_concurrent_hashes` at once and `max_queued_hashes` waiting.
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Callers waiting for a permit now.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     params: Params,
     /// Hash of a random password at the configured cost, verified against
     /// when the account is unknown so a failed login takes as long whether or
     /// not the account exists. Computed on first use, off the async workers.
     dummy: Arc<OnceLock<String>>,
-    /// The queue for a slot and the time of each hash, for `/metrics`.
+    /// The queue for a permit and the time of each hash, for `/metrics`.
     metrics: Metrics,
+}
+
+/// Counts a caller waiting for a permit; the count drops with it, also when
+/// the caller gives up (its request was cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PasswordHasher {
@@ -137,31 +165,50 @@ impl PasswordHasher {
         .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(settings.max_concurrent_hashes.max(1))),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            max_waiting: settings.max_queued_hashes,
             params,
             dummy: Arc::new(OnceLock::new()),
             metrics,
         })
     }
 
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    /// A permit to run one hash: at once when one is free, after waiting
+    /// when fewer than `max_queued_hashes` wait already, else `Busy`.
+    async fn permit(&self) -> Result<SemaphorePermit<'_>, HashError> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(HashError::Busy);
+        }
+        let _waiting = Waiting(&self.waiting);
+        // Counted in `/metrics` while it waits, too.
+        let _queued = self.metrics.password_waiting();
+        self.permits
+            .acquire()
+            .await
+            .map_err(|e| HashError::Failed(e.into()))
     }
 
-    /// Waits for a slot, counted in the queue while it waits.
-    async fn slot(&self) -> Result<SemaphorePermit<'_>, tokio::sync::AcquireError> {
-        let _waiting = self.metrics.password_waiting();
-        self.permits.acquire().await
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
     /// Hashes a password (NFKC-normalized) to a PHC string (argon2id, random
     /// salt).
     ///
     /// # Errors
-    /// Fails only if argon2 or the blocking pool fails.
-    pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        let _permit = self.slot().await?;
+    /// `Busy` when too many wait already; `Failed` if argon2 or the blocking
+    /// pool fails.
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+        let _permit = self.permit().await?;
         let hasher = self.clone();
-        tokio::task::spawn_blocking(move || hasher.hash_blocking(password.expose_secret())).await?
+        tokio::task::spawn_blocking(move || hasher.hash_blocking(password.expose_secret()))
+            .await
+            .map_err(|e| HashError::Failed(e.into()))?
+            .map_err(HashError::Failed)
     }
 
     /// `hash` for threads outside the runtime (benchmarks, tools); not
@@ -183,10 +230,15 @@ impl PasswordHasher {
     /// Verifies a password against a stored PHC string (with the parameters
     /// it records); with no stored hash, verifies against a dummy at the
     /// configured cost so the time taken gives nothing away.
-    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> bool {
-        let Ok(_permit) = self.slot().await else {
-            return false;
-        };
+    ///
+    /// # Errors
+    /// `Busy` when too many wait already (nothing was verified).
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
+        let _permit = self.permit().await?;
         let known = stored.is_some();
         let argon2 = self.argon2();
         let dummy = Arc::clone(&self.dummy);
@@ -214,7 +266,7 @@ impl PasswordHasher {
             matches && known
         })
         .await
-        .unwrap_or(false)
+        .map_err(|e| HashError::Failed(e.into()))
     }
 }
 
@@ -227,6 +279,7 @@ mod tests {
             min_length: 15,
             max_length: 64,
             max_concurrent_hashes: 1,
+            max_queued_hashes: 4,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -347,16 +400,27 @@ mod tests {
                     Some(hash.clone())
                 )
                 .await
+                .expect("verifies")
         );
         assert!(
             !hasher
                 .verify(SecretString::from("wrong horse battery"), Some(hash))
                 .await
+                .expect("verifies")
         );
-        assert!(!hasher.verify(SecretString::from("anything"), None).await);
+        assert!(
+            !hasher
+                .verify(SecretString::from("anything"), None)
+                .await
+                .expect("verifies")
+        );
         let text = metrics.encode();
         assert!(
             text.contains("registrar_password_hash_seconds_count{operation=\"hash\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("registrar_password_hash_seconds_count{operation=\"verify\"} 3"),
             "{text}"
         );
         assert!(text.contains("registrar_password_queue 0"), "{text}");
@@ -382,6 +446,46 @@ mod tests {
             hasher
                 .verify(SecretString::from("cafe\u{301} correct horse"), Some(hash))
                 .await
+                .expect("verifies")
         );
+    }
+
+    #[tokio::test]
+    async fn beyond_the_queue_a_caller_hears_busy_at_once() {
+        let hasher = PasswordHasher::new(
+            &PasswordSettings {
+                max_queued_hashes: 1,
+                ..rules()
+            },
+            Metrics::new(),
+        )
+        .expect("valid parameters");
+        // Hold the only permit, and fill the one place in the queue.
+        let held = hasher.permits.try_acquire().expect("a free permit");
+        let queued = hasher.clone();
+        let waiter =
+            tokio::spawn(async move { queued.verify(SecretString::from("x"), None).await.is_ok() });
+        until(|| hasher.waiting.load(Ordering::Acquire) == 1).await;
+        assert!(matches!(
+            hasher.verify(SecretString::from("y"), None).await,
+            Err(HashError::Busy)
+        ));
+        assert!(matches!(
+            hasher.hash(SecretString::from("y")).await,
+            Err(HashError::Busy)
+        ));
+        drop(held);
+        assert!(waiter.await.expect("the waiter"), "the queued one ran");
+        assert_eq!(hasher.waiting.load(Ordering::Acquire), 0);
+    }
+
+    async fn until(condition: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the condition never held");
     }
 }

@@ -15,6 +15,8 @@ pub enum ReplyKind {
     AlreadyActive,
     Invitation,
     AccountActivated,
+    PasswordReset,
+    SignInLink,
 }
 
 impl ReplyKind {
@@ -24,6 +26,8 @@ impl ReplyKind {
             ReplyKind::AlreadyActive => "already_active",
             ReplyKind::Invitation => "invitation",
             ReplyKind::AccountActivated => "account_activated",
+            ReplyKind::PasswordReset => "password_reset",
+            ReplyKind::SignInLink => "sign_in_link",
         }
     }
 }
@@ -48,6 +52,22 @@ pub fn activation_link(public_url: &Url, token: &Token) -> Url {
     link
 }
 
+/// The "I did not ask for this" link of a mail: its page lets the owner of
+/// the address stop all mail to it.
+pub fn opt_out_link(public_url: &Url, token: &Token) -> Url {
+    token_link(public_url, "not-me", token)
+}
+
+/// A link to one of our pages carrying a token (`reset`, `login/link`,
+/// `not-me`).
+pub fn token_link(public_url: &Url, path: &str, token: &Token) -> Url {
+    let mut link = public_url.join(path).unwrap_or_else(|_| public_url.clone());
+    link.query_pairs_mut()
+        .clear()
+        .append_pair("token", &token.expose());
+    link
+}
+
 /// The portal's sign-in page.
 pub fn login_link(public_url: &Url) -> Url {
     public_url
@@ -55,13 +75,15 @@ pub fn login_link(public_url: &Url) -> Url {
         .unwrap_or_else(|_| public_url.clone())
 }
 
-/// The activation mail: a link to set name and password.
+/// The activation mail: a link to set name and password, and the "I did
+/// not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
 pub fn activation(
     service: &str,
     link: &Url,
+    opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
@@ -73,6 +95,7 @@ pub fn activation(
         service,
         intro: &intro,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -82,6 +105,7 @@ pub fn activation(
         service,
         intro: &intro,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -120,7 +144,7 @@ pub fn already_active(service: &str, login: &Url) -> anyhow::Result<Reply> {
 }
 
 /// The invitation an operator sends: "you were invited by <service>", with
-/// an activation link.
+/// an activation link and the "I did not ask for this" link.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
@@ -128,6 +152,7 @@ pub fn invitation(
     service: &str,
     name: Option<&str>,
     link: &Url,
+    opt_out: &Url,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
@@ -137,6 +162,7 @@ pub fn invitation(
         service,
         name,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -146,6 +172,7 @@ pub fn invitation(
         service,
         name,
         link: link.as_str(),
+        opt_out: opt_out.as_str(),
         expires: &expires,
         ttl_hours,
     }
@@ -186,6 +213,94 @@ pub fn account_activated(service: &str, name: &str, login: &Url) -> anyhow::Resu
     })
 }
 
+/// "Forgot your password?": a single-use link to choose a new one.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn password_reset(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
+    link_mail(
+        ReplyKind::PasswordReset,
+        service,
+        &format!("Reset your {service} password"),
+        "Someone, probably you, asked to reset the password of your account.",
+        "To choose a new password, open this link",
+        link,
+        ttl_minutes,
+    )
+}
+
+/// "Email me a sign-in link": a single-use link that signs the customer in.
+///
+/// # Errors
+/// Fails only if a template fails to render.
+pub fn sign_in_link(service: &str, link: &Url, ttl_minutes: u64) -> anyhow::Result<Reply> {
+    link_mail(
+        ReplyKind::SignInLink,
+        service,
+        &format!("Your {service} sign-in link"),
+        "Someone, probably you, asked for a link to sign in to your account.",
+        "To sign in, open this link",
+        link,
+        ttl_minutes,
+    )
+}
+
+/// A mail whose point is one single-use link.
+fn link_mail(
+    kind: ReplyKind,
+    service: &str,
+    subject: &str,
+    intro: &str,
+    action: &str,
+    link: &Url,
+    ttl_minutes: u64,
+) -> anyhow::Result<Reply> {
+    let text = LinkText {
+        service,
+        intro,
+        action,
+        link: link.as_str(),
+        ttl_minutes,
+    }
+    .render()?;
+    let html = LinkHtml {
+        subject,
+        service,
+        intro,
+        action,
+        link: link.as_str(),
+        ttl_minutes,
+    }
+    .render()?;
+    Ok(Reply {
+        kind,
+        subject: subject.to_owned(),
+        text,
+        html,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "mail/link.txt", config = "src/templates/askama.toml")]
+struct LinkText<'a> {
+    service: &'a str,
+    intro: &'a str,
+    action: &'a str,
+    link: &'a str,
+    ttl_minutes: u64,
+}
+
+#[derive(Template)]
+#[template(path = "mail/link.html", config = "src/templates/askama.toml")]
+struct LinkHtml<'a> {
+    subject: &'a str,
+    service: &'a str,
+    intro: &'a str,
+    action: &'a str,
+    link: &'a str,
+    ttl_minutes: u64,
+}
+
 /// A Unix time as `2026-11-30 14:05 UTC`.
 pub fn format_time(unix: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
@@ -201,6 +316,7 @@ struct ActivationText<'a> {
     service: &'a str,
     intro: &'a str,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -212,6 +328,7 @@ struct ActivationHtml<'a> {
     service: &'a str,
     intro: &'a str,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -240,6 +357,7 @@ struct InvitationText<'a> {
     service: &'a str,
     name: Option<&'a str>,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -251,6 +369,7 @@ struct InvitationHtml<'a> {
     service: &'a str,
     name: Option<&'a str>,
     link: &'a str,
+    opt_out: &'a str,
     expires: &'a str,
     ttl_hours: u64,
 }
@@ -291,7 +410,10 @@ mod tests {
             link.as_str()
                 .starts_with("https://help.example/activate?token=")
         );
-        let reply = activation("<Acme & Co>", &link, 1_800_000_000, 72).expect("renders");
+        let opt_out = opt_out_link(&base, &Token::generate());
+        let reply = activation("<Acme & Co>", &link, &opt_out, 1_800_000_000, 72).expect("renders");
+        assert!(reply.text.contains(opt_out.as_str()));
+        assert!(reply.text.find(link.as_str()) < reply.text.find(opt_out.as_str()));
         assert!(reply.text.contains(link.as_str()));
         assert!(reply.text.contains("<Acme & Co>"), "text is not escaped");
         assert!(
@@ -306,8 +428,17 @@ mod tests {
     fn invitation_names_the_service_and_escapes_the_name() {
         let base = Url::parse("https://help.example/").expect("valid");
         let link = activation_link(&base, &Token::generate());
-        let reply =
-            invitation("Acme Help", Some("<b>Jo</b>"), &link, 1_800_000_000, 72).expect("renders");
+        let opt_out = opt_out_link(&base, &Token::generate());
+        let reply = invitation(
+            "Acme Help",
+            Some("<b>Jo</b>"),
+            &link,
+            &opt_out,
+            1_800_000_000,
+            72,
+        )
+        .expect("renders");
+        assert!(reply.text.contains(opt_out.as_str()));
         assert_eq!(reply.kind, ReplyKind::Invitation);
         assert!(reply.text.contains("You were invited by Acme Help"));
         assert!(reply.text.contains(link.as_str()));

@@ -1,8 +1,9 @@
-//! Sender authentication: whether the envelope sender of a registration mail
-//! really sent it. Three modes, chosen per service:
+//! Sender authentication: whether the From domain of a registration mail
+//! really sent it (DMARC). Three modes, chosen per service:
 //!
-//! - `off`: nobody is authenticated (policy still requires From: to be the
-//!   envelope sender). For loopback demos only; start-up warns about it.
+//! - `off`: nobody is authenticated (policy then requires the envelope sender
+//!   to name the From address). For loopback demos only; start-up warns
+//!   about it.
 //! - `authentication-results`: trust the `Authentication-Results` headers of
 //!   one authserv-id, and only when the SMTP peer is a trusted relay
 //!   (`results`). Pure: no IO.

@@ -4,8 +4,9 @@
 
 /// A way in to registration, or an operator's hand on an account.
 ///
-/// Sign-in methods (password today; Google, a directory bind or an email
-/// link later) become variants here when they record decisions.
+/// The sign-in methods that can admit a customer (Google, the directory, an
+/// emailed link) record their decisions under their own channel; signing in
+/// with a password records none (the account exists already).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
     /// A message to a service's support address.
@@ -22,6 +23,18 @@ pub enum Channel {
     Operator,
     /// The purge of customers who never activated.
     Purge,
+    /// The "I did not ask for this" link in a mail: its recipient stops all
+    /// mail to the address.
+    OptOut,
+    /// "Sign in with Google" (any OpenID Connect issuer configured as
+    /// `[oidc.google]`).
+    Google,
+    /// "Sign in with your company account": a bind to the directory (LDAP).
+    Directory,
+    /// "Email me a sign-in link".
+    EmailLink,
+    /// "Forgot your password?": a reset link for an active customer.
+    PasswordReset,
 }
 
 impl Channel {
@@ -34,7 +47,21 @@ impl Channel {
             Channel::Invitation => "invitation",
             Channel::Operator => "operator",
             Channel::Purge => "purge",
+            Channel::OptOut => "opt_out",
+            Channel::Google => "google",
+            Channel::Directory => "directory",
+            Channel::EmailLink => "email_link",
+            Channel::PasswordReset => "password_reset",
         }
+    }
+
+    /// Whether this channel signs a customer in (and so creates or activates
+    /// an account on its own proof, with no activation mail).
+    pub fn signs_in(self) -> bool {
+        matches!(
+            self,
+            Channel::Google | Channel::Directory | Channel::EmailLink
+        )
     }
 }
 

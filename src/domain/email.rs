@@ -109,12 +109,6 @@ impl EmailAddress {
     pub fn domain(&self) -> &str {
         &self.domain_ascii
     }
-
-    /// True when both name the same mailbox as far as SMTP is concerned:
-    /// identical local parts, domains compared case-insensitively.
-    pub fn same_mailbox(&self, other: &EmailAddress) -> bool {
-        self.local == other.local && self.domain_ascii == other.domain_ascii
-    }
 }
 
 impl AsRef<str> for EmailAddress {
@@ -237,14 +231,5 @@ mod tests {
             EmailAddress::parse(&long_domain),
             Err(AddressError::DomainTooLong)
         );
-    }
-
-    #[test]
-    fn same_mailbox_ignores_domain_case_only() {
-        let a = EmailAddress::parse("Jane@Example.COM").expect("valid");
-        let b = EmailAddress::parse("Jane@example.com").expect("valid");
-        let c = EmailAddress::parse("jane@example.com").expect("valid");
-        assert!(a.same_mailbox(&b));
-        assert!(!a.same_mailbox(&c));
     }
 }

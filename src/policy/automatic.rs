@@ -7,8 +7,8 @@
 //! says whether it matches and what it saw. A new rule is one function and
 //! one row (and its name in `MAIL_RULES`).
 
-use crate::domain::EmailAddress;
-use crate::message::{EnvelopeSender, InboundMessage};
+use crate::domain::{EmailAddress, ReturnPath};
+use crate::message::{EnvelopeSender, FromHeader, InboundMessage};
 use crate::policy::config::ServicePolicy;
 use crate::policy::decision::SuppressReason;
 use crate::policy::request::OwnIdentity;
@@ -150,22 +150,43 @@ fn null_sender(_: &ServicePolicy, _: OwnIdentity<'_>, message: &InboundMessage) 
     }
 }
 
+/// Whether the envelope sender or the From address is a machine's mailbox.
+/// A BATV tag is removed first; a forwarder's SRS address is not read (it
+/// names the forwarder), and From is what registers then, so From is checked
+/// too.
 fn system_sender(
     _: &ServicePolicy,
     _: OwnIdentity<'_>,
     message: &InboundMessage,
 ) -> (bool, String) {
-    match &message.sender {
-        EnvelopeSender::Address(address) if is_system_sender(address.local_part()) => (
+    let path = match &message.sender {
+        EnvelopeSender::Address(address) => ReturnPath::read(address),
+        _ => return (false, "no usable envelope sender".to_owned()),
+    };
+    if let Some(mailbox) = path.mailbox()
+        && is_system_sender(mailbox.local_part())
+    {
+        return (
             true,
-            format!("{} is a machine's mailbox", address.local_part()),
-        ),
-        EnvelopeSender::Address(address) => (
-            false,
-            format!("{} is not a machine's mailbox", address.local_part()),
-        ),
-        _ => (false, "no usable envelope sender".to_owned()),
+            format!("{} is a machine's mailbox", mailbox.local_part()),
+        );
     }
+    if let FromHeader::Single { address: from, .. } = &message.from
+        && is_system_sender(from.local_part())
+    {
+        return (
+            true,
+            format!("From: {} is a machine's mailbox", from.local_part()),
+        );
+    }
+    let envelope = match path.mailbox() {
+        Some(mailbox) => mailbox.local_part().to_owned(),
+        None => "the forwarder's envelope (not read)".to_owned(),
+    };
+    (
+        false,
+        format!("neither {envelope} nor From is a machine's mailbox"),
+    )
 }
 
 fn auto_response_suppress(

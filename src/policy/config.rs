@@ -114,17 +114,36 @@ impl Denylist {
     }
 }
 
-/// Limits on replies to one address (plus-tag ignored) and per service.
+/// Limits on replies, in layers: to one address (plus-tag ignored), to one
+/// sender domain, for one client network, and per service. The smaller
+/// layers come first, so no one domain or network can spend the service's
+/// budget for everybody else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyLimits {
     /// Least time between two replies to one address, in seconds.
     pub min_interval_secs: i64,
     /// Most replies to one address in 24 hours.
     pub max_per_day: u32,
-    /// Most replies a service sends in 24 hours, to everyone together.
+    /// Most replies to addresses at one domain in 24 hours.
+    pub domain_per_day: u32,
+    /// Most replies for requests from one client network in 24 hours.
+    pub network_per_day: u32,
+    /// Most replies a service sends in 24 hours, to everyone together. New
+    /// senders may use `new_sender_share` of it; the rest is kept for
+    /// customers we already know.
     pub service_per_day: u32,
     /// What a request over a limit becomes.
     pub action: LimitAction,
+}
+
+impl ReplyLimits {
+    /// The part of the service's budget new senders may use: 90%, so the
+    /// last tenth stays for customers who already exist (a pending customer
+    /// asking for a new link, an active one for the sign-in note) when a
+    /// flood of new senders spends the rest.
+    pub fn new_sender_share(&self) -> u32 {
+        self.service_per_day - self.service_per_day / 10
+    }
 }
 
 /// What a request over a reply limit becomes.
@@ -155,6 +174,13 @@ pub struct ServicePolicy {
     pub email: bool,
     /// Self-registration with the portal's "Create an account" form.
     pub portal: bool,
+    /// "Sign in with Google" (creates an active customer at the first
+    /// sign-in of an allowed address).
+    pub google: bool,
+    /// "Sign in with your company account" (the directory, LDAP).
+    pub directory: bool,
+    /// "Email me a sign-in link", for active customers.
+    pub email_link: bool,
     pub denylist: Denylist,
     pub refusal: RefusalMode,
     /// Mail already active customers a "you have an account" note.
@@ -170,14 +196,23 @@ pub struct ServicePolicy {
 
 impl ServicePolicy {
     /// The switch a channel obeys: `email` for mail, `portal` for the
-    /// "Create an account" form. `None` for channels no switch closes: a
-    /// resend serves customers who already exist (registered by any channel,
-    /// or invited), and operators are not self-registration.
+    /// "Create an account" form, and one per sign-in method. `None` for
+    /// channels no switch closes: a resend and a password reset serve
+    /// customers who already exist (registered by any channel, or invited),
+    /// and operators are not self-registration.
     pub fn switch_for(&self, channel: Channel) -> Option<bool> {
         match channel {
             Channel::Mail => Some(self.email),
             Channel::Portal => Some(self.portal),
-            Channel::Resend | Channel::Invitation | Channel::Operator | Channel::Purge => None,
+            Channel::Google => Some(self.google),
+            Channel::Directory => Some(self.directory),
+            Channel::EmailLink => Some(self.email_link),
+            Channel::Resend
+            | Channel::PasswordReset
+            | Channel::Invitation
+            | Channel::Operator
+            | Channel::Purge
+            | Channel::OptOut => None,
         }
     }
 }

@@ -35,6 +35,12 @@ pub enum SuppressReason {
     RateLimited,
     /// The service's daily reply budget is spent (`LimitAction::Suppress`).
     ServiceBudget,
+    /// The daily budget for the sender's domain is spent.
+    DomainBudget,
+    /// The daily budget for the client's network is spent.
+    NetworkBudget,
+    /// The owner of the address asked never to be mailed again.
+    OptedOut,
 }
 
 /// Why a request is refused.
@@ -46,7 +52,8 @@ pub enum RefuseReason {
     DomainNotAllowed,
     /// On the denylist.
     Denied,
-    /// From: is missing, ambiguous or not the envelope sender.
+    /// From: is missing or ambiguous, or the envelope sender names another
+    /// mailbox (without sender authentication: any other address).
     SenderMismatch,
     /// The envelope sender cannot own an account.
     InvalidSender,
@@ -58,10 +65,17 @@ pub enum RefuseReason {
     RateLimited,
     /// The service's daily reply budget is spent.
     ServiceBudget,
+    /// The daily budget for the sender's domain is spent.
+    DomainBudget,
+    /// The daily budget for the client's network is spent.
+    NetworkBudget,
     /// More `Received` headers than allowed: a loop.
     TooManyHops,
     /// Sender authentication did not pass.
     NotAuthenticated,
+    /// A forwarder rewrote the envelope sender (SRS) and From is not
+    /// authenticated: who sent it cannot be told, and SRS is never decoded.
+    ForwardedNotAuthenticated,
 }
 
 /// Why a decision is put off.
@@ -69,6 +83,9 @@ pub enum RefuseReason {
 pub enum DeferReason {
     /// A DNS lookup for SPF, DKIM or DMARC failed temporarily.
     AuthTemporaryError,
+    /// Too many new senders registered in the last minute (the circuit
+    /// breaker): a flood must never become a flood of outbound mail.
+    NewSenderFlood,
 }
 
 impl Decision {
@@ -122,6 +139,9 @@ impl SuppressReason {
             SuppressReason::AutoReplySubject => "auto_reply_subject",
             SuppressReason::RateLimited => "rate_limited",
             SuppressReason::ServiceBudget => "service_budget",
+            SuppressReason::DomainBudget => "domain_budget",
+            SuppressReason::NetworkBudget => "network_budget",
+            SuppressReason::OptedOut => "opted_out",
         }
     }
 }
@@ -138,8 +158,11 @@ impl RefuseReason {
             RefuseReason::AccountDisabled => "account_disabled",
             RefuseReason::RateLimited => "rate_limited",
             RefuseReason::ServiceBudget => "service_budget",
+            RefuseReason::DomainBudget => "domain_budget",
+            RefuseReason::NetworkBudget => "network_budget",
             RefuseReason::TooManyHops => "too_many_hops",
             RefuseReason::NotAuthenticated => "not_authenticated",
+            RefuseReason::ForwardedNotAuthenticated => "forwarded_not_authenticated",
         }
     }
 }
@@ -148,6 +171,7 @@ impl DeferReason {
     pub fn as_str(self) -> &'static str {
         match self {
             DeferReason::AuthTemporaryError => "sender_auth_temporary_error",
+            DeferReason::NewSenderFlood => "new_sender_flood",
         }
     }
 }

@@ -29,9 +29,12 @@ pub use config::{
     SenderAuthKind, SenderAuthMode, ServicePolicy, TrustedResults,
 };
 pub use decision::{Decision, DeferReason, RefuseReason, SuppressReason};
-pub use request::{AuthVerdict, MailRequest, OwnIdentity, ReplyHistory, SenderState, ServiceLoad};
+pub use request::{
+    AuthVerdict, MailRequest, NewSenders, OwnIdentity, ReplyHistory, SenderState, ServiceLoad,
+};
 pub use rules::{
-    evaluate_mail, evaluate_mail_traced, evaluate_portal, evaluate_request, needs_sender_auth,
+    evaluate_mail, evaluate_mail_traced, evaluate_portal, evaluate_request, evaluate_sign_in,
+    needs_sender_auth,
 };
 pub use trace::{Check, Evaluation, MAIL_RULES};
 

@@ -21,6 +21,9 @@ pub enum SenderState {
     Pending,
     Active,
     Disabled,
+    /// The owner of the address said "I did not ask for this": the address
+    /// is never mailed again, whatever else holds, until an operator says so.
+    Suppressed,
 }
 
 /// Replies already sent (or queued) to the address, plus-tag ignored.
@@ -32,11 +35,37 @@ pub struct ReplyHistory {
     pub replies_last_day: u32,
 }
 
-/// Replies the whole service queued in the last 24 hours; `None` when the
-/// caller does not count them (the budget is then not applied).
+/// How much mail the service, the sender's domain and the client's network
+/// already cost in the last 24 hours, and how many new senders the whole
+/// daemon registered in the last minute. A `None` is not counted (the limit
+/// is then not applied).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServiceLoad {
+    /// Replies the whole service queued.
     pub replies_last_day: Option<u32>,
+    /// Replies the service queued to addresses at the sender's domain.
+    pub domain_replies_last_day: Option<u32>,
+    /// Replies the service queued for requests from the client's network
+    /// (not counted when the client is unknown or a trusted relay).
+    pub network_replies_last_day: Option<u32>,
+    /// New senders registered in the last minute, all services together,
+    /// and the most allowed (the circuit breaker).
+    pub new_senders: Option<NewSenders>,
+}
+
+/// The circuit breaker's count: new senders registered in the last minute
+/// and the most allowed per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSenders {
+    pub last_minute: u32,
+    pub per_minute: u32,
+}
+
+impl NewSenders {
+    /// Whether the next new sender must wait.
+    pub fn open(self) -> bool {
+        self.last_minute >= self.per_minute
+    }
 }
 
 /// Everything `evaluate_mail` needs besides the settings.

@@ -2,8 +2,14 @@
 //! its sender's authentication judged, and then every channel shares the same
 //! admission rules (the channel's switch, denylist, account state, access) and
 //! reply limits. Each rule records what it saw in the trace.
+//!
+//! Who registers by mail: the single From address, and the reply goes to it
+//! and to no other. Without sender authentication From registers only when
+//! the envelope sender names it (compared by identity, a BATV tag removed).
+//! When authentication passes for the From domain, an envelope that a
+//! forwarder rewrote (SRS) or that is in another domain does not matter.
 
-use crate::domain::{AddressError, Channel, EmailAddress};
+use crate::domain::{AddressError, Channel, EmailAddress, EnvelopeMatch, ReturnPath};
 use crate::message::{EnvelopeSender, FromHeader, InboundMessage};
 use crate::policy::automatic::automatic_mail;
 use crate::policy::config::{
@@ -38,12 +44,12 @@ pub fn evaluate_mail_traced(
     let mut trace = Trace::default();
     let decision = match screen(policy, own, request.message, &mut trace) {
         Err(decision) => decision,
-        Ok(address) => match authenticated(request.auth, &mut trace) {
+        Ok(screened) => match authenticated(request.auth, &screened, &mut trace) {
             Some(decision) => decision,
             None => admit(
                 policy,
                 Channel::Mail,
-                address,
+                screened.from,
                 request.sender,
                 request.history,
                 request.load,
@@ -55,11 +61,14 @@ pub fn evaluate_mail_traced(
     Evaluation {
         decision,
         checks: trace.checks,
+        note: trace.note,
     }
 }
 
 /// Whether the message gets as far as sender authentication: when it does
-/// not, the decision is already made and no DNS lookup is worth doing.
+/// not, the decision is already made and no DNS lookup is worth doing. It
+/// does whenever the envelope sender might not matter (a forwarder's, another
+/// domain's), as only a verdict for the From domain can let From register.
 pub fn needs_sender_auth(
     policy: &ServicePolicy,
     own: OwnIdentity<'_>,
@@ -106,14 +115,38 @@ pub fn evaluate_request(
     )
 }
 
+/// What screening found: the address that may register and how the
+/// envelope sender relates to it.
+struct Screened<'m> {
+    /// The single From address: the one that registers and gets the reply.
+    from: &'m EmailAddress,
+    envelope: ReturnPath,
+    matched: EnvelopeMatch,
+}
+
+/// Decides a sign-in by `channel` (Google, the directory, an emailed link)
+/// for `address`, whose owner has just proven it: the rules every channel
+/// shares, without the reply limits, because a sign-in sends no mail. A new
+/// address that access admits becomes `Register`, a pending customer
+/// `ResendActivation` (activated by the proof), an active one
+/// `AlreadyActive`.
+pub fn evaluate_sign_in(
+    policy: &ServicePolicy,
+    channel: Channel,
+    address: &EmailAddress,
+    sender: SenderState,
+) -> Decision {
+    admit_unlimited(policy, channel, address, sender, &mut Trace::default())
+}
+
 /// The rules that read only the message: loops, automatic mail, and who the
-/// sender is. `Ok` carries the envelope sender that may register.
+/// sender is. `Ok` carries the From address that may register.
 fn screen<'m>(
     policy: &ServicePolicy,
     own: OwnIdentity<'_>,
     message: &'m InboundMessage,
     trace: &mut Trace,
-) -> Result<&'m EmailAddress, Decision> {
+) -> Result<Screened<'m>, Decision> {
     let hops = format!(
         "{} Received headers, at most {}",
         message.received_count, policy.max_received
@@ -129,7 +162,7 @@ fn screen<'m>(
     if let Some(reason) = automatic_mail(policy, own, message, trace) {
         return Err(Decision::Suppress(reason));
     }
-    let address = match &message.sender {
+    let envelope = match &message.sender {
         EnvelopeSender::Null => {
             // Already suppressed above; kept so the match is complete.
             return Err(Decision::Suppress(SuppressReason::NullSender));
@@ -148,37 +181,112 @@ fn screen<'m>(
                 Decision::Refuse(RefuseReason::InvalidSender),
             ));
         }
-        EnvelopeSender::Address(address) => address,
+        EnvelopeSender::Address(address) => ReturnPath::read(address),
     };
-    trace.pass("envelope_sender", format!("<{address}> can own an account"));
-    match &message.from {
-        FromHeader::Single { address: from, .. } if from.same_mailbox(address) => {
-            trace.pass(
-                "from_is_envelope_sender",
-                format!("From: <{from}> is the envelope sender"),
-            );
-            Ok(address)
+    trace.pass("envelope_sender", envelope.to_string());
+    let from = match &message.from {
+        FromHeader::Single { address, .. } => address,
+        FromHeader::Missing => return Err(no_single_from("no From address".to_owned(), trace)),
+        FromHeader::Ambiguous => {
+            return Err(no_single_from(
+                "more than one From header or address".to_owned(),
+                trace,
+            ));
         }
-        other => {
-            let detail = match other {
-                FromHeader::Missing => "no From address".to_owned(),
-                FromHeader::Ambiguous => "more than one From header or address".to_owned(),
-                FromHeader::Invalid(error) => format!("the From address is not usable: {error}"),
-                FromHeader::Single { address: from, .. } => {
-                    format!("From: <{from}> is not the envelope sender <{address}>")
-                }
+        FromHeader::Invalid(error) => {
+            return Err(no_single_from(
+                format!("the From address is not usable: {error}"),
+                trace,
+            ));
+        }
+    };
+    let matched = envelope.against(from);
+    let shown = envelope.envelope();
+    match matched {
+        EnvelopeMatch::Same => trace.pass(
+            "envelope_names_from",
+            format!("From: <{from}> is the envelope sender"),
+        ),
+        EnvelopeMatch::OtherCase => {
+            trace.pass(
+                "envelope_names_from",
+                format!(
+                    "From: <{from}> is the envelope sender <{shown}>, \
+                     the case of the local part aside"
+                ),
+            );
+            trace.note = Some(format!(
+                "envelope <{shown}>: From but for the case of the local part"
+            ));
+        }
+        EnvelopeMatch::Untagged(tag) => {
+            trace.pass(
+                "envelope_names_from",
+                format!("From: <{from}> is the envelope sender once its {tag} tag is removed"),
+            );
+            trace.note = Some(format!("envelope <{shown}>: {tag} tag removed"));
+        }
+        EnvelopeMatch::Forwarder(scheme) => trace.pass(
+            "envelope_names_from",
+            format!(
+                "the envelope sender was rewritten by a forwarder ({scheme}) and is not decoded: \
+                 From: <{from}> registers only if sender authentication passes"
+            ),
+        ),
+        EnvelopeMatch::OtherDomain => trace.pass(
+            "envelope_names_from",
+            format!(
+                "the envelope sender <{shown}> is in another domain: \
+                 From: <{from}> registers only if sender authentication passes"
+            ),
+        ),
+        EnvelopeMatch::OtherMailbox => {
+            let named = envelope.mailbox().unwrap_or(shown);
+            let detail = if named == shown {
+                format!("From: <{from}> is not the envelope sender <{shown}>")
+            } else {
+                format!(
+                    "From: <{from}> is not <{named}>, the envelope sender <{shown}> without its tag"
+                )
             };
-            Err(trace.decide(
-                "from_is_envelope_sender",
+            trace.note = Some(format!("envelope <{shown}>: another mailbox than From"));
+            return Err(trace.decide(
+                "envelope_names_from",
                 detail,
                 Decision::Refuse(RefuseReason::SenderMismatch),
-            ))
+            ));
         }
     }
+    Ok(Screened {
+        from,
+        envelope,
+        matched,
+    })
+}
+
+/// Without a single usable From address nobody registers.
+fn no_single_from(detail: String, trace: &mut Trace) -> Decision {
+    trace.decide(
+        "envelope_names_from",
+        detail,
+        Decision::Refuse(RefuseReason::SenderMismatch),
+    )
 }
 
 /// The sender-authentication rule; `None` when it passes.
-fn authenticated(verdict: &AuthVerdict, trace: &mut Trace) -> Option<Decision> {
+///
+/// When the envelope names From, a configured authentication must pass (or be
+/// `off`). When it does not (a forwarder's, another domain's), only a pass
+/// for the From domain lets From register: the envelope then does not matter,
+/// and the reply goes to From all the same.
+fn authenticated(
+    verdict: &AuthVerdict,
+    screened: &Screened<'_>,
+    trace: &mut Trace,
+) -> Option<Decision> {
+    if !screened.matched.names_from() {
+        return envelope_by_authentication(verdict, screened, trace);
+    }
     match verdict {
         AuthVerdict::Off => {
             trace.pass(
@@ -204,6 +312,63 @@ fn authenticated(verdict: &AuthVerdict, trace: &mut Trace) -> Option<Decision> {
     }
 }
 
+/// Sender authentication for an envelope that does not name From.
+fn envelope_by_authentication(
+    verdict: &AuthVerdict,
+    screened: &Screened<'_>,
+    trace: &mut Trace,
+) -> Option<Decision> {
+    let shown = screened.envelope.envelope();
+    // Refusals name what would have helped: for a forwarder's envelope (never
+    // decoded) that is the portal; for another domain, authentication when
+    // the service has it, else an envelope that names From.
+    let (envelope, when_off, when_failed) = match screened.matched {
+        EnvelopeMatch::Forwarder(scheme) => (
+            format!("envelope <{shown}>: rewritten by a forwarder ({scheme}), not decoded"),
+            RefuseReason::ForwardedNotAuthenticated,
+            RefuseReason::ForwardedNotAuthenticated,
+        ),
+        _ => (
+            format!("envelope <{shown}>: another domain than From"),
+            RefuseReason::SenderMismatch,
+            RefuseReason::NotAuthenticated,
+        ),
+    };
+    match verdict {
+        AuthVerdict::Pass(detail) => {
+            trace.pass(
+                "sender_authentication",
+                format!("pass: {detail}; so the envelope sender does not matter"),
+            );
+            trace.note = Some(format!(
+                "{envelope}; it did not matter: From is authenticated ({detail})"
+            ));
+            None
+        }
+        AuthVerdict::Off => {
+            trace.note = Some(format!("{envelope}; senders are not authenticated"));
+            Some(trace.decide(
+                "sender_authentication",
+                "off: without sender authentication, From registers only when it is the envelope sender",
+                Decision::Refuse(when_off),
+            ))
+        }
+        AuthVerdict::Fail(detail) => {
+            trace.note = Some(format!("{envelope}; From is not authenticated"));
+            Some(trace.decide(
+                "sender_authentication",
+                format!("not authenticated: {detail}"),
+                Decision::Refuse(when_failed),
+            ))
+        }
+        AuthVerdict::TemporaryError(detail) => Some(trace.decide(
+            "sender_authentication",
+            format!("temporary error: {detail}"),
+            Decision::Defer(DeferReason::AuthTemporaryError),
+        )),
+    }
+}
+
 /// The rules every channel shares.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct input of the rules
 fn admit(
@@ -214,6 +379,49 @@ fn admit(
     history: ReplyHistory,
     load: ServiceLoad,
     now: i64,
+    trace: &mut Trace,
+) -> Decision {
+    let decision = admit_unlimited(policy, channel, address, sender, trace);
+    if !decision.sends_mail() {
+        return decision;
+    }
+    let new_sender = sender == SenderState::New;
+    match load.new_senders {
+        Some(count) if new_sender => {
+            let detail = format!(
+                "{} new senders registered in the last minute, at most {}",
+                count.last_minute, count.per_minute
+            );
+            if count.open() {
+                return trace.decide(
+                    "circuit_breaker",
+                    detail,
+                    Decision::Defer(DeferReason::NewSenderFlood),
+                );
+            }
+            trace.pass("circuit_breaker", detail);
+        }
+        Some(_) => trace.pass("circuit_breaker", "not a new sender"),
+        None => trace.pass("circuit_breaker", "not counted here"),
+    }
+    limit(
+        policy.limits,
+        decision,
+        new_sender,
+        history,
+        load,
+        now,
+        trace,
+    )
+}
+
+/// The admission rules: the channel's switch, the denylist, the account's
+/// state and access.
+fn admit_unlimited(
+    policy: &ServicePolicy,
+    channel: Channel,
+    address: &EmailAddress,
+    sender: SenderState,
     trace: &mut Trace,
 ) -> Decision {
     match policy.switch_for(channel) {
@@ -241,14 +449,17 @@ fn admit(
         );
     }
     trace.pass("denylist", "not listed");
-    let decision = match sender {
-        SenderState::Disabled => {
-            return trace.decide(
-                "sender_state",
-                "the customer is disabled",
-                Decision::Refuse(RefuseReason::AccountDisabled),
-            );
-        }
+    match sender {
+        SenderState::Suppressed => trace.decide(
+            "sender_state",
+            "the owner of the address asked never to be mailed again",
+            Decision::Suppress(SuppressReason::OptedOut),
+        ),
+        SenderState::Disabled => trace.decide(
+            "sender_state",
+            "the customer is disabled",
+            Decision::Refuse(RefuseReason::AccountDisabled),
+        ),
         SenderState::Active => {
             trace.pass("sender_state", "the customer is active");
             trace.pass("access", "not needed: the customer exists");
@@ -269,13 +480,11 @@ fn admit(
         SenderState::New => {
             trace.pass("sender_state", "no customer with this address yet");
             match &policy.access {
-                Access::NoOne => {
-                    return trace.decide(
-                        "access",
-                        "nobody may self-register",
-                        Decision::Refuse(RefuseReason::SelfRegistrationOff),
-                    );
-                }
+                Access::NoOne => trace.decide(
+                    "access",
+                    "nobody may self-register",
+                    Decision::Refuse(RefuseReason::SelfRegistrationOff),
+                ),
                 Access::Anyone => {
                     trace.pass("access", "anyone may self-register");
                     Decision::Register { company: None }
@@ -290,27 +499,24 @@ fn admit(
                             company: Some(company.name.clone()),
                         }
                     }
-                    None => {
-                        return trace.decide(
-                            "access",
-                            format!("{} belongs to no company", address.domain()),
-                            Decision::Refuse(RefuseReason::DomainNotAllowed),
-                        );
-                    }
+                    None => trace.decide(
+                        "access",
+                        format!("{} belongs to no company", address.domain()),
+                        Decision::Refuse(RefuseReason::DomainNotAllowed),
+                    ),
                 },
             }
         }
-    };
-    if !decision.sends_mail() {
-        return decision;
     }
-    limit(policy.limits, decision, history, load, now, trace)
 }
 
-/// The reply limits: per address (spacing, per day), then per service.
+/// The reply limits, smallest layer first: per address (spacing, per day),
+/// per sender domain, per client network, then the service's budget, of
+/// which new senders may use only their share.
 fn limit(
     limits: ReplyLimits,
     decision: Decision,
+    new_sender: bool,
     history: ReplyHistory,
     load: ServiceLoad,
     now: i64,
@@ -356,12 +562,50 @@ fn limit(
         );
     }
     trace.pass("replies_per_day", per_day);
+    let layers = [
+        (
+            "domain_budget",
+            "the sender's domain",
+            load.domain_replies_last_day,
+            limits.domain_per_day,
+            RefuseReason::DomainBudget,
+            SuppressReason::DomainBudget,
+        ),
+        (
+            "network_budget",
+            "the client's network",
+            load.network_replies_last_day,
+            limits.network_per_day,
+            RefuseReason::NetworkBudget,
+            SuppressReason::NetworkBudget,
+        ),
+    ];
+    for (rule, whom, count, most, refuse, suppress) in layers {
+        match count {
+            Some(count) if count >= most => {
+                return over(
+                    trace,
+                    rule,
+                    format!("{whom} had {count} replies in 24 hours, at most {most}"),
+                    refuse,
+                    suppress,
+                );
+            }
+            Some(count) => trace.pass(rule, format!("{count} of {most} replies used")),
+            None => trace.pass(rule, "not counted on this channel"),
+        }
+    }
+    let (budget, whose) = if new_sender {
+        (limits.new_sender_share(), "the new senders' share")
+    } else {
+        (limits.service_per_day, "all")
+    };
     match load.replies_last_day {
-        Some(count) if count >= limits.service_per_day => over(
+        Some(count) if count >= budget => over(
             trace,
             "service_budget",
             format!(
-                "the service sent {count} replies in 24 hours, at most {}",
+                "the service sent {count} replies in 24 hours; {whose} of its {} may be used",
                 limits.service_per_day
             ),
             RefuseReason::ServiceBudget,
@@ -370,7 +614,10 @@ fn limit(
         Some(count) => {
             trace.pass(
                 "service_budget",
-                format!("{count} of {} replies used", limits.service_per_day),
+                format!(
+                    "{count} of {} replies used ({whose} may be used)",
+                    limits.service_per_day
+                ),
             );
             decision
         }

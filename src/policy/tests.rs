@@ -9,6 +9,9 @@ const NOW: i64 = 1_800_000_000;
 
 fn policy() -> ServicePolicy {
     ServicePolicy {
+        google: true,
+        directory: true,
+        email_link: false,
         access: Access::Anyone,
         email: true,
         portal: true,
@@ -18,6 +21,8 @@ fn policy() -> ServicePolicy {
         limits: ReplyLimits {
             min_interval_secs: 600,
             max_per_day: 5,
+            domain_per_day: 20,
+            network_per_day: 30,
             service_per_day: 100,
             action: LimitAction::Refuse,
         },
@@ -35,6 +40,7 @@ fn mail(mail_from: &str, headers: &str) -> InboundMessage {
     let envelope = Envelope {
         client_ip: IpAddr::from([192, 0, 2, 1]),
         helo: "mx.example.com".into(),
+        relay_ip: None,
         mail_from: mail_from.into(),
         recipients: vec!["support@helpdesk.example".into()],
     };
@@ -546,7 +552,11 @@ fn sender_authentication_verdicts_decide() {
             ServiceLoad::default()
         ),
         Decision::Refuse(RefuseReason::SenderMismatch),
-        "authentication never excuses a From that is not the envelope sender"
+        "authentication never excuses an envelope naming another mailbox in From's domain"
+    );
+    let forwarded = mail(
+        "SRS0=HHH=TT=example.com=jane@forwarder.example",
+        "From: jane@example.com\r\n",
     );
     let own = OwnIdentity {
         support_addresses: &support(),
@@ -562,6 +572,10 @@ fn sender_authentication_verdicts_decide() {
         "no DNS for a message already refused"
     );
     assert!(
+        needs_sender_auth(&dmarc, own, &forwarded),
+        "a forwarder's envelope needs the verdict for From"
+    );
+    assert!(
         !needs_sender_auth(&policy(), own, &message),
         "no DNS when off"
     );
@@ -572,9 +586,11 @@ fn the_service_budget_and_the_limit_action_apply() {
     let message = mail("jane@example.com", "From: jane@example.com\r\n");
     let spent = ServiceLoad {
         replies_last_day: Some(100),
+        ..ServiceLoad::default()
     };
     let room = ServiceLoad {
-        replies_last_day: Some(99),
+        replies_last_day: Some(89),
+        ..ServiceLoad::default()
     };
     let auth = AuthVerdict::Off;
     let none = ReplyHistory::default();
@@ -703,6 +719,7 @@ fn the_service_budget_applies_to_the_portal_too() {
     let budget = policy().limits.service_per_day;
     let spent = ServiceLoad {
         replies_last_day: Some(budget),
+        ..ServiceLoad::default()
     };
     assert_eq!(
         evaluate_portal(
@@ -715,4 +732,451 @@ fn the_service_budget_applies_to_the_portal_too() {
         ),
         Decision::Refuse(RefuseReason::ServiceBudget)
     );
+}
+
+#[test]
+fn new_senders_are_the_first_to_wait_when_the_service_budget_runs_low() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let none = ReplyHistory::default();
+    let auth = AuthVerdict::Off;
+    // 90 of 100 used: the new senders' share is spent, the reserve is not.
+    let low = ServiceLoad {
+        replies_last_day: Some(90),
+        ..ServiceLoad::default()
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, low),
+        Decision::Refuse(RefuseReason::ServiceBudget)
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Pending, none, &auth, low),
+        Decision::ResendActivation,
+        "a customer we know still gets a new link"
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Active, none, &auth, low),
+        Decision::AlreadyActive { notify: true }
+    );
+}
+
+#[test]
+fn the_domain_and_network_budgets_come_before_the_service_budget() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let none = ReplyHistory::default();
+    let auth = AuthVerdict::Off;
+    let domain_spent = ServiceLoad {
+        replies_last_day: Some(0),
+        domain_replies_last_day: Some(20),
+        network_replies_last_day: Some(0),
+        new_senders: None,
+    };
+    assert_eq!(
+        decide_with(
+            &policy(),
+            &message,
+            SenderState::New,
+            none,
+            &auth,
+            domain_spent
+        ),
+        Decision::Refuse(RefuseReason::DomainBudget)
+    );
+    let network_spent = ServiceLoad {
+        domain_replies_last_day: Some(19),
+        network_replies_last_day: Some(30),
+        ..domain_spent
+    };
+    assert_eq!(
+        decide_with(
+            &policy(),
+            &message,
+            SenderState::New,
+            none,
+            &auth,
+            network_spent
+        ),
+        Decision::Refuse(RefuseReason::NetworkBudget)
+    );
+    let room = ServiceLoad {
+        network_replies_last_day: Some(29),
+        ..network_spent
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, room),
+        Decision::Register { company: None }
+    );
+}
+
+#[test]
+fn the_circuit_breaker_defers_new_senders_only() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    let none = ReplyHistory::default();
+    let auth = AuthVerdict::Off;
+    let open = ServiceLoad {
+        new_senders: Some(NewSenders {
+            last_minute: 10,
+            per_minute: 10,
+        }),
+        ..ServiceLoad::default()
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, open),
+        Decision::Defer(DeferReason::NewSenderFlood)
+    );
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::Pending, none, &auth, open),
+        Decision::ResendActivation
+    );
+    let closed = ServiceLoad {
+        new_senders: Some(NewSenders {
+            last_minute: 9,
+            per_minute: 10,
+        }),
+        ..ServiceLoad::default()
+    };
+    assert_eq!(
+        decide_with(&policy(), &message, SenderState::New, none, &auth, closed),
+        Decision::Register { company: None }
+    );
+}
+
+#[test]
+fn an_address_whose_owner_opted_out_is_never_answered() {
+    let message = mail("jane@example.com", "From: jane@example.com\r\n");
+    assert_eq!(
+        decide(
+            &policy(),
+            &message,
+            SenderState::Suppressed,
+            ReplyHistory::default()
+        ),
+        Decision::Suppress(SuppressReason::OptedOut)
+    );
+}
+
+/// The envelope shapes of issue 15, each with every verdict: who registers
+/// by mail is From, and only when the envelope names it or authentication
+/// passes for the From domain.
+#[test]
+fn who_registers_follows_the_envelope_and_authentication() {
+    use AuthVerdict::{Fail, Off, Pass, TemporaryError};
+    let register = || Decision::Register { company: None };
+    let refuse = Decision::Refuse;
+    let defer = Decision::Defer(DeferReason::AuthTemporaryError);
+    let pass = || Pass("dmarc=pass for example.com".into());
+    let fail = || Fail("dmarc=fail for example.com".into());
+    let temporary = || TemporaryError("SERVFAIL".into());
+    let from = "From: Jane <jane.doe@example.com>\r\n";
+    // (shape, envelope, [(verdict, decision, what the record notes)])
+    type Expected = (AuthVerdict, Decision, Option<&'static str>);
+    let cases: Vec<(&str, &str, Vec<Expected>)> = vec![
+        (
+            "plain",
+            "jane.doe@example.com",
+            vec![
+                (Off, register(), None),
+                (pass(), register(), None),
+                (fail(), refuse(RefuseReason::NotAuthenticated), None),
+                (temporary(), defer.clone(), None),
+            ],
+        ),
+        (
+            "local part in other case",
+            "Jane.Doe@Example.com",
+            vec![
+                (Off, register(), Some("the case of the local part")),
+                (pass(), register(), Some("the case of the local part")),
+                (
+                    fail(),
+                    refuse(RefuseReason::NotAuthenticated),
+                    Some("the case of the local part"),
+                ),
+            ],
+        ),
+        (
+            "BATV prvs",
+            "prvs=0123456789=jane.doe@example.com",
+            vec![
+                (Off, register(), Some("BATV prvs tag removed")),
+                (pass(), register(), Some("BATV prvs tag removed")),
+                (
+                    fail(),
+                    refuse(RefuseReason::NotAuthenticated),
+                    Some("BATV prvs tag removed"),
+                ),
+            ],
+        ),
+        (
+            "BATV btv1 with other case",
+            "btv1==5f2a17c8e1d==Jane.Doe@example.com",
+            vec![
+                (Off, register(), Some("BATV btv1 tag removed")),
+                (pass(), register(), Some("BATV btv1 tag removed")),
+            ],
+        ),
+        (
+            "BATV before another mailbox",
+            "prvs=0123456789=boss@example.com",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+                (
+                    pass(),
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+            ],
+        ),
+        (
+            "SRS0",
+            "SRS0=HHH=TT=example.com=jane.doe@forwarder.example",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some(
+                        "rewritten by a forwarder (SRS0), not decoded; senders are not authenticated",
+                    ),
+                ),
+                (
+                    pass(),
+                    register(),
+                    Some("it did not matter: From is authenticated (dmarc=pass for example.com)"),
+                ),
+                (
+                    fail(),
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some("From is not authenticated"),
+                ),
+                (temporary(), defer.clone(), None),
+            ],
+        ),
+        (
+            "Microsoft 365 SRS",
+            "bounces+SRS=44ldt=IX=example.com=jane.doe@contoso.onmicrosoft.com",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some("(Microsoft 365 SRS), not decoded"),
+                ),
+                (pass(), register(), Some("it did not matter")),
+            ],
+        ),
+        (
+            "SRS0 naming someone else",
+            "SRS0=HHH=TT=evil.example=mallory@forwarder.example",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::ForwardedNotAuthenticated),
+                    Some("not decoded"),
+                ),
+                (pass(), register(), Some("it did not matter")),
+            ],
+        ),
+        (
+            "another domain",
+            "jane.doe@mail.example.net",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another domain than From"),
+                ),
+                (pass(), register(), Some("it did not matter")),
+                (
+                    fail(),
+                    refuse(RefuseReason::NotAuthenticated),
+                    Some("From is not authenticated"),
+                ),
+                (temporary(), defer.clone(), None),
+            ],
+        ),
+        (
+            "another mailbox in From's domain",
+            "boss@example.com",
+            vec![
+                (
+                    Off,
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+                (
+                    pass(),
+                    refuse(RefuseReason::SenderMismatch),
+                    Some("another mailbox"),
+                ),
+            ],
+        ),
+    ];
+    let support = support();
+    let own = OwnIdentity {
+        support_addresses: &support,
+        message_id_domain: "registrar.localhost",
+    };
+    for (shape, envelope, verdicts) in cases {
+        let message = mail(envelope, from);
+        for (verdict, expected, note) in verdicts {
+            let description = format!("{shape}, {verdict:?}");
+            let decision = decide_with(
+                &policy(),
+                &message,
+                SenderState::New,
+                ReplyHistory::default(),
+                &verdict,
+                ServiceLoad::default(),
+            );
+            assert_eq!(decision, expected, "{description}");
+            let evaluation = evaluate_mail_traced(
+                &policy(),
+                own,
+                MailRequest {
+                    message: &message,
+                    auth: &verdict,
+                    sender: SenderState::New,
+                    history: ReplyHistory::default(),
+                    load: ServiceLoad::default(),
+                    now: NOW,
+                },
+            );
+            match (note, &evaluation.note) {
+                (None, None) => {}
+                (Some(expected), Some(found)) => assert!(
+                    found.contains(expected) && found.contains(envelope),
+                    "{description}: {found:?} should name {envelope} and say {expected:?}"
+                ),
+                (expected, found) => {
+                    panic!("{description}: note {found:?}, expected {expected:?}")
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn machine_mailboxes_are_recognised_behind_batv_and_in_from_after_srs() {
+    let cases = [
+        (
+            "postmaster behind a BATV tag",
+            "prvs=0123456789=postmaster@example.com",
+            "From: postmaster@example.com\r\n",
+            Some(SuppressReason::SystemSender),
+        ),
+        (
+            "a forwarder's SRS address is not a machine's because of its local part",
+            "bounces+SRS=44ldt=IX=example.com=jane@contoso.onmicrosoft.com",
+            "From: jane@example.com\r\n",
+            None,
+        ),
+        (
+            "a no-reply From behind SRS",
+            "SRS0=HHH=TT=example.com=noreply@forwarder.example",
+            "From: noreply@example.com\r\n",
+            Some(SuppressReason::SystemSender),
+        ),
+    ];
+    for (description, envelope, headers, expected) in cases {
+        let decision = decide_with(
+            &policy(),
+            &mail(envelope, headers),
+            SenderState::New,
+            ReplyHistory::default(),
+            &AuthVerdict::Pass("dmarc=pass".into()),
+            ServiceLoad::default(),
+        );
+        match expected {
+            Some(reason) => assert_eq!(decision, Decision::Suppress(reason), "{description}"),
+            None => assert!(
+                !matches!(decision, Decision::Suppress(_)),
+                "{description}: {decision:?}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn sign_in_methods_obey_their_switch_the_denylist_access_and_no_reply_limits() {
+    use crate::domain::Channel;
+    let jane = EmailAddress::parse("jane@acme.example").expect("valid");
+    let listed = EmailAddress::parse("bad@example.com").expect("valid");
+    let acme = Company {
+        name: "Acme".into(),
+        domains: vec!["acme.example".into()],
+    };
+    let companies = ServicePolicy {
+        access: Access::Companies(vec![acme]),
+        ..policy()
+    };
+    let outsider = EmailAddress::parse("joe@elsewhere.example").expect("valid");
+    let cases = [
+        (
+            "a new allowed address registers",
+            policy(),
+            Channel::Google,
+            &jane,
+            SenderState::New,
+            Decision::Register { company: None },
+        ),
+        (
+            "the company joins",
+            companies.clone(),
+            Channel::Directory,
+            &jane,
+            SenderState::New,
+            Decision::Register {
+                company: Some("Acme".into()),
+            },
+        ),
+        (
+            "a domain outside the companies is refused",
+            companies,
+            Channel::Google,
+            &outsider,
+            SenderState::New,
+            Decision::Refuse(RefuseReason::DomainNotAllowed),
+        ),
+        (
+            "the denylist wins",
+            policy(),
+            Channel::Google,
+            &listed,
+            SenderState::Active,
+            Decision::Refuse(RefuseReason::Denied),
+        ),
+        (
+            "the method's switch closes it",
+            policy(),
+            Channel::EmailLink,
+            &jane,
+            SenderState::Active,
+            Decision::Refuse(RefuseReason::SelfRegistrationOff),
+        ),
+        (
+            "a pending customer is activated by the proof",
+            policy(),
+            Channel::Directory,
+            &jane,
+            SenderState::Pending,
+            Decision::ResendActivation,
+        ),
+        (
+            "a disabled customer is refused",
+            policy(),
+            Channel::Google,
+            &jane,
+            SenderState::Disabled,
+            Decision::Refuse(RefuseReason::AccountDisabled),
+        ),
+    ];
+    for (description, policy, channel, address, state, expected) in cases {
+        assert_eq!(
+            evaluate_sign_in(&policy, channel, address, state),
+            expected,
+            "{description}"
+        );
+    }
 }

@@ -17,14 +17,17 @@ pub const MAIL_RULES: &[&str] = &[
     "own_message_id",
     "auto_reply_subject",
     "envelope_sender",
-    "from_is_envelope_sender",
+    "envelope_names_from",
     "sender_authentication",
     "channel_enabled",
     "denylist",
     "sender_state",
     "access",
+    "circuit_breaker",
     "reply_interval",
     "replies_per_day",
+    "domain_budget",
+    "network_budget",
     "service_budget",
 ];
 
@@ -45,12 +48,19 @@ pub struct Evaluation {
     pub decision: Decision,
     /// The rules checked, in order; rules after the deciding one are absent.
     pub checks: Vec<Check>,
+    /// What the decision record keeps besides the outcome: how the envelope
+    /// sender was read when it was not simply the From address (a BATV tag
+    /// removed, another case, a forwarder's envelope that authentication made
+    /// irrelevant, or why it kept From from registering).
+    pub note: Option<String>,
 }
 
 /// Collects checks while the rules run.
 #[derive(Default)]
 pub(super) struct Trace {
     pub(super) checks: Vec<Check>,
+    /// `Evaluation::note`, set by the rule that has something to record.
+    pub(super) note: Option<String>,
 }
 
 impl Trace {

@@ -44,7 +44,7 @@ fn queue_activated_notice(
         &replies::login_link(&settings.http.public_url),
     )?;
     let context = ReplyContext::unprompted(settings, service);
-    queue_reply(conn, &context, &address, &reply, now)
+    queue_reply(conn, &context, &address, &reply, now).map(drop)
 }
 
 impl Registrar {

@@ -1,22 +1,27 @@
 //! A data-protection request about one address: `export` gathers what is
 //! kept about it (the account, its sessions' times, every decision, the
-//! metadata of its messages and of the replies sent to it); `erase` removes
-//! the account, its tokens and sessions, its stored messages and the
-//! replies to it, and keeps the decisions with the address replaced by
-//! `erased`, so the daily budgets and the record of what was decided stay
-//! true. The erasure itself is recorded, anonymously.
+//! metadata of its messages and of the replies sent to it, its place on the
+//! never-mail list); `erase` removes the account, its tokens, links and
+//! sessions, its stored messages and the replies to it, and keeps the
+//! decisions with the address (and their notes) replaced by `erased`, so the
+//! daily budgets and the record of what was decided stay true. The erasure
+//! itself is recorded, anonymously.
+//!
+//! An address its owner put on the never-mail list stays there: the entry
+//! is what keeps us from mailing them again should anyone register the
+//! address later. Only `registrar customers unsuppress` removes it.
 //!
 //! Neither ever reads a token, a token or session hash, a password hash, a
 //! message's bytes or a reply's body.
 
 use crate::domain::{Channel, EmailAddress};
 use crate::registration::Registrar;
-use crate::registration::decide::{About, Kept, record};
+use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::settings::Settings;
 use crate::store::customers::{self, Customer};
 use crate::store::outbox::ReplyRecord;
-use crate::store::{self, inbound, outbox, sessions, tokens};
+use crate::store::{self, account_tokens, inbound, outbox, sessions, suppressions, tokens};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -34,12 +39,15 @@ pub struct Export {
     pub decisions: Vec<DecisionExport>,
     pub messages: Vec<MessageExport>,
     pub replies: Vec<ReplyExport>,
+    /// On the never-mail list, since when and by whom.
+    pub never_mail: Option<NeverMailExport>,
 }
 
 impl Export {
     /// Nothing at all is kept about the address.
     pub fn is_empty(&self) -> bool {
         self.account.is_none()
+            && self.never_mail.is_none()
             && self.decisions.is_empty()
             && self.messages.is_empty()
             && self.replies.is_empty()
@@ -62,6 +70,13 @@ pub struct AccountExport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct NeverMailExport {
+    pub since: String,
+    /// `recipient` (its owner's link) or `operator`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct SessionExport {
     pub created_at: String,
     pub last_seen_at: String,
@@ -75,6 +90,8 @@ pub struct DecisionExport {
     pub service: String,
     pub outcome: String,
     pub reason: String,
+    /// How the request was read (for mail, the envelope), when noted.
+    pub note: Option<String>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -85,6 +102,8 @@ pub struct MessageExport {
     pub service: String,
     pub client_ip: String,
     pub helo: String,
+    /// The relay that named the client with XFORWARD, if one did.
+    pub relay_ip: Option<String>,
     pub envelope_from: String,
     pub envelope_to: String,
     pub message_id: Option<String>,
@@ -107,18 +126,26 @@ pub struct ReplyExport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Erased {
     pub account: bool,
+    /// Activation tokens, password-reset and sign-in links, and "I did not
+    /// ask for this" links.
     pub tokens: usize,
     pub sessions: usize,
     pub messages: usize,
     pub replies: usize,
     /// Decisions kept with the address replaced by `erased`.
     pub decisions_anonymised: usize,
+    /// The address stays on the never-mail list (not erased).
+    pub never_mail_kept: bool,
 }
 
 impl Erased {
-    /// Nothing was kept about the address.
+    /// Nothing was erased (the never-mail list aside).
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        *self
+            == Self {
+                never_mail_kept: self.never_mail_kept,
+                ..Self::default()
+            }
     }
 }
 
@@ -187,6 +214,7 @@ fn export(conn: &Connection, address: &EmailAddress, now: i64) -> anyhow::Result
                 service: d.service,
                 outcome: d.outcome,
                 reason: d.reason,
+                note: d.note,
                 dropped: d.dropped,
                 reply_code: d.reply_code,
             })
@@ -198,6 +226,7 @@ fn export(conn: &Connection, address: &EmailAddress, now: i64) -> anyhow::Result
                 service: m.service,
                 client_ip: m.client_ip,
                 helo: m.helo,
+                relay_ip: m.relay_ip,
                 envelope_from: m.envelope_from,
                 envelope_to: m.envelope_to,
                 message_id: m.message_id,
@@ -216,6 +245,10 @@ fn export(conn: &Connection, address: &EmailAddress, now: i64) -> anyhow::Result
                 sent_at: r.sent_at.map(at),
             })
             .collect(),
+        never_mail: suppressions::find(conn, &identity)?.map(|s| NeverMailExport {
+            since: at(s.created_at),
+            source: s.source,
+        }),
     })
 }
 
@@ -230,10 +263,12 @@ fn erase(
     let mut erased = Erased::default();
     let customer = customers::by_identity(conn, &identity)?;
     if let Some(customer) = &customer {
-        erased.tokens = tokens::delete_for_customer(conn, customer.id)?;
+        erased.tokens = tokens::delete_for_customer(conn, customer.id)?
+            + account_tokens::delete_for_customer(conn, customer.id)?;
         erased.sessions = sessions::delete_for_customer(conn, customer.id)?;
         erased.account = customers::delete(conn, customer.id)?;
     }
+    erased.tokens += suppressions::delete_opt_out_tokens_for(conn, &identity)?;
     for reply in replies_to(conn, address)? {
         outbox::delete(conn, reply.id)?;
         erased.replies += 1;
@@ -241,6 +276,7 @@ fn erase(
     let forgotten = inbound::forget(conn, &identity, ERASED)?;
     erased.messages = forgotten.messages;
     erased.decisions_anonymised = forgotten.decisions;
+    erased.never_mail_kept = suppressions::contains(conn, &identity)?;
     if erased.is_empty() {
         return Ok(erased);
     }
@@ -255,7 +291,7 @@ fn erase(
             address: ERASED,
             identity: None,
         },
-        ("erase", "data_protection_request"),
+        Outcome::of("erase", "data_protection_request"),
         Kept::default(),
         now,
     )?;

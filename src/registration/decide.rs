@@ -3,28 +3,41 @@
 //! decision's consequences (customer, token hash, outbox row), record it.
 //! `record` is the only place a decision row is written, for operators'
 //! actions too.
+//!
+//! The address that registers is the address that gets the reply: `apply`
+//! takes one address for the customer row, the rate-limit key and the outbox
+//! recipient, so an activation link can go to no one else.
 
-use crate::domain::{Channel, CustomerName, EmailAddress};
-use crate::policy::Decision;
+use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress};
+use crate::policy::{Decision, DeferReason, Evaluation, RefuseReason, SuppressReason};
+use crate::registration::Guards;
+use crate::registration::alarms::Alarm;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
 use crate::replies;
 use crate::settings::Service;
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision};
+use crate::store::reply_counts::{self, Scope};
 use rusqlite::Connection;
 
 /// A request to decide, as a way in brings it.
 pub(super) struct Ask<'a> {
     pub(super) channel: Channel,
     pub(super) service: &'a Service,
-    /// Who would register or be answered; `None` for mail whose envelope
-    /// sender is not an address.
+    /// Who would register and be answered (for mail, the single From
+    /// address); `None` when nobody can be.
     pub(super) address: Option<&'a EmailAddress>,
-    /// The address as recorded (for mail, the envelope sender as given).
-    pub(super) recorded_as: &'a str,
+    /// Whom the decision record is about (for mail without a usable From,
+    /// the envelope sender as given).
+    pub(super) about: About<'a>,
     /// The name given with the request (the form's, or From's display name).
     pub(super) name: Option<&'a CustomerName>,
+    /// The network the request came from, when it is counted (not for a
+    /// trusted relay, whose clients we cannot tell apart).
+    pub(super) client: Option<ClientNetwork>,
+    /// The circuit breaker and the alarms.
+    pub(super) guards: &'a Guards,
     /// How a reply is addressed and stamped.
     pub(super) reply: ReplyContext<'a>,
     pub(super) now: i64,
@@ -66,6 +79,50 @@ impl<'a> About<'a> {
     }
 }
 
+/// An outcome as recorded: stable names, and a note for a person.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outcome<'a> {
+    pub(super) name: &'a str,
+    pub(super) reason: &'a str,
+    /// What else the record says (for mail, how the envelope was read).
+    pub(super) note: Option<&'a str>,
+}
+
+impl<'a> Outcome<'a> {
+    /// An outcome with nothing to note.
+    pub(super) fn of(name: &'a str, reason: &'a str) -> Self {
+        Self {
+            name,
+            reason,
+            note: None,
+        }
+    }
+}
+
+/// What evaluating a request gave: the decision, and what its record notes.
+pub(super) struct Judged {
+    pub(super) decision: Decision,
+    pub(super) note: Option<String>,
+}
+
+impl From<Decision> for Judged {
+    fn from(decision: Decision) -> Self {
+        Self {
+            decision,
+            note: None,
+        }
+    }
+}
+
+impl From<Evaluation> for Judged {
+    fn from(evaluation: Evaluation) -> Self {
+        Self {
+            decision: evaluation.decision,
+            note: evaluation.note,
+        }
+    }
+}
+
 /// A decision made, and whether it was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Decided {
@@ -80,14 +137,18 @@ pub(super) struct Decided {
 ///
 /// # Errors
 /// A storage failure; the caller's transaction rolls back.
-pub(super) fn decide(
+pub(super) fn decide<J: Into<Judged>>(
     conn: &Connection,
     ask: &Ask<'_>,
-    evaluate: impl FnOnce(&SenderFacts) -> Decision,
+    evaluate: impl FnOnce(&SenderFacts) -> J,
     keep: impl FnOnce(&Decision) -> anyhow::Result<Option<Kept>>,
 ) -> anyhow::Result<Decided> {
-    let facts = SenderFacts::load(conn, ask.service, ask.address, ask.now)?;
-    let decision = evaluate(&facts);
+    let mut facts = SenderFacts::load(conn, ask.service, ask.address, ask.client, ask.now)?;
+    facts.load.new_senders = Some(ask.guards.breaker.count());
+    let Judged { decision, note } = evaluate(&facts).into();
+    if let Some(alarm) = alarm_for(&decision) {
+        ask.guards.alarms.raise(alarm, &ask.service.id);
+    }
     let Some(kept) = keep(&decision)? else {
         return Ok(Decided {
             decision,
@@ -98,17 +159,23 @@ pub(super) fn decide(
         && let Some(address) = ask.address
     {
         apply(conn, ask, &decision, address, facts.customer.as_ref())?;
+        if matches!(decision, Decision::Register { .. }) && !ask.channel.signs_in() {
+            // Only a new sender is registered: the circuit breaker counts it
+            // (a sign-in method mails nothing, so it is not counted).
+            // Every decision runs on the store's one writer thread, so the
+            // next one sees this count.
+            ask.guards.breaker.record();
+        }
     }
-    let about = About {
-        service: &ask.service.id,
-        address: ask.recorded_as,
-        identity: ask.address.map(EmailAddress::identity_key),
-    };
     record(
         conn,
         ask.channel,
-        &about,
-        (decision.name(), decision.reason()),
+        &ask.about,
+        Outcome {
+            name: decision.name(),
+            reason: decision.reason(),
+            note: note.as_deref(),
+        },
         kept,
         ask.now,
     )?;
@@ -118,8 +185,8 @@ pub(super) fn decide(
     })
 }
 
-/// Records an outcome (`(name, reason)`, stable names) about someone: the
-/// only place a decision row is written.
+/// Records an outcome about someone: the only place a decision row is
+/// written.
 ///
 /// # Errors
 /// A storage failure.
@@ -127,7 +194,7 @@ pub(super) fn record(
     conn: &Connection,
     channel: Channel,
     about: &About<'_>,
-    (outcome, reason): (&str, &str),
+    outcome: Outcome<'_>,
     kept: Kept,
     now: i64,
 ) -> anyhow::Result<()> {
@@ -139,8 +206,9 @@ pub(super) fn record(
             service: about.service,
             address: about.address,
             identity: about.identity.as_deref(),
-            outcome,
-            reason,
+            outcome: outcome.name,
+            reason: outcome.reason,
+            note: outcome.note,
             dropped: kept.dropped,
             reply_code: kept.reply_code,
         },
@@ -149,7 +217,23 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Writes a decision's consequences: customer, token hash, outbox row.
+/// The alarm a decision raises, when it was made by a limit that protects
+/// everybody.
+fn alarm_for(decision: &Decision) -> Option<Alarm> {
+    match decision {
+        Decision::Refuse(RefuseReason::ServiceBudget)
+        | Decision::Suppress(SuppressReason::ServiceBudget) => Some(Alarm::ServiceBudget),
+        Decision::Refuse(RefuseReason::DomainBudget)
+        | Decision::Suppress(SuppressReason::DomainBudget) => Some(Alarm::DomainBudget),
+        Decision::Refuse(RefuseReason::NetworkBudget)
+        | Decision::Suppress(SuppressReason::NetworkBudget) => Some(Alarm::NetworkBudget),
+        Decision::Defer(DeferReason::NewSenderFlood) => Some(Alarm::NewSenderFlood),
+        _ => None,
+    }
+}
+
+/// Writes a decision's consequences: customer, token hash, outbox row, and
+/// the reply counted against the sender's domain and the client's network.
 fn apply(
     conn: &Connection,
     ask: &Ask<'_>,
@@ -157,6 +241,9 @@ fn apply(
     address: &EmailAddress,
     customer: Option<&Customer>,
 ) -> anyhow::Result<()> {
+    if ask.channel.signs_in() {
+        return apply_sign_in(conn, ask, decision, address, customer);
+    }
     let context = &ask.reply;
     let settings = context.settings;
     let now = ask.now;
@@ -175,12 +262,12 @@ fn apply(
                 },
                 now,
             )?;
-            new_activation_reply(conn, context, customer_id, now)?
+            new_activation_reply(conn, context, customer_id, address, now)?
         }
         Decision::ResendActivation => {
             let customer =
                 customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
-            new_activation_reply(conn, context, customer.id, now)?
+            new_activation_reply(conn, context, customer.id, address, now)?
         }
         Decision::AlreadyActive { notify: true } => replies::already_active(
             &context.service.name,
@@ -193,5 +280,52 @@ fn apply(
             return Ok(());
         }
     };
-    queue_reply(conn, context, address, &reply, now)
+    if !queue_reply(conn, context, address, &reply, now)? {
+        return Ok(());
+    }
+    let service = &ask.service.id;
+    reply_counts::add(conn, Scope::Domain, service, address.domain(), now)?;
+    if let Some(client) = ask.client {
+        reply_counts::add(conn, Scope::Network, service, &client.to_string(), now)?;
+    }
+    Ok(())
+}
+
+/// A sign-in method's consequences: the proof already showed the address is
+/// the visitor's, so a new customer is created active (no activation mail,
+/// no password until they set one) and a pending one is activated. The
+/// session is the caller's.
+fn apply_sign_in(
+    conn: &Connection,
+    ask: &Ask<'_>,
+    decision: &Decision,
+    address: &EmailAddress,
+    customer: Option<&Customer>,
+) -> anyhow::Result<()> {
+    match decision {
+        Decision::Register { company } => {
+            customers::insert_active(
+                conn,
+                &NewCustomer {
+                    email: address.as_str(),
+                    identity: &address.identity_key(),
+                    name: ask.name.map(AsRef::as_ref),
+                    company: company.as_deref(),
+                    service: &ask.service.id,
+                    source: ask.channel.as_str(),
+                },
+                ask.now,
+            )?;
+        }
+        Decision::ResendActivation => {
+            let customer =
+                customer.ok_or_else(|| anyhow::anyhow!("activation decided without a customer"))?;
+            customers::activate_proven(conn, customer.id, ask.name.map(AsRef::as_ref), ask.now)?;
+        }
+        Decision::AlreadyActive { .. }
+        | Decision::Suppress(_)
+        | Decision::Refuse(_)
+        | Decision::Defer(_) => {}
+    }
+    Ok(())
 }

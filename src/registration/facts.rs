@@ -1,13 +1,15 @@
 //! What policy needs to know about a sender before it decides: the customer
-//! (if any), the replies they got lately and the service's load. The daemon's
-//! use cases and `registrar explain` call this one loader, so explain cannot
-//! drift from what the daemon decides on.
+//! (if any), whether the address asked never to be mailed, the replies it
+//! got lately, and the load on the service, the sender's domain and the
+//! client's network. The daemon's use cases and `registrar explain` call this
+//! one loader, so explain cannot drift from what the daemon decides on.
 
-use crate::domain::EmailAddress;
+use crate::domain::{ClientNetwork, EmailAddress};
 use crate::policy::{ReplyHistory, SenderState, ServiceLoad};
 use crate::settings::Service;
 use crate::store::customers::{self, Customer};
-use crate::store::{self, inbound, outbox};
+use crate::store::reply_counts::{self, Scope};
+use crate::store::{self, inbound, outbox, suppressions};
 use rusqlite::Connection;
 use std::path::Path;
 
@@ -19,13 +21,17 @@ const DAY_SECS: i64 = 24 * 60 * 60;
 pub struct SenderFacts {
     /// The customer with the sender's address, if any.
     pub(super) customer: Option<Customer>,
+    /// The address's owner asked never to be mailed again.
+    pub(super) suppressed: bool,
     pub history: ReplyHistory,
     pub load: ServiceLoad,
 }
 
 impl SenderFacts {
     /// Loads the facts for `address` (none when the sender is not an
-    /// address) and `service` at `now`, inside the caller's transaction.
+    /// address), asking from `client` (when its network is counted), for
+    /// `service` at `now`, inside the caller's transaction. The circuit
+    /// breaker's count is not the store's: the caller adds it.
     ///
     /// # Errors
     /// A storage failure.
@@ -33,14 +39,33 @@ impl SenderFacts {
         conn: &Connection,
         service: &Service,
         address: Option<&EmailAddress>,
+        client: Option<ClientNetwork>,
         now: i64,
     ) -> anyhow::Result<Self> {
-        let (customer, history) = match address {
+        let (customer, suppressed, history, domain_replies) = match address {
             Some(address) => (
                 customers::by_identity(conn, &address.identity_key())?,
+                suppressions::contains(conn, &address.identity_key())?,
                 outbox::history(conn, &address.rate_key(), now)?,
+                Some(reply_counts::last_day(
+                    conn,
+                    Scope::Domain,
+                    &service.id,
+                    address.domain(),
+                    now,
+                )?),
             ),
-            None => (None, ReplyHistory::default()),
+            None => (None, false, ReplyHistory::default(), None),
+        };
+        let network_replies = match client {
+            Some(client) => Some(reply_counts::last_day(
+                conn,
+                Scope::Network,
+                &service.id,
+                &client.to_string(),
+                now,
+            )?),
+            None => None,
         };
         let load = ServiceLoad {
             replies_last_day: Some(inbound::service_replies_since(
@@ -48,9 +73,13 @@ impl SenderFacts {
                 &service.id,
                 now - DAY_SECS,
             )?),
+            domain_replies_last_day: domain_replies,
+            network_replies_last_day: network_replies,
+            new_senders: None,
         };
         Ok(Self {
             customer,
+            suppressed,
             history,
             load,
         })
@@ -65,14 +94,25 @@ impl SenderFacts {
         path: &Path,
         service: &Service,
         address: &EmailAddress,
+        client: Option<ClientNetwork>,
         now: i64,
     ) -> anyhow::Result<Self> {
         let conn = store::open_read_only(path)?;
-        Self::load(&conn, service, Some(address), now)
+        Self::load(&conn, service, Some(address), client, now)
     }
 
-    /// What we know of the sender: new, pending, active or disabled.
+    /// What we know of the sender: new, pending, active, disabled, or an
+    /// address whose owner asked never to be mailed.
     pub fn state(&self) -> SenderState {
+        if self.suppressed {
+            return SenderState::Suppressed;
+        }
+        self.account_state()
+    }
+
+    /// The account's state alone (new, pending, active, disabled), for a
+    /// decision that mails nothing: a sign-in by its owner's own proof.
+    pub fn account_state(&self) -> SenderState {
         self.customer
             .as_ref()
             .map_or(SenderState::New, Customer::sender_state)

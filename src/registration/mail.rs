@@ -1,24 +1,28 @@
 //! Registration by mail: sender authentication, then the decision and its
-//! consequences in one transaction, answered only after the commit.
+//! consequences in one transaction, answered only after the commit. The
+//! single From address is the one that registers and gets the reply; the
+//! envelope sender only decides whether it may (see `policy`).
 //!
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
 
-use crate::domain::Channel;
-use crate::message::{EnvelopeSender, InboundMessage, ParseError};
+use crate::domain::{Channel, ClientNetwork};
+use crate::message::{self, EnvelopeSender, InboundMessage, ParseError};
 use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
 };
-use crate::registration::Registrar;
-use crate::registration::decide::{Ask, Decided, Kept, decide};
+use crate::registration::alarms::Alarm;
+use crate::registration::decide::{About, Ask, Decided, Kept, decide};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
+use crate::registration::{Guards, Registrar};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;
 use crate::store::{self, inbound};
 use rusqlite::Connection;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What happened to a message sent to a support address.
@@ -53,11 +57,61 @@ pub fn dropped(service: &Service, decision: &Decision) -> bool {
     matches!(decision, Decision::Refuse(_)) && service.policy.refusal == RefusalMode::Drop
 }
 
+/// The network a message's client is counted in. That is the original
+/// client a relay in front of us named with XFORWARD (`Envelope::client_ip`)
+/// when it did; none when the client we know is itself a relay that hands us
+/// everybody's mail (one of `smtp.relays` that named nobody, or one of the
+/// service's trusted relays), as counting it would put every sender behind
+/// it in one network.
+pub fn client_network(
+    settings: &Settings,
+    service: &Service,
+    message: &InboundMessage,
+) -> Option<ClientNetwork> {
+    let ip = message.envelope.client_ip;
+    let trusted = match &service.policy.sender_auth {
+        SenderAuthMode::AuthenticationResults(trusted) => trusted
+            .trusted_relays
+            .iter()
+            .any(|range| range.contains(ip)),
+        SenderAuthMode::Off | SenderAuthMode::Dmarc => false,
+    };
+    let unnamed_relay = message.envelope.relay_ip.is_none() && settings.smtp.is_relay(ip);
+    (!trusted && !unnamed_relay).then(|| ClientNetwork::of(ip))
+}
+
+/// What is kept of a message's raw bytes: all of them for a message we
+/// answer, its header section for one we accept unanswered (automatic mail,
+/// a dropped refusal), and nothing once the hour's quota for its client or
+/// for everybody is used up.
+fn kept_raw<'r>(
+    guards: &Guards,
+    service: &Service,
+    client: Option<ClientNetwork>,
+    raw: &'r [u8],
+    answered: bool,
+    now: i64,
+) -> Option<&'r [u8]> {
+    let kept = if answered {
+        raw
+    } else {
+        message::header_section(raw)
+    };
+    let size = u64::try_from(kept.len()).unwrap_or(u64::MAX);
+    if guards.raw_quota.take(client, size, now) {
+        Some(kept)
+    } else {
+        guards.alarms.raise(Alarm::RawQuota, &service.id);
+        None
+    }
+}
+
 /// The transaction behind `from_mail`.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct input of the decision
 fn decide_mail(
     conn: &Connection,
     settings: &Settings,
+    guards: &Guards,
     service: &Service,
     message: &InboundMessage,
     auth: &AuthVerdict,
@@ -69,20 +123,29 @@ fn decide_mail(
         EnvelopeSender::Address(address) => address.as_str().to_owned(),
         _ => message.envelope.mail_from.clone(),
     };
+    // The single From address registers and gets the reply, whatever the
+    // envelope (policy decides whether it may). Without one nobody can; the
+    // record is then about the envelope sender.
+    let address = message.from_address();
+    let about = match (address, &message.sender) {
+        (Some(from), _) => About::address(service, from),
+        (None, EnvelopeSender::Address(envelope)) => About::address(service, envelope),
+        (None, _) => About {
+            service: &service.id,
+            address: &envelope_from,
+            identity: None,
+        },
+    };
     if inbound::earlier_copy(
         conn,
         message.message_id.as_deref(),
-        &envelope_from,
+        about.identity.as_deref(),
         &message.content_hash,
     )?
     .is_some()
     {
         return Ok(MailOutcome::Duplicate);
     }
-    let address = match &message.sender {
-        EnvelopeSender::Address(address) => Some(address),
-        _ => None,
-    };
     let own = OwnIdentity {
         support_addresses: &service.support_addresses,
         message_id_domain: &settings.smtp.hostname,
@@ -100,12 +163,15 @@ fn decide_mail(
                 .find(|s| s.identity_key().eq_ignore_ascii_case(r))
         })
         .unwrap_or(&service.support_addresses[0]);
+    let client = client_network(settings, service, message);
     let ask = Ask {
         channel: Channel::Mail,
         service,
         address,
-        recorded_as: &envelope_from,
+        about,
         name: message.display_name(),
+        client,
+        guards,
         reply: ReplyContext {
             settings,
             service,
@@ -115,7 +181,7 @@ fn decide_mail(
         now,
     };
     let evaluate = |facts: &SenderFacts| {
-        policy::evaluate_mail(
+        policy::evaluate_mail_traced(
             &service.policy,
             own,
             MailRequest {
@@ -142,6 +208,7 @@ fn decide_mail(
             None
         } else {
             let client_ip = message.envelope.client_ip.to_string();
+            let relay_ip = message.envelope.relay_ip.map(|ip| ip.to_string());
             let envelope_to = message.envelope.recipients.join(", ");
             Some(inbound::insert(
                 conn,
@@ -149,11 +216,20 @@ fn decide_mail(
                     service: &service.id,
                     client_ip: &client_ip,
                     helo: &message.envelope.helo,
+                    relay_ip: relay_ip.as_deref(),
                     envelope_from: &envelope_from,
                     envelope_to: &envelope_to,
                     message_id: message.message_id.as_deref(),
                     content_sha256: &message.content_hash,
-                    raw,
+                    raw: kept_raw(
+                        guards,
+                        service,
+                        client,
+                        raw,
+                        decision.sends_mail() && !dropped,
+                        now,
+                    ),
+                    size: raw.len(),
                 },
                 now,
             )?)
@@ -233,6 +309,7 @@ impl Registrar {
             AuthVerdict::Off
         };
         let settings = self.settings();
+        let guards = Arc::clone(&self.guards);
         let owned = service.clone();
         let outcome = self
             .store
@@ -240,6 +317,7 @@ impl Registrar {
                 decide_mail(
                     conn,
                     &settings,
+                    &guards,
                     &owned,
                     &message,
                     &auth,

@@ -4,13 +4,19 @@
 //! One file per way in: `mail` (a message to a support address), `portal`
 //! ("Create an account" and resend), `operator` (invitations, hand-over
 //! links, account state, purge), `activation` (the activation page) and
-//! `sign_in` (a proof of identity to a session). What they share: `decide`
+//! `sign_in` (a proof of identity to a session; `sign_in_methods` holds the
+//! proofs other than a password), `recovery` (the "Forgot your password?"
+//! and "Email me a sign-in link" requests). What they share: `decide`
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
 //! `observe` (health, readiness, the metrics text and the counting of
 //! decisions) and `error`. `data_protection` exports and erases what is
-//! kept about one address.
+//! kept about one address. What protects everybody from any one sender
+//! lives beside them: the circuit breaker on new senders (`breaker`), the
+//! quota on raw mail kept (`raw_quota`) and the alarms that tell the
+//! operator when a shared limit is reached (`alarms`). `opt_out` is the
+//! "I did not ask for this" link every activation mail carries.
 //!
 //! A use case writes a decision with all its consequences (inbound record,
 //! customer, token hash, outbox row) in one transaction, so a caller that
@@ -19,6 +25,8 @@
 //! handed in (`MailAnswers`).
 
 mod activation;
+mod alarms;
+mod breaker;
 mod data_protection;
 mod decide;
 mod error;
@@ -26,21 +34,33 @@ mod facts;
 mod mail;
 mod observe;
 mod operator;
+mod opt_out;
 mod outgoing;
 mod portal;
+mod raw_quota;
+mod recovery;
 mod sign_in;
+mod sign_in_methods;
 
 pub use activation::PendingCustomer;
+pub use alarms::Alarm;
 pub use data_protection::{Erased, Export};
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
-pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};
+pub use mail::{Answer, MailAnswers, MailOutcome, client_network, dropped, sender_authenticator};
 pub use observe::{Health, LISTENERS};
-pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
-pub use sign_in::{Account, Proof, SignIn};
+pub use operator::{HandOver, InviteOutcome, Purged, StatusChange, Unsuppressed};
+pub use opt_out::OptOut;
+pub use recovery::LinkHolder;
+pub use sign_in::{Account, Declined, Proof, SignIn};
 
+use crate::directory::Directory;
 use crate::metrics::Metrics;
+use crate::oidc::OidcClient;
+use crate::registration::alarms::Alarms;
+use crate::registration::breaker::NewSenderBreaker;
 use crate::registration::observe::WriteProbe;
+use crate::registration::raw_quota::RawBytesQuota;
 use crate::sender_auth::SenderAuthenticator;
 use crate::settings::{LiveSettings, Settings};
 use crate::store::Store;
@@ -61,6 +81,26 @@ pub struct Registrar {
     metrics: Metrics,
     /// The last answer of `/healthz`'s write probe.
     write_probe: Arc<WriteProbe>,
+    /// The limits no one sender may take from the others.
+    guards: Arc<Guards>,
+    /// The identity providers the sign-in methods ask, when configured.
+    providers: Arc<Providers>,
+}
+
+/// What protects everybody from any one sender, shared by every use case.
+#[derive(Debug)]
+struct Guards {
+    breaker: NewSenderBreaker,
+    raw_quota: RawBytesQuota,
+    alarms: Alarms,
+}
+
+/// The identity providers behind "Sign in with Google" and "Sign in with
+/// your company account"; fixed at start-up.
+#[derive(Default)]
+struct Providers {
+    oidc: Option<OidcClient>,
+    directory: Option<Directory>,
 }
 
 impl Registrar {
@@ -73,6 +113,11 @@ impl Registrar {
         metrics: Metrics,
     ) -> Self {
         let sender_auth = Arc::new(sender_authenticator(&settings, true));
+        let guards = Arc::new(Guards {
+            breaker: NewSenderBreaker::new(settings.circuit_breaker.new_senders_per_minute),
+            raw_quota: RawBytesQuota::new(settings.store.raw_quota),
+            alarms: Alarms::new(metrics.clone()),
+        });
         Self {
             settings: LiveSettings::new(Settings::clone(&settings)),
             store,
@@ -80,7 +125,29 @@ impl Registrar {
             sender_auth,
             metrics,
             write_probe: observe::write_probe(),
+            guards,
+            providers: Arc::default(),
         }
+    }
+
+    /// Sets up the identity providers the settings configure (the OpenID
+    /// Connect client, the directory); they reach no server until used.
+    ///
+    /// # Errors
+    /// A provider's settings cannot be turned into a client (a bad URL, an
+    /// unreadable CA file).
+    pub fn with_identity_providers(mut self) -> anyhow::Result<Self> {
+        let settings = self.settings();
+        let oidc = match &settings.oidc {
+            Some(oidc) => {
+                let callback = settings.http.public_url.join("login/google/callback")?;
+                Some(OidcClient::new(oidc, &callback)?)
+            }
+            None => None,
+        };
+        let directory = settings.ldap.as_ref().map(Directory::new).transpose()?;
+        self.providers = Arc::new(Providers { oidc, directory });
+        Ok(self)
     }
 
     /// The store, for the process's own plumbing (the outbox worker, the

@@ -15,11 +15,12 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// The listeners `/healthz` and `/readyz` look at, as the metrics name them.
-pub const LISTENERS: [&str; 2] = ["smtp", "http"];
+/// `admin` counts only when `[admin] listen` configures one.
+pub const LISTENERS: [&str; 3] = ["smtp", "http", "admin"];
 
 /// How long one write probe's answer stands: `/healthz` may be fetched
-/// often, and by anyone while it is on the public listener, so it costs at
-/// most one commit a second.
+/// often (every few seconds by each monitor), so it costs at most one
+/// commit a second.
 const PROBE_FRESH: Duration = Duration::from_secs(1);
 
 /// The outcome of the last write probe, shared by concurrent callers.
@@ -31,6 +32,8 @@ pub(super) struct WriteProbe {
 /// What `/healthz` checks, each with its finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
+    /// The listeners this daemon runs (by metrics name).
+    pub listeners: Vec<&'static str>,
     /// Listeners not accepting connections (by metrics name).
     pub listeners_down: Vec<&'static str>,
     /// A row written through the store writer was committed.
@@ -74,21 +77,33 @@ impl Registrar {
         Ok(self.metrics.encode())
     }
 
-    /// Whether the daemon can serve: both listeners accept connections and
+    /// The listeners this daemon runs: `LISTENERS`, without `admin` when
+    /// none is configured.
+    pub fn listeners(&self) -> Vec<&'static str> {
+        let admin = self.settings().admin.listen.is_some();
+        LISTENERS
+            .into_iter()
+            .filter(|listener| admin || *listener != "admin")
+            .collect()
+    }
+
+    /// Whether the daemon can serve: every listener accepts connections and
     /// the database answers a read.
     pub async fn ready(&self) -> bool {
-        LISTENERS
+        self.listeners()
             .iter()
             .all(|listener| self.metrics.listener_is_up(listener))
             && self.store.health().await.is_ok()
     }
 
-    /// Whether the daemon is healthy: both listeners accept connections,
+    /// Whether the daemon is healthy: every listener accepts connections,
     /// the database takes a write, and no reply has waited in the outbox
     /// longer than `outbound.max_queue_age_secs`.
     pub async fn health(&self) -> Health {
-        let listeners_down = LISTENERS
-            .into_iter()
+        let listeners = self.listeners();
+        let listeners_down = listeners
+            .iter()
+            .copied()
             .filter(|listener| !self.metrics.listener_is_up(listener))
             .collect();
         let database_writable = self.probe_write().await;
@@ -104,6 +119,7 @@ impl Registrar {
                 Duration::from_secs(u64::try_from(age).unwrap_or(0))
             });
         Health {
+            listeners,
             listeners_down,
             database_writable,
             oldest_queued_age,
@@ -142,6 +158,10 @@ impl Registrar {
             | Decision::Suppress(SuppressReason::RateLimited) => "replies_per_address",
             Decision::Refuse(RefuseReason::ServiceBudget)
             | Decision::Suppress(SuppressReason::ServiceBudget) => "service_replies_per_day",
+            Decision::Refuse(RefuseReason::DomainBudget)
+            | Decision::Suppress(SuppressReason::DomainBudget) => "domain_replies_per_day",
+            Decision::Refuse(RefuseReason::NetworkBudget)
+            | Decision::Suppress(SuppressReason::NetworkBudget) => "network_replies_per_day",
             _ => return,
         };
         self.metrics.rate_limit_hit(limit);

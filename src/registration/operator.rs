@@ -1,16 +1,18 @@
 //! The operator's ways in and tools: invitations, hand-over links, enabling
-//! and disabling customers, and the purge of never-activated customers.
+//! and disabling customers, taking an address off the "never mail" list,
+//! and the purge of never-activated customers and everything else that ages
+//! out.
 
 use crate::domain::{Channel, CustomerName, EmailAddress, Token};
 use crate::policy;
-use crate::registration::decide::{About, Kept, record};
+use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
-use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::outgoing::{ReplyContext, new_opt_out_link, queue_reply};
 use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
-use crate::store::{self, inbound, sessions, tokens};
+use crate::store::{self, account_tokens, inbound, reply_counts, sessions, suppressions, tokens};
 use rusqlite::Connection;
 
 /// What an operator's invitation did.
@@ -23,6 +25,17 @@ pub enum InviteOutcome {
     AlreadyActive,
     /// The customer is disabled; nothing was sent.
     Disabled,
+    /// The address's owner asked never to be mailed; nothing was sent.
+    Suppressed,
+}
+
+/// What taking an address off the "never mail" list did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsuppressed {
+    /// It was on the list and is mailed again from now on.
+    Removed,
+    /// It was not on the list.
+    NotListed,
 }
 
 /// What `hand_over_link` found.
@@ -65,6 +78,17 @@ fn invite_tx(
     name: Option<&CustomerName>,
     now: i64,
 ) -> anyhow::Result<InviteOutcome> {
+    if suppressions::contains(conn, &address.identity_key())? {
+        record(
+            conn,
+            Channel::Operator,
+            &About::address(service, address),
+            Outcome::of("invite", "opted_out"),
+            Kept::default(),
+            now,
+        )?;
+        return Ok(InviteOutcome::Suppressed);
+    }
     let existing = customers::by_identity(conn, &address.identity_key())?;
     let (customer_id, created) = match &existing {
         None => {
@@ -109,10 +133,12 @@ fn invite_tx(
     let shown_name = name
         .map(|n| n.as_ref().to_owned())
         .or_else(|| existing.as_ref().and_then(|c| c.name.clone()));
+    let opt_out = new_opt_out_link(conn, settings, address, now)?;
     let reply = replies::invitation(
         &service.name,
         shown_name.as_deref(),
         &link,
+        &opt_out,
         expires_at,
         ttl / 3600,
     )?;
@@ -127,7 +153,7 @@ fn invite_tx(
         conn,
         Channel::Operator,
         &About::address(service, address),
-        ("invite", reason),
+        Outcome::of("invite", reason),
         Kept::default(),
         now,
     )?;
@@ -234,9 +260,47 @@ impl Registrar {
         })?)
     }
 
+    /// Takes an address off the "never mail" list, recording who did it.
+    /// Only an operator can; blocks (the CLI).
+    ///
+    /// # Errors
+    /// A storage failure; nothing changed.
+    pub fn unsuppress_blocking(
+        &self,
+        address: &EmailAddress,
+    ) -> Result<Unsuppressed, RegistrationError> {
+        let settings = self.settings();
+        let address = address.clone();
+        Ok(self.store.write_blocking(move |conn| {
+            if !suppressions::remove(conn, &address.identity_key())? {
+                return Ok(Unsuppressed::NotListed);
+            }
+            let service = match customers::by_identity(conn, &address.identity_key())? {
+                Some(customer) => customer.service,
+                None => settings.services[0].id.clone(),
+            };
+            record(
+                conn,
+                Channel::Operator,
+                &About {
+                    service: &service,
+                    address: address.as_str(),
+                    identity: Some(address.identity_key()),
+                },
+                Outcome::of("unsuppress", "operator"),
+                Kept::default(),
+                store::now(),
+            )?;
+            Ok(Unsuppressed::Removed)
+        })?)
+    }
+
     /// Deletes pending customers older than `activation.pending_expiry` with
     /// their tokens, recording a decision for each, and drops expired
-    /// sessions. Returns how many customers were purged.
+    /// sessions, day-old reply counts and opt-out links as old as the oldest
+    /// pending customer; then erases raw mail past its retention and
+    /// truncates the WAL, so erased bytes leave no copy behind. Returns how
+    /// many customers and raw messages were purged.
     ///
     /// # Errors
     /// A storage failure; nothing changed.
@@ -244,7 +308,7 @@ impl Registrar {
         let expiry = secs(self.settings().activation.pending_expiry);
         let idle = secs(self.settings().session.idle_timeout);
         let retention = secs(self.settings().store.raw_retention);
-        Ok(self
+        let purged = self
             .store
             .write(move |conn| {
                 let now = store::now();
@@ -258,19 +322,30 @@ impl Registrar {
                             address: &customer.email,
                             identity: Some(customer.identity.clone()),
                         },
-                        ("purged", "pending_expired"),
+                        Outcome::of("purged", "pending_expired"),
                         Kept::default(),
                         now,
                     )?;
                 }
                 sessions::purge_expired(conn, now, idle)?;
+                reply_counts::purge_before(conn, now)?;
+                suppressions::purge_opt_out_tokens_before(conn, now.saturating_sub(expiry))?;
+                account_tokens::purge_dead(conn, now)?;
                 let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
                 Ok(Purged {
                     customers: purged.len(),
                     raw_messages,
                 })
             })
-            .await?)
+            .await?;
+        if purged.raw_messages > 0
+            && let Err(error) = self.store.checkpoint().await
+        {
+            // The next purge tries again; until then the WAL may still hold
+            // an old copy of what was erased.
+            tracing::warn!(error.message = %error, "the WAL could not be truncated after erasing");
+        }
+        Ok(purged)
     }
 }
 
@@ -286,7 +361,7 @@ fn record_operator(
         conn,
         Channel::Operator,
         &About::customer(customer),
-        (outcome, reason),
+        Outcome::of(outcome, reason),
         Kept::default(),
         now,
     )

@@ -1,14 +1,17 @@
 //! The mail a use case queues: rendered once, with a fresh activation token
-//! where it carries a link, and written to the outbox in the use case's own
-//! transaction (the outbox worker sends it after the commit).
+//! and a fresh "I did not ask for this" link where it carries a link, and
+//! written to the outbox in the use case's own transaction (the outbox
+//! worker sends it after the commit). Nothing is ever queued to an address
+//! whose owner asked never to be mailed.
 
 use crate::domain::{EmailAddress, Token};
 use crate::mailer::{self, Addressing};
 use crate::replies::{self, Reply};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
-use crate::store::tokens;
+use crate::store::{suppressions, tokens};
 use rusqlite::Connection;
+use url::Url;
 
 /// What a reply needs besides its wording.
 pub(super) struct ReplyContext<'a> {
@@ -33,11 +36,12 @@ impl<'a> ReplyContext<'a> {
 }
 
 /// Replaces the customer's token with a new one and renders the mail that
-/// carries it. The raw token lives on only inside the rendered mail.
+/// carries it. The raw tokens live on only inside the rendered mail.
 pub(super) fn new_activation_reply(
     conn: &Connection,
     context: &ReplyContext<'_>,
     customer_id: i64,
+    to: &EmailAddress,
     now: i64,
 ) -> anyhow::Result<Reply> {
     let settings = context.settings;
@@ -46,16 +50,45 @@ pub(super) fn new_activation_reply(
     let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
     tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
     let link = replies::activation_link(&settings.http.public_url, &token);
-    replies::activation(&context.service.name, &link, expires_at, ttl / 3600)
+    let opt_out = new_opt_out_link(conn, settings, to, now)?;
+    replies::activation(
+        &context.service.name,
+        &link,
+        &opt_out,
+        expires_at,
+        ttl / 3600,
+    )
 }
 
+/// A fresh "I did not ask for this" link for `to`; only its hash is stored.
+pub(super) fn new_opt_out_link(
+    conn: &Connection,
+    settings: &Settings,
+    to: &EmailAddress,
+    now: i64,
+) -> anyhow::Result<Url> {
+    let token = Token::generate();
+    suppressions::add_opt_out_token(conn, &token.hash(), &to.identity_key(), to.as_str(), now)?;
+    Ok(replies::opt_out_link(&settings.http.public_url, &token))
+}
+
+/// Queues `reply` to `to`; `false`, queueing nothing, when the address's
+/// owner asked never to be mailed (whatever decided to write to them).
 pub(super) fn queue_reply(
     conn: &Connection,
     context: &ReplyContext<'_>,
     to: &EmailAddress,
     reply: &Reply,
     now: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
+    if suppressions::contains(conn, &to.identity_key())? {
+        tracing::info!(
+            event = "not_queued",
+            reason = "opted_out",
+            kind = reply.kind.as_str()
+        );
+        return Ok(false);
+    }
     let settings = context.settings;
     let message_id = mailer::new_message_id(&settings.smtp.hostname);
     let body = mailer::compose(
@@ -87,5 +120,5 @@ pub(super) fn queue_reply(
         },
         now,
     )?;
-    Ok(())
+    Ok(true)
 }

@@ -1,33 +1,40 @@
 //! The portal's "Create an account" and "send me a new link" requests.
 
-use crate::domain::{Channel, CustomerName, EmailAddress};
-use crate::policy::{self, Decision};
-use crate::registration::Registrar;
-use crate::registration::decide::{About, Ask, Decided, Kept, decide, record};
+use crate::domain::{Channel, ClientNetwork, CustomerName, EmailAddress};
+use crate::policy::{self, Decision, DeferReason};
+use crate::registration::alarms::Alarm;
+use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
+use crate::registration::{Guards, Registrar};
 use crate::settings::{Service, Settings};
 use crate::store::{self, customers};
 use rusqlite::Connection;
+use std::sync::Arc;
 
-/// A request by `channel` (the form, or a resend) for `address`, decided and
-/// recorded; its consequences applied.
+/// A request by `channel` (the form, or a resend) for `address` from
+/// `client`, decided and recorded; its consequences applied.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct input of the decision
 fn decide_request(
     conn: &Connection,
     settings: &Settings,
+    guards: &Guards,
     service: &Service,
     channel: Channel,
     address: &EmailAddress,
     name: Option<&CustomerName>,
+    client: ClientNetwork,
     now: i64,
 ) -> anyhow::Result<Decision> {
     let ask = Ask {
         channel,
         service,
         address: Some(address),
-        recorded_as: address.as_str(),
+        about: About::address(service, address),
         name,
+        client: Some(client),
+        guards,
         reply: ReplyContext::unprompted(settings, service),
         now,
     };
@@ -51,7 +58,9 @@ fn decide_request(
 fn resend_tx(
     conn: &Connection,
     settings: &Settings,
+    guards: &Guards,
     address: &EmailAddress,
+    client: ClientNetwork,
     now: i64,
 ) -> anyhow::Result<Option<Decision>> {
     let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
@@ -60,7 +69,7 @@ fn resend_tx(
             conn,
             Channel::Resend,
             &About::address(service, address),
-            ("ignore", "unknown_address"),
+            Outcome::of("ignore", "unknown_address"),
             Kept::default(),
             now,
         )?;
@@ -69,11 +78,25 @@ fn resend_tx(
     let service = settings
         .service(&customer.service)
         .unwrap_or(&settings.services[0]);
-    decide_request(conn, settings, service, Channel::Resend, address, None, now).map(Some)
+    decide_request(
+        conn,
+        settings,
+        guards,
+        service,
+        Channel::Resend,
+        address,
+        None,
+        client,
+        now,
+    )
+    .map(Some)
 }
 
 impl Registrar {
-    /// Decides and records a "Create an account" request from the portal.
+    /// Decides and records a "Create an account" request from the portal,
+    /// made from `client`. While the circuit breaker on new senders is open,
+    /// every request is put off alike (`Decision::Defer`, nothing recorded),
+    /// whatever the address's state, so the answer tells nothing about it.
     ///
     /// # Errors
     /// A storage failure; nothing was recorded.
@@ -82,8 +105,14 @@ impl Registrar {
         service: &Service,
         address: EmailAddress,
         name: Option<CustomerName>,
+        client: ClientNetwork,
     ) -> Result<Decision, RegistrationError> {
+        if self.guards.breaker.is_open() {
+            self.guards.alarms.raise(Alarm::NewSenderFlood, &service.id);
+            return Ok(Decision::Defer(DeferReason::NewSenderFlood));
+        }
         let settings = self.settings();
+        let guards = Arc::clone(&self.guards);
         let service = service.clone();
         let decision = self
             .store
@@ -91,10 +120,12 @@ impl Registrar {
                 decide_request(
                     conn,
                     &settings,
+                    &guards,
                     &service,
                     Channel::Portal,
                     &address,
                     name.as_ref(),
+                    client,
                     store::now(),
                 )
             })
@@ -117,11 +148,13 @@ impl Registrar {
     pub async fn resend(
         &self,
         address: EmailAddress,
+        client: ClientNetwork,
     ) -> Result<Option<Decision>, RegistrationError> {
         let settings = self.settings();
+        let guards = Arc::clone(&self.guards);
         let decision = self
             .store
-            .write(move |conn| resend_tx(conn, &settings, &address, store::now()))
+            .write(move |conn| resend_tx(conn, &settings, &guards, &address, client, store::now()))
             .await?;
         if let Some(decided) = &decision {
             self.observe_decision(Channel::Resend, decided, false);

@@ -2,13 +2,16 @@
 //! customer and a fresh session, finds the customer a session belongs to, and
 //! ends sessions.
 //!
-//! Today the proof is a password. Another method (an OpenID Connect sign-in,
-//! a directory bind, an emailed link) is one more `Proof` variant and its
-//! check in `sign_in`; the account-state rules and the session rotation
-//! below are shared. Rate limits on failed attempts are the web side's.
+//! The proof is a password, or one of the other methods (an OpenID Connect
+//! sign-in, a directory bind, an emailed link, a password-reset link), whose
+//! checks live in `sign_in_methods`: those can also create or activate the
+//! customer, through the decision pipeline under their own channel. The
+//! session rotation below is shared. Rate limits on failed attempts are the
+//! web side's, which reserves an attempt before calling here.
 
 use crate::domain::{EmailAddress, Token, TokenHash};
-use crate::password::PasswordHasher;
+use crate::password::{HashError, PasswordHasher};
+use crate::policy::RefuseReason;
 use crate::registration::error::RegistrationError;
 use crate::registration::{Registrar, secs};
 use crate::store::customers::{self, Customer};
@@ -25,6 +28,25 @@ pub enum Proof {
         address: Option<EmailAddress>,
         password: SecretString,
     },
+    /// Back from the OpenID provider: the flow id from the browser's cookie,
+    /// and the callback's `state` and `code`.
+    Google {
+        flow: Token,
+        state: String,
+        code: String,
+    },
+    /// "Sign in with your company account": the login (userPrincipalName or
+    /// mail) and password, checked by binding to the directory.
+    Directory {
+        login: String,
+        password: SecretString,
+    },
+    /// An emailed sign-in link, submitted from its page.
+    EmailLink { token: Token },
+    /// A password-reset link with the new password's argon2id hash (the
+    /// caller checked the rules and hashed it): sets it, ends every session
+    /// of the customer and opens a new one.
+    ResetLink { token: Token, password_hash: String },
 }
 
 /// What a sign-in did.
@@ -39,6 +61,36 @@ pub enum SignIn {
     /// The proof does not hold, the account is not active yet, or there is
     /// no such account (indistinguishable to the caller's visitor).
     Refused,
+    /// Too many password checks are waiting: nothing was checked; try
+    /// again shortly.
+    Busy,
+    /// A method other than a password could not sign anyone in, for a reason
+    /// the visitor may be told (nothing was created).
+    Declined(Declined),
+}
+
+/// Why a sign-in by another method than a password did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declined {
+    /// The method is not configured.
+    NotConfigured,
+    /// The provider or directory cannot be reached now; try again later.
+    Unavailable,
+    /// The sign-in could not be verified: it expired, was used already,
+    /// came back with the wrong `state`, or its token did not verify. Start
+    /// again.
+    Invalid,
+    /// The provider does not vouch for the email address.
+    EmailNotVerified,
+    /// The directory user is not in the required group.
+    NotInGroup,
+    /// The directory entry or ID token has no usable email address.
+    NoEmail,
+    /// The self-registration policy refuses the address (switch off,
+    /// denylist, not one of the accepted companies, nobody may register).
+    NotAllowed(RefuseReason),
+    /// The link is unknown, expired or used.
+    DeadLink,
 }
 
 /// A signed-in customer, as the portal shows them.
@@ -50,6 +102,9 @@ pub struct Account {
     pub company: Option<String>,
     /// The id of the service they registered for.
     pub service: String,
+    /// Whether they have a password (a customer admitted by Google or the
+    /// directory has none until they set one with a reset link).
+    pub has_password: bool,
 }
 
 impl From<Customer> for Account {
@@ -60,6 +115,7 @@ impl From<Customer> for Account {
             name: customer.name,
             company: customer.company,
             service: customer.service,
+            has_password: customer.password_hash.is_some(),
         }
     }
 }
@@ -69,6 +125,10 @@ impl Proof {
     pub fn method(&self) -> &'static str {
         match self {
             Proof::Password { .. } => "password",
+            Proof::Google { .. } => "google",
+            Proof::Directory { .. } => "directory",
+            Proof::EmailLink { .. } => "email_link",
+            Proof::ResetLink { .. } => "reset_link",
         }
     }
 }
@@ -80,14 +140,17 @@ impl SignIn {
             SignIn::SignedIn { .. } => "signed_in",
             SignIn::Disabled { .. } => "disabled",
             SignIn::Refused => "refused",
+            SignIn::Busy => "busy",
+            SignIn::Declined(_) => "declined",
         }
     }
 }
 
 impl Registrar {
     /// Checks `proof` and, for an active customer, opens a new session,
-    /// ending `previous_session` (a new id at every sign-in). Counted by
-    /// method and result.
+    /// ending `previous_session` (a new id at every sign-in). Every method
+    /// comes through here, so each attempt is counted once, by method and
+    /// result.
     ///
     /// # Errors
     /// A storage failure; no session was opened.
@@ -110,7 +173,10 @@ impl Registrar {
         proof: Proof,
         previous_session: Option<TokenHash>,
     ) -> Result<SignIn, RegistrationError> {
-        let Proof::Password { address, password } = proof;
+        let (address, password) = match proof {
+            Proof::Password { address, password } => (address, password),
+            other => return self.sign_in_by(other, previous_session).await,
+        };
         let customer = match address {
             Some(address) => {
                 let identity = address.identity_key();
@@ -123,7 +189,14 @@ impl Registrar {
         // Pending customers have no password; they and unknown addresses are
         // verified against the dummy hash so every failure takes as long.
         let stored = customer.as_ref().and_then(|c| c.password_hash.clone());
-        let verified = hasher.verify(password, stored).await;
+        let verified = match hasher.verify(password, stored).await {
+            Ok(verified) => verified,
+            Err(HashError::Busy) => return Ok(SignIn::Busy),
+            Err(HashError::Failed(error)) => {
+                tracing::error!(error.message = %error, "a password verification failed");
+                false
+            }
+        };
         match customer {
             Some(customer) if verified && customer.status == customers::Status::Active => {
                 let session = Token::generate();

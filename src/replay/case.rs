@@ -98,7 +98,8 @@ impl From<&Envelope> for EnvelopeSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Given {
-    /// The state of the envelope sender's account before the message.
+    /// The state of the registered address's account (the single From
+    /// address) before the message.
     #[serde(default, skip_serializing_if = "SenderGiven::is_new")]
     pub sender: SenderGiven,
     /// The very same message was accepted once before (a client retrying
@@ -113,7 +114,7 @@ impl Given {
     }
 }
 
-/// The envelope sender's account before the message arrives.
+/// The registered address's account before the message arrives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SenderGiven {
@@ -151,11 +152,16 @@ pub struct Outcome {
     /// The recorded reason (`Decision::reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The recorded note: how the envelope sender was read when it was not
+    /// simply the From address (a BATV tag removed, a forwarder's envelope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// A refusal answered `250` by the `refusal = "drop"` setting.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dropped: bool,
-    /// The envelope sender's account afterwards: `none`, `pending`, `active`
-    /// or `disabled`.
+    /// The registered address's account afterwards (the single From
+    /// address, else the envelope sender): `none`, `pending`, `active` or
+    /// `disabled`.
     pub customer: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_name: Option<String>,

@@ -146,6 +146,8 @@ impl Pipeline {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
         settings.smtp.listen = SocketAddr::new(loopback, 0);
         settings.http.listen = SocketAddr::new(loopback, 0);
+        // Replay reads outcomes from the store, not from /metrics.
+        settings.admin.listen = None;
         settings.store.path = match &self.shared_db {
             Some(path) => path.clone(),
             None => self
@@ -182,15 +184,15 @@ impl Pipeline {
             .read(move |conn| Ok(inbound::decisions_after(conn, last_decision)?))
             .await?;
         let decision = decisions.last();
-        let customer = match EmailAddress::parse(&envelope.mail_from) {
-            Ok(address) => {
+        let customer = match registered_address(envelope, raw) {
+            Some(address) => {
                 let identity = address.identity_key();
                 daemon
                     .store
                     .read(move |conn| Ok(customers::by_identity(conn, &identity)?))
                     .await?
             }
-            Err(_) => None,
+            None => None,
         };
         let mails = self.new_mails()?;
         Ok(Outcome {
@@ -199,6 +201,7 @@ impl Pipeline {
             reply: reply.text,
             decision: decision.map(|d| d.outcome.clone()),
             reason: decision.map(|d| d.reason.clone()),
+            note: decision.and_then(|d| d.note.clone()),
             dropped: decision.is_some_and(|d| d.dropped),
             customer: customer
                 .as_ref()
@@ -221,15 +224,21 @@ impl Pipeline {
         raw: &[u8],
     ) -> anyhow::Result<()> {
         if given.sender != SenderGiven::New {
-            let address = EmailAddress::parse(&envelope.mail_from).with_context(|| {
+            let address = registered_address(envelope, raw).with_context(|| {
                 format!(
-                    "a sender state needs a usable envelope sender, not {:?}",
+                    "a sender state needs a usable From or envelope sender, not {:?}",
                     envelope.mail_from
                 )
             })?;
             self.mark_seen()?;
+            // The customer registers first as a plain message from their own
+            // address, whatever envelope the case itself uses.
             let registration = registration_message(&address);
-            let reply = smtp_client::deliver(daemon.smtp, envelope, &registration).await?;
+            let plain = Envelope {
+                mail_from: address.as_str().to_owned(),
+                ..envelope.clone()
+            };
+            let reply = smtp_client::deliver(daemon.smtp, &plain, &registration).await?;
             anyhow::ensure!(
                 reply.code == 250,
                 "registering {address} answered {} {}",
@@ -425,6 +434,19 @@ pub fn resolve_envelope(
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         helo: spec.helo.unwrap_or_else(|| "replay.localhost".to_owned()),
     }
+}
+
+/// The address a case is about: the one the daemon registers, the single
+/// From address; else the envelope sender.
+fn registered_address(envelope: &Envelope, raw: &[u8]) -> Option<EmailAddress> {
+    let from = MessageParser::default().parse(raw).and_then(|message| {
+        let from = message.from()?;
+        match from.as_list()? {
+            [single] => EmailAddress::parse(single.address()?).ok(),
+            _ => None,
+        }
+    });
+    from.or_else(|| EmailAddress::parse(&envelope.mail_from).ok())
 }
 
 /// The plain first message a customer sends, used to set up an account.

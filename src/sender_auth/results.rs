@@ -2,10 +2,14 @@
 //! headers (RFC 8601) that our own border MTA added.
 //!
 //! Anyone can write such a header into a message, so a header counts only
-//! when its authserv-id is the configured one *and* the SMTP peer that handed
-//! us the message is a trusted relay. Among the headers that count, the worst
-//! DMARC verdict for the From domain wins, and only `dmarc=pass`
-//! authenticates.
+//! when the SMTP peer that handed us the message is a trusted relay, and
+//! only when our relay put it there: relays add their headers on top, so
+//! only the topmost run of `Authentication-Results` headers is read
+//! (`message` keeps no other), and of that run only the headers with the
+//! configured authserv-id above any other one. A header with our id further
+//! down came with the message and counts for nothing. Among the headers that
+//! count, the worst DMARC verdict for the From domain wins, and only
+//! `dmarc=pass` authenticates.
 
 use crate::message::{FromHeader, InboundMessage};
 use crate::policy::{AuthVerdict, TrustedResults};
@@ -15,7 +19,9 @@ pub fn check_authentication_results(
     trusted: &TrustedResults,
     message: &InboundMessage,
 ) -> AuthVerdict {
-    let peer = message.envelope.client_ip;
+    // The peer, not the original client a relay named: the header was
+    // written by whoever handed the message to us.
+    let peer = message.envelope.peer_ip();
     if !trusted
         .trusted_relays
         .iter()
@@ -32,16 +38,19 @@ pub fn check_authentication_results(
     let ours: Vec<ResultsHeader> = message
         .authentication_results
         .iter()
-        .filter_map(|value| ResultsHeader::parse(value))
-        .filter(|header| {
-            header
-                .authserv_id
-                .eq_ignore_ascii_case(&trusted.authserv_id)
+        .map(|value| ResultsHeader::parse(value))
+        .take_while(|header| {
+            header.as_ref().is_some_and(|header| {
+                header
+                    .authserv_id
+                    .eq_ignore_ascii_case(&trusted.authserv_id)
+            })
         })
+        .flatten()
         .collect();
     if ours.is_empty() {
         return AuthVerdict::Fail(format!(
-            "no Authentication-Results header from {}",
+            "the topmost Authentication-Results header is not from {}",
             trusted.authserv_id
         ));
     }
@@ -225,8 +234,14 @@ mod tests {
     }
 
     fn message(peer: [u8; 4], results: &[&str]) -> InboundMessage {
+        forwarded(peer, None, results)
+    }
+
+    /// A message from `client`, handed over by `relay` when there is one.
+    fn forwarded(client: [u8; 4], relay: Option<[u8; 4]>, results: &[&str]) -> InboundMessage {
         let envelope = Envelope {
-            client_ip: IpAddr::from(peer),
+            client_ip: IpAddr::from(client),
+            relay_ip: relay.map(IpAddr::from),
             helo: "mx.helpdesk.example".into(),
             mail_from: "jane@example.com".into(),
             recipients: vec!["support@helpdesk.example".into()],
@@ -300,6 +315,12 @@ mod tests {
                 vec![],
                 false,
             ),
+            (
+                "our id below another one's came with the message",
+                [192, 0, 2, 7],
+                vec!["mx.other.example; dmarc=fail header.from=example.com", pass],
+                false,
+            ),
         ];
         for (description, peer, headers, expected) in cases {
             let verdict = check_authentication_results(&trusted(), &message(peer, &headers));
@@ -309,5 +330,19 @@ mod tests {
                 "{description}: {verdict:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_forwarded_client_is_judged_by_the_relay_that_handed_it_over() {
+        let pass = "mx.helpdesk.example; dmarc=pass header.from=example.com";
+        let outside = [203, 0, 113, 5];
+
+        let through_relay = forwarded(outside, Some([192, 0, 2, 7]), &[pass]);
+        let through_stranger = forwarded([192, 0, 2, 7], Some(outside), &[pass]);
+
+        let verdict = check_authentication_results(&trusted(), &through_relay);
+        assert!(matches!(verdict, AuthVerdict::Pass(_)), "{verdict:?}");
+        let verdict = check_authentication_results(&trusted(), &through_stranger);
+        assert!(matches!(verdict, AuthVerdict::Fail(_)), "{verdict:?}");
     }
 }

@@ -10,21 +10,24 @@
 
 mod live;
 mod raw;
+mod relay;
 mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawCompany, RawHttp, RawLog, RawOutbound, RawPassword, RawPolicy, RawRateLimits,
-    RawSenderAuth, RawService, RawSession, RawSettings, RawSmtp, RawStore,
+    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawHttp, RawLdap, RawLog, RawOidc,
+    RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
+    RawService, RawSession, RawSettings, RawSmtp, RawStore,
 };
+pub use relay::{REDACTED, RelayUrl, redact_url};
 
-use crate::domain::{EmailAddress, one_of};
+use crate::domain::{EmailAddress, IpRange, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
 use crate::telemetry::LogFormat;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -37,15 +40,68 @@ pub const DEFAULTS: &str = include_str!("../../config/default.toml");
 pub struct Settings {
     pub smtp: SmtpSettings,
     pub http: HttpSettings,
+    pub admin: AdminSettings,
     pub store: StoreSettings,
     pub outbound: OutboundSettings,
     pub activation: ActivationSettings,
     pub password: PasswordSettings,
     pub session: SessionSettings,
     pub rate_limits: RateLimitSettings,
+    pub circuit_breaker: CircuitBreakerSettings,
     pub sender_auth: SenderAuthSettings,
     pub log: LogSettings,
+    /// "Sign in with Google" (any OpenID Connect issuer), when configured.
+    pub oidc: Option<OidcSettings>,
+    /// "Sign in with your company account", when configured.
+    pub ldap: Option<LdapSettings>,
     pub services: Vec<Service>,
+}
+
+/// An OpenID Connect provider (`[oidc.google]`).
+#[derive(Debug, Clone)]
+pub struct OidcSettings {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The issuer; discovery is `{issuer}/.well-known/openid-configuration`.
+    pub issuer: Url,
+    /// The service whose policy admits new customers, and which they join.
+    pub service: String,
+    /// Limit on each request to the provider.
+    pub timeout: Duration,
+}
+
+/// How a directory connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapSecurity {
+    /// `ldap://` without TLS (loopback tests; never on a network).
+    Plain,
+    /// `ldap://` upgraded with StartTLS before any bind.
+    StartTls,
+    /// `ldaps://`.
+    Ldaps,
+}
+
+/// The directory (`[ldap]`).
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub url: Url,
+    pub security: LdapSecurity,
+    /// PEM file of the CA that signed the directory's certificate; `None`
+    /// trusts the public web roots.
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: String,
+    pub bind_password: SecretString,
+    pub base_dn: String,
+    /// A filter with `{login}` where the escaped login goes.
+    pub user_filter: String,
+    /// DN of a group the user must be a member of (`memberOf`).
+    pub required_group: Option<String>,
+    pub mail_attribute: String,
+    pub name_attribute: String,
+    /// Limit on each directory operation.
+    pub timeout: Duration,
+    /// The service whose policy admits new customers, and which they join.
+    pub service: String,
 }
 
 /// How the daemon writes its log (`serve` only; the tools log text to
@@ -98,8 +154,19 @@ pub struct SmtpSettings {
     /// At shutdown, how long sessions in DATA may take to finish.
     pub shutdown_grace: Duration,
     pub null_sender: NullSender,
+    /// The MTAs in front of us: exempt from the per-client limits (global
+    /// caps still apply), and the only clients that may name the original
+    /// client with `XFORWARD`.
+    pub relays: Vec<IpRange>,
     /// Certificate and key for STARTTLS; `None` turns STARTTLS off.
     pub tls: Option<TlsFiles>,
+}
+
+impl SmtpSettings {
+    /// Whether `ip` is one of the MTAs in front of us.
+    pub fn is_relay(&self, ip: IpAddr) -> bool {
+        self.relays.iter().any(|range| range.contains(ip))
+    }
 }
 
 /// What the listener does with `MAIL FROM:<>` (bounces and other notices).
@@ -128,11 +195,57 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The public HTTP listener: where it listens, the URL customers reach it
+/// at, and the caps every connection and request is held to.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
     pub public_url: Url,
     pub max_body_bytes: usize,
+    /// Open connections at once; further ones are answered `503` and closed.
+    pub max_connections: usize,
+    /// Longest a request head may take to arrive, from the connection's
+    /// start or from the end of the previous response.
+    pub header_read_timeout: Duration,
+    /// Longest a whole request (body and handler) may take; then `408`.
+    pub request_timeout: Duration,
+    /// An idle kept-alive connection is closed after this (at most
+    /// `header_read_timeout`).
+    pub keep_alive: Duration,
+    /// Peers whose forwarded-client header is believed.
+    pub trusted_proxies: Vec<IpRange>,
+    /// Which header a trusted proxy names the client in.
+    pub forwarded_header: ForwardedHeader,
+}
+
+/// The header a trusted reverse proxy names the client in; the other one is
+/// never read, so a client cannot slip an address past the proxy in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, HAProxy, most others).
+    XForwardedFor,
+    /// `Forwarded: for=client, for=proxy1` (RFC 7239).
+    Forwarded,
+}
+
+impl std::str::FromStr for ForwardedHeader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        one_of(
+            text,
+            &[
+                ("x-forwarded-for", Self::XForwardedFor),
+                ("forwarded", Self::Forwarded),
+            ],
+        )
+    }
+}
+
+/// The admin listener (`/metrics`, `/healthz`); `None` serves them nowhere.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,15 +254,30 @@ pub struct StoreSettings {
     pub max_batch: usize,
     /// How long the raw bytes of an accepted message are kept.
     pub raw_retention: Duration,
+    /// The largest the database may grow, in bytes; `None` is the disk's
+    /// size. Past it, writes fail as on a full disk (`452 4.3.1`).
+    pub max_size_bytes: Option<u64>,
+    /// Raw message bytes kept per client network and in all, per hour.
+    pub raw_quota: RawQuota,
+}
+
+/// How many raw message bytes are kept per hour; past a quota a message is
+/// still decided and answered, but its raw bytes are not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawQuota {
+    pub per_client_per_hour: u64,
+    pub per_hour: u64,
 }
 
 #[derive(Debug, Clone)]
 pub struct OutboundSettings {
     /// Relay URL; `None` writes `.eml` files to `folder`.
-    pub relay: Option<Url>,
+    pub relay: Option<RelayUrl>,
     pub username: String,
     pub password: SecretString,
     pub folder: PathBuf,
+    /// How long delivered `.eml` files stay in `folder`.
+    pub folder_retention: Duration,
     pub from_address: EmailAddress,
     /// `None` is the null sender.
     pub envelope_from: Option<EmailAddress>,
@@ -170,6 +298,10 @@ pub struct ActivationSettings {
     pub pending_expiry: Duration,
     /// How often the purge job runs.
     pub purge_interval: Duration,
+    /// How long a password-reset link stays valid.
+    pub reset_ttl: Duration,
+    /// How long an emailed sign-in link stays valid.
+    pub sign_in_link_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +309,9 @@ pub struct PasswordSettings {
     pub min_length: usize,
     pub max_length: usize,
     pub max_concurrent_hashes: usize,
+    /// Hashes and verifications waiting for a turn; beyond it the answer
+    /// is `503` with `Retry-After`.
+    pub max_queued_hashes: usize,
     /// Argon2id cost: memory in KiB, iterations, lanes. Validated to be at
     /// least m=19456, t=2, p=1.
     pub argon2_memory_kib: u32,
@@ -197,7 +332,8 @@ pub struct RateLimitSettings {
     pub registrations_per_ip: u32,
     /// ... and per address (plus-tag ignored).
     pub registrations_per_address: u32,
-    /// Failed sign-ins per account (by address, known or not).
+    /// Failed sign-ins for one account (by address, known or not) from one
+    /// client: a client locks out nobody but itself.
     pub failed_logins_per_account: u32,
     /// Failed sign-ins per client IP.
     pub failed_logins_per_ip: u32,
@@ -205,6 +341,15 @@ pub struct RateLimitSettings {
     pub invalid_tokens_per_ip: u32,
     /// Activations (password set, argon2 run) per client IP.
     pub activations_per_ip: u32,
+}
+
+/// The global brake on new senders: past `new_senders_per_minute`
+/// registrations of addresses we never saw (all services together), further
+/// new senders are told to try later (`451 4.7.1`) and are not answered, so
+/// a flood of forged senders never becomes a flood of outbound mail.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitBreakerSettings {
+    pub new_senders_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -274,8 +419,10 @@ pub fn load_raw(file: Option<&Path>) -> Result<RawSettings, SettingsError> {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
+            .with_list_parse_key("http.trusted_proxies")
             .with_list_parse_key("policy.denylist")
             .with_list_parse_key("policy.trusted_relays")
+            .with_list_parse_key("smtp.relays")
             .with_list_parse_key("sender_auth.nameservers"),
     );
     Ok(builder.build()?.try_deserialize()?)

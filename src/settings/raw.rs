@@ -1,6 +1,7 @@
 //! The settings as written: serde structs that mirror config/default.toml
 //! key for key, before any validation.
 
+use crate::settings::relay::{REDACTED, redact_url_text};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 pub struct RawSettings {
     pub smtp: RawSmtp,
     pub http: RawHttp,
+    pub admin: RawAdmin,
     pub store: RawStore,
     pub outbound: RawOutbound,
     pub activation: RawActivation,
@@ -17,10 +19,101 @@ pub struct RawSettings {
     pub session: RawSession,
     pub rate_limits: RawRateLimits,
     pub policy: RawPolicy,
+    pub circuit_breaker: RawCircuitBreaker,
     #[serde(default)]
     pub sender_auth: RawSenderAuth,
     pub log: RawLog,
+    /// OpenID Connect providers; only `google` is known (any issuer).
+    #[serde(default, skip_serializing_if = "RawOidcProviders::is_empty")]
+    pub oidc: RawOidcProviders,
+    /// The directory for "Sign in with your company account".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<RawLdap>,
     pub services: Vec<RawService>,
+}
+
+/// `[oidc.*]` tables.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidcProviders {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<RawOidc>,
+}
+
+impl RawOidcProviders {
+    fn is_empty(&self) -> bool {
+        self.google.is_none()
+    }
+}
+
+/// One OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    #[serde(default)]
+    pub client_secret_file: PathBuf,
+    #[serde(default = "google_issuer")]
+    pub issuer: String,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default = "oidc_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn google_issuer() -> String {
+    "https://accounts.google.com".into()
+}
+
+fn oidc_timeout() -> u64 {
+    10
+}
+
+/// `[ldap]`: the directory and how customers are found in it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLdap {
+    pub url: String,
+    #[serde(default)]
+    pub starttls: bool,
+    #[serde(default)]
+    pub ca_file: PathBuf,
+    pub bind_dn: String,
+    #[serde(default)]
+    pub bind_password: String,
+    #[serde(default)]
+    pub bind_password_file: PathBuf,
+    pub base_dn: String,
+    #[serde(default = "ldap_user_filter")]
+    pub user_filter: String,
+    #[serde(default)]
+    pub required_group: String,
+    #[serde(default = "ldap_mail")]
+    pub mail_attribute: String,
+    #[serde(default = "ldap_name")]
+    pub name_attribute: String,
+    #[serde(default = "ldap_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub service: String,
+}
+
+fn ldap_user_filter() -> String {
+    "(&(objectClass=person)(|(userPrincipalName={login})(mail={login})))".into()
+}
+
+fn ldap_mail() -> String {
+    "mail".into()
+}
+
+fn ldap_name() -> String {
+    "displayName".into()
+}
+
+fn ldap_timeout() -> u64 {
+    5
 }
 
 /// How the daemon writes its log.
@@ -69,6 +162,8 @@ pub struct RawSmtp {
     pub greeting_delay_ms: u64,
     pub shutdown_grace_secs: u64,
     pub null_sender: String,
+    /// The MTAs in front of us (addresses or CIDR blocks).
+    pub relays: Vec<String>,
     pub tls_certificate: PathBuf,
     pub tls_key: PathBuf,
 }
@@ -78,7 +173,26 @@ pub struct RawSmtp {
 pub struct RawHttp {
     pub listen: String,
     pub public_url: String,
+    pub allow_insecure_http: bool,
     pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub keep_alive_secs: u64,
+    pub trusted_proxies: Vec<String>,
+    pub forwarded_header: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCircuitBreaker {
+    pub new_senders_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -87,6 +201,9 @@ pub struct RawStore {
     pub path: PathBuf,
     pub max_batch: usize,
     pub raw_retention_days: u64,
+    pub max_size_mb: u64,
+    pub raw_bytes_per_client_per_hour: u64,
+    pub raw_bytes_per_hour: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -96,6 +213,7 @@ pub struct RawOutbound {
     pub username: String,
     pub password: String,
     pub folder: PathBuf,
+    pub folder_retention_hours: u64,
     pub from_address: String,
     pub envelope_from: String,
     pub send_timeout_secs: u64,
@@ -112,6 +230,8 @@ pub struct RawActivation {
     pub token_ttl_hours: u64,
     pub pending_expiry_days: u64,
     pub purge_interval_minutes: u64,
+    pub reset_ttl_minutes: u64,
+    pub sign_in_link_ttl_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -120,6 +240,7 @@ pub struct RawPassword {
     pub min_length: usize,
     pub max_length: usize,
     pub max_concurrent_hashes: usize,
+    pub max_queued_hashes: usize,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
@@ -151,6 +272,9 @@ pub struct RawPolicy {
     pub self_registration: Option<String>,
     pub email: Option<bool>,
     pub portal: Option<bool>,
+    pub google: Option<bool>,
+    pub directory: Option<bool>,
+    pub email_link: Option<bool>,
     pub denylist: Option<Vec<String>>,
     pub refusal: Option<String>,
     pub notify_active: Option<bool>,
@@ -160,6 +284,8 @@ pub struct RawPolicy {
     pub auto_reply_subjects: Option<Vec<String>>,
     pub max_received: Option<usize>,
     pub service_replies_per_day: Option<u32>,
+    pub domain_replies_per_day: Option<u32>,
+    pub network_replies_per_day: Option<u32>,
     pub rate_limit_action: Option<String>,
     pub sender_auth: Option<String>,
     pub authserv_id: Option<String>,
@@ -184,12 +310,23 @@ pub struct RawService {
 }
 
 impl RawSettings {
-    /// The settings as `check-config` prints them: secrets redacted.
+    /// The settings as `check-config` prints them: secrets redacted, the
+    /// password and any credentials written into the relay URL.
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
-        if !copy.outbound.password.is_empty() {
-            copy.outbound.password = "[redacted]".into();
+        let redact = |secret: &mut String| {
+            if !secret.is_empty() {
+                *secret = REDACTED.into();
+            }
+        };
+        redact(&mut copy.outbound.password);
+        if let Some(google) = copy.oidc.google.as_mut() {
+            redact(&mut google.client_secret);
         }
+        if let Some(ldap) = copy.ldap.as_mut() {
+            redact(&mut ldap.bind_password);
+        }
+        copy.outbound.relay = redact_url_text(&copy.outbound.relay);
         copy
     }
 }

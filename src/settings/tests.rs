@@ -80,6 +80,39 @@ fn sender_auth_modes_are_validated() {
 }
 
 #[test]
+fn trusted_relays_default_to_the_smtp_relays() {
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.services[0].policy.sender_auth = Some("authentication-results".into());
+    raw.services[0].policy.authserv_id = Some("mx.helpdesk.example".into());
+    raw.smtp.relays = vec!["192.0.2.25".into(), "2001:db8::/64".into()];
+
+    let settings = raw.clone().validate().expect("valid");
+
+    assert!(settings.smtp.is_relay("192.0.2.25".parse().expect("ip")));
+    assert!(settings.smtp.is_relay("2001:db8::9".parse().expect("ip")));
+    assert!(!settings.smtp.is_relay("192.0.2.26".parse().expect("ip")));
+    let SenderAuthMode::AuthenticationResults(trusted) = &settings.services[0].policy.sender_auth
+    else {
+        panic!("authentication-results expected");
+    };
+    assert_eq!(trusted.trusted_relays, settings.smtp.relays);
+    raw.services[0].policy.trusted_relays = Some(vec!["198.51.100.1".into()]);
+    let own = raw.clone().validate().expect("valid");
+    let SenderAuthMode::AuthenticationResults(trusted) = &own.services[0].policy.sender_auth else {
+        panic!("authentication-results expected");
+    };
+    assert_eq!(trusted.trusted_relays.len(), 1, "a policy's own list wins");
+    raw.smtp.relays = vec!["mx.example.com".into()];
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("a relay that is no address was accepted");
+    };
+    assert!(
+        errors.iter().any(|e| e.starts_with("smtp.relays:")),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn the_demo_service_does_not_authenticate_senders() {
     let settings = load(None).expect("defaults load");
     assert_eq!(settings.services[0].policy.sender_auth, SenderAuthMode::Off);

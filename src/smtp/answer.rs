@@ -8,6 +8,7 @@
 //! the codes are here, so a code is written once.
 
 use crate::smtp::reply::SmtpReply;
+use crate::smtp::xforward;
 use mailin_embedded::Response;
 
 /// The one constructor of a reply: every other function here names one.
@@ -30,8 +31,16 @@ pub fn greeting(hostname: &str) -> SmtpReply {
     answer(220, &format!("{hostname} ESMTP"))
 }
 
+/// What our EHLO reply offers beyond the fixed extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    pub starttls: bool,
+    /// XFORWARD, to the relays in front of us only.
+    pub xforward: bool,
+}
+
 /// Our EHLO reply: mailin's own advertises neither SIZE nor PIPELINING.
-pub fn ehlo(hostname: &str, max_message_bytes: usize, starttls: bool) -> Vec<u8> {
+pub fn ehlo(hostname: &str, max_message_bytes: usize, offer: Offer) -> Vec<u8> {
     let mut lines = vec![
         hostname.to_owned(),
         "PIPELINING".into(),
@@ -39,8 +48,11 @@ pub fn ehlo(hostname: &str, max_message_bytes: usize, starttls: bool) -> Vec<u8>
         "8BITMIME".into(),
         "ENHANCEDSTATUSCODES".into(),
     ];
-    if starttls {
+    if offer.starttls {
         lines.push("STARTTLS".into());
+    }
+    if offer.xforward {
+        lines.push(format!("XFORWARD {}", xforward::OFFERED));
     }
     let last = lines.len() - 1;
     lines
@@ -117,6 +129,12 @@ pub fn too_many_connections_from_address() -> SmtpReply {
 
 // Session limits (each closes the session).
 
+/// The first command after the session's last message: a Postfix in front
+/// hears it in reply to the RSET it sends before reusing a connection, and
+/// opens a new one without deferring anything. Measured with Postfix 3.7
+/// and 300 messages: this answer defers none; 421 at MAIL defers the
+/// message at hand (20 of 300), and 452 at MAIL with the session going on
+/// defers that message and every later one sent on the session (73).
 pub fn too_many_messages() -> SmtpReply {
     answer(
         421,
@@ -165,9 +183,13 @@ pub fn input_before_tls() -> SmtpReply {
     )
 }
 
-// HELO, MAIL, RCPT and DATA.
+// HELO, XFORWARD, MAIL, RCPT and DATA.
 
 pub fn hello() -> SmtpReply {
+    answer(250, "2.0.0 OK")
+}
+
+pub fn xforward_ok() -> SmtpReply {
     answer(250, "2.0.0 OK")
 }
 
@@ -180,6 +202,37 @@ pub fn recipient_ok() -> SmtpReply {
 }
 
 // Command refusals (the session goes on; each counts as an error).
+
+pub fn xforward_in_transaction() -> SmtpReply {
+    answer(503, "5.5.1 XFORWARD is not allowed in a mail transaction")
+}
+
+pub fn xforward_syntax() -> SmtpReply {
+    answer(501, "5.5.4 syntax: XFORWARD attribute=value ...")
+}
+
+/// Its values are not read: only a relay in front of us may name a client.
+pub fn xforward_not_authorized() -> SmtpReply {
+    answer(550, "5.7.0 XFORWARD is not authorized for your address")
+}
+
+pub fn xforward_bad_value() -> SmtpReply {
+    answer(501, "5.5.4 bad XFORWARD attribute value")
+}
+
+pub fn xforward_unknown_attribute() -> SmtpReply {
+    answer(501, "5.5.4 unknown XFORWARD attribute")
+}
+
+/// A client a relay named is over its per-client caps: only this message
+/// waits (the relay retries it), as with Postfix's own client message rate
+/// limit.
+pub fn forwarded_client_limited() -> SmtpReply {
+    answer(
+        450,
+        "4.7.1 too much mail from the original client; try again later",
+    )
+}
 
 pub fn mail_syntax() -> SmtpReply {
     answer(501, "5.5.4 syntax: MAIL FROM:<address>")
@@ -279,6 +332,15 @@ pub fn sender_auth_unavailable() -> SmtpReply {
     )
 }
 
+/// The circuit breaker is open: a new sender waits, so a flood of new
+/// senders never becomes outbound mail.
+pub fn new_senders_wait() -> SmtpReply {
+    answer(
+        451,
+        "4.7.1 too many new registrations right now; try again later",
+    )
+}
+
 pub fn self_registration_off() -> SmtpReply {
     answer(
         550,
@@ -334,11 +396,32 @@ pub fn service_budget_spent() -> SmtpReply {
     )
 }
 
+pub fn domain_budget_spent() -> SmtpReply {
+    answer(
+        550,
+        "5.7.1 too many registration mails for addresses at this domain today; try again tomorrow",
+    )
+}
+
+pub fn network_budget_spent() -> SmtpReply {
+    answer(
+        550,
+        "5.7.1 too many registration mails from your network today; try again tomorrow",
+    )
+}
+
 pub fn not_authenticated() -> SmtpReply {
     nobody_registered(answer(
         550,
         "5.7.1 the sender could not be authenticated (DMARC)",
     ))
+}
+
+pub fn forwarded_not_authenticated() -> SmtpReply {
+    answer(
+        550,
+        "5.7.1 a forwarder rewrote the envelope sender (SRS) and the From address could not be authenticated, so we cannot tell who sent this; nobody was registered; use \"Create an account\" on the customer portal instead",
+    )
 }
 
 pub fn too_many_hops() -> SmtpReply {
@@ -380,12 +463,30 @@ mod tests {
 
     #[test]
     fn ehlo_advertises_size_and_pipelining_and_ends_with_a_space_line() {
-        let text = String::from_utf8(ehlo("mx.test", 4096, false)).expect("ascii");
+        let nothing = Offer {
+            starttls: false,
+            xforward: false,
+        };
+        let text = String::from_utf8(ehlo("mx.test", 4096, nothing)).expect("ascii");
         assert!(text.starts_with("250-mx.test\r\n"));
         assert!(text.contains("250-PIPELINING\r\n"));
         assert!(text.contains("250-SIZE 4096\r\n"));
         assert!(text.ends_with("250 ENHANCEDSTATUSCODES\r\n"));
         assert!(!text.contains("STARTTLS"));
+        assert!(!text.contains("XFORWARD"));
+    }
+
+    #[test]
+    fn ehlo_offers_xforward_with_its_attributes_when_asked() {
+        let relay = Offer {
+            starttls: false,
+            xforward: true,
+        };
+        let text = String::from_utf8(ehlo("mx.test", 4096, relay)).expect("ascii");
+        assert!(
+            text.ends_with("250 XFORWARD NAME ADDR PROTO HELO IDENT SOURCE\r\n"),
+            "{text}"
+        );
     }
     #[test]
     fn every_reply_carries_an_enhanced_code_of_its_own_class() {
@@ -403,6 +504,13 @@ mod tests {
             bare_line_ending(),
             input_before_tls(),
             hello(),
+            xforward_ok(),
+            xforward_in_transaction(),
+            xforward_syntax(),
+            xforward_not_authorized(),
+            xforward_bad_value(),
+            xforward_unknown_attribute(),
+            forwarded_client_limited(),
             sender_ok(),
             recipient_ok(),
             mail_syntax(),
@@ -426,6 +534,7 @@ mod tests {
             accepted(),
             already_accepted(),
             sender_auth_unavailable(),
+            new_senders_wait(),
             self_registration_off(),
             domain_not_allowed(),
             address_not_allowed(),
@@ -434,6 +543,8 @@ mod tests {
             non_ascii_sender(),
             sender_rate_limited(),
             service_budget_spent(),
+            domain_budget_spent(),
+            network_budget_spent(),
             not_authenticated(),
             too_many_hops(),
             unreadable_message(),

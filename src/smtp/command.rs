@@ -7,6 +7,7 @@
 pub enum Verb {
     Ehlo,
     Helo,
+    Xforward,
     Mail,
     Rcpt,
     Data,
@@ -29,6 +30,7 @@ impl Verb {
         let known = [
             (&b"EHLO"[..], Verb::Ehlo),
             (b"HELO", Verb::Helo),
+            (b"XFORWARD", Verb::Xforward),
             (b"MAIL", Verb::Mail),
             (b"RCPT", Verb::Rcpt),
             (b"DATA", Verb::Data),
@@ -48,9 +50,14 @@ impl Verb {
     /// Whether RFC 2920 lets this command stand anywhere but last in a
     /// pipelined group. EHLO, DATA, VRFY, EXPN, QUIT, NOOP and STARTTLS
     /// change what the client must do next, so the client must wait for
-    /// their reply before sending more.
+    /// their reply before sending more. XFORWARD may be pipelined (Postfix's
+    /// XFORWARD_README), and Postfix sends it in one group with MAIL, RCPT
+    /// and DATA.
     pub fn may_be_followed_in_a_group(self) -> bool {
-        matches!(self, Verb::Mail | Verb::Rcpt | Verb::Rset | Verb::Other)
+        matches!(
+            self,
+            Verb::Xforward | Verb::Mail | Verb::Rcpt | Verb::Rset | Verb::Other
+        )
     }
 }
 

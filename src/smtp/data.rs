@@ -183,21 +183,24 @@ impl<I: Intake> Session<I> {
         }
         // The engine leaves DATA; its reply is a placeholder for ours.
         let _ = self.engine.process(b".\r\n");
-        self.messages += 1;
+        self.message_received();
         let Some(Transaction {
             service: Some(service),
             mail,
+            origin,
             recipients,
             ..
         }) = self.transaction.take()
         else {
             // The engine takes DATA only after an accepted RCPT, so this is
             // a guard, not a path.
+            self.end_transaction();
             return self.send(&answer::no_valid_recipients()).await;
         };
         let envelope = Envelope {
-            client_ip: self.client_ip,
-            helo: self.helo.clone(),
+            client_ip: origin.client_ip,
+            helo: origin.helo,
+            relay_ip: origin.relay_ip,
             mail_from: mail.sender,
             recipients,
         };
@@ -215,6 +218,9 @@ impl<I: Intake> Session<I> {
             }
             Ok(raw) => decide_isolated(Arc::clone(&self.intake), service, envelope, raw).await,
         };
+        // The transaction, its XFORWARD attributes and its forwarded
+        // client's place end with the answer.
+        self.end_transaction();
         if reply.code == 421 {
             return Err(End::Reply(reply));
         }

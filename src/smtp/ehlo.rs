@@ -1,8 +1,9 @@
 //! `EHLO` and `HELO`: the client's name, our extensions, and a fresh start.
 //!
-//! Either one ends any open transaction. mailin's EHLO reply advertises
-//! neither SIZE nor PIPELINING, so ours is written by `answer::ehlo`; the
-//! engine still sees the command, to keep the sequence.
+//! Either one ends any open transaction and forgets XFORWARD attributes.
+//! mailin's EHLO reply advertises neither SIZE nor PIPELINING, so ours is
+//! written by `answer::ehlo` (with XFORWARD for a relay); the engine still
+//! sees the command, to keep the sequence.
 
 use crate::smtp::answer;
 use crate::smtp::intake::Intake;
@@ -28,8 +29,11 @@ impl<I: Intake> Session<I> {
         self.greeted(line);
         self.pipelining = true;
         let smtp = self.context.smtp();
-        let starttls = self.context.tls.is_some() && !self.tls_active;
-        let lines = answer::ehlo(&smtp.hostname, smtp.max_message_bytes, starttls);
+        let offer = answer::Offer {
+            starttls: self.context.tls.is_some() && !self.tls_active,
+            xforward: self.relay,
+        };
+        let lines = answer::ehlo(&smtp.hostname, smtp.max_message_bytes, offer);
         self.context.metrics.smtp_reply(250);
         self.write(&lines).await
     }
@@ -46,7 +50,7 @@ impl<I: Intake> Session<I> {
 
     fn greeted(&mut self, line: &[u8]) {
         self.helo = client_name(line);
-        self.transaction = None;
+        self.end_transaction();
     }
 }
 

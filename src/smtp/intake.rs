@@ -89,6 +89,7 @@ pub fn log_transaction(envelope: &Envelope, service: &str, decided: Decided, cod
         event = "smtp.transaction",
         client.ip = %envelope.client_ip,
         client.helo = %envelope.helo,
+        relay.ip = envelope.relay_ip.map(tracing::field::display),
         envelope.from = %envelope.mail_from,
         envelope.to = %envelope.recipients.join(","),
         service,
@@ -166,6 +167,7 @@ impl Intake for RegistrarIntake {
             service = %service.id,
             message.id = message.message_id.as_deref().unwrap_or("-"),
             smtp.remote_ip = %client_ip,
+            smtp.relay_ip = message.envelope.relay_ip.map(tracing::field::display),
         );
         async {
             let (answer, decided) =

@@ -6,7 +6,14 @@
 //! address (one host usually holds a whole /64, so counting single IPv6
 //! addresses would cap nothing). Limits inside a session (messages, errors,
 //! timeouts) live in `session`; this module only admits or refuses.
+//!
+//! The relays in front of us (`smtp.relays`) carry the mail of many clients,
+//! so they take only a place under the global cap. The original client a
+//! relay names with XFORWARD is counted instead, as Postfix's anvil counts
+//! clients at the edge: each message it sends through the relay is one
+//! connection and, while it lasts, one session (`admit_forwarded`).
 
+use crate::domain::{ClientNetwork, IpRange};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -49,27 +56,10 @@ impl Refusal {
 
 pub struct Admission {
     limits: AdmissionLimits,
+    /// The MTAs in front of us, exempt from the per-client caps.
+    relays: Vec<IpRange>,
     sessions: Arc<Semaphore>,
-    clients: Mutex<HashMap<ClientKey, ClientRecord>>,
-}
-
-/// A client address as limits count it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientKey(IpAddr);
-
-impl ClientKey {
-    pub fn of(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self(ip),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(IpAddr::V4(v4)),
-                None => {
-                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                    Self(IpAddr::V6(prefix.into()))
-                }
-            },
-        }
-    }
+    clients: Mutex<HashMap<ClientNetwork, ClientRecord>>,
 }
 
 #[derive(Debug, Default)]
@@ -79,26 +69,32 @@ struct ClientRecord {
     recent: VecDeque<Instant>,
 }
 
-/// An admitted session; dropping it frees its places.
+/// An admitted session, or a forwarded client's message; dropping it frees
+/// its places.
 pub struct Ticket {
     admission: Arc<Admission>,
-    client: ClientKey,
-    _session: OwnedSemaphorePermit,
+    /// The client's place under the per-client caps; `None` for a relay.
+    client: Option<ClientNetwork>,
+    /// The place under the global cap; `None` for a forwarded client, whose
+    /// relay holds one.
+    _session: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        let Some(client) = self.client else { return };
         let mut clients = self.admission.lock();
-        if let Some(record) = clients.get_mut(&self.client) {
+        if let Some(record) = clients.get_mut(&client) {
             record.sessions = record.sessions.saturating_sub(1);
         }
     }
 }
 
 impl Admission {
-    pub fn new(limits: AdmissionLimits) -> Arc<Self> {
+    pub fn new(limits: AdmissionLimits, relays: Vec<IpRange>) -> Arc<Self> {
         Arc::new(Self {
             limits,
+            relays,
             sessions: Arc::new(Semaphore::new(limits.max_sessions as usize)),
             clients: Mutex::new(HashMap::new()),
         })
@@ -106,12 +102,59 @@ impl Admission {
 
     /// Admits a connection from `ip` at `now`, or says why not. Every
     /// attempt counts toward the rate, refused ones too, so a client that
-    /// keeps hammering stays refused.
+    /// keeps hammering stays refused. A relay needs only a place under the
+    /// global cap.
     ///
     /// # Errors
     /// The cap the connection would break.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Ticket, Refusal> {
-        let client = ClientKey::of(ip);
+        if self.is_relay(ip) {
+            return Ok(Ticket {
+                admission: Arc::clone(self),
+                client: None,
+                _session: Some(self.global_place()?),
+            });
+        }
+        self.count_client(ip, now, true)
+    }
+
+    /// Admits one message of the original client `ip` that a relay named
+    /// with XFORWARD, under the same per-client caps as a connection of its
+    /// own; the relay already holds the place under the global cap. The
+    /// ticket is held until the message ends.
+    ///
+    /// # Errors
+    /// The per-client cap the message would break.
+    pub fn admit_forwarded(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Ticket, Refusal> {
+        if self.is_relay(ip) {
+            return Ok(Ticket {
+                admission: Arc::clone(self),
+                client: None,
+                _session: None,
+            });
+        }
+        self.count_client(ip, now, false)
+    }
+
+    fn is_relay(&self, ip: IpAddr) -> bool {
+        self.relays.iter().any(|range| range.contains(ip))
+    }
+
+    fn global_place(&self) -> Result<OwnedSemaphorePermit, Refusal> {
+        Arc::clone(&self.sessions)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::TooManySessions)
+    }
+
+    /// Counts an arrival of `ip` against its rate and concurrency caps and,
+    /// within them and when `global`, takes a place under the global cap.
+    fn count_client(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        now: Instant,
+        global: bool,
+    ) -> Result<Ticket, Refusal> {
+        let client = ClientNetwork::of(ip);
         let mut clients = self.lock();
         if clients.len() > PRUNE_ABOVE {
             clients.retain(|_, record| {
@@ -139,18 +182,16 @@ impl Admission {
         if record.sessions >= self.limits.max_sessions_per_client {
             return Err(Refusal::TooManySessionsFromClient);
         }
-        let permit = Arc::clone(&self.sessions)
-            .try_acquire_owned()
-            .map_err(|_| Refusal::TooManySessions)?;
+        let permit = global.then(|| self.global_place()).transpose()?;
         record.sessions += 1;
         Ok(Ticket {
             admission: Arc::clone(self),
-            client,
+            client: Some(client),
             _session: permit,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, ClientRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientNetwork, ClientRecord>> {
         // Only counters live here; a panic mid-update leaves them usable.
         self.clients
             .lock()
@@ -163,11 +204,21 @@ mod tests {
     use super::*;
 
     fn limits(sessions: u32, per_client: u32, rate: u32) -> Arc<Admission> {
-        Admission::new(AdmissionLimits {
-            max_sessions: sessions,
-            max_sessions_per_client: per_client,
-            max_connections_per_client_per_minute: rate,
-        })
+        with_relays(sessions, per_client, rate, &[])
+    }
+
+    fn with_relays(sessions: u32, per_client: u32, rate: u32, relays: &[&str]) -> Arc<Admission> {
+        Admission::new(
+            AdmissionLimits {
+                max_sessions: sessions,
+                max_sessions_per_client: per_client,
+                max_connections_per_client_per_minute: rate,
+            },
+            relays
+                .iter()
+                .map(|relay| IpRange::parse(relay).expect("range"))
+                .collect(),
+        )
     }
 
     #[test]
@@ -210,14 +261,67 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_is_held_only_to_the_global_cap() {
+        let admission = with_relays(3, 1, 1, &["192.0.2.0/28"]);
+        let relay = IpRange::parse("192.0.2.0/28").expect("range");
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        assert!(relay.contains(ip));
+        let now = Instant::now();
+        let first = admission.admit(ip, now).expect("first");
+        let second = admission.admit(ip, now).expect("over the per-client caps");
+        let third = admission
+            .admit(IpAddr::from([192, 0, 2, 2]), now)
+            .expect("same block");
+
+        assert_eq!(
+            admission.admit(ip, now).err(),
+            Some(Refusal::TooManySessions),
+            "the global cap still applies"
+        );
+        drop((first, second, third));
+        assert!(admission.admit(ip, now).is_ok());
+    }
+
+    #[test]
+    fn a_forwarded_client_is_counted_like_a_client_of_its_own() {
+        let admission = with_relays(1, 1, 2, &["192.0.2.1"]);
+        let now = Instant::now();
+        let _relay = admission
+            .admit(IpAddr::from([192, 0, 2, 1]), now)
+            .expect("the relay takes the one session");
+        let client = IpAddr::from([203, 0, 113, 9]);
+
+        let message = admission
+            .admit_forwarded(client, now)
+            .expect("the relay's place covers the global cap");
+        assert_eq!(
+            admission.admit_forwarded(client, now).err(),
+            Some(Refusal::TooManySessionsFromClient),
+            "one message at a time, as one session"
+        );
+        drop(message);
+        assert_eq!(
+            admission.admit_forwarded(client, now).err(),
+            Some(Refusal::TooManyConnectionsFromClient),
+            "each message counts as a connection"
+        );
+        assert!(
+            admission
+                .admit_forwarded(IpAddr::from([203, 0, 113, 10]), now)
+                .is_ok(),
+            "other clients go on"
+        );
+    }
+
+    #[test]
     fn ipv6_clients_are_counted_per_64_prefix() {
         let one: IpAddr = "2001:db8:1:2::1".parse().expect("address");
         let other: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("address");
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("address");
-        assert_eq!(ClientKey::of(one), ClientKey::of(other));
+        assert_eq!(ClientNetwork::of(one), ClientNetwork::of(other));
         assert_eq!(
-            ClientKey::of(mapped),
-            ClientKey::of(IpAddr::from([192, 0, 2, 1]))
+            ClientNetwork::of(mapped),
+            ClientNetwork::of(IpAddr::from([192, 0, 2, 1]))
         );
     }
 }

@@ -1,5 +1,5 @@
-//! `SmtpServer`: the accept loop. It admits each connection through
-//! `Admission` (refusing with `421 4.7.0`), runs every admitted session on a
+//! `SmtpServer`: the accept loop. It admits each connection through the
+//! sessions' shared `Admission` (refusing with `421 4.7.0`), runs every admitted session on a
 //! task of its own, and at shutdown stops accepting and drains the sessions
 //! within `shutdown_grace`.
 
@@ -9,7 +9,7 @@ use crate::shutdown::Shutdown;
 use crate::smtp::answer;
 use crate::smtp::connection::Connection;
 use crate::smtp::intake::{Intake, RegistrarIntake};
-use crate::smtp::limits::{Admission, AdmissionLimits, Refusal, Ticket};
+use crate::smtp::limits::{Refusal, Ticket};
 use crate::smtp::session::{Session, SessionContext};
 use crate::smtp::tls;
 use anyhow::Context as _;
@@ -31,7 +31,6 @@ pub struct SmtpServer<I: Intake = RegistrarIntake> {
     listener: TcpListener,
     context: Arc<SessionContext>,
     intake: Arc<I>,
-    admission: Arc<Admission>,
     /// Caps the short tasks that tell refused clients why, so a flood of
     /// refused connections cannot grow without bound either.
     refusals: Arc<Semaphore>,
@@ -60,18 +59,11 @@ impl<I: Intake> SmtpServer<I> {
             TcpListener::from_std(listener).context("failed to configure the SMTP listener")?;
         let settings = live.current();
         let tls = settings.smtp.tls.as_ref().map(tls::acceptor).transpose()?;
-        let smtp = &settings.smtp;
-        let admission = Admission::new(AdmissionLimits {
-            max_sessions: smtp.max_sessions,
-            max_sessions_per_client: smtp.max_sessions_per_ip,
-            max_connections_per_client_per_minute: smtp.max_connections_per_ip_per_minute,
-        });
-        let refusals = Arc::new(Semaphore::new(smtp.max_sessions as usize));
+        let refusals = Arc::new(Semaphore::new(settings.smtp.max_sessions as usize));
         Ok(Self {
             listener,
             context: Arc::new(SessionContext::new(live, tls, shutdown, metrics)),
             intake: Arc::new(intake),
-            admission,
             refusals,
             next_session: AtomicU64::new(1),
         })
@@ -116,7 +108,7 @@ impl<I: Intake> SmtpServer<I> {
     fn start(&self, stream: TcpStream, ip: IpAddr, sessions: &mut JoinSet<()>) {
         // Replies are small and answer a command each: send them at once.
         let _ = stream.set_nodelay(true);
-        match self.admission.admit(ip, Instant::now()) {
+        match self.context.admission.admit(ip, Instant::now()) {
             Ok(ticket) => {
                 let id = self.next_session.fetch_add(1, Ordering::Relaxed);
                 let span = tracing::info_span!("smtp", smtp.session = id, smtp.remote_ip = %ip);

@@ -1,5 +1,7 @@
 //! `MAIL FROM`: parsed here in full, checked, and answered; a mail
-//! transaction (`Transaction`) starts when it is accepted.
+//! transaction (`Transaction`) starts when it is accepted, standing on its
+//! `Origin`: the client a relay named with XFORWARD (counted under its own
+//! per-client caps here) or the peer itself.
 //!
 //! mailin's own parser answers a bare `500` to the null sender `<>`, to a
 //! space after the colon (`MAIL FROM: <x>`) and to every parameter but
@@ -14,8 +16,11 @@ use crate::smtp::answer;
 use crate::smtp::command::{check_path, split_path};
 use crate::smtp::engine;
 use crate::smtp::intake::Intake;
+use crate::smtp::limits::Ticket;
 use crate::smtp::reply::SmtpReply;
 use crate::smtp::session::{End, Session};
+use crate::smtp::xforward::Origin;
+use tokio::time::Instant;
 
 /// `MAIL FROM`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub struct MailFrom {
 #[derive(Debug, Clone)]
 pub struct Transaction {
     pub mail: MailFrom,
+    /// Who the message comes from.
+    pub origin: Origin,
     /// The service, as the session's settings snapshot has it, fixed by the
     /// first recipient.
     pub service: Option<Service>,
@@ -90,13 +97,13 @@ pub fn parse(line: &[u8]) -> Result<MailFrom, SmtpReply> {
     Ok(mail)
 }
 
-/// Opens a transaction for a MAIL the engine found in sequence, or refuses
-/// it. We do not offer SMTPUTF8, so a sender with a non-ASCII local part
-/// could never be answered.
+/// Opens a transaction from `origin` for a MAIL the engine found in
+/// sequence, or refuses it. We do not offer SMTPUTF8, so a sender with a
+/// non-ASCII local part could never be answered.
 ///
 /// # Errors
 /// The refusal for this sender.
-pub fn open(mail: MailFrom) -> Result<Transaction, SmtpReply> {
+pub fn open(mail: MailFrom, origin: Origin) -> Result<Transaction, SmtpReply> {
     if let EnvelopeSender::Invalid(AddressError::NonAsciiLocalPart) =
         message::judge_envelope_sender(&mail.sender)
     {
@@ -104,6 +111,7 @@ pub fn open(mail: MailFrom) -> Result<Transaction, SmtpReply> {
     }
     Ok(Transaction {
         mail,
+        origin,
         service: None,
         recipients: Vec::new(),
         accepted_rcpts: 0,
@@ -111,18 +119,18 @@ pub fn open(mail: MailFrom) -> Result<Transaction, SmtpReply> {
 }
 
 impl<I: Intake> Session<I> {
-    /// MAIL: the per-session message cap, the line itself, the declared
-    /// size and the null sender are checked before the engine; the sender
+    /// MAIL: the line itself, the declared size and the null sender are
+    /// checked before the engine; the sender and a forwarded client's caps
     /// after it, so a command out of sequence hears that first.
     pub(super) async fn mail(&mut self, line: &[u8]) -> Result<(), End> {
         let smtp = self.context.smtp();
-        if self.messages >= smtp.max_messages_per_session {
-            return Err(End::Reply(answer::too_many_messages()));
-        }
         let mail = match parse(line) {
             Ok(mail) => mail,
             Err(refusal) => return self.refuse(refusal).await,
         };
+        // A MAIL that can be read uses up the XFORWARD attributes, whatever
+        // its answer (as Postfix's server forgets them on a refused MAIL).
+        let forwarded = self.forwarded.take();
         if mail
             .declared_size
             .is_some_and(|size| size > smtp.max_message_bytes as u64)
@@ -137,15 +145,28 @@ impl<I: Intake> Session<I> {
             return self.answer_engine(&response).await;
         }
         // A new MAIL always ends what an earlier one left.
-        self.transaction = None;
+        self.end_transaction();
+        let origin = Origin::of(forwarded.as_ref(), self.client_ip, &self.helo);
         let opened = if self.context.shutdown.is_triggered() {
             Err(answer::shutting_down())
         } else {
-            open(mail)
+            self.admit_forwarded(&origin)
+                .and_then(|ticket| Ok((open(mail, origin)?, ticket)))
         };
         match opened {
-            Ok(transaction) => {
+            Ok((transaction, ticket)) => {
+                if let Some(relay) = transaction.origin.relay_ip {
+                    tracing::debug!(
+                        event = "forwarded",
+                        smtp.client_ip = %transaction.origin.client_ip,
+                        smtp.helo = %transaction.origin.helo,
+                        smtp.relay_ip = %relay,
+                        xforward.ident = forwarded.as_ref().and_then(|f| f.ident.as_deref()),
+                        "a relay named the original client"
+                    );
+                }
                 self.transaction = Some(transaction);
+                self.forwarded_client = ticket;
                 self.send(&answer::sender_ok()).await
             }
             Err(refusal) => {
@@ -154,11 +175,39 @@ impl<I: Intake> Session<I> {
             }
         }
     }
+
+    /// Counts a client a relay named under its own per-client caps, for as
+    /// long as its transaction lasts; the peer itself was counted when it
+    /// connected.
+    fn admit_forwarded(&self, origin: &Origin) -> Result<Option<Ticket>, SmtpReply> {
+        if origin.relay_ip.is_none() {
+            return Ok(None);
+        }
+        self.context
+            .admission
+            .admit_forwarded(origin.client_ip, Instant::now())
+            .map(Some)
+            .map_err(|refusal| {
+                tracing::info!(
+                    event = "refused",
+                    smtp.client_ip = %origin.client_ip,
+                    reason = ?refusal,
+                    "a forwarded client is over its caps"
+                );
+                self.context.metrics.smtp_session_refused(refusal.limit());
+                answer::forwarded_client_limited()
+            })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+
+    fn peer() -> Origin {
+        Origin::of(None, IpAddr::from([192, 0, 2, 1]), "client.example")
+    }
 
     #[test]
     fn mail_from_is_read_in_every_accepted_spelling() {
@@ -213,14 +262,14 @@ mod tests {
     #[test]
     fn the_null_sender_opens_a_transaction_with_an_empty_sender() {
         let mail = parse(b"MAIL FROM:<>\r\n").expect("null sender");
-        let transaction = open(mail).expect("accepted");
+        let transaction = open(mail, peer()).expect("accepted");
         assert_eq!(transaction.mail.sender, "");
     }
 
     #[test]
     fn a_non_ascii_local_part_is_refused_553_5_6_7() {
         let mail = parse("MAIL FROM:<jöran@example.com>\r\n".as_bytes()).expect("syntax");
-        let refusal = open(mail).expect_err("refused");
+        let refusal = open(mail, peer()).expect_err("refused");
         assert_eq!(refusal.code, 553);
         assert!(refusal.text.starts_with("5.6.7"), "{}", refusal.text);
     }

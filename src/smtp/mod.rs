@@ -10,9 +10,9 @@
 //! refuses each connection (`limits`) and runs one `session` task each;
 //! `connection` reads and caps every line; `command` says which verb a line
 //! is; each verb has a file with its parsing, checks and replies (`ehlo`,
-//! `mail`, `rcpt`, `data`, and STARTTLS in `tls`); `engine` is the mailin
-//! glue that keeps the command sequence; `intake` is the end-of-DATA
-//! decision, awaited without blocking a tokio worker. Every reply is a
+//! `xforward`, `mail`, `rcpt`, `data`, and STARTTLS in `tls`); `engine` is
+//! the mailin glue that keeps the command sequence; `intake` is the
+//! end-of-DATA decision, awaited without blocking a tokio worker. Every reply is a
 //! named function in `answer`; `reply` picks the one for a message's fate.
 //!
 //! Shutdown: the listener closes, sessions waiting for a command get
@@ -34,6 +34,7 @@ pub mod rcpt;
 pub mod reply;
 pub mod session;
 pub mod tls;
+pub mod xforward;
 
 pub use intake::{Intake, RegistrarIntake};
 pub use listener::SmtpServer;

@@ -99,10 +99,16 @@ impl<I: Intake> Session<I> {
 mod tests {
     use super::*;
     use crate::smtp::mail;
+    use crate::smtp::xforward::Origin;
+    use std::net::IpAddr;
 
     fn transaction() -> Transaction {
-        mail::open(mail::parse(b"MAIL FROM:<jane@example.com>\r\n").expect("syntax"))
-            .expect("accepted")
+        let peer = Origin::of(None, IpAddr::from([192, 0, 2, 1]), "client.example");
+        mail::open(
+            mail::parse(b"MAIL FROM:<jane@example.com>\r\n").expect("syntax"),
+            peer,
+        )
+        .expect("accepted")
     }
 
     #[test]

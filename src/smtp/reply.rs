@@ -29,6 +29,7 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
         Decision::Defer(DeferReason::AuthTemporaryError) => {
             return answer::sender_auth_unavailable();
         }
+        Decision::Defer(DeferReason::NewSenderFlood) => return answer::new_senders_wait(),
     };
     match refusal {
         RefuseReason::SelfRegistrationOff => answer::self_registration_off(),
@@ -39,8 +40,11 @@ pub fn for_decision(decision: &Decision, dropped: bool) -> SmtpReply {
         RefuseReason::NonAsciiSender => answer::non_ascii_sender(),
         RefuseReason::RateLimited => answer::sender_rate_limited(),
         RefuseReason::ServiceBudget => answer::service_budget_spent(),
+        RefuseReason::DomainBudget => answer::domain_budget_spent(),
+        RefuseReason::NetworkBudget => answer::network_budget_spent(),
         RefuseReason::NotAuthenticated => answer::not_authenticated(),
         RefuseReason::TooManyHops => answer::too_many_hops(),
+        RefuseReason::ForwardedNotAuthenticated => answer::forwarded_not_authenticated(),
     }
 }
 

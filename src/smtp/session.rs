@@ -3,12 +3,21 @@
 //! The loop reads every byte itself through `Connection`, enforces the
 //! session's limits (line cap, timeouts, messages and errors per session),
 //! refuses bare CR and LF, judges pipelining as Postfix does, and hands each
-//! command line to its verb: `ehlo`, `mail`, `rcpt`, `data` and `tls`
-//! (STARTTLS) each add their part to `Session` in their own file, with the
-//! parsing, checks and replies of that verb; everything else goes to the
+//! command line to its verb: `ehlo`, `xforward`, `mail`, `rcpt`, `data` and
+//! `tls` (STARTTLS) each add their part to `Session` in their own file, with
+//! the parsing, checks and replies of that verb; everything else goes to the
 //! engine (`engine`, the mailin glue), which also keeps the command
-//! sequence. The facts of a session (the client's name, the open
-//! transaction) are fields here, owned by the session alone.
+//! sequence. The facts of a session (the client's name, whether it is a
+//! relay, the XFORWARD attributes it sent, the open transaction) are fields
+//! here, owned by the session alone.
+//!
+//! The message cap ends a session after its last message: the next command
+//! is answered `421` and the connection closes. Postfix sends RSET before it
+//! reuses a connection and, when that fails, opens a new one without
+//! deferring anything; a `4xx` at MAIL would defer the message instead (and
+//! a session that went on would defer every later one too). Relays carry
+//! many clients' mail and are exempt; their error count starts again with
+//! each message, which is someone else's.
 
 use crate::metrics::Metrics;
 use crate::settings::{LiveSettings, Settings, SmtpSettings};
@@ -18,8 +27,10 @@ use crate::smtp::command::Verb;
 use crate::smtp::connection::{Connection, Piece, ReadError, has_bare_line_ending};
 use crate::smtp::engine::{self, Engine};
 use crate::smtp::intake::Intake;
+use crate::smtp::limits::{Admission, AdmissionLimits, Ticket};
 use crate::smtp::mail::Transaction;
 use crate::smtp::reply::SmtpReply;
+use crate::smtp::xforward::Forwarded;
 use mailin::SessionBuilder;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -37,6 +48,9 @@ pub struct SessionContext {
     /// `Some` when STARTTLS is offered.
     pub tls: Option<TlsAcceptor>,
     pub engine: SessionBuilder,
+    /// The per-client and global caps: the listener admits connections,
+    /// and a relay's session admits the clients it names with XFORWARD.
+    pub admission: Arc<Admission>,
     pub shutdown: Shutdown,
     /// Counts every reply sent.
     pub metrics: Metrics,
@@ -51,11 +65,21 @@ impl SessionContext {
     ) -> Self {
         let settings = live.current();
         let engine = engine::builder(&settings.smtp.hostname, tls.is_some());
+        let smtp = &settings.smtp;
+        let admission = Admission::new(
+            AdmissionLimits {
+                max_sessions: smtp.max_sessions,
+                max_sessions_per_client: smtp.max_sessions_per_ip,
+                max_connections_per_client_per_minute: smtp.max_connections_per_ip_per_minute,
+            },
+            smtp.relays.clone(),
+        );
         Self {
             settings,
             live,
             tls,
             engine,
+            admission,
             shutdown,
             metrics,
         }
@@ -84,15 +108,25 @@ pub struct Session<I: Intake> {
     pub(super) intake: Arc<I>,
     pub(super) conn: Connection,
     pub(super) engine: Engine,
+    /// The SMTP peer.
     pub(super) client_ip: IpAddr,
     /// The name the client gave in HELO/EHLO.
     pub(super) helo: String,
-    /// The open mail transaction, from an accepted MAIL to the end of DATA.
+    /// The peer is one of the relays in front of us (`smtp.relays`).
+    pub(super) relay: bool,
+    /// The XFORWARD attributes for the next transaction, from the first
+    /// XFORWARD after the last transaction ended until MAIL takes them.
+    pub(super) forwarded: Option<Forwarded>,
+    /// The open mail transaction, from an accepted MAIL to the end of DATA
+    /// or RSET.
     pub(super) transaction: Option<Transaction>,
+    /// The forwarded client's place under its per-client caps, held while
+    /// its transaction is open.
+    pub(super) forwarded_client: Option<Ticket>,
     /// The whole-session cap.
     pub(super) ends_at: Instant,
     errors: u32,
-    pub(super) messages: u32,
+    messages: u32,
     /// The client said EHLO, so PIPELINING was offered.
     pub(super) pipelining: bool,
     /// The client sent ahead where it may not: its DATA is refused.
@@ -110,6 +144,7 @@ impl<I: Intake> Session<I> {
         let settings = context.live.current();
         let engine = engine::start(&context.engine, client_ip);
         let ends_at = Instant::now() + context.smtp().session_timeout;
+        let relay = context.smtp().is_relay(client_ip);
         Self {
             context,
             settings,
@@ -118,7 +153,10 @@ impl<I: Intake> Session<I> {
             engine,
             client_ip,
             helo: String::new(),
+            relay,
+            forwarded: None,
             transaction: None,
+            forwarded_client: None,
             ends_at,
             errors: 0,
             messages: 0,
@@ -248,6 +286,12 @@ impl<I: Intake> Session<I> {
 
     async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
         let verb = Verb::of(&line);
+        if !self.relay
+            && self.messages >= self.context.smtp().max_messages_per_session
+            && verb != Verb::Quit
+        {
+            return Err(End::Reply(answer::too_many_messages()));
+        }
         if self.conn.buffered() > 0 && !(self.pipelining && verb.may_be_followed_in_a_group()) {
             if !self.improper_pipelining {
                 tracing::info!(event = "improper_pipelining", smtp.command = ?verb, "the client sent ahead of a reply it had to wait for");
@@ -257,13 +301,36 @@ impl<I: Intake> Session<I> {
         match verb {
             Verb::Ehlo => self.ehlo(&line).await,
             Verb::Helo => self.helo(&line).await,
+            Verb::Xforward => self.xforward(&line).await,
             Verb::Mail => self.mail(&line).await,
             Verb::Rcpt => self.rcpt(&line).await,
             Verb::Data => self.data(&line).await,
             Verb::StartTls => self.starttls(&line).await,
-            Verb::Rset | Verb::Noop | Verb::Quit | Verb::Vrfy | Verb::Expn | Verb::Other => {
+            Verb::Rset => {
+                self.end_transaction();
                 self.engine_command(&line).await
             }
+            Verb::Noop | Verb::Quit | Verb::Vrfy | Verb::Expn | Verb::Other => {
+                self.engine_command(&line).await
+            }
+        }
+    }
+
+    /// Ends the open transaction, if any (end of DATA, RSET, a new MAIL,
+    /// EHLO or HELO): the XFORWARD attributes go with it, and so does the
+    /// forwarded client's place under its caps.
+    pub(super) fn end_transaction(&mut self) -> Option<Transaction> {
+        self.forwarded = None;
+        self.forwarded_client = None;
+        self.transaction.take()
+    }
+
+    /// Counts a message read to its end. A relay's errors start again: the
+    /// next message is someone else's.
+    pub(super) fn message_received(&mut self) {
+        self.messages += 1;
+        if self.relay {
+            self.errors = 0;
         }
     }
 

@@ -150,6 +150,58 @@ pub fn insert_pending(
     Ok(conn.last_insert_rowid())
 }
 
+/// Inserts a customer who is active from the start (a sign-in method proved
+/// the address; there is no password until they set one) and returns its id.
+pub fn insert_active(
+    conn: &Connection,
+    customer: &NewCustomer<'_>,
+    now: i64,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at, activated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        customer.email,
+        customer.identity,
+        customer.name,
+        customer.company,
+        customer.service,
+        customer.source,
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Makes a pending customer active without a password (a sign-in method
+/// proved the address), keeping their name or taking `name` when they have
+/// none. Returns false when the customer is not pending.
+pub fn activate_proven(
+    conn: &Connection,
+    id: i64,
+    name: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE customers SET status = 'active', name = COALESCE(name, ?2), activated_at = ?3
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![id, name, now])?;
+    Ok(changed == 1)
+}
+
+/// Sets an active customer's password; returns false when they are not
+/// active.
+pub fn set_password(conn: &Connection, id: i64, password_hash: &str) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE customers SET password_hash = ?2 WHERE id = ?1 AND status = 'active'",
+        )?
+        .execute(params![id, password_hash])?;
+    Ok(changed == 1)
+}
+
 /// Makes a pending customer active with a name and password.
 /// Returns false when the customer is not pending.
 pub fn activate(
@@ -223,4 +275,14 @@ pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
         .prepare_cached("DELETE FROM customers WHERE id = ?1")?
         .execute([id])?;
     Ok(deleted == 1)
+}
+
+/// Deletes the customer with this identity if it is pending (its tokens
+/// and sessions go with it) and returns its service.
+pub fn delete_pending(conn: &Connection, identity: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "DELETE FROM customers WHERE identity = ?1 AND status = 'pending' RETURNING service",
+    )?
+    .query_row([identity], |row| row.get(0))
+    .optional()
 }

@@ -7,13 +7,20 @@ use rusqlite::{Connection, OptionalExtension, params};
 #[derive(Debug, Clone)]
 pub struct NewInbound<'a> {
     pub service: &'a str,
+    /// The client the message came from (the original client, when a relay
+    /// named it with XFORWARD) and its HELO name.
     pub client_ip: &'a str,
     pub helo: &'a str,
+    /// The relay that handed the message over, when it named the client.
+    pub relay_ip: Option<&'a str>,
     pub envelope_from: &'a str,
     pub envelope_to: &'a str,
     pub message_id: Option<&'a str>,
     pub content_sha256: &'a [u8; 32],
-    pub raw: &'a [u8],
+    /// The bytes kept (the whole message, its header section only, or
+    /// nothing); `size` records the message's own size either way.
+    pub raw: Option<&'a [u8]>,
+    pub size: usize,
 }
 
 /// A decision, as recorded.
@@ -26,6 +33,8 @@ pub struct NewDecision<'a> {
     pub identity: Option<&'a str>,
     pub outcome: &'a str,
     pub reason: &'a str,
+    /// What else there is to say, for a person (how an envelope was read).
+    pub note: Option<&'a str>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -38,6 +47,7 @@ pub struct DecisionRecord {
     pub service: String,
     pub outcome: String,
     pub reason: String,
+    pub note: Option<String>,
     pub dropped: bool,
     pub reply_code: Option<u16>,
 }
@@ -48,10 +58,11 @@ pub struct DecisionRecord {
 // A constant until the setting lands with the settings restructure.
 pub const IDEMPOTENCY_WINDOW_SECS: i64 = 7 * 24 * 60 * 60;
 
-/// An earlier copy by Message-ID and envelope sender, newest first.
+/// An earlier copy by Message-ID from the same registered address
+/// (identity; a forwarder's envelope may differ between copies), newest first.
 pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
      FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-     WHERE i.message_id = ?1 AND i.envelope_from = ?2 AND i.received_at >= ?3
+     WHERE i.message_id = ?1 AND d.identity = ?2 AND i.received_at >= ?3
      ORDER BY i.id DESC LIMIT 1";
 
 /// An earlier copy by content, newest first.
@@ -61,18 +72,18 @@ pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.id, d.outcome, d.reason
      ORDER BY i.id DESC LIMIT 1";
 
 /// The decision recorded for an earlier copy of the same message received
-/// within the last `IDEMPOTENCY_WINDOW_SECS`: same Message-ID and envelope
-/// sender, or the same bytes.
+/// within the last `IDEMPOTENCY_WINDOW_SECS`: the same Message-ID from the
+/// same registered address, or the same bytes.
 pub fn earlier_copy(
     conn: &Connection,
     message_id: Option<&str>,
-    envelope_from: &str,
+    identity: Option<&str>,
     content_sha256: &[u8; 32],
 ) -> rusqlite::Result<Option<(String, String)>> {
     earlier_copy_since(
         conn,
         message_id,
-        envelope_from,
+        identity,
         content_sha256,
         super::now() - IDEMPOTENCY_WINDOW_SECS,
     )
@@ -84,7 +95,7 @@ pub fn earlier_copy(
 pub fn earlier_copy_since(
     conn: &Connection,
     message_id: Option<&str>,
-    envelope_from: &str,
+    identity: Option<&str>,
     content_sha256: &[u8; 32],
     since: i64,
 ) -> rusqlite::Result<Option<(String, String)>> {
@@ -95,7 +106,7 @@ pub fn earlier_copy_since(
     let by_id = match message_id {
         Some(message_id) => conn
             .prepare_cached(EARLIER_BY_MESSAGE_ID)?
-            .query_row(params![message_id, envelope_from, since], read)
+            .query_row(params![message_id, identity, since], read)
             .optional()?,
         None => None,
     };
@@ -114,20 +125,21 @@ pub fn earlier_copy_since(
 /// Records an accepted message and returns its id.
 pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite::Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to, message_id,
-                              content_sha256, size, raw)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO inbound (received_at, service, client_ip, helo, relay_ip, envelope_from, envelope_to,
+                              message_id, content_sha256, size, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
         message.service,
         message.client_ip,
         message.helo,
+        message.relay_ip,
         message.envelope_from,
         message.envelope_to,
         message.message_id,
         &message.content_sha256[..],
-        i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
+        i64::try_from(message.size).unwrap_or(i64::MAX),
         message.raw
     ])?;
     Ok(conn.last_insert_rowid())
@@ -152,8 +164,8 @@ pub fn record_decision(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO decisions (decided_at, inbound_id, channel, service, address, identity, outcome, reason,
-                                dropped, reply_code)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                note, dropped, reply_code)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         now,
@@ -164,6 +176,7 @@ pub fn record_decision(
         decision.identity,
         decision.outcome,
         decision.reason,
+        decision.note,
         decision.dropped,
         decision.reply_code
     ])?;
@@ -189,7 +202,8 @@ pub fn service_replies_since(
 }
 
 /// Columns of `DecisionRecord`, in the order `decision_from_row` reads them.
-const DECISION_COLUMNS: &str = "decided_at, channel, service, outcome, reason, dropped, reply_code";
+const DECISION_COLUMNS: &str =
+    "decided_at, channel, service, outcome, reason, note, dropped, reply_code";
 
 fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord> {
     Ok(DecisionRecord {
@@ -198,8 +212,9 @@ fn decision_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DecisionRecord
         service: row.get(2)?,
         outcome: row.get(3)?,
         reason: row.get(4)?,
-        dropped: row.get(5)?,
-        reply_code: row.get(6)?,
+        note: row.get(5)?,
+        dropped: row.get(6)?,
+        reply_code: row.get(7)?,
     })
 }
 
@@ -235,6 +250,8 @@ pub struct MessageRecord {
     pub service: String,
     pub client_ip: String,
     pub helo: String,
+    /// The relay that named the client with XFORWARD, if one did.
+    pub relay_ip: Option<String>,
     pub envelope_from: String,
     pub envelope_to: String,
     pub message_id: Option<String>,
@@ -246,7 +263,7 @@ pub struct MessageRecord {
 /// The messages decided about an identity, through `decisions_by_identity`.
 pub(super) const MESSAGES_OF: &str =
     "SELECT i.received_at, i.service, i.client_ip, i.helo, i.envelope_from,
-            i.envelope_to, i.message_id, i.size, i.raw IS NOT NULL
+            i.envelope_to, i.message_id, i.size, i.raw IS NOT NULL, i.relay_ip
      FROM decisions d JOIN inbound i ON i.id = d.inbound_id
      WHERE d.identity = ?1 ORDER BY i.id";
 
@@ -265,6 +282,7 @@ pub fn messages_for(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<M
                 message_id: row.get(6)?,
                 size: row.get(7)?,
                 raw_kept: row.get(8)?,
+                relay_ip: row.get(9)?,
             })
         })?
         .collect()
@@ -281,8 +299,9 @@ pub struct Forgotten {
 
 /// Forgets an identity in the decision records: every decision about it
 /// keeps its time, channel, service, outcome, reason and reply code, but
-/// its address becomes `anonymous`, its identity and its link to the
-/// message are cleared; the messages themselves are deleted.
+/// its address becomes `anonymous`, its identity, its note (which may name
+/// envelope addresses) and its link to the message are cleared; the
+/// messages themselves are deleted.
 pub fn forget(conn: &Connection, identity: &str, anonymous: &str) -> rusqlite::Result<Forgotten> {
     let messages: Vec<i64> = conn
         .prepare_cached(
@@ -292,7 +311,7 @@ pub fn forget(conn: &Connection, identity: &str, anonymous: &str) -> rusqlite::R
         .collect::<rusqlite::Result<_>>()?;
     let decisions = conn
         .prepare_cached(
-            "UPDATE decisions SET address = ?2, identity = NULL, inbound_id = NULL
+            "UPDATE decisions SET address = ?2, identity = NULL, inbound_id = NULL, note = NULL
              WHERE identity = ?1",
         )?
         .execute(params![identity, anonymous])?;

@@ -9,7 +9,11 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_portal.sql"),
     include_str!("migrations/0003_decisions_by_service.sql"),
     include_str!("migrations/0004_bounded_intake.sql"),
-    include_str!("migrations/0005_operations.sql"),
+    include_str!("migrations/0005_decision_notes.sql"),
+    include_str!("migrations/0006_account_tokens.sql"),
+    include_str!("migrations/0007_inbound_relay.sql"),
+    include_str!("migrations/0008_facing_the_internet.sql"),
+    include_str!("migrations/0009_operations.sql"),
 ];
 
 /// The schema version this binary migrates to.

@@ -1,5 +1,7 @@
 //! Storage: one SQLite file in WAL mode with `synchronous=FULL`, so a `250`
-//! survives power loss and not only a crash.
+//! survives power loss and not only a crash, and `secure_delete`, so erased
+//! bodies and links are overwritten rather than left in free pages. The
+//! file, its WAL and its directory are private to the daemon's user.
 //!
 //! All writes go through one writer thread (`writer`) that commits in groups;
 //! reads use a small pool of read connections. Async callers reach both
@@ -8,6 +10,7 @@
 //! writes SQL. `backup` copies and restores the whole file (SQLite's backup
 //! API); `lock` is the daemon's hold on it.
 
+pub mod account_tokens;
 pub mod backup;
 pub mod customers;
 pub mod inbound;
@@ -16,13 +19,16 @@ mod migrations;
 pub mod outbox;
 #[cfg(test)]
 mod plans;
+pub mod reply_counts;
 pub mod sessions;
+pub mod suppressions;
 pub mod tokens;
 mod writer;
 
 use crate::metrics::Metrics;
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags, params};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -98,11 +104,38 @@ impl Store {
     /// # Errors
     /// Fails when the file cannot be opened, configured or migrated.
     pub fn open(path: &Path, max_batch: usize, metrics: Metrics) -> anyhow::Result<Self> {
+        Self::open_capped(path, max_batch, None, metrics)
+    }
+
+    /// `open`, with the database held to `max_size_bytes`: past it, writes
+    /// fail as on a full disk (`StoreError::Full`) until space is freed
+    /// (the purge erases old raw mail), and the store goes on by itself.
+    ///
+    /// # Errors
+    /// Fails when the file cannot be opened, configured or migrated.
+    pub fn open_capped(
+        path: &Path,
+        max_batch: usize,
+        max_size_bytes: Option<u64>,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| {
-                format!("failed to create the data directory {}", parent.display())
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .with_context(|| {
+                    format!("failed to create the data directory {}", parent.display())
+                })?;
         }
+        // Created private before SQLite opens it; SQLite gives the WAL and
+        // shared-memory files the database file's permissions.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("failed to create the database {}", path.display()))?;
         let mut conn = Connection::open(path)
             .with_context(|| format!("failed to open the database {}", path.display()))?;
         configure(&conn).context("failed to configure the database")?;
@@ -112,6 +145,16 @@ impl Store {
             "the database refused WAL mode (got {mode})"
         );
         migrations::run(&mut conn).context("failed to migrate the database")?;
+        if let Some(max) = max_size_bytes {
+            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+            let pages = i64::try_from(max)
+                .unwrap_or(i64::MAX)
+                .checked_div(page_size)
+                .unwrap_or(1)
+                .max(1);
+            conn.pragma_update(None, "max_page_count", pages)
+                .context("failed to cap the database size")?;
+        }
 
         let stats = Arc::new(WriterStats::default());
         let jobs = writer::spawn(conn, max_batch, Arc::clone(&stats), metrics)?;
@@ -227,6 +270,27 @@ impl Store {
         .await
     }
 
+    /// Copies the WAL into the database and truncates it to nothing, so
+    /// bytes erased since (with `secure_delete`) leave no old copy in the
+    /// WAL file. Waits (up to the busy timeout) for readers to move on.
+    ///
+    /// # Errors
+    /// The checkpoint could not run; the next one will.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let path = self.inner.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open(&path)?;
+            configure(&conn)?;
+            let busy: i64 =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            anyhow::ensure!(busy == 0, "the checkpoint was blocked by a reader");
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Failed(Arc::new(anyhow::anyhow!("checkpoint task failed: {e}"))))?
+        .map_err(StoreError::from_anyhow)
+    }
+
     /// Group-commit figures since start.
     pub fn stats(&self) -> &WriterStats {
         &self.inner.stats
@@ -256,11 +320,14 @@ impl Store {
     }
 }
 
-/// Settings every connection needs.
+/// Settings every connection needs. `secure_delete` overwrites deleted
+/// content (erased raw mail, delivered bodies with their links) with zeros
+/// instead of leaving it in free pages.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 

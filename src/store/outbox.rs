@@ -190,3 +190,17 @@ pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
         .execute([id])?;
     Ok(())
 }
+
+/// Gives up on every reply still queued to one recipient (an address that
+/// asked never to be mailed); their bodies are erased. Returns how many.
+pub fn cancel_queued_to(
+    conn: &Connection,
+    rate_key: &str,
+    recipient: &str,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'dead', body = NULL, last_error = 'the recipient opted out'
+         WHERE rate_key = ?1 AND recipient = ?2 AND status = 'queued'",
+    )?
+    .execute(params![rate_key, recipient])
+}

@@ -9,6 +9,7 @@
 use crate::metrics::Metrics;
 use crate::store::StoreError;
 use rusqlite::Connection;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -39,12 +40,26 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
         let Typed { work, answer } = *self;
-        let result = work(conn).map_err(StoreError::from_anyhow);
+        // A panicking job fails alone: its savepoint is rolled back like any
+        // failed job's, its caller hears a storage failure (`451` for SMTP),
+        // and the writer thread goes on with the rest of the batch.
+        let result = catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| {
+                tracing::error!("a store job panicked; its changes are rolled back");
+                Err(anyhow::anyhow!("a store job panicked"))
+            })
+            .map_err(StoreError::from_anyhow);
         let succeeded = result.is_ok();
         let finish: Finish = Box::new(move |commit| {
-            // The caller may have gone away (a dropped SMTP session); then
-            // nobody needs the answer.
-            let _ = answer.send(commit.and(result));
+            // A failed job answers with its own error (a full disk stays
+            // "full" even when the commit then fails for another reason);
+            // a good one with the commit's result. The caller may have gone
+            // away (a dropped SMTP session); then nobody needs the answer.
+            let answer_is = match result {
+                Err(error) => Err(error),
+                Ok(value) => commit.map(|()| value),
+            };
+            let _ = answer.send(answer_is);
         });
         (succeeded, finish)
     }
@@ -181,5 +196,48 @@ fn batch_error(error: &rusqlite::Error) -> StoreError {
         StoreError::Failed(std::sync::Arc::new(anyhow::anyhow!(
             "failed to commit: {error}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::metrics::Metrics;
+    use crate::store::{Store, StoreError};
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("db.sqlite3"), 16, Metrics::new()).expect("opens");
+        let before = store
+            .write(|conn| {
+                conn.execute_batch("CREATE TABLE t (x INTEGER)")?;
+                Ok(())
+            })
+            .await;
+        assert!(before.is_ok());
+        let panicking = store.write(|conn| -> anyhow::Result<()> {
+            conn.execute("INSERT INTO t VALUES (1)", [])?;
+            panic!("a bug in a job");
+        });
+        let fine = store.write(|conn| Ok(conn.execute("INSERT INTO t VALUES (2)", [])?));
+        let (panicked, fine) = tokio::join!(panicking, fine);
+        assert!(
+            matches!(panicked, Err(StoreError::Failed(_))),
+            "{panicked:?}"
+        );
+        assert_eq!(fine.expect("the other job commits"), 1);
+        let rows: Vec<i64> = store
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<i64>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .expect("reads");
+        assert_eq!(rows, vec![2], "the panicking job left nothing behind");
+        let after = store.write(|conn| Ok(conn.execute("INSERT INTO t VALUES (3)", [])?));
+        assert_eq!(after.await.expect("the writer still runs"), 1);
     }
 }

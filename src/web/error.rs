@@ -1,10 +1,14 @@
 //! `WebError`: every failure a page can show, mapped to a status and a
 //! friendly, escaped page in one place. Internals are logged, never shown.
 
+use crate::password::HashError;
 use crate::registration::RegistrationError;
 use crate::web::views::{Notice, render};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+/// Seconds a busy page asks the browser to wait.
+pub const BUSY_RETRY_SECS: u64 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -12,6 +16,9 @@ pub enum WebError {
     Csrf,
     #[error("page not found")]
     NotFound,
+    /// Too many password checks wait already: `503` with `Retry-After`.
+    #[error("too busy to check a password now")]
+    Busy,
     #[error(transparent)]
     Registration(#[from] RegistrationError),
     #[error(transparent)]
@@ -31,6 +38,11 @@ impl IntoResponse for WebError {
                 "Page not found",
                 "There is no page at this address.",
             ),
+            WebError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again in a moment",
+                "We are very busy right now. Nothing was changed; please send the form again in a few seconds.",
+            ),
             WebError::Registration(_) | WebError::Unexpected(_) => {
                 tracing::error!(error.message = %self, error.cause_chain = ?self, "request failed");
                 (
@@ -46,6 +58,21 @@ impl IntoResponse for WebError {
             text,
             link: None,
         };
-        (status, render(&page)).into_response()
+        let mut response = (status, render(&page)).into_response();
+        if matches!(self, WebError::Busy) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_SECS));
+        }
+        response
+    }
+}
+
+impl From<HashError> for WebError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Busy => WebError::Busy,
+            HashError::Failed(error) => WebError::Unexpected(error),
+        }
     }
 }

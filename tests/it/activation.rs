@@ -259,7 +259,7 @@ async fn every_page_carries_the_security_headers() {
         "/activate?token=x",
         "/portal",
         "/nowhere",
-        "/healthz",
+        "/not-me?token=x",
     ] {
         let response = http.get(app.url(path)).send().await.expect("GET");
         let headers = response.headers();

@@ -1,8 +1,10 @@
 //! What the daemon writes to its log: the real binary at RUST_LOG=trace,
-//! through a whole registration and activation, never logs the activation
-//! token, the password, a cookie or the message body, in text or in JSON;
-//! and each SMTP transaction is one line holding the client, the envelope,
-//! the service, the decision and the reply code.
+//! through a whole registration and activation, a password reset, and
+//! sign-ins by the directory and Google (both unreachable), never logs the
+//! activation or reset token, a password, a client or service-account
+//! secret, a cookie or the message body, in text or in JSON; and each SMTP
+//! transaction is one line holding the client, the envelope, the service,
+//! the decision and the reply code.
 
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
@@ -14,6 +16,10 @@ use std::sync::{Arc, Mutex};
 
 const PASSWORD: &str = "violet staple orbit canyon";
 const BODY: &str = "Hello, I would like an account.";
+const NEW_PASSWORD: &str = "quiet harbour lantern meadow";
+const DIRECTORY_PASSWORD: &str = "typed-into-the-company-form";
+const LDAP_SECRET: &str = "ldap-service-account-secret";
+const OIDC_SECRET: &str = "oidc-client-secret-value";
 
 /// What one run of the daemon logged, and the secrets it was given.
 struct Run {
@@ -33,10 +39,13 @@ async fn registration_and_activation(format: Option<&str>) -> Run {
     std::fs::write(
         &config,
         format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n\
-             [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n",
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:0/\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [store]\npath = \"{db}\"\n[outbound]\nfolder = \"{out}\"\n\
+             [oidc.google]\nclient_id = \"registrar\"\nclient_secret = \"{OIDC_SECRET}\"\nissuer = \"http://127.0.0.1:{port}\"\n\
+             [ldap]\nurl = \"ldap://127.0.0.1:{port}\"\nbind_dn = \"cn=registrar\"\nbind_password = \"{LDAP_SECRET}\"\nbase_dn = \"dc=x\"\n",
             db = dir.path().join("db.sqlite3").display(),
             out = dir.path().join("outbound").display(),
+            port = crate::support::oidc::free_port(),
         ),
     )
     .expect("write config");
@@ -117,6 +126,7 @@ async fn registration_and_activation(format: Option<&str>) -> Run {
     let link = crate::support::activation_link(&mail, http);
     let token = link.split("token=").nth(1).expect("token").to_owned();
 
+    crate::support::default_tls_provider();
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -162,6 +172,85 @@ async fn registration_and_activation(format: Option<&str>) -> Run {
         200
     );
 
+    // A password reset.
+    let forgot = browser
+        .get(format!("http://{http}/forgot"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    browser
+        .post(format!("http://{http}/forgot"))
+        .form(&[
+            ("csrf", hidden_field(&forgot, "csrf").as_str()),
+            ("email", "jane@example.com"),
+        ])
+        .send()
+        .await
+        .expect("POST /forgot");
+    let reset_link = || {
+        std::fs::read_dir(&outbound)
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let mail = Mail::parse(&std::fs::read(entry.path()).ok()?);
+                let start = mail.text.find("/reset?token=")?;
+                let rest = &mail.text[start + "/reset?token=".len()..];
+                Some(rest.split_whitespace().next()?.to_owned())
+            })
+    };
+    eventually("the reset mail", || reset_link().is_some()).await;
+    let reset_token = reset_link().expect("a reset link");
+    let form = browser
+        .get(format!("http://{http}/reset?token={reset_token}"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let reset = browser
+        .post(format!("http://{http}/reset"))
+        .form(&[
+            ("csrf", hidden_field(&form, "csrf").as_str()),
+            ("token", &reset_token),
+            ("password", NEW_PASSWORD),
+            ("confirm", NEW_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST /reset");
+    assert_eq!(reset.status(), 303);
+
+    // The directory and Google, both unreachable: their errors are logged.
+    let directory = browser
+        .get(format!("http://{http}/login/directory"))
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body");
+    let down = browser
+        .post(format!("http://{http}/login/directory"))
+        .form(&[
+            ("csrf", hidden_field(&directory, "csrf").as_str()),
+            ("login", "jane@example.com"),
+            ("password", DIRECTORY_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST /login/directory");
+    assert_eq!(down.status(), 503);
+    let google = browser
+        .get(format!("http://{http}/login/google"))
+        .send()
+        .await
+        .expect("GET /login/google");
+    assert_eq!(google.status(), 503);
+
     // SIGTERM through the standard library is not available; ending the
     // process is enough, since everything asserted below is already logged.
     daemon.kill().expect("stop the daemon");
@@ -174,6 +263,11 @@ async fn registration_and_activation(format: Option<&str>) -> Run {
         secrets: vec![
             ("activation token", token),
             ("password", PASSWORD.to_owned()),
+            ("reset token", reset_token),
+            ("new password", NEW_PASSWORD.to_owned()),
+            ("directory password", DIRECTORY_PASSWORD.to_owned()),
+            ("service account's password", LDAP_SECRET.to_owned()),
+            ("client secret", OIDC_SECRET.to_owned()),
             ("CSRF value", csrf),
             ("session cookie", session_value),
             ("message body", BODY.to_owned()),

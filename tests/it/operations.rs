@@ -32,7 +32,12 @@ async fn scrape_until(app: &TestApp, what: &str, holds: impl Fn(&Scrape) -> bool
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, String) {
-    let response = app.http().get(app.url(path)).send().await.expect("GET");
+    let response = app
+        .http()
+        .get(app.admin_url(path))
+        .send()
+        .await
+        .expect("GET");
     let status = response.status().as_u16();
     (status, response.text().await.expect("body"))
 }
@@ -152,7 +157,7 @@ async fn a_registration_a_refusal_an_activation_and_a_sign_in_each_move_their_co
         after.value("registrar_outbox_oldest_queued_age_seconds", &[]),
         0.0
     );
-    for listener in ["smtp", "http"] {
+    for listener in ["smtp", "http", "admin"] {
         assert_eq!(
             after.value("registrar_listener_up", &[("listener", listener)]),
             1.0
@@ -215,6 +220,7 @@ async fn healthz_turns_503_while_the_database_refuses_writes_and_readyz_stays_re
     assert!(body.starts_with("unhealthy\n"), "{body}");
     assert!(body.contains("database: not writable"), "{body}");
     assert!(body.contains("listener smtp: up"), "{body}");
+    assert!(body.contains("listener admin: up"), "{body}");
     let (status, _) = get(&app, "/readyz").await;
     assert_eq!(status, 200, "reads still work: the daemon takes traffic");
 

@@ -38,7 +38,9 @@ async fn a_reply_is_retried_until_the_relay_takes_it() {
 async fn a_restart_loses_nothing_queued() {
     let app = TestApp::spawn_with(|s| {
         // A relay port nobody listens on: every attempt fails.
-        s.outbound.relay = Some(url::Url::parse("smtp://127.0.0.1:9").expect("url"));
+        s.outbound.relay = Some(registrar::settings::RelayUrl::new(
+            url::Url::parse("smtp://127.0.0.1:9").expect("url"),
+        ));
     })
     .await;
     app.mail_support("Jane", "jane@example.com", "m1@example.com")

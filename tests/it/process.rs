@@ -17,7 +17,7 @@ fn start(dir: &std::path::Path) -> (std::process::Child, SocketAddr, UnixDatagra
     std::fs::write(
         &config,
         format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+            "[smtp]\nlisten = \"127.0.0.1:0\"\n[http]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
              [store]\npath = \"{}\"\n[outbound]\nfolder = \"{}\"\n",
             dir.join("db.sqlite3").display(),
             dir.join("outbound").display()
@@ -118,6 +118,56 @@ async fn sigterm_refuses_new_mail_keeps_what_was_accepted_and_exits_cleanly() {
         .query_row("SELECT COUNT(*) FROM customers", [], |r| r.get(0))
         .expect("count");
     assert_eq!(customers, 1, "the message answered 250 is in the database");
+}
+
+#[tokio::test]
+async fn everything_the_daemon_writes_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, smtp, notify) = start(dir.path());
+    let mut buffer = [0u8; 256];
+    notify.recv(&mut buffer).expect("ready");
+    let (mut client, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
+    client
+        .send_mail(
+            "jane@example.com",
+            SUPPORT,
+            &person("Jane", "jane@example.com", SUPPORT, "umask@example.com"),
+        )
+        .await
+        .expect("send")
+        .assert_code(250);
+    let outbound = dir.path().join("outbound");
+    crate::support::eventually("the mail file", || {
+        std::fs::read_dir(&outbound).is_ok_and(|mut d| d.next().is_some())
+    })
+    .await;
+    let mut written = vec![outbound.clone()];
+    written.extend(
+        std::fs::read_dir(&outbound)
+            .expect("the folder")
+            .map(|entry| entry.expect("an entry").path()),
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        written.push(dir.path().join(format!("db.sqlite3{suffix}")));
+    }
+    for path in written {
+        let mode = std::fs::metadata(&path)
+            .expect("written")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is mode {:o}",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Sender authentication over real sockets: `authentication-results` with
 //! trusted and forged headers, in-process DMARC against fixed DNS records
 //! (pass, fail, none, temporary error) with messages DKIM-signed at test time
-//! by a key made for the test, and the address identity rules.
+//! by a key made for the test, a forwarder's SRS envelope with and without a
+//! DKIM signature aligned with From, and the address identity rules.
 
 use crate::support::SmtpClient;
 use crate::support::TestApp;
@@ -38,9 +39,14 @@ impl TestKey {
 
     /// `raw` with a DKIM-Signature for example.com, selector `test`.
     fn sign(&self, raw: &[u8]) -> Vec<u8> {
+        self.sign_as("example.com", raw)
+    }
+
+    /// `raw` with a DKIM-Signature for `domain`, selector `test`.
+    fn sign_as(&self, domain: &str, raw: &[u8]) -> Vec<u8> {
         let key = Ed25519Key::from_pkcs8_der(&self.0).expect("the key loads");
         let signature = DkimSigner::from_key(key)
-            .domain("example.com")
+            .domain(domain)
             .selector("test")
             .headers(["From", "To", "Subject", "Message-ID", "Date"])
             .sign(raw)
@@ -240,6 +246,93 @@ async fn with_refusal_drop_an_unauthenticated_sender_gets_250_and_a_recorded_dro
     assert_nothing_sent(&app).await;
 }
 
+/// A forwarder's SRS envelope for Jane's message: it names the forwarder.
+const SRS_JANE: &str = "SRS0=aW3k=TT=example.com=jane@forwarder.example";
+
+/// The recorded decision about Jane: outcome, reason and note.
+fn decision_about_jane(app: &TestApp) -> (String, String, Option<String>) {
+    app.db()
+        .query_row(
+            "SELECT outcome, reason, note FROM decisions WHERE identity = ?1 ORDER BY id DESC LIMIT 1",
+            [JANE],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("a decision about jane is recorded")
+}
+
+#[tokio::test]
+async fn a_forwarded_message_with_dkim_aligned_to_from_registers_from_and_mails_only_from() {
+    let key = TestKey::generate();
+    // The forwarder's SPF passes for its own domain, which is not aligned
+    // with From: only the DKIM signature of example.com can pass DMARC.
+    let zone = example_com(&key).txt("forwarder.example", "v=spf1 ip4:127.0.0.1 -all");
+    let app = TestApp::spawn_with(dmarc_with(zone)).await;
+
+    let reply = app
+        .send(
+            SRS_JANE,
+            SUPPORT,
+            &key.sign(&person("Jane", JANE, SUPPORT, "srs1@example.com")),
+        )
+        .await;
+
+    reply.assert_code(250);
+    let mails = app.relay.wait_for(1).await;
+    assert_eq!(mails[0].rcpt_to, vec![JANE.to_owned()]);
+    let email: String = app
+        .db()
+        .query_row("SELECT email FROM customers", [], |row| row.get(0))
+        .expect("one customer");
+    assert_eq!(email, JANE);
+    let (outcome, _, note) = decision_about_jane(&app);
+    assert_eq!(outcome, "register");
+    let note = note.expect("the record says why the envelope did not matter");
+    assert!(
+        note.contains(SRS_JANE) && note.contains("did not matter") && note.contains("dmarc=pass"),
+        "{note}"
+    );
+    app.settle().await;
+    assert_eq!(app.relay.mails().len(), 1, "one mail, to From only");
+}
+
+#[tokio::test]
+async fn a_forwarded_message_without_dkim_aligned_to_from_is_refused_and_nobody_is_mailed() {
+    let published = TestKey::generate();
+    let forwarder = TestKey::generate();
+    // The forwarder re-signs as itself and its SPF passes: both pass, neither
+    // is aligned with example.com, so DMARC fails for the From domain.
+    let zone = example_com(&published)
+        .txt("forwarder.example", "v=spf1 ip4:127.0.0.1 -all")
+        .txt("test._domainkey.forwarder.example", &forwarder.record());
+    let app = TestApp::spawn_with(dmarc_with(zone)).await;
+
+    let reply = app
+        .send(
+            SRS_JANE,
+            SUPPORT,
+            &forwarder.sign_as(
+                "forwarder.example",
+                &person("Jane", JANE, SUPPORT, "srs2@example.com"),
+            ),
+        )
+        .await;
+
+    reply.assert_code(550);
+    assert!(reply.text.starts_with("5.7.1"), "{}", reply.text);
+    assert!(reply.text.contains("Create an account"), "{}", reply.text);
+    let (outcome, reason, note) = decision_about_jane(&app);
+    assert_eq!(
+        (outcome.as_str(), reason.as_str()),
+        ("refuse", "forwarded_not_authenticated")
+    );
+    assert!(
+        note.is_some_and(|note| note.contains("not decoded")),
+        "the record says the envelope was a forwarder's"
+    );
+    assert_eq!(app.count("customers"), 0);
+    assert_nothing_sent(&app).await;
+}
+
 fn authentication_results(relays: &[&str]) -> impl FnOnce(&mut Settings) {
     let trusted_relays = relays
         .iter()
@@ -306,6 +399,24 @@ async fn the_worst_trusted_verdict_wins() {
         .await;
 
     reply.assert_code(550);
+    assert_nothing_sent(&app).await;
+}
+
+#[tokio::test]
+async fn a_header_with_our_authserv_id_below_the_relays_own_counts_for_nothing() {
+    let app = TestApp::spawn_with(authentication_results(&["127.0.0.1"])).await;
+    // What our relay added on top says nothing about DMARC; the sender wrote
+    // a passing verdict under our name further down, below a Received.
+    let mut raw =
+        b"Authentication-Results: mx.helpdesk.example; spf=none smtp.mailfrom=example.com\r\n\
+                    Received: from attacker.example by mx.helpdesk.example\r\n"
+            .to_vec();
+    raw.extend_from_slice(&with_results(&[PASS], "ar4@example.com"));
+
+    let reply = app.send(JANE, SUPPORT, &raw).await;
+
+    reply.assert_code(550);
+    assert_eq!(last_decision(&app).1, "not_authenticated");
     assert_nothing_sent(&app).await;
 }
 

@@ -100,6 +100,34 @@ async fn the_message_after_the_per_session_cap_gets_421_4_7_0_and_the_session_cl
     Ok(())
 }
 
+/// Postfix sends RSET before it reuses a connection; refused, it opens a
+/// new one and defers nothing (tests/it/postfix.rs shows it with a real
+/// Postfix).
+#[tokio::test]
+async fn after_the_last_message_of_a_session_even_rset_gets_421_and_quit_221() -> anyhow::Result<()>
+{
+    let app = TestApp::spawn_with(|s| s.smtp.max_messages_per_session = 1).await;
+    let message = person("Jane", "jane@example.com", SUPPORT, "rset1@example.com");
+    let mut probed = app.greeted().await;
+    probed
+        .send_mail("jane@example.com", SUPPORT, &message)
+        .await?
+        .assert_code(250);
+    let mut quitting = app.greeted().await;
+    let other = person("John", "john@example.com", SUPPORT, "rset2@example.com");
+    quitting
+        .send_mail("john@example.com", SUPPORT, &other)
+        .await?
+        .assert_code(250);
+
+    let refusal = probed.command("RSET").await?;
+
+    assert_reply(&refusal, 421, "4.7.0 too many messages");
+    assert_closed(&mut probed).await;
+    quitting.command("QUIT").await?.assert_code(221);
+    Ok(())
+}
+
 #[tokio::test]
 async fn too_many_refused_commands_end_the_session_with_421_4_7_0() -> anyhow::Result<()> {
     let app = TestApp::spawn_with(|s| s.smtp.max_errors_per_session = 3).await;

@@ -23,7 +23,17 @@ pub(super) fn activation(raw: &RawActivation, problems: &mut Problems) -> Activa
         raw.purge_interval_minutes >= 1,
         "activation.purge_interval_minutes: must be at least 1",
     );
+    problems.check(
+        (1..=24 * 60).contains(&raw.reset_ttl_minutes),
+        "activation.reset_ttl_minutes: must be between 1 and 1440",
+    );
+    problems.check(
+        (1..=24 * 60).contains(&raw.sign_in_link_ttl_minutes),
+        "activation.sign_in_link_ttl_minutes: must be between 1 and 1440",
+    );
     ActivationSettings {
+        reset_ttl: Duration::from_secs(raw.reset_ttl_minutes * 60),
+        sign_in_link_ttl: Duration::from_secs(raw.sign_in_link_ttl_minutes * 60),
         token_ttl: Duration::from_secs(raw.token_ttl_hours * 3600),
         pending_expiry: Duration::from_secs(raw.pending_expiry_days * 24 * 3600),
         purge_interval: Duration::from_secs(raw.purge_interval_minutes * 60),
@@ -59,6 +69,7 @@ pub(super) fn password(raw: &RawPassword, problems: &mut Problems) -> PasswordSe
         min_length: raw.min_length,
         max_length: raw.max_length,
         max_concurrent_hashes: raw.max_concurrent_hashes,
+        max_queued_hashes: raw.max_queued_hashes,
         argon2_memory_kib: raw.argon2_memory_kib,
         argon2_iterations: raw.argon2_iterations,
         argon2_parallelism: raw.argon2_parallelism,

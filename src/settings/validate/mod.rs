@@ -1,16 +1,21 @@
 //! Validation: every key of `RawSettings` checked, all problems reported at
 //! once, and the result converted into typed settings. One file per section
-//! (`smtp`, `http`, `store`, `outbound`, `accounts`, `sender_auth`, `log`,
-//! `services` with their `policy`); each checks its own keys and converts
+//! (`smtp`, `http`, `admin`, `store`, `outbound`, `accounts`,
+//! `circuit_breaker`, `sender_auth`, `sign_in` for `[oidc.google]` and
+//! `[ldap]`, `log`, `services` with their `policy`); each checks its own keys
+//! and converts
 //! them, and this file puts the sections together.
 
 mod accounts;
+mod admin;
+mod circuit_breaker;
 mod http;
 mod log;
 mod outbound;
 mod policy;
 mod sender_auth;
 mod services;
+mod sign_in;
 mod smtp;
 mod store;
 
@@ -28,29 +33,50 @@ impl RawSettings {
         let mut problems = Problems::default();
         let smtp = smtp::validate(self.smtp, &mut problems);
         let http = http::validate(self.http, &mut problems);
+        let admin = admin::validate(&self.admin, &mut problems);
         let store = store::validate(self.store, &mut problems);
         let outbound = outbound::validate(self.outbound, &mut problems);
         let activation = accounts::activation(&self.activation, &mut problems);
         let password = accounts::password(&self.password, &mut problems);
         let session = accounts::session(&self.session, &mut problems);
         let rate_limits = accounts::rate_limits(&self.rate_limits, &mut problems);
+        let circuit_breaker = circuit_breaker::validate(&self.circuit_breaker, &mut problems);
         let sender_auth = sender_auth::validate(&self.sender_auth, &mut problems);
         let log = log::validate(&self.log, &mut problems);
-        let services = services::validate(&self.policy, &self.services, &mut problems);
-        match (smtp, http, outbound) {
-            (Some(smtp), Some(http), Some(outbound)) if problems.0.is_empty() => Ok(Settings {
-                smtp,
-                http,
-                store,
-                outbound,
-                activation,
-                password,
-                session,
-                rate_limits,
-                sender_auth,
-                log,
-                services,
-            }),
+        // The MTAs in front of us are also whose Authentication-Results a
+        // service trusts, unless it names its own.
+        let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
+        let services = services::validate(&self.policy, &self.services, relays, &mut problems);
+        let service_ids: Vec<&str> = self.services.iter().map(|s| s.id.as_str()).collect();
+        let oidc = self
+            .oidc
+            .google
+            .as_ref()
+            .and_then(|raw| sign_in::oidc(raw, &service_ids, &mut problems));
+        let ldap = self
+            .ldap
+            .as_ref()
+            .and_then(|raw| sign_in::ldap(raw, &service_ids, &mut problems));
+        match (smtp, http, admin, outbound) {
+            (Some(smtp), Some(http), Some(admin), Some(outbound)) if problems.0.is_empty() => {
+                Ok(Settings {
+                    smtp,
+                    http,
+                    admin,
+                    store,
+                    outbound,
+                    activation,
+                    password,
+                    session,
+                    rate_limits,
+                    circuit_breaker,
+                    sender_auth,
+                    log,
+                    oidc,
+                    ldap,
+                    services,
+                })
+            }
             _ => Err(SettingsError::Invalid(problems.0)),
         }
     }

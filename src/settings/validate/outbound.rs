@@ -3,9 +3,9 @@
 //! daemon counts as unhealthy.
 
 use crate::domain::EmailAddress;
-use crate::settings::OutboundSettings;
 use crate::settings::raw::RawOutbound;
 use crate::settings::validate::Problems;
+use crate::settings::{OutboundSettings, RelayUrl};
 use secrecy::SecretString;
 use std::time::Duration;
 use url::Url;
@@ -34,8 +34,12 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
                 }
                 ok
             })
-            .map(Some)
+            .map(|url| Some(RelayUrl::new(url)))
     };
+    problems.check(
+        raw.folder_retention_hours >= 1,
+        "outbound.folder_retention_hours: must be at least 1",
+    );
     let from_address = problems.parse(
         "outbound.from_address",
         EmailAddress::parse(&raw.from_address),
@@ -55,6 +59,7 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         username: raw.username,
         password: SecretString::from(raw.password),
         folder: raw.folder,
+        folder_retention: Duration::from_secs(raw.folder_retention_hours * 3600),
         from_address: from_address?,
         envelope_from: envelope_from?,
         send_timeout: Duration::from_secs(raw.send_timeout_secs),

@@ -10,10 +10,12 @@ use crate::settings::raw::{RawCompany, RawPolicy};
 use crate::settings::validate::Problems;
 
 /// Merges a service's overrides over the global policy and validates it;
-/// `None` when any key is missing or bad (each is reported).
+/// `None` when any key is missing or bad (each is reported). `relays` (the
+/// `smtp.relays`) are the trusted relays when the policy names none.
 pub(super) fn resolve(
     global: &RawPolicy,
     own: &RawPolicy,
+    relays: &[IpRange],
     key: &str,
     problems: &mut Problems,
 ) -> Option<ServicePolicy> {
@@ -32,6 +34,9 @@ pub(super) fn resolve(
     let mode = pick!(self_registration);
     let email = pick!(email);
     let portal = pick!(portal);
+    let google = pick!(google);
+    let directory = pick!(directory);
+    let email_link = pick!(email_link);
     let denylist = pick!(denylist);
     let refusal = pick!(refusal);
     let notify_active = pick!(notify_active);
@@ -41,6 +46,8 @@ pub(super) fn resolve(
     let subjects = pick!(auto_reply_subjects);
     let max_received = pick!(max_received);
     let service_per_day = pick!(service_replies_per_day);
+    let domain_per_day = pick!(domain_replies_per_day);
+    let network_per_day = pick!(network_replies_per_day);
     let action = pick!(rate_limit_action);
     let auth_kind = pick!(sender_auth);
 
@@ -62,7 +69,7 @@ pub(super) fn resolve(
     });
     let sender_auth = auth_kind
         .and_then(|text| problems.choice::<SenderAuthKind>(&format!("{key}.sender_auth"), &text))
-        .and_then(|kind| sender_auth(kind, global, own, key, problems));
+        .and_then(|kind| sender_auth(kind, global, own, relays, key, problems));
     if interval.is_some_and(|minutes| minutes < 0) {
         problems.push(format!(
             "{key}.reply_interval_minutes: must not be negative"
@@ -75,12 +82,17 @@ pub(super) fn resolve(
         access: access?,
         email: email?,
         portal: portal?,
+        google: google?,
+        directory: directory?,
+        email_link: email_link?,
         denylist: denylist?,
         refusal: refusal?,
         notify_active: notify_active?,
         limits: ReplyLimits {
             min_interval_secs: interval? * 60,
             max_per_day: per_day?,
+            domain_per_day: domain_per_day?,
+            network_per_day: network_per_day?,
             service_per_day: service_per_day?,
             action: action?,
         },
@@ -136,11 +148,13 @@ fn access(
 }
 
 /// The sender-authentication mode, with the trusted results that
-/// `authentication-results` needs.
+/// `authentication-results` needs. Its trusted relays are the policy's own,
+/// or else the `smtp.relays`: one list then describes the MTA in front.
 fn sender_auth(
     kind: SenderAuthKind,
     global: &RawPolicy,
     own: &RawPolicy,
+    smtp_relays: &[IpRange],
     key: &str,
     problems: &mut Problems,
 ) -> Option<SenderAuthMode> {
@@ -172,8 +186,11 @@ fn sender_auth(
                 }
             }
             if trusted_relays.is_empty() {
+                relays = smtp_relays.to_vec();
+            }
+            if relays.is_empty() && trusted_relays.is_empty() {
                 problems.push(format!(
-                    "{key}.trusted_relays: \"authentication-results\" needs at least one trusted relay address"
+                    "{key}.trusted_relays: \"authentication-results\" needs at least one trusted relay address (here or in smtp.relays)"
                 ));
             }
             authserv_id.map(|authserv_id| {

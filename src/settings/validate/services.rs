@@ -1,7 +1,7 @@
 //! The `[[services]]`: ids, support addresses (each belongs to one service)
 //! and each service's policy (`policy`).
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, IpRange};
 use crate::settings::Service;
 use crate::settings::raw::{RawPolicy, RawService};
 use crate::settings::validate::Problems;
@@ -11,6 +11,7 @@ use std::collections::HashSet;
 pub(super) fn validate(
     global: &RawPolicy,
     raws: &[RawService],
+    relays: &[IpRange],
     problems: &mut Problems,
 ) -> Vec<Service> {
     problems.check(!raws.is_empty(), "services: at least one service is needed");
@@ -40,7 +41,13 @@ pub(super) fn validate(
                 Err(e) => problems.push(format!("{key}.support_addresses: {address:?}: {e}")),
             }
         }
-        let policy = policy::resolve(global, &raw.policy, &format!("{key}.policy"), problems);
+        let policy = policy::resolve(
+            global,
+            &raw.policy,
+            relays,
+            &format!("{key}.policy"),
+            problems,
+        );
         if let Some(policy) = policy {
             services.push(Service {
                 id: raw.id.clone(),

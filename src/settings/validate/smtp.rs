@@ -1,6 +1,7 @@
-//! The `[smtp]` section: the listener and every limit it enforces; each
-//! must leave a usable listener.
+//! The `[smtp]` section: the listener, every limit it enforces (each must
+//! leave a usable listener) and the relays in front of it.
 
+use crate::domain::IpRange;
 use crate::settings::raw::RawSmtp;
 use crate::settings::validate::Problems;
 use crate::settings::{NullSender, SmtpSettings, TlsFiles};
@@ -62,6 +63,11 @@ pub(super) fn validate(raw: RawSmtp, problems: &mut Problems) -> Option<SmtpSett
         "smtp.tls_certificate, smtp.tls_key: set both (STARTTLS on) or neither (off)",
     );
     let null_sender = problems.choice::<NullSender>("smtp.null_sender", &raw.null_sender);
+    let relays = raw
+        .relays
+        .iter()
+        .filter_map(|relay| problems.parse("smtp.relays", IpRange::parse(relay)))
+        .collect();
     let listen = problems.parse("smtp.listen", raw.listen.parse::<SocketAddr>());
     let tls = (!raw.tls_certificate.as_os_str().is_empty()).then_some(TlsFiles {
         certificate: raw.tls_certificate,
@@ -86,6 +92,7 @@ pub(super) fn validate(raw: RawSmtp, problems: &mut Problems) -> Option<SmtpSett
         greeting_delay: Duration::from_millis(raw.greeting_delay_ms),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
         null_sender: null_sender?,
+        relays,
         tls,
     })
 }

@@ -4,9 +4,10 @@
 
 use crate::domain::EmailAddress;
 use crate::registration::{Proof, SignIn};
+use crate::web::client::Client;
 use crate::web::error::WebError;
-use crate::web::limits::Kind;
-use crate::web::pages::{ClientIp, TOO_MANY_LOGINS, brand, portal_registration, require_csrf};
+use crate::web::limits::{Kind, LimitKey};
+use crate::web::pages::{TOO_MANY_LOGINS, brand, portal_registration, require_csrf, ways};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
 use axum::Form;
@@ -26,6 +27,7 @@ pub async fn login_form(State(state): State<AppState>, jar: CookieJar) -> Respon
         email: "",
         error: None,
         portal: portal_registration(&state),
+        ways: ways(&state),
     };
     (jar, render(&page)).into_response()
 }
@@ -42,17 +44,23 @@ pub struct LoginForm {
 
 /// POST /login: verifies the password (or a dummy, for unknown addresses)
 /// and opens a new session, ending the one the browser held. Failed attempts
-/// count per address (known or not, so the limit reveals nothing) and per
-/// client IP; past either limit the answer is "try again later".
+/// count per account from this client (known or not, so the limit reveals
+/// nothing) and per client; past either limit the answer is "try again
+/// later". One client locks out nobody but itself.
+///
+/// The attempt is counted before the verify and given back on success, so
+/// concurrent guesses each take a place: a burst gets no more guesses than
+/// the limit.
 pub async fn login(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
     let address = EmailAddress::parse(&form.email).ok();
+    // What was typed is only ever kept as a digest (`LimitKey`).
     let account = address.as_ref().map_or_else(
         || form.email.trim().to_ascii_lowercase(),
         EmailAddress::identity_key,
@@ -64,18 +72,24 @@ pub async fn login(
             email: &form.email,
             error: Some(error),
             portal: portal_registration(&state),
+            ways: ways(&state),
         };
         (status, render(&page)).into_response()
     };
-    if state.limits.exhausted(Kind::FailedLoginAccount, &account)
-        || state.limits.exhausted(Kind::FailedLoginIp, &ip)
-    {
+    let keys = [
+        (
+            Kind::FailedLoginClientAccount,
+            LimitKey::client_account(client.network, &account),
+        ),
+        (Kind::FailedLoginClient, LimitKey::client(client.network)),
+    ];
+    let Some(attempt) = state.limits.reserve(&keys) else {
         let mut response = login_page(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_LOGINS);
         if let Ok(value) = HeaderValue::from_str(&state.limits.window().as_secs().to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return Ok(response);
-    }
+    };
     let proof = Proof::Password {
         address,
         password: SecretString::from(form.password.clone()),
@@ -90,6 +104,7 @@ pub async fn login(
             customer_id,
             session: session_id,
         } => {
+            attempt.refund();
             tracing::info!(event = "signed_in", customer.id = customer_id);
             let jar = jar.add(session::new_cookie(&session_id, &state));
             Ok((jar, Redirect::to("/portal")).into_response())
@@ -97,20 +112,21 @@ pub async fn login(
         SignIn::Disabled { customer_id } => {
             // Only someone who knows the password learns the account is disabled.
             tracing::info!(event = "sign_in_disabled", customer.id = customer_id);
-            state.limits.record(Kind::FailedLoginAccount, &account);
-            state.limits.record(Kind::FailedLoginIp, &ip);
             Ok(login_page(
                 StatusCode::FORBIDDEN,
                 "This account is disabled. Contact support if you think this is a mistake.",
             ))
         }
-        SignIn::Refused => {
-            state.limits.record(Kind::FailedLoginAccount, &account);
-            state.limits.record(Kind::FailedLoginIp, &ip);
-            Ok(login_page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "The email or password is not right.",
-            ))
+        // Declined comes only from the other methods; treated as a refusal.
+        // The reserved attempt is kept: it counts as a failure.
+        SignIn::Refused | SignIn::Declined(_) => Ok(login_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The email or password is not right.",
+        )),
+        SignIn::Busy => {
+            // Nothing was checked: the attempt does not count.
+            attempt.refund();
+            Err(WebError::Busy)
         }
     }
 }
@@ -152,6 +168,7 @@ pub async fn portal(State(state): State<AppState>, jar: CookieJar) -> Result<Res
         email: &customer.email,
         company: customer.company.as_deref(),
         service,
+        has_password: customer.has_password,
     };
     Ok((jar, render(&page)).into_response())
 }

@@ -2,12 +2,12 @@
 //! everything, then activates and signs the customer in, in one transaction.
 
 use crate::domain::{CustomerName, Token, TokenHash};
-use crate::password;
+use crate::password::{self, HashError};
+use crate::web::client::Client;
 use crate::web::error::WebError;
-use crate::web::limits::Kind;
+use crate::web::limits::{Kind, LimitKey};
 use crate::web::pages::{
-    ClientIp, TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf,
-    too_many,
+    TOO_MANY_ACTIVATIONS, TOO_MANY_LINKS, brand, portal_registration, require_csrf, too_many,
 };
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
@@ -59,11 +59,12 @@ pub struct TokenQuery {
 /// against the client's invalid-token limit.
 pub async fn activate_form(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
-    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
     let pending = match Token::parse(&query.token) {
@@ -71,7 +72,7 @@ pub async fn activate_form(
         None => None,
     };
     let Some(pending) = pending else {
-        state.limits.record(Kind::InvalidTokenIp, &ip);
+        state.limits.record(Kind::InvalidTokenClient, ip);
         return Ok(link_invalid(&state, jar));
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
@@ -108,13 +109,14 @@ pub struct ActivateForm {
 /// checks and consumes nothing.
 pub async fn activate(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<ActivateForm>,
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
-    if state.limits.exhausted(Kind::InvalidTokenIp, &ip) {
+    let ip = LimitKey::client(client.network);
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
         return Ok(too_many(&state, TOO_MANY_LINKS));
     }
     let token = Token::parse(&form.token);
@@ -123,7 +125,7 @@ pub async fn activate(
         None => None,
     };
     let (Some(token), Some(pending)) = (token, pending) else {
-        state.limits.record(Kind::InvalidTokenIp, &ip);
+        state.limits.record(Kind::InvalidTokenClient, ip);
         return Ok(link_invalid(&state, jar));
     };
     let rules = &state.settings.password;
@@ -147,19 +149,29 @@ pub async fn activate(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
-    if state.limits.exhausted(Kind::ActivationIp, &ip) {
+    // A place under the client's activation limit, taken before the hash
+    // and given back when no hash is computed.
+    let Some(place) = state.limits.reserve(&[(Kind::ActivationClient, ip)]) else {
         return Ok(too_many(&state, TOO_MANY_ACTIVATIONS));
-    }
+    };
     // One activation per token at a time, and a fresh look after claiming
     // it: concurrent submissions of one link compute one hash, not fifty.
     let Some(_claim) = ActivationClaim::take(&state, token.hash()) else {
+        place.refund();
         return Ok(link_invalid(&state, jar));
     };
     if state.registrar.pending_for_token(&token).await?.is_none() {
+        place.refund();
         return Ok(link_invalid(&state, jar));
     }
-    state.limits.record(Kind::ActivationIp, &ip);
-    let hash = state.hasher.hash(SecretString::from(form.password)).await?;
+    let hash = match state.hasher.hash(SecretString::from(form.password)).await {
+        Ok(hash) => hash,
+        Err(HashError::Busy) => {
+            place.refund();
+            return Err(WebError::Busy);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let session_id = Token::generate();
     let previous = session::presented(&jar, &state);
     match state

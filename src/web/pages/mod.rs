@@ -3,43 +3,38 @@
 //! Every POST checks CSRF first, then the rate limits that apply, then its
 //! input, and only then does work (an argon2 hash, a store write). Pages that
 //! must not reveal whether an address has an account (`/register`, `/resend`)
-//! answer the same bytes whatever the store holds.
+//! answer the same bytes whatever the store holds. `ops` holds what the admin
+//! listener serves.
 
 mod account;
 mod activation;
+mod directory;
+mod google;
 mod ops;
+mod opt_out;
+mod recovery;
 mod registration;
+mod sign_in_answers;
 
 pub use account::{login, login_form, logout, portal};
 pub use activation::{activate, activate_form};
+pub use directory::{directory_form, directory_login};
+pub use google::{google_callback, google_start};
 pub use ops::{not_found, routes as ops_routes, stylesheet};
+pub use opt_out::{opt_out, opt_out_form};
+pub use recovery::{
+    email_link_form, email_link_request, forgot, forgot_form, link_sign_in, link_sign_in_form,
+    reset, reset_form,
+};
 pub use registration::{register, register_form, resend, resend_form};
 
 use crate::web::error::WebError;
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf, session};
-use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
-use std::net::SocketAddr;
-
-/// The client's IP address as the TCP connection shows it (the key for
-/// per-IP limits). Behind a reverse proxy every client shares the proxy's.
-pub struct ClientIp(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
-        Ok(Self(ip))
-    }
-}
 
 /// The "try again later" page: 429 with `Retry-After`.
 fn too_many(state: &AppState, text: &'static str) -> Response {
@@ -65,6 +60,8 @@ const TOO_MANY_ACTIVATIONS: &str =
 const TOO_MANY_REQUESTS: &str = "Too many requests for new accounts or links came from your network or for this address. Wait a few minutes and try again.";
 
 const TOO_MANY_LOGINS: &str = "Too many failed sign-ins. Wait a few minutes, then try again.";
+
+const TOO_MANY_NEW: &str = "We are receiving very many requests for new accounts right now. Wait a few minutes and try again.";
 
 /// Refuses a POST whose CSRF value or origin does not check out.
 fn require_csrf(
@@ -103,6 +100,20 @@ fn portal_registration(state: &AppState) -> bool {
         .services
         .iter()
         .any(|service| service.policy.portal)
+}
+
+/// The ways in the sign-in and register pages offer besides a password.
+fn ways(state: &AppState) -> views::Ways {
+    views::Ways {
+        google: state.registrar.google_configured(),
+        directory: state.registrar.directory_configured(),
+        email_link: state
+            .registrar
+            .settings()
+            .services
+            .iter()
+            .any(|service| service.policy.email_link),
+    }
 }
 
 pub async fn home(State(state): State<AppState>, jar: CookieJar) -> Result<Response, WebError> {

@@ -1,13 +1,14 @@
-//! What operators and machines fetch: `/healthz`, `/readyz` and `/metrics`
-//! (all three in `routes`, so whichever listener serves them mounts them
-//! with one line), plus the stylesheet and the not-found answer.
+//! What operators and machines fetch, on the admin listener only:
+//! `/healthz`, `/readyz` and `/metrics` (all three in `routes`; nothing
+//! operational or customer-specific is on the public side), plus the
+//! stylesheet and the not-found answer both routers use.
 //!
 //! None of them changes business state. `/healthz` writes one bookkeeping
 //! row through the store writer to prove the database takes writes, at most
 //! once a second however often it is asked.
 
 use crate::metrics::CONTENT_TYPE;
-use crate::registration::{Health, LISTENERS};
+use crate::registration::Health;
 use crate::web::AppState;
 use crate::web::error::WebError;
 use axum::Router;
@@ -25,7 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// `200` when both listeners accept connections, the database takes a
+/// `200` when every listener accepts connections, the database takes a
 /// write and no reply has waited in the outbox longer than
 /// `outbound.max_queue_age_secs`; `503` otherwise. The body names each
 /// check's finding.
@@ -50,8 +51,8 @@ fn health_report(health: &Health) -> String {
     } else {
         "unhealthy\n"
     });
-    for listener in LISTENERS {
-        let state = if health.listeners_down.contains(&listener) {
+    for listener in &health.listeners {
+        let state = if health.listeners_down.contains(listener) {
             "down"
         } else {
             "up"
@@ -78,7 +79,7 @@ fn health_report(health: &Health) -> String {
     out
 }
 
-/// `200` while the daemon takes traffic (both listeners accept connections
+/// `200` while the daemon takes traffic (every listener accepts connections
 /// and the database answers a read); `503` before, during shutdown, or when
 /// the database does not answer.
 pub async fn readyz(State(state): State<AppState>) -> Response {

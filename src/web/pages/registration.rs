@@ -2,9 +2,11 @@
 //! the address's state, and the same rate limits.
 
 use crate::domain::{CustomerName, EmailAddress};
+use crate::policy::Decision;
+use crate::web::client::Client;
 use crate::web::error::WebError;
-use crate::web::limits::Kind;
-use crate::web::pages::{ClientIp, TOO_MANY_REQUESTS, brand, require_csrf, too_many};
+use crate::web::limits::{Kind, LimitKey};
+use crate::web::pages::{TOO_MANY_NEW, TOO_MANY_REQUESTS, brand, require_csrf, too_many, ways};
 use crate::web::views::{self, render};
 use crate::web::{AppState, csrf};
 use axum::Form;
@@ -36,6 +38,7 @@ pub async fn register_form(
         name: "",
         email: "",
         error: None,
+        ways: ways(&state),
     };
     Ok((jar, render(&page)).into_response())
 }
@@ -65,7 +68,7 @@ pub struct RegisterForm {
 
 /// The answer to every accepted "Create an account" or "send me a new link":
 /// the same bytes whether or not the address has an account.
-fn check_your_inbox(state: &AppState) -> Response {
+pub(super) fn check_your_inbox(state: &AppState) -> Response {
     let page = views::Notice {
         brand: &brand(state),
         heading: "Check your inbox",
@@ -75,25 +78,29 @@ fn check_your_inbox(state: &AppState) -> Response {
     render(&page).into_response()
 }
 
-/// Applies the limits shared by `/register` and `/resend`: per client IP and
-/// per address, counted whatever the address's state. `true` when over.
-fn registration_limited(state: &AppState, ip: &str, address: &EmailAddress) -> bool {
-    let key = address.rate_key();
-    if state.limits.exhausted(Kind::RegistrationIp, ip)
-        || state.limits.exhausted(Kind::RegistrationAddress, &key)
-    {
-        return true;
-    }
-    state.limits.record(Kind::RegistrationIp, ip);
-    state.limits.record(Kind::RegistrationAddress, &key);
-    false
+/// Applies the limits shared by `/register`, `/resend`, `/forgot` and
+/// `/login/email`: per client network and per address, counted whatever the
+/// address's state. `true` when over.
+pub(super) fn registration_limited(
+    state: &AppState,
+    client: &Client,
+    address: &EmailAddress,
+) -> bool {
+    let keys = [
+        (Kind::RegistrationClient, LimitKey::client(client.network)),
+        (
+            Kind::RegistrationAddress,
+            LimitKey::text(&address.rate_key()),
+        ),
+    ];
+    state.limits.reserve(&keys).is_none()
 }
 
 /// POST /register: answers the same whatever the address's state, so the
 /// page reveals nothing about which addresses have accounts.
 pub async fn register(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<RegisterForm>,
@@ -102,7 +109,10 @@ pub async fn register(
     let Some(service) = portal_service(&state, Some(&form.service)) else {
         return Err(WebError::NotFound);
     };
-    if state.limits.exhausted(Kind::RegistrationIp, &ip) {
+    if state
+        .limits
+        .exhausted(Kind::RegistrationClient, LimitKey::client(client.network))
+    {
         return Ok(too_many(&state, TOO_MANY_REQUESTS));
     }
     let name = CustomerName::parse(&form.name);
@@ -120,21 +130,27 @@ pub async fn register(
             name: &form.name,
             email: &form.email,
             error,
+            ways: ways(&state),
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
-    if registration_limited(&state, &ip, &address) {
+    if registration_limited(&state, &client, &address) {
         return Ok(too_many(&state, TOO_MANY_REQUESTS));
     }
     let decision = state
         .registrar
-        .from_portal(&service, address, Some(name))
+        .from_portal(&service, address, Some(name), client.network)
         .await?;
     tracing::info!(
         event = "portal_registration",
         outcome = decision.name(),
         reason = decision.reason()
     );
+    if let Decision::Defer(_) = decision {
+        // The circuit breaker: every request is put off alike, whatever the
+        // address's state, so this answer reveals nothing about it.
+        return Ok(too_many(&state, TOO_MANY_NEW));
+    }
     Ok(check_your_inbox(&state))
 }
 
@@ -163,13 +179,16 @@ pub struct ResendForm {
 /// same limits as `/register`.
 pub async fn resend(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    client: Client,
     jar: CookieJar,
     headers: HeaderMap,
     Form(form): Form<ResendForm>,
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
-    if state.limits.exhausted(Kind::RegistrationIp, &ip) {
+    if state
+        .limits
+        .exhausted(Kind::RegistrationClient, LimitKey::client(client.network))
+    {
         return Ok(too_many(&state, TOO_MANY_REQUESTS));
     }
     let Ok(address) = EmailAddress::parse(&form.email) else {
@@ -181,10 +200,10 @@ pub async fn resend(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     };
-    if registration_limited(&state, &ip, &address) {
+    if registration_limited(&state, &client, &address) {
         return Ok(too_many(&state, TOO_MANY_REQUESTS));
     }
-    let decision = state.registrar.resend(address).await?;
+    let decision = state.registrar.resend(address, client.network).await?;
     tracing::info!(
         event = "resend",
         outcome = decision.as_ref().map_or("ignore", |d| d.name()),

@@ -4,7 +4,7 @@
 use super::relay::CaptureRelay;
 use super::{Reply, SmtpClient};
 use registrar::app::Application;
-use registrar::settings::{self, Settings};
+use registrar::settings::{self, RelayUrl, Settings};
 use registrar::shutdown::Shutdown;
 use registrar::telemetry::LogFormat;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
+    super::default_tls_provider();
     if std::env::var_os("TEST_LOG").is_some() {
         registrar::telemetry::init("debug", LogFormat::Text, std::io::stdout);
     } else {
@@ -24,9 +25,29 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 /// The support address of the embedded demo service.
 pub const SUPPORT: &str = "support@helpdesk.example";
 
+/// Who an inbound message came from, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub client_ip: String,
+    pub helo: String,
+    pub relay_ip: Option<String>,
+}
+
+impl Origin {
+    pub fn new(client_ip: &str, helo: &str, relay_ip: Option<&str>) -> Self {
+        Self {
+            client_ip: client_ip.into(),
+            helo: helo.into(),
+            relay_ip: relay_ip.map(Into::into),
+        }
+    }
+}
+
 pub struct TestApp {
     pub smtp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`).
+    pub admin_addr: SocketAddr,
     pub relay: CaptureRelay,
     pub db_path: PathBuf,
     pub settings: std::sync::Arc<Settings>,
@@ -41,8 +62,11 @@ pub fn test_settings(dir: &std::path::Path, relay: SocketAddr) -> Settings {
     settings.smtp.listen = "127.0.0.1:0".parse().expect("address");
     settings.http.listen = "127.0.0.1:0".parse().expect("address");
     settings.http.public_url = url::Url::parse("http://127.0.0.1:0/").expect("url");
+    settings.admin.listen = Some("127.0.0.1:0".parse().expect("address"));
     settings.store.path = dir.join("registrar.sqlite3");
-    settings.outbound.relay = Some(url::Url::parse(&format!("smtp://{relay}")).expect("url"));
+    settings.outbound.relay = Some(RelayUrl::new(
+        url::Url::parse(&format!("smtp://{relay}")).expect("url"),
+    ));
     settings.outbound.folder = dir.join("outbound");
     settings.outbound.retry_base = Duration::from_secs(1);
     settings.outbound.retry_max = Duration::from_secs(1);
@@ -72,12 +96,14 @@ impl TestApp {
             .expect("the daemon builds");
         let smtp_addr = app.smtp_addr();
         let http_addr = app.http_addr();
+        let admin_addr = app.admin_addr().expect("the tests' admin listener");
         let settings = app.settings();
         let shutdown = app.shutdown_handle();
         let running = Some(tokio::spawn(app.run_until_stopped()));
         Self {
             smtp_addr,
             http_addr,
+            admin_addr,
             relay,
             db_path,
             settings,
@@ -178,6 +204,11 @@ impl TestApp {
         format!("http://{}{path}", self.http_addr)
     }
 
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
     /// A read connection to the database, for facts that cannot be observed
     /// from outside.
     pub fn db(&self) -> rusqlite::Connection {
@@ -191,6 +222,26 @@ impl TestApp {
                 row.get(0)
             })
             .expect("count rows")
+    }
+
+    /// Who each recorded inbound message came from, oldest first: the
+    /// client's address, its HELO, and the relay that named it.
+    pub fn inbound_origins(&self) -> Vec<Origin> {
+        let db = self.db();
+        let mut statement = db
+            .prepare("SELECT client_ip, helo, relay_ip FROM inbound ORDER BY id")
+            .expect("prepare");
+        statement
+            .query_map([], |row| {
+                Ok(Origin {
+                    client_ip: row.get(0)?,
+                    helo: row.get(1)?,
+                    relay_ip: row.get(2)?,
+                })
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("read the inbound records")
     }
 
     /// Whether the one activation token in the database has been used.

@@ -1,5 +1,5 @@
-//! Reading `/metrics` as Prometheus does: parsed by a text-format parser
-//! (prometheus-parse), never by matching lines.
+//! Reading `/metrics` (on the admin listener) as Prometheus does: parsed by
+//! a text-format parser (prometheus-parse), never by matching lines.
 
 use super::TestApp;
 use prometheus_parse::{Sample, Value};
@@ -12,11 +12,11 @@ pub struct Scrape {
     docs: HashMap<String, String>,
 }
 
-/// Fetches and parses `/metrics`.
+/// Fetches and parses `/metrics` from the admin listener.
 pub async fn scrape(app: &TestApp) -> Scrape {
     let response = app
         .http()
-        .get(app.url("/metrics"))
+        .get(app.admin_url("/metrics"))
         .send()
         .await
         .expect("GET /metrics");

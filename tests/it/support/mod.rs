@@ -1,11 +1,16 @@
 //! Test support: `TestApp` (the daemon on port 0 with a temp database),
-//! `CaptureRelay` (a real SMTP server recording what we send), and clients
-//! for SMTP (the library's own, shared with replay and the bench) and HTTP.
+//! `CaptureRelay` (a real SMTP server recording what we send), `Postfix` (a
+//! private Postfix in front of the daemon), and clients for SMTP (the
+//! library's own, shared with replay and the bench) and HTTP.
 
 pub mod app;
 pub mod customer;
+pub mod ldap;
 pub mod mail;
 pub mod metrics;
+pub mod oidc;
+pub mod optin;
+pub mod postfix;
 pub mod relay;
 pub mod web;
 
@@ -16,6 +21,14 @@ pub use registrar::replay::smtp_client::{Reply, SmtpClient};
 pub use web::{form_page, hidden_field};
 
 use std::time::Duration;
+
+/// Installs aws-lc-rs as the process's rustls provider. reqwest's rustls
+/// is built without a provider of its own (the daemon's one TLS stack is
+/// aws-lc-rs), so a test client needs this before it is built; `TestApp`
+/// does it, a test without one calls this.
+pub fn default_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
 
 /// How long a wait may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);

@@ -1,4 +1,4 @@
--- registrar schema, version 5: what operating the daemon needs (issue 12).
+-- registrar schema, version 9: what operating the daemon needs (issue 12).
 
 -- /metrics and /healthz read the age of the oldest queued reply at every
 -- scrape: a partial index holding only queued replies, by age, answers it

@@ -1,0 +1,118 @@
+//! The `suppressions` and `opt_out_tokens` tables: addresses that are never
+//! mailed again, and the "I did not ask for this" links (by SHA-256) that
+//! put an address there.
+
+use crate::domain::TokenHash;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Who put an address on the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Its owner, with the link in a mail.
+    Recipient,
+    Operator,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Recipient => "recipient",
+            Source::Operator => "operator",
+        }
+    }
+}
+
+/// An address on the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub email: String,
+    pub source: String,
+    pub created_at: i64,
+}
+
+/// The suppression of an identity, if any.
+pub fn find(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Suppression>> {
+    conn.prepare_cached("SELECT email, source, created_at FROM suppressions WHERE identity = ?1")?
+        .query_row([identity], |row| {
+            Ok(Suppression {
+                email: row.get(0)?,
+                source: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .optional()
+}
+
+/// Deletes the "I did not ask for this" links mailed to an identity;
+/// returns how many.
+pub fn delete_opt_out_tokens_for(conn: &Connection, identity: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM opt_out_tokens WHERE identity = ?1")?
+        .execute([identity])
+}
+
+/// Whether an identity is never to be mailed.
+pub fn contains(conn: &Connection, identity: &str) -> rusqlite::Result<bool> {
+    Ok(find(conn, identity)?.is_some())
+}
+
+/// Puts an identity on the list; returns false when it already was.
+pub fn add(
+    conn: &Connection,
+    identity: &str,
+    email: &str,
+    source: Source,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let added = conn
+        .prepare_cached(
+            "INSERT INTO suppressions (identity, email, source, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (identity) DO NOTHING",
+        )?
+        .execute(params![identity, email, source.as_str(), now])?;
+    Ok(added == 1)
+}
+
+/// Takes an identity off the list; returns false when it was not on it.
+pub fn remove(conn: &Connection, identity: &str) -> rusqlite::Result<bool> {
+    let removed = conn
+        .prepare_cached("DELETE FROM suppressions WHERE identity = ?1")?
+        .execute([identity])?;
+    Ok(removed == 1)
+}
+
+/// Stores the hash of a new "I did not ask for this" link for an address.
+pub fn add_opt_out_token(
+    conn: &Connection,
+    hash: &TokenHash,
+    identity: &str,
+    email: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO opt_out_tokens (hash, identity, email, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![&hash.0[..], identity, email, now])?;
+    Ok(())
+}
+
+/// The address an opt-out link was made for (identity, email as mailed),
+/// when the link is younger than `since`.
+pub fn opt_out_address(
+    conn: &Connection,
+    hash: &TokenHash,
+    since: i64,
+) -> rusqlite::Result<Option<(String, String)>> {
+    conn.prepare_cached(
+        "SELECT identity, email FROM opt_out_tokens WHERE hash = ?1 AND created_at > ?2",
+    )?
+    .query_row(params![&hash.0[..], since], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })
+    .optional()
+}
+
+/// Drops opt-out links made before `before`; returns how many.
+pub fn purge_opt_out_tokens_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM opt_out_tokens WHERE created_at < ?1")?
+        .execute([before])
+}
