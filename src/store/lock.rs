@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 /// Why the lock was not taken.
@@ -63,14 +64,21 @@ impl DatabaseLock {
             lock: lock.clone(),
             source,
         };
+        // Created private, as the store creates the database and its folder
+        // (the lock is taken first, so it may be what makes the folder).
         if let Some(parent) = lock.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io)?;
         }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock)
             .map_err(io)?;
         match file.try_lock() {

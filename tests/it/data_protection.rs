@@ -3,6 +3,7 @@
 //! token, hash, password or body), `customers erase` removes it and keeps
 //! the decisions anonymised, and a second export finds nothing.
 
+use crate::recovery::ask;
 use crate::support::customer::{PASSWORD, activate, login, mail_number};
 use crate::support::{TestApp, activation_link};
 
@@ -31,6 +32,9 @@ async fn export_then_erase_then_export_finds_nothing_and_leaves_others_alone() {
             .status(),
         303
     );
+    // A password-reset link mailed to her, not used.
+    ask(&app, "/forgot", "jane@example.com").await;
+    mail_number(&app, 3).await;
     app.mail_support("Joe", "joe@example.com", "joe-1@example.com")
         .await
         .assert_code(250);
@@ -62,7 +66,11 @@ async fn export_then_erase_then_export_finds_nothing_and_leaves_others_alone() {
     assert_eq!(messages[0]["message_id"], "jane-1@example.com");
     assert_eq!(messages[0]["raw_kept"], true);
     let replies = json["replies"].as_array().expect("replies");
-    assert_eq!(replies.len(), 2, "the activation mail and the notice");
+    assert_eq!(
+        replies.len(),
+        3,
+        "the activation mail, the notice and the reset link"
+    );
     assert!(replies.iter().all(|r| r["status"] == "sent"));
     for (what, secret) in [
         ("activation token", token.as_str()),
@@ -97,6 +105,24 @@ async fn export_then_erase_then_export_finds_nothing_and_leaves_others_alone() {
     );
     assert_eq!(rows(&app, "SELECT COUNT(*) FROM sessions"), 0);
     assert_eq!(
+        rows(&app, "SELECT COUNT(*) FROM account_tokens"),
+        0,
+        "her reset link is gone"
+    );
+    assert_eq!(
+        rows(
+            &app,
+            &format!("SELECT COUNT(*) FROM opt_out_tokens WHERE identity {about_jane}")
+        ),
+        0,
+        "so is the \"I did not ask for this\" link mailed to her"
+    );
+    assert_eq!(
+        rows(&app, "SELECT COUNT(*) FROM opt_out_tokens"),
+        1,
+        "Joe's stays"
+    );
+    assert_eq!(
         rows(
             &app,
             &format!(
@@ -126,7 +152,7 @@ async fn export_then_erase_then_export_finds_nothing_and_leaves_others_alone() {
         rows(
             &app,
             &format!(
-                "SELECT COUNT(*) FROM decisions WHERE address {about_jane} OR identity {about_jane}"
+                "SELECT COUNT(*) FROM decisions WHERE address {about_jane} OR identity {about_jane} OR note {about_jane}"
             )
         ),
         0

@@ -250,7 +250,7 @@ async fn everything_written_is_private_and_mail_files_leave_after_their_retentio
     .await;
     let data = app.db_path.parent().expect("the data folder").to_owned();
     assert_eq!(mode(&data), 0o700, "the data folder");
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
         let file = PathBuf::from(format!("{}{suffix}", app.db_path.display()));
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
