@@ -89,8 +89,12 @@ async fn a_registration_a_refusal_an_activation_and_a_sign_in_each_move_their_co
         303
     );
     app.settle().await;
-    let after = scrape_until(&app, "the SMTP sessions to close", |s| {
+    // The outbox worker counts a delivery just after it commits it, so the
+    // scrape waits for the count as it waits for the sessions to close.
+    let delivered = [("result", "delivered")];
+    let after = scrape_until(&app, "the SMTP sessions to close and two deliveries", |s| {
         s.value("registrar_smtp_sessions_open", &[]) == 0.0
+            && moved(&before, s, "registrar_outbox_deliveries_total", &delivered) >= 2.0
     })
     .await;
 
