@@ -2,14 +2,14 @@
 //! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
 //! `check-config` prints the effective settings with secrets redacted (and
 //! warns about what would hurt in production), `dkim-record` the DKIM key's
-//! DNS record,
-//! `invite`, `link` and `customers` are the operator's commands (`operator`),
-//! `replay` runs fixtures through the real pipeline, and `explain` shows the
-//! decision for one message rule by rule.
+//! DNS record, `invite`, `link`, `customers`, `backup` and `restore` are the
+//! operator's commands (`operator`), `replay` runs fixtures through the real
+//! pipeline, and `explain` shows the decision for one message rule by rule.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use registrar::app::Application;
+use registrar::telemetry::LogFormat;
 use registrar::{operator, settings, shutdown, telemetry};
 use std::path::PathBuf;
 
@@ -53,11 +53,16 @@ enum Command {
     /// Print a fresh activation link for a pending customer, to hand over;
     /// the previous link stops working.
     Link { email: String },
-    /// List, show, disable or enable customers.
+    /// List, show, disable, enable, export or erase customers.
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Copy the database to FILE while the daemon runs, and check the copy.
+    Backup { file: PathBuf },
+    /// Replace the database with the backup FILE (checked first); refuses
+    /// while the daemon runs.
+    Restore { file: PathBuf },
     /// Run .eml files through the real pipeline and print each decision.
     Replay(registrar::replay::Args),
     /// Show the decision for one message, with every rule checked.
@@ -103,6 +108,12 @@ enum CustomersCommand {
     Disable { email: String },
     /// Enable an account again.
     Enable { email: String },
+    /// Print everything kept about an address as JSON (a data-protection
+    /// request).
+    Export { email: String },
+    /// Erase an address: account, tokens, sessions, stored mail and replies;
+    /// its decisions stay, anonymised.
+    Erase { email: String },
     /// Allow mail to an address again after its owner followed "I did not
     /// ask for this" (only an operator can).
     Unsuppress { email: String },
@@ -137,10 +148,22 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Show { email } => op.show(&email),
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
+            CustomersCommand::Export { email } => op.export(&email),
+            CustomersCommand::Erase { email } => op.erase(&email),
             CustomersCommand::Unsuppress { email } => op.unsuppress(&email),
         }),
+        Command::Backup { file } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::backup(&settings, &file)?);
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::restore(&settings, &file)?);
+            Ok(())
+        }
         Command::Replay(args) => {
-            telemetry::init("warn", std::io::stderr);
+            telemetry::init("warn", LogFormat::Text, std::io::stderr);
             registrar::replay::command(cli.config.as_deref(), args)
         }
         Command::Explain {
@@ -179,8 +202,8 @@ fn operate(
 }
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    telemetry::init("info", std::io::stdout);
     let settings = settings::load(config.as_deref())?;
+    telemetry::init("info", settings.log.format, std::io::stdout);
     raise_descriptor_limit(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -245,7 +268,7 @@ fn explain(
     config: Option<PathBuf>,
     request: &registrar::explain::ExplainRequest,
 ) -> anyhow::Result<()> {
-    telemetry::init("warn", std::io::stderr);
+    telemetry::init("warn", LogFormat::Text, std::io::stderr);
     let settings = settings::load(config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

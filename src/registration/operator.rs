@@ -186,6 +186,9 @@ impl Registrar {
                 store::now(),
             )
         })?;
+        if outcome == (InviteOutcome::Invited { created: true }) {
+            self.metrics.registration(Channel::Invitation.as_str());
+        }
         self.outbox_wake.notify_one();
         Ok(outcome)
     }

@@ -14,7 +14,13 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_inbound_relay.sql"),
     include_str!("migrations/0008_facing_the_internet.sql"),
     include_str!("migrations/0009_delivery.sql"),
+    include_str!("migrations/0010_operations.sql"),
 ];
+
+/// The schema version this binary migrates to.
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}
 
 /// Applies the migrations this database has not seen, each in its own
 /// transaction.

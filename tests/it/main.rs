@@ -4,10 +4,12 @@
 mod support;
 
 mod activation;
+mod backup;
 mod bounces;
 mod browser;
 mod budgets;
 mod config;
+mod data_protection;
 mod deployment;
 mod directory;
 mod dkim;
@@ -16,6 +18,7 @@ mod google;
 mod http_limits;
 mod logging;
 mod loops;
+mod operations;
 mod operator;
 mod outbox;
 mod portal;
