@@ -85,6 +85,7 @@ async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
         .admin_addr()
         .ok_or_else(|| anyhow::anyhow!("no admin listener"))?;
     let stop = app.shutdown_handle();
+    let store = app.store();
     let daemon = tokio::spawn(app.run_until_stopped());
 
     let started = Instant::now();
@@ -118,20 +119,25 @@ async fn run(sessions: usize, messages: usize) -> anyhow::Result<RunResult> {
         .await?
         .text()
         .await?;
-    let metric = |name: &str| -> u64 {
+    let metric = |name: &str| -> f64 {
         metrics
             .lines()
             .find_map(|line| {
                 line.strip_prefix(name)
                     .and_then(|rest| rest.trim().parse().ok())
             })
-            .unwrap_or(0)
+            .unwrap_or(0.0)
     };
+    // The batch-size histogram counts commits and sums their jobs; the
+    // largest batch is the writer's own figure.
     let result = RunResult {
         elapsed,
-        commits: metric("registrar_store_commits_total "),
-        jobs: metric("registrar_store_jobs_total "),
-        largest_batch: metric("registrar_store_largest_batch "),
+        commits: metric("registrar_store_batch_jobs_count ") as u64,
+        jobs: metric("registrar_store_batch_jobs_sum ") as u64,
+        largest_batch: store
+            .stats()
+            .largest_batch
+            .load(std::sync::atomic::Ordering::Relaxed),
     };
     stop.trigger();
     daemon.await??;

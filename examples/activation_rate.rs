@@ -10,6 +10,7 @@
 
 use registrar::app::Application;
 use registrar::domain::EmailAddress;
+use registrar::metrics::Metrics;
 use registrar::password::PasswordHasher;
 use registrar::registration::{HandOver, Registrar};
 use registrar::settings;
@@ -47,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // Bare hash rate: one thread, then one thread per permit.
-    let hasher = PasswordHasher::new(&password)?;
+    let hasher = PasswordHasher::new(&password, Metrics::new())?;
     let samples = 20;
     let started = Instant::now();
     for _ in 0..samples {
@@ -82,9 +83,14 @@ async fn main() -> anyhow::Result<()> {
     let links = {
         let settings = Arc::clone(&app_settings);
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-            let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+            let metrics = Metrics::new();
+            let store = Store::open(
+                &settings.store.path,
+                settings.store.max_batch,
+                metrics.clone(),
+            )?;
             let service = settings.services[0].clone();
-            let registrar = Registrar::new(settings, store, Arc::default());
+            let registrar = Registrar::new(settings, store, Arc::default(), metrics);
             (0..activations)
                 .map(|i| {
                     let address = EmailAddress::parse(&format!("bench{i}@example.com"))?;

@@ -1,6 +1,7 @@
 //! `Application`: binds the listeners (SMTP, public HTTP and, when
-//! configured, the admin listener), opens the store and starts every
-//! component; `run_until_stopped` serves until shutdown.
+//! configured, the admin listener), takes the database's lock, opens the
+//! store and starts every component, all reporting to one metrics registry;
+//! `run_until_stopped` serves until shutdown.
 //!
 //! Listeners may be bound to port 0 (tests); the bound addresses are read back
 //! with `smtp_addr`, `http_addr` and `admin_addr`. A `public_url` whose port
@@ -8,12 +9,14 @@
 //! too.
 
 use crate::mailer::{self, Mailer};
+use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
 use crate::registration::{Purged, Registrar};
 use crate::settings::{LiveSettings, Settings};
 use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
 use crate::store::Store;
+use crate::store::lock::DatabaseLock;
 use crate::web::{self, AppState};
 use crate::webhooks::{self, worker::EndpointWorker};
 use anyhow::Context as _;
@@ -35,6 +38,9 @@ pub struct Application {
     /// One worker per `[[webhooks]]` endpoint.
     webhooks: Vec<EndpointWorker>,
     shutdown: Shutdown,
+    /// Held until the daemon stops: no second daemon, and no restore, on
+    /// this database meanwhile.
+    lock: DatabaseLock,
 }
 
 impl Application {
@@ -43,8 +49,8 @@ impl Application {
     /// `run_until_stopped`; connections wait in the listen queue.
     ///
     /// # Errors
-    /// Fails when a listener cannot be bound, or the store or the mail
-    /// transport cannot be set up.
+    /// Fails when a listener cannot be bound, another process holds the
+    /// database, or the store or the mail transport cannot be set up.
     pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         // One TLS provider per process: whatever uses rustls without naming
         // a provider gets aws-lc-rs too. Already installed is fine.
@@ -77,17 +83,25 @@ impl Application {
         }
         let settings = Arc::new(settings);
 
+        let lock = DatabaseLock::acquire(&settings.store.path)?;
+        let metrics = Metrics::new();
         let store = Store::open_capped(
             &settings.store.path,
             settings.store.max_batch,
             settings.store.max_size_bytes,
+            metrics.clone(),
         )?;
         let mailer = Mailer::new(&settings)?;
         let wake = Arc::new(Notify::new());
         let webhook_wake = webhooks::Wake::new(settings.webhooks.len());
-        let registrar = Registrar::new(Arc::clone(&settings), store.clone(), Arc::clone(&wake))
-            .with_identity_providers()?
-            .with_webhook_wake(webhook_wake.clone());
+        let registrar = Registrar::new(
+            Arc::clone(&settings),
+            store.clone(),
+            Arc::clone(&wake),
+            metrics.clone(),
+        )
+        .with_identity_providers()?
+        .with_webhook_wake(webhook_wake.clone());
         let webhooks = webhook_workers(&settings, &store, &webhook_wake)?;
         let shutdown = Shutdown::new();
 
@@ -96,10 +110,11 @@ impl Application {
             registrar.live_settings().clone(),
             RegistrarIntake::new(registrar.clone()),
             shutdown.clone(),
+            metrics.clone(),
         )?;
         let smtp_addr = smtp.local_addr()?;
 
-        let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake);
+        let outbox = OutboxWorker::new(store, mailer, settings.outbound.clone(), wake, metrics);
         let state = AppState::new(registrar, Arc::clone(&settings))?;
         match &admin {
             Some((_, admin_addr)) => tracing::info!(
@@ -117,6 +132,7 @@ impl Application {
             outbox,
             webhooks,
             shutdown,
+            lock,
         })
     }
 
@@ -173,6 +189,7 @@ impl Application {
             outbox,
             webhooks,
             shutdown,
+            lock,
             ..
         } = self;
         let smtp = tokio::spawn(smtp.run());
@@ -206,6 +223,8 @@ impl Application {
         if let Err(error) = purge.await {
             tracing::error!(error.message = %error, "the purge job failed");
         }
+        // Every task has stopped: the database is free for a restore.
+        drop(lock);
         served.context("the HTTP server failed")
     }
 }

@@ -9,8 +9,8 @@
 //! See ARCHITECTURE.md for the map. Modules are listed in reading order, the
 //! order of its code map: from the pure types at the bottom up to the ways
 //! in and the tools; a module imports only modules listed before it, except
-//! the plumbing listed last (`shutdown`, `telemetry`), which imports nothing
-//! of ours.
+//! the plumbing listed last (`metrics`, `shutdown`, `telemetry`), which
+//! imports nothing of ours.
 
 // The pure core: valid types, the parsed message, the rules.
 pub mod domain;
@@ -71,6 +71,8 @@ pub mod explain;
 
 // The cross-cutting plumbing.
 pub mod reload;
+
+pub mod metrics;
 
 pub mod shutdown;
 

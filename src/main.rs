@@ -2,17 +2,17 @@
 //! (SIGTERM drains and stops it; SIGHUP reloads services and policies),
 //! `check-config` prints the effective settings with secrets redacted (and
 //! warns about what would hurt in production), `dkim-record` the DKIM key's
-//! DNS record,
-//! `invite`, `link` and `customers` are the operator's commands (`operator`),
-//! `webhooks` looks after the webhook queues (`webhooks::operate`),
-//! `api-token` makes a customer API token, `replay` runs fixtures through
-//! the real pipeline, and `explain` shows the decision for one message rule
-//! by rule.
+//! DNS record, `invite`, `link`, `customers`, `backup` and `restore` are the
+//! operator's commands (`operator`), `webhooks` looks after the webhook
+//! queues (`webhooks::operate`), `api-token` makes a customer API token,
+//! `replay` runs fixtures through the real pipeline, and `explain` shows the
+//! decision for one message rule by rule.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use registrar::app::Application;
 use registrar::store::Store;
+use registrar::telemetry::LogFormat;
 use registrar::webhooks::operate as webhooks;
 use registrar::{operator, settings, shutdown, telemetry};
 use std::path::PathBuf;
@@ -57,11 +57,16 @@ enum Command {
     /// Print a fresh activation link for a pending customer, to hand over;
     /// the previous link stops working.
     Link { email: String },
-    /// List, show, disable or enable customers.
+    /// List, show, disable, enable, export or erase customers.
     Customers {
         #[command(subcommand)]
         command: CustomersCommand,
     },
+    /// Copy the database to FILE while the daemon runs, and check the copy.
+    Backup { file: PathBuf },
+    /// Replace the database with the backup FILE (checked first); refuses
+    /// while the daemon runs.
+    Restore { file: PathBuf },
     /// Print a new customer API token and the digest to put in
     /// `[admin] api_tokens`.
     ApiToken,
@@ -115,6 +120,12 @@ enum CustomersCommand {
     Disable { email: String },
     /// Enable an account again.
     Enable { email: String },
+    /// Print everything kept about an address as JSON (a data-protection
+    /// request).
+    Export { email: String },
+    /// Erase an address: account, tokens, sessions, stored mail and replies;
+    /// its decisions stay, anonymised.
+    Erase { email: String },
     /// Allow mail to an address again after its owner followed "I did not
     /// ask for this" (only an operator can).
     Unsuppress { email: String },
@@ -176,8 +187,20 @@ fn main() -> anyhow::Result<()> {
             CustomersCommand::Show { email } => op.show(&email),
             CustomersCommand::Disable { email } => op.set_enabled(&email, false),
             CustomersCommand::Enable { email } => op.set_enabled(&email, true),
+            CustomersCommand::Export { email } => op.export(&email),
+            CustomersCommand::Erase { email } => op.erase(&email),
             CustomersCommand::Unsuppress { email } => op.unsuppress(&email),
         }),
+        Command::Backup { file } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::backup(&settings, &file)?);
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let settings = settings::load(cli.config.as_deref())?;
+            print!("{}", operator::restore(&settings, &file)?);
+            Ok(())
+        }
         Command::ApiToken => {
             let (token, digest) = registrar::domain::ApiTokens::generate();
             println!("token:  {token}\ndigest: {digest}");
@@ -185,7 +208,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Webhooks { command } => webhooks_command(cli.config, command),
         Command::Replay(args) => {
-            telemetry::init("warn", std::io::stderr);
+            telemetry::init("warn", LogFormat::Text, std::io::stderr);
             registrar::replay::command(cli.config.as_deref(), args)
         }
         Command::Explain {
@@ -232,11 +255,11 @@ fn webhooks_command(config: Option<PathBuf>, command: WebhooksCommand) -> anyhow
     let settings = settings::load(config.as_deref())?;
     let out = match command {
         WebhooksCommand::List { status, endpoint } => {
-            let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+            let store = open_store(&settings)?;
             webhooks::list(&store, &settings, status.as_deref(), endpoint.as_deref())?
         }
         WebhooksCommand::Retry { endpoint, events } => {
-            let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+            let store = open_store(&settings)?;
             webhooks::retry(&store, endpoint.as_deref(), &events)?
         }
         WebhooksCommand::Test { endpoint } => {
@@ -253,9 +276,19 @@ fn webhooks_command(config: Option<PathBuf>, command: WebhooksCommand) -> anyhow
     Ok(())
 }
 
+/// The daemon's database, for a tool beside it (with a metrics registry
+/// nobody scrapes).
+fn open_store(settings: &settings::Settings) -> anyhow::Result<Store> {
+    Store::open(
+        &settings.store.path,
+        settings.store.max_batch,
+        registrar::metrics::Metrics::new(),
+    )
+}
+
 fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
-    telemetry::init("info", std::io::stdout);
     let settings = settings::load(config.as_deref())?;
+    telemetry::init("info", settings.log.format, std::io::stdout);
     raise_descriptor_limit(&settings);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -320,7 +353,7 @@ fn explain(
     config: Option<PathBuf>,
     request: &registrar::explain::ExplainRequest,
 ) -> anyhow::Result<()> {
-    telemetry::init("warn", std::io::stderr);
+    telemetry::init("warn", LogFormat::Text, std::io::stderr);
     let settings = settings::load(config.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,24 +1,30 @@
 //! What an operator does from the command line, on the same database the
 //! daemon is using: invite a customer, hand over a fresh activation link,
 //! list and show customers (with every decision recorded for them), disable
-//! and enable accounts, and take an address off the "never mail" list its
-//! owner put it on.
+//! and enable accounts, take an address off the "never mail" list its
+//! owner put it on, export or erase what is kept about an address, and back
+//! the database up or restore it.
 //!
 //! Each command opens its own `Store` (SQLite in WAL mode with a busy
 //! timeout, so it writes alongside a running daemon), runs one use case of
 //! `registration`, and returns the text to print. Mail queued here is sent by
-//! the daemon's outbox worker at its next poll. Parsing arguments is
-//! `main.rs`'s job; this module knows no clap.
+//! the daemon's outbox worker at its next poll. `backup` needs no `Store`
+//! (it copies the file through SQLite); `restore` refuses while a daemon
+//! holds the database. Parsing arguments is `main.rs`'s job; this module
+//! knows no clap.
 
 use crate::domain::{CustomerName, EmailAddress};
+use crate::metrics::Metrics;
 use crate::registration::{HandOver, InviteOutcome, Registrar, StatusChange, Unsuppressed};
 use crate::replies::format_time;
 use crate::settings::Settings;
+use crate::store::backup::{self, Checked};
 use crate::store::customers::{self, Status};
 use crate::store::outbox::{self, SentMail};
-use crate::store::{Store, inbound, suppressions};
+use crate::store::{self, Store, inbound, suppressions};
 use anyhow::{Context as _, bail};
 use std::fmt::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -33,12 +39,18 @@ impl Operator {
     /// # Errors
     /// When the database cannot be opened.
     pub fn open(settings: Settings) -> anyhow::Result<Self> {
-        let store = Store::open(&settings.store.path, settings.store.max_batch)?;
+        // Nobody scrapes a command's metrics; the daemon counts its own.
+        let metrics = Metrics::new();
+        let store = Store::open(
+            &settings.store.path,
+            settings.store.max_batch,
+            metrics.clone(),
+        )?;
         // Nobody listens here: the daemon's outbox worker finds queued mail
         // when it next polls.
         let wake = Arc::new(Notify::new());
         Ok(Self {
-            registrar: Registrar::new(Arc::new(settings), store, wake),
+            registrar: Registrar::new(Arc::new(settings), store, wake, metrics),
         })
     }
 
@@ -329,6 +341,50 @@ pub fn dkim_record(settings: &Settings, service: Option<&str>) -> anyhow::Result
 }
 
 impl Operator {
+    /// `registrar customers export EMAIL`: everything kept about the
+    /// address, as JSON (never a token, hash, message or reply body).
+    ///
+    /// # Errors
+    /// Invalid address, nothing known about it, or a storage failure.
+    pub fn export(&self, email: &str) -> anyhow::Result<String> {
+        let address = parse_address(email)?;
+        let export = self.registrar.export_blocking(&address)?;
+        if export.is_empty() {
+            bail!("nothing is known about {address}");
+        }
+        let mut json = serde_json::to_string_pretty(&export)?;
+        json.push('\n');
+        Ok(json)
+    }
+
+    /// `registrar customers erase EMAIL`: removes the account, its tokens,
+    /// sessions, stored messages and replies; keeps the decisions with the
+    /// address replaced by `erased`; records the erasure.
+    ///
+    /// # Errors
+    /// Invalid address, nothing known about it, or a storage failure.
+    pub fn erase(&self, email: &str) -> anyhow::Result<String> {
+        let address = parse_address(email)?;
+        let erased = self.registrar.erase_blocking(&address)?;
+        if erased.is_empty() && !erased.never_mail_kept {
+            bail!("nothing is known about {address}");
+        }
+        let never_mail = if erased.never_mail_kept {
+            "; it stays on the never-mail list (its owner asked never to be mailed; `registrar customers unsuppress` removes it)"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "erased {address}: account {}, {} tokens, {} sessions, {} stored messages, {} replies; {} decisions kept with the address replaced by \"erased\"{never_mail}\n",
+            if erased.account { "removed" } else { "none" },
+            erased.tokens,
+            erased.sessions,
+            erased.messages,
+            erased.replies,
+            erased.decisions_anonymised,
+        ))
+    }
+
     /// `registrar customers unsuppress EMAIL`: mail to the address is
     /// allowed again (its owner had followed "I did not ask for this").
     ///
@@ -343,6 +399,48 @@ impl Operator {
             Unsuppressed::NotListed => bail!("{address} is not on the never-mail list"),
         }
     }
+}
+
+/// `registrar backup FILE`: a consistent copy of the database named in
+/// `settings`, made while the daemon runs, checked, then moved to `file`.
+///
+/// # Errors
+/// The database cannot be read, or the copy cannot be written or fails its
+/// check.
+pub fn backup(settings: &Settings, file: &Path) -> anyhow::Result<String> {
+    let checked = backup::backup(&settings.store.path, file)?;
+    Ok(format!(
+        "backed up {} to {}: {}\n",
+        settings.store.path.display(),
+        file.display(),
+        describe(&checked)
+    ))
+}
+
+/// `registrar restore FILE`: replaces the database named in `settings` with
+/// the backup `file`, which is checked first; refuses while the daemon runs.
+///
+/// # Errors
+/// The daemon holds the database, the file fails its check, or a copy
+/// fails.
+pub fn restore(settings: &Settings, file: &Path) -> anyhow::Result<String> {
+    let restored = backup::restore(&settings.store.path, file, store::now())?;
+    let kept = restored.kept.map_or_else(String::new, |kept| {
+        format!("; the database it replaced is kept as {}", kept.display())
+    });
+    Ok(format!(
+        "restored {} from {}: {}{kept}\n",
+        settings.store.path.display(),
+        file.display(),
+        describe(&restored.checked)
+    ))
+}
+
+fn describe(checked: &Checked) -> String {
+    format!(
+        "integrity ok, schema version {}, {} customers, {} decisions, {} bytes",
+        checked.schema_version, checked.customers, checked.decisions, checked.bytes
+    )
 }
 
 fn parse_address(email: &str) -> anyhow::Result<EmailAddress> {

@@ -7,6 +7,7 @@
 //! commit of `sent` sends the same bytes (same Message-ID) again on restart.
 
 use crate::mailer::{Mailer, Outgoing, SendError};
+use crate::metrics::Metrics;
 use crate::settings::OutboundSettings;
 use crate::shutdown::Shutdown;
 use crate::store::outbox::Attempt;
@@ -28,12 +29,26 @@ pub enum Step {
     Dead,
 }
 
+impl Step {
+    /// The result's stable name, as the metrics count it; `None` when no
+    /// delivery was attempted.
+    pub fn result(self) -> Option<&'static str> {
+        match self {
+            Step::Delivered => Some("delivered"),
+            Step::Idle => None,
+            Step::RetryAt(_) => Some("retry"),
+            Step::Dead => Some("dead"),
+        }
+    }
+}
+
 /// Sends queued replies.
 pub struct OutboxWorker {
     store: Store,
     mailer: Mailer,
     settings: OutboundSettings,
     wake: Arc<Notify>,
+    metrics: Metrics,
 }
 
 impl OutboxWorker {
@@ -42,12 +57,14 @@ impl OutboxWorker {
         mailer: Mailer,
         settings: OutboundSettings,
         wake: Arc<Notify>,
+        metrics: Metrics,
     ) -> Self {
         Self {
             store,
             mailer,
             settings,
             wake,
+            metrics,
         }
     }
 
@@ -130,6 +147,9 @@ impl OutboxWorker {
                 Step::RetryAt(retry_at)
             }
         };
+        if let Some(result) = step.result() {
+            self.metrics.delivery(result);
+        }
         Ok(step)
     }
 

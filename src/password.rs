@@ -17,12 +17,14 @@
 //! anyone out.
 
 use crate::domain::EmailAddress;
+use crate::metrics::Metrics;
 use crate::settings::PasswordSettings;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use secrecy::{ExposeSecret as _, SecretString};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::Instant;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use unicode_normalization::UnicodeNormalization as _;
 
@@ -132,10 +134,8 @@ pub struct PasswordHasher {
     /// when the account is unknown so a failed login takes as long whether or
     /// not the account exists. Computed on first use, off the async workers.
     dummy: Arc<OnceLock<String>>,
-    /// Hashes computed (not verifications), for `/metrics`.
-    computed: Arc<AtomicU64>,
-    /// Verifications run (the dummy one included), for `/metrics`.
-    verified: Arc<AtomicU64>,
+    /// The queue for a permit and the time of each hash, for `/metrics`.
+    metrics: Metrics,
 }
 
 /// Counts a caller waiting for a permit; the count drops with it, also when
@@ -149,12 +149,13 @@ impl Drop for Waiting<'_> {
 }
 
 impl PasswordHasher {
-    /// A hasher with the configured argon2id cost and concurrency.
+    /// A hasher with the configured argon2id cost and concurrency,
+    /// reporting its queue and hash times to `metrics`.
     ///
     /// # Errors
     /// When argon2 refuses the parameters (settings validation keeps them
     /// within argon2's range).
-    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &PasswordSettings, metrics: Metrics) -> anyhow::Result<Self> {
         let params = Params::new(
             settings.argon2_memory_kib,
             settings.argon2_iterations,
@@ -168,8 +169,7 @@ impl PasswordHasher {
             max_waiting: settings.max_queued_hashes,
             params,
             dummy: Arc::new(OnceLock::new()),
-            computed: Arc::new(AtomicU64::new(0)),
-            verified: Arc::new(AtomicU64::new(0)),
+            metrics,
         })
     }
 
@@ -184,6 +184,8 @@ impl PasswordHasher {
             return Err(HashError::Busy);
         }
         let _waiting = Waiting(&self.waiting);
+        // Counted in `/metrics` while it waits, too.
+        let _queued = self.metrics.password_waiting();
         self.permits
             .acquire()
             .await
@@ -194,16 +196,6 @@ impl PasswordHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Hashes computed since start.
-    pub fn hashes_computed(&self) -> u64 {
-        self.computed.load(Ordering::Relaxed)
-    }
-
-    /// Verifications run since start.
-    pub fn verifies_run(&self) -> u64 {
-        self.verified.load(Ordering::Relaxed)
-    }
-
     /// Hashes a password (NFKC-normalized) to a PHC string (argon2id, random
     /// salt).
     ///
@@ -212,18 +204,11 @@ impl PasswordHasher {
     /// pool fails.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         let _permit = self.permit().await?;
-        let argon2 = self.argon2();
-        let computed = Arc::clone(&self.computed);
-        tokio::task::spawn_blocking(move || {
-            computed.fetch_add(1, Ordering::Relaxed);
-            argon2
-                .hash_password(normalize(password.expose_secret()).as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
-        })
-        .await
-        .map_err(|e| HashError::Failed(e.into()))?
-        .map_err(HashError::Failed)
+        let hasher = self.clone();
+        tokio::task::spawn_blocking(move || hasher.hash_blocking(password.expose_secret()))
+            .await
+            .map_err(|e| HashError::Failed(e.into()))?
+            .map_err(HashError::Failed)
     }
 
     /// `hash` for threads outside the runtime (benchmarks, tools); not
@@ -232,11 +217,14 @@ impl PasswordHasher {
     /// # Errors
     /// Fails only if argon2 fails.
     pub fn hash_blocking(&self, password: &str) -> anyhow::Result<String> {
-        self.computed.fetch_add(1, Ordering::Relaxed);
-        self.argon2()
+        let started = Instant::now();
+        let hashed = self
+            .argon2()
             .hash_password(normalize(password).as_bytes())
             .map(|hash| hash.to_string())
-            .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"))
+            .map_err(|e| anyhow::anyhow!("failed to hash a password: {e}"));
+        self.metrics.password_hashed("hash", started.elapsed());
+        hashed
     }
 
     /// Verifies a password against a stored PHC string (with the parameters
@@ -251,10 +239,10 @@ impl PasswordHasher {
         stored: Option<String>,
     ) -> Result<bool, HashError> {
         let _permit = self.permit().await?;
-        self.verified.fetch_add(1, Ordering::Relaxed);
         let known = stored.is_some();
         let argon2 = self.argon2();
         let dummy = Arc::clone(&self.dummy);
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let hash = stored.unwrap_or_else(|| {
                 dummy
@@ -267,12 +255,14 @@ impl PasswordHasher {
                     })
                     .clone()
             });
+            let started = Instant::now();
             let matches = argon2
                 .verify_password(
                     normalize(password.expose_secret()).as_bytes(),
                     hash.as_str(),
                 )
                 .is_ok();
+            metrics.password_hashed("verify", started.elapsed());
             matches && known
         })
         .await
@@ -393,7 +383,8 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_are_argon2id_at_the_configured_cost() {
-        let hasher = PasswordHasher::new(&rules()).expect("valid parameters");
+        let metrics = Metrics::new();
+        let hasher = PasswordHasher::new(&rules(), metrics.clone()).expect("valid parameters");
         let hash = hasher
             .hash(SecretString::from("correct horse battery"))
             .await
@@ -423,13 +414,24 @@ mod tests {
                 .await
                 .expect("verifies")
         );
-        assert_eq!(hasher.hashes_computed(), 1);
-        assert_eq!(hasher.verifies_run(), 3);
+        let text = metrics.encode();
+        assert!(
+            text.contains("registrar_password_hash_seconds_count{operation=\"hash\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("registrar_password_hash_seconds_count{operation=\"verify\"} 3"),
+            "{text}"
+        );
+        assert!(text.contains("registrar_password_queue 0"), "{text}");
 
-        let stronger = PasswordHasher::new(&PasswordSettings {
-            argon2_iterations: 3,
-            ..rules()
-        })
+        let stronger = PasswordHasher::new(
+            &PasswordSettings {
+                argon2_iterations: 3,
+                ..rules()
+            },
+            Metrics::new(),
+        )
         .expect("valid parameters");
         let hash = stronger
             .hash(SecretString::from("caf\u{e9} correct horse"))
@@ -450,10 +452,13 @@ mod tests {
 
     #[tokio::test]
     async fn beyond_the_queue_a_caller_hears_busy_at_once() {
-        let hasher = PasswordHasher::new(&PasswordSettings {
-            max_queued_hashes: 1,
-            ..rules()
-        })
+        let hasher = PasswordHasher::new(
+            &PasswordSettings {
+                max_queued_hashes: 1,
+                ..rules()
+            },
+            Metrics::new(),
+        )
         .expect("valid parameters");
         // Hold the only permit, and fill the one place in the queue.
         let held = hasher.permits.try_acquire().expect("a free permit");

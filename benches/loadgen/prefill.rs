@@ -42,7 +42,11 @@ pub fn run(args: &PrefillArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     // The daemon's own migrations make the schema; the writer thread it
     // starts ends when the store is dropped.
-    drop(registrar::store::Store::open(&args.db, 1)?);
+    drop(registrar::store::Store::open(
+        &args.db,
+        1,
+        registrar::metrics::Metrics::new(),
+    )?);
     let mut conn = Connection::open(&args.db)?;
     conn.pragma_update(None, "synchronous", "OFF")?;
     conn.pragma_update(None, "cache_size", -262_144)?; // 256 MiB

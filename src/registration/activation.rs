@@ -125,6 +125,7 @@ impl Registrar {
             })
             .await?;
         if activated.is_some() {
+            self.metrics.activation();
             self.outbox_wake.notify_one();
             self.wake_webhooks();
         }

@@ -1,9 +1,9 @@
 //! Telling the operator when a limit that protects everybody is reached:
-//! a counter for `/metrics` and a warning in the log, at most one a minute
-//! per kind so a flood cannot flood the log too.
+//! `registrar_limit_reached_total{limit}` on `/metrics` and a warning in the
+//! log, at most one a minute per kind so a flood cannot flood the log too.
 
+use crate::metrics::Metrics;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Between two warnings of one kind.
@@ -25,15 +25,8 @@ pub enum Alarm {
 }
 
 impl Alarm {
-    pub const ALL: [Alarm; 5] = [
-        Alarm::ServiceBudget,
-        Alarm::DomainBudget,
-        Alarm::NetworkBudget,
-        Alarm::NewSenderFlood,
-        Alarm::RawQuota,
-    ];
-
-    /// Stable name, as `/metrics` labels it.
+    /// Stable name, as `/metrics` labels it (`metrics::LIMITS_REACHED`
+    /// lists the same names, so each series is there from the start).
     pub fn as_str(self) -> &'static str {
         match self {
             Alarm::ServiceBudget => "service_budget",
@@ -65,18 +58,25 @@ impl Alarm {
     }
 }
 
-/// Counts of each alarm since start, and when each was last logged.
-#[derive(Debug, Default)]
+/// The counter each alarm moves, and when each was last logged.
+#[derive(Debug)]
 pub(super) struct Alarms {
-    counts: [AtomicU64; 5],
+    metrics: Metrics,
     logged: Mutex<[Option<Instant>; 5]>,
 }
 
 impl Alarms {
+    pub(super) fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            logged: Mutex::new([None; 5]),
+        }
+    }
+
     /// Counts `alarm` (for `service`) and logs it unless it was logged in
     /// the last minute.
     pub(super) fn raise(&self, alarm: Alarm, service: &str) {
-        self.counts[alarm.index()].fetch_add(1, Ordering::Relaxed);
+        self.metrics.limit_reached(alarm.as_str());
         let now = Instant::now();
         let mut logged = self
             .logged
@@ -87,13 +87,5 @@ impl Alarms {
             *last = Some(now);
             tracing::warn!(alarm = alarm.as_str(), service, "{}", alarm.warning());
         }
-    }
-
-    /// How often each alarm was raised since start.
-    pub(super) fn counts(&self) -> Vec<(Alarm, u64)> {
-        Alarm::ALL
-            .iter()
-            .map(|&alarm| (alarm, self.counts[alarm.index()].load(Ordering::Relaxed)))
-            .collect()
     }
 }

@@ -314,15 +314,18 @@ impl Registrar {
         answers: MailAnswers,
     ) -> Result<MailOutcome, RegistrationError> {
         let auth = if self.needs_sender_auth(service, &message) {
-            self.sender_auth
+            let verdict = self
+                .sender_auth
                 .verify(&service.policy.sender_auth, &message, &raw)
-                .await
+                .await;
+            self.observe_sender_auth(&service.policy.sender_auth, &verdict);
+            verdict
         } else {
             AuthVerdict::Off
         };
         let settings = self.settings();
         let guards = Arc::clone(&self.guards);
-        let service = service.clone();
+        let owned = service.clone();
         let outcome = self
             .store
             .write(move |conn| {
@@ -330,7 +333,7 @@ impl Registrar {
                     conn,
                     &settings,
                     &guards,
-                    &service,
+                    &owned,
                     &message,
                     &auth,
                     &raw,
@@ -339,6 +342,7 @@ impl Registrar {
                 )
             })
             .await?;
+        self.observe_mail(&service.id, &outcome);
         self.wake_outbox_for(&outcome);
         if let MailOutcome::Decided {
             decision: Decision::Register { .. },

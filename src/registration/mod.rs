@@ -11,13 +11,14 @@
 //! (load → evaluate → apply → record, the only writer of decision rows),
 //! `facts` (what policy needs to know about a sender; `registrar explain`
 //! loads it the same way), `outgoing` (the mail a use case queues),
-//! `events` (the webhook events a use case queues), `observe` (health and
-//! counters) and `error`. What protects everybody from any one sender lives
-//! beside them: the circuit breaker on new senders (`breaker`), the quota
-//! on raw mail kept (`raw_quota`) and the alarms that tell the operator
-//! when a shared limit is reached (`alarms`).
-//! `opt_out` is the "I did not ask for this" link every activation mail
-//! carries.
+//! `events` (the webhook events a use case queues), `observe` (health,
+//! readiness, the metrics text and the counting of decisions) and `error`.
+//! `data_protection` exports and erases what is kept about one address.
+//! What protects everybody from any one sender lives beside them: the
+//! circuit breaker on new senders (`breaker`), the quota on raw mail kept
+//! (`raw_quota`) and the alarms that tell the operator when a shared limit
+//! is reached (`alarms`). `opt_out` is the "I did not ask for this" link
+//! every activation mail carries.
 //!
 //! A use case writes a decision with all its consequences (inbound record,
 //! customer, token hash, outbox row) in one transaction, so a caller that
@@ -29,6 +30,7 @@ mod activation;
 mod alarms;
 mod bounce;
 mod breaker;
+mod data_protection;
 mod decide;
 mod error;
 mod events;
@@ -48,19 +50,22 @@ pub use crate::store::customers::{After as CustomerCursor, Customer, Status as C
 pub use activation::PendingCustomer;
 pub use alarms::Alarm;
 pub use bounce::BounceOutcome;
+pub use data_protection::{Erased, Export};
 pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, client_network, dropped, sender_authenticator};
-pub use observe::Counters;
+pub use observe::{Health, LISTENERS};
 pub use operator::{Actor, HandOver, InviteOutcome, Purged, StatusChange, Unsuppressed};
 pub use opt_out::OptOut;
 pub use recovery::LinkHolder;
 pub use sign_in::{Account, Declined, Proof, SignIn};
 
 use crate::directory::Directory;
+use crate::metrics::Metrics;
 use crate::oidc::OidcClient;
 use crate::registration::alarms::Alarms;
 use crate::registration::breaker::NewSenderBreaker;
+use crate::registration::observe::WriteProbe;
 use crate::registration::raw_quota::RawBytesQuota;
 use crate::sender_auth::SenderAuthenticator;
 use crate::settings::{LiveSettings, Settings};
@@ -79,6 +84,10 @@ pub struct Registrar {
     outbox_wake: Arc<Notify>,
     /// Verifies senders before the store transaction (DNS for `dmarc`).
     sender_auth: Arc<SenderAuthenticator>,
+    /// What the use cases count.
+    metrics: Metrics,
+    /// The last answer of `/healthz`'s write probe.
+    write_probe: Arc<WriteProbe>,
     /// The limits no one sender may take from the others.
     guards: Arc<Guards>,
     /// The identity providers the sign-in methods ask, when configured.
@@ -104,19 +113,27 @@ struct Providers {
 }
 
 impl Registrar {
-    /// Builds the registrar and its sender authenticator.
-    pub fn new(settings: Arc<Settings>, store: Store, outbox_wake: Arc<Notify>) -> Self {
+    /// Builds the registrar and its sender authenticator; the use cases
+    /// report to `metrics`.
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Store,
+        outbox_wake: Arc<Notify>,
+        metrics: Metrics,
+    ) -> Self {
         let sender_auth = Arc::new(sender_authenticator(&settings, true));
         let guards = Arc::new(Guards {
             breaker: NewSenderBreaker::new(settings.circuit_breaker.new_senders_per_minute),
             raw_quota: RawBytesQuota::new(settings.store.raw_quota),
-            alarms: Alarms::default(),
+            alarms: Alarms::new(metrics.clone()),
         });
         Self {
             settings: LiveSettings::new(Settings::clone(&settings)),
             store,
             outbox_wake,
             sender_auth,
+            metrics,
+            write_probe: observe::write_probe(),
             guards,
             providers: Arc::default(),
             webhooks: webhooks::Wake::default(),

@@ -304,10 +304,12 @@ impl Registrar {
         Ok(outcome)
     }
 
+    /// After an invitation's commit: counted, and the workers woken.
     fn invited(&self, outcome: &InviteOutcome) {
         if let InviteOutcome::Invited { created } = outcome {
             self.outbox_wake.notify_one();
             if *created {
+                self.metrics.registration(Channel::Invitation.as_str());
                 self.wake_webhooks();
             }
         }

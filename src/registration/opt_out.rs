@@ -24,21 +24,22 @@ pub enum OptOut {
     Unknown,
 }
 
-/// The transaction behind `opt_out`.
+/// The transaction behind `opt_out`; `true` with `Done` when the address
+/// was not on the list before (a repeated confirmation is not counted).
 fn opt_out_tx(
     conn: &Connection,
     settings: &Settings,
     token: &Token,
     valid_since: i64,
     now: i64,
-) -> anyhow::Result<OptOut> {
+) -> anyhow::Result<(OptOut, bool)> {
     let Some((identity, email)) = suppressions::opt_out_address(conn, &token.hash(), valid_since)?
     else {
-        return Ok(OptOut::Unknown);
+        return Ok((OptOut::Unknown, false));
     };
     if !suppressions::add(conn, &identity, &email, Source::Recipient, now)? {
         // Confirmed before: nothing more to do.
-        return Ok(OptOut::Done { email });
+        return Ok((OptOut::Done { email }, false));
     }
     let pending =
         customers::by_identity(conn, &identity)?.filter(|c| c.status == customers::Status::Pending);
@@ -79,7 +80,7 @@ fn opt_out_tx(
         Kept::default(),
         now,
     )?;
-    Ok(OptOut::Done { email })
+    Ok((OptOut::Done { email }, true))
 }
 
 impl Registrar {
@@ -110,7 +111,7 @@ impl Registrar {
     pub async fn opt_out(&self, token: Token) -> Result<OptOut, RegistrationError> {
         let settings = self.settings();
         let lifetime = secs(settings.activation.pending_expiry);
-        let outcome = self
+        let (outcome, added) = self
             .store
             .write(move |conn| {
                 let now = store::now();
@@ -120,6 +121,9 @@ impl Registrar {
         if matches!(outcome, OptOut::Done { .. }) {
             tracing::info!(event = "opted_out");
             self.wake_webhooks();
+        }
+        if added {
+            self.metrics.opt_out();
         }
         Ok(outcome)
     }

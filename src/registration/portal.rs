@@ -135,6 +135,7 @@ impl Registrar {
                 )
             })
             .await?;
+        self.observe_decision(Channel::Portal, &decision, false);
         if decision.sends_mail() {
             self.outbox_wake.notify_one();
         }
@@ -174,6 +175,9 @@ impl Registrar {
                 )
             })
             .await?;
+        if let Some(decided) = &decision {
+            self.observe_decision(Channel::Resend, decided, false);
+        }
         if decision.as_ref().is_some_and(Decision::sends_mail) {
             self.outbox_wake.notify_one();
         }

@@ -121,13 +121,54 @@ impl From<Customer> for Account {
     }
 }
 
+impl Proof {
+    /// The method's stable name, as the metrics count it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Proof::Password { .. } => "password",
+            Proof::Google { .. } => "google",
+            Proof::Directory { .. } => "directory",
+            Proof::EmailLink { .. } => "email_link",
+            Proof::ResetLink { .. } => "reset_link",
+        }
+    }
+}
+
+impl SignIn {
+    /// The result's stable name, as the metrics count it.
+    pub fn result(&self) -> &'static str {
+        match self {
+            SignIn::SignedIn { .. } => "signed_in",
+            SignIn::Disabled { .. } => "disabled",
+            SignIn::Refused => "refused",
+            SignIn::Busy => "busy",
+            SignIn::Declined(_) => "declined",
+        }
+    }
+}
+
 impl Registrar {
     /// Checks `proof` and, for an active customer, opens a new session,
-    /// ending `previous_session` (a new id at every sign-in).
+    /// ending `previous_session` (a new id at every sign-in). Every method
+    /// comes through here, so each attempt is counted once, by method and
+    /// result.
     ///
     /// # Errors
     /// A storage failure; no session was opened.
     pub async fn sign_in(
+        &self,
+        hasher: &PasswordHasher,
+        proof: Proof,
+        previous_session: Option<TokenHash>,
+    ) -> Result<SignIn, RegistrationError> {
+        let method = proof.method();
+        let outcome = self.check_proof(hasher, proof, previous_session).await?;
+        self.metrics.sign_in(method, outcome.result());
+        Ok(outcome)
+    }
+
+    /// `sign_in` before it is counted.
+    async fn check_proof(
         &self,
         hasher: &PasswordHasher,
         proof: Proof,

@@ -171,6 +171,10 @@ impl Registrar {
                 )
             })
             .await?;
+        let (outcome, decision) = outcome;
+        // Committed: a first sign-in that created the customer counts as a
+        // registration by this channel.
+        self.observe_decision(channel, &decision, false);
         Ok(self.proven_answer(outcome, session))
     }
 
@@ -195,6 +199,7 @@ impl Registrar {
                 let customer = customers::by_id(conn, id)?
                     .ok_or_else(|| anyhow::anyhow!("a link without its customer"))?;
                 let address = EmailAddress::parse(&customer.email)?;
+                // The customer exists already: nothing is registered here.
                 admit_and_open(
                     conn,
                     &settings,
@@ -206,6 +211,7 @@ impl Registrar {
                     previous.as_ref(),
                     now,
                 )
+                .map(|(outcome, _)| outcome)
             })
             .await?;
         Ok(self.proven_answer(outcome, session))
@@ -305,6 +311,7 @@ fn service_for<'s>(
 
 /// Decides the sign-in, applies it (customer created or activated) and,
 /// when admitted, opens the session; all in the caller's transaction.
+/// Returns the decision too, for counting once it has committed.
 #[allow(clippy::too_many_arguments)] // one transaction's inputs, each distinct
 fn admit_and_open(
     conn: &Connection,
@@ -316,7 +323,7 @@ fn admit_and_open(
     session: &TokenHash,
     previous: Option<&TokenHash>,
     now: i64,
-) -> anyhow::Result<Proven> {
+) -> anyhow::Result<(Proven, Decision)> {
     let existing = customers::by_identity(conn, &address.identity_key())?;
     let service = service_for(settings, channel, existing.as_ref());
     let ask = Ask {
@@ -337,22 +344,23 @@ fn admit_and_open(
         policy::evaluate_sign_in(&service.policy, channel, address, facts.account_state())
     };
     let Decided { decision, .. } = decide(conn, &ask, evaluate, |_| Ok(Some(Kept::default())))?;
-    match decision {
+    let proven = match &decision {
         Decision::Register { .. } | Decision::ResendActivation | Decision::AlreadyActive { .. } => {
             let customer = customers::by_identity(conn, &address.identity_key())?
                 .ok_or_else(|| anyhow::anyhow!("admitted without a customer"))?;
             let ttl = secs(settings.session.absolute_timeout);
             open_session(conn, customer.id, session, previous, ttl, now)?;
             emit_for(conn, settings, EventKind::SignedIn, &customer, channel, now)?;
-            Ok(Proven::SignedIn(customer.id))
+            Proven::SignedIn(customer.id)
         }
         Decision::Refuse(RefuseReason::AccountDisabled) => {
-            Ok(Proven::Disabled(existing.map_or(0, |customer| customer.id)))
+            Proven::Disabled(existing.map_or(0, |customer| customer.id))
         }
-        Decision::Refuse(reason) => Ok(Proven::NotAllowed(reason)),
+        Decision::Refuse(reason) => Proven::NotAllowed(*reason),
         // The sign-in rules neither suppress nor defer.
         Decision::Suppress(_) | Decision::Defer(_) => {
-            Ok(Proven::NotAllowed(RefuseReason::SelfRegistrationOff))
+            Proven::NotAllowed(RefuseReason::SelfRegistrationOff)
         }
-    }
+    };
+    Ok((proven, decision))
 }

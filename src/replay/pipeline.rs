@@ -335,7 +335,10 @@ impl Daemon {
     async fn settle(&self) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + SETTLE_DEADLINE;
         loop {
-            let (queued, _, _) = self.store.read(|conn| Ok(outbox::counts(conn)?)).await?;
+            let queued = self
+                .store
+                .read(|conn| Ok(outbox::depth(conn)?.queued))
+                .await?;
             if queued == 0 {
                 return Ok(());
             }

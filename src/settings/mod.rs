@@ -15,8 +15,8 @@ mod validate;
 
 pub use live::LiveSettings;
 pub use raw::{
-    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawDkim, RawHttp, RawLdap, RawOidc,
-    RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
+    RawActivation, RawAdmin, RawCircuitBreaker, RawCompany, RawDkim, RawHttp, RawLdap, RawLog,
+    RawOidc, RawOidcProviders, RawOutbound, RawPassword, RawPolicy, RawRateLimits, RawSenderAuth,
     RawService, RawSession, RawSettings, RawSmtp, RawStore, RawTemplates, RawWebhook,
     RawWebhookDelivery,
 };
@@ -25,6 +25,7 @@ pub use relay::{REDACTED, RelayUrl, redact_url};
 use crate::domain::{ApiTokens, EmailAddress, EventKind, IpRange, Language, WebhookSecret, one_of};
 use crate::policy::ServicePolicy;
 use crate::sender_auth::DnsSource;
+use crate::telemetry::LogFormat;
 use crate::wording::Wording;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
@@ -56,6 +57,7 @@ pub struct Settings {
     /// The templates and strings of every mail and page: the embedded ones,
     /// with the operator's `[templates] dir` laid over them.
     pub wording: Arc<Wording>,
+    pub log: LogSettings,
     /// "Sign in with Google" (any OpenID Connect issuer), when configured.
     pub oidc: Option<OidcSettings>,
     /// "Sign in with your company account", when configured.
@@ -156,6 +158,13 @@ pub struct DkimSettings {
     /// PEM private key (RSA of 2048 bits or more, or Ed25519); checked when
     /// the settings are validated, loaded when the mailer starts.
     pub key_file: PathBuf,
+}
+
+/// How the daemon writes its log (`serve` only; the tools log text to
+/// stderr).
+#[derive(Debug, Clone, Copy)]
+pub struct LogSettings {
+    pub format: LogFormat,
 }
 
 /// How the `dmarc` sender-authentication mode reaches DNS.
@@ -338,6 +347,9 @@ pub struct OutboundSettings {
     pub retry_max: Duration,
     pub max_attempts: u32,
     pub poll_interval: Duration,
+    /// `/healthz` answers `503` once the oldest queued reply has waited
+    /// longer than this.
+    pub max_queue_age: Duration,
 }
 
 #[derive(Debug, Clone)]

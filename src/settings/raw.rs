@@ -28,6 +28,7 @@ pub struct RawSettings {
     /// The operator's own templates and strings.
     #[serde(default)]
     pub templates: RawTemplates,
+    pub log: RawLog,
     /// OpenID Connect providers; only `google` is known (any issuer).
     #[serde(default, skip_serializing_if = "RawOidcProviders::is_empty")]
     pub oidc: RawOidcProviders,
@@ -178,6 +179,13 @@ pub struct RawDkim {
     pub key_file: PathBuf,
 }
 
+/// How the daemon writes its log.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: String,
+}
+
 /// DNS for the `dmarc` sender-authentication mode.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -285,6 +293,7 @@ pub struct RawOutbound {
     pub retry_max_secs: u64,
     pub max_attempts: u32,
     pub poll_secs: u64,
+    pub max_queue_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

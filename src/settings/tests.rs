@@ -146,3 +146,25 @@ fn a_public_url_with_a_path_is_refused() {
     raw.http.public_url = "https://help.example/".into();
     assert!(raw.validate().is_ok());
 }
+
+#[test]
+fn the_log_is_text_by_default_and_a_format_outside_the_list_is_reported() {
+    let settings = load(None).expect("defaults load");
+    assert_eq!(settings.log.format, LogFormat::Text);
+    assert_eq!(
+        settings.outbound.max_queue_age,
+        Duration::from_secs(3600),
+        "/healthz tolerates an hour of relay trouble by default"
+    );
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.log.format = "json".into();
+    assert_eq!(
+        raw.clone().validate().expect("valid").log.format,
+        LogFormat::Json
+    );
+    raw.log.format = "xml".into();
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("an unknown log format was accepted");
+    };
+    assert_eq!(errors, ["log.format: \"xml\" is not one of text, json"]);
+}

@@ -16,7 +16,7 @@ use crate::message::{Envelope, ParseError};
 use crate::settings::Service;
 use crate::smtp::answer;
 use crate::smtp::connection::{ReadError, has_bare_line_ending};
-use crate::smtp::intake::Intake;
+use crate::smtp::intake::{Decided, Intake, log_transaction};
 use crate::smtp::mail::Transaction;
 use crate::smtp::reply::{self, SmtpReply};
 use crate::smtp::session::{End, Session, earliest};
@@ -185,24 +185,32 @@ impl<I: Intake> Session<I> {
         let _ = self.engine.process(b".\r\n");
         self.message_received();
         let transaction = self.transaction.take();
+        let Some((job, mail, origin, recipients)) = transaction.and_then(Job::of) else {
+            // The engine takes DATA only after an accepted RCPT, so this is
+            // a guard, not a path.
+            self.end_transaction();
+            return self.send(&answer::no_valid_recipients()).await;
+        };
+        let envelope = Envelope {
+            client_ip: origin.client_ip,
+            helo: origin.helo,
+            relay_ip: origin.relay_ip,
+            mail_from: mail.sender,
+            recipients,
+        };
         let reply = match body.finish() {
-            Err(Oversize::Message) => answer::message_too_big(),
-            Err(Oversize::HeaderSection) => answer::header_section_too_big(),
-            Ok(raw) => match transaction.and_then(Job::of) {
-                Some((job, mail, origin, recipients)) => {
-                    let envelope = Envelope {
-                        client_ip: origin.client_ip,
-                        helo: origin.helo,
-                        relay_ip: origin.relay_ip,
-                        mail_from: mail.sender,
-                        recipients,
-                    };
-                    decide_isolated(Arc::clone(&self.intake), job, envelope, raw).await
-                }
-                // The engine takes DATA only after an accepted RCPT, so this
-                // is a guard, not a path.
-                None => answer::no_valid_recipients(),
-            },
+            Err(oversize) => {
+                let (reply, reason) = match oversize {
+                    Oversize::Message => (answer::message_too_big(), "message_too_big"),
+                    Oversize::HeaderSection => {
+                        (answer::header_section_too_big(), "header_section_too_big")
+                    }
+                };
+                let refused = Decided::new("refuse", reason);
+                log_transaction(&envelope, job.service_id(), refused, reply.code);
+                reply
+            }
+            Ok(raw) => decide_isolated(Arc::clone(&self.intake), job, envelope, raw).await,
         };
         // The transaction, its XFORWARD attributes and its forwarded
         // client's place end with the answer.
@@ -222,6 +230,15 @@ enum Job {
 }
 
 impl Job {
+    /// The service a transaction line names: the support address's, or
+    /// `bounce` for a delivery report.
+    fn service_id(&self) -> &str {
+        match self {
+            Job::Mail(service) => &service.id,
+            Job::Bounce(_) => "bounce",
+        }
+    }
+
     /// The job of a transaction with its sender, origin and recipients;
     /// `None` without an accepted recipient.
     fn of(
@@ -255,6 +272,7 @@ async fn decide_isolated<I: Intake>(
     envelope: Envelope,
     raw: Vec<u8>,
 ) -> SmtpReply {
+    let logged = (envelope.clone(), job.service_id().to_owned());
     let decision = tokio::spawn(
         async move {
             match job {
@@ -268,7 +286,11 @@ async fn decide_isolated<I: Intake>(
         Ok(reply) => reply,
         Err(error) => {
             tracing::error!(error.message = %error, "the end-of-DATA decision failed");
-            reply::for_parse_error(&ParseError::ParserPanicked)
+            let reply = reply::for_parse_error(&ParseError::ParserPanicked);
+            let (envelope, service) = logged;
+            let failed = Decided::new("error", "intake_failed");
+            log_transaction(&envelope, &service, failed, reply.code);
+            reply
         }
     }
 }

@@ -34,6 +34,7 @@ impl<I: Intake> Session<I> {
             xforward: self.relay,
         };
         let lines = answer::ehlo(&smtp.hostname, smtp.max_message_bytes, offer);
+        self.context.metrics.smtp_reply(250);
         self.write(&lines).await
     }
 

@@ -5,11 +5,16 @@
 //! `Registrar::from_mail` to commit, without blocking a tokio worker. The
 //! `Intake` trait is the seam the session loop calls through, so a test can
 //! put a step there that panics and show the loop survives it.
+//!
+//! Every message read to its end is logged on one line
+//! (`event = "smtp.transaction"`, `log_transaction`): the client, the
+//! envelope, the service, what was decided and why, and the reply code.
+//! Never the message's bytes, nor anything from the web side.
 
 use crate::dsn::DeliveryReport;
 use crate::message::{Envelope, InboundMessage, ParseError};
 use crate::policy::Decision;
-use crate::registration::{Answer, MailAnswers, Registrar};
+use crate::registration::{Answer, MailAnswers, MailOutcome, Registrar, RegistrationError};
 use crate::settings::Service;
 use crate::smtp::answer;
 use crate::smtp::reply::{self, SmtpReply};
@@ -31,6 +36,71 @@ fn decided_answer(decision: &Decision, dropped: bool) -> Answer {
 fn unreadable_answer(error: &ParseError) -> Answer {
     let SmtpReply { code, text } = reply::for_parse_error(error);
     Answer { code, text }
+}
+
+/// What was decided about a message, for its log line: stable names.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided {
+    pub decision: &'static str,
+    pub reason: &'static str,
+    /// A refusal answered as accepted (`refusal = "drop"`).
+    pub dropped: bool,
+}
+
+impl Decided {
+    pub fn new(decision: &'static str, reason: &'static str) -> Self {
+        Self {
+            decision,
+            reason,
+            dropped: false,
+        }
+    }
+
+    fn of(outcome: &MailOutcome) -> Self {
+        match outcome {
+            MailOutcome::Decided { decision, dropped } => Self {
+                decision: decision.name(),
+                reason: decision.reason(),
+                dropped: *dropped,
+            },
+            MailOutcome::Duplicate => Self::new("duplicate", "already_accepted"),
+        }
+    }
+
+    fn failed(error: &RegistrationError) -> Self {
+        let reason = match error {
+            RegistrationError::Full => "storage_full",
+            RegistrationError::Closed => "shutting_down",
+            RegistrationError::Failed(_) => "storage_failed",
+        };
+        Self::new("error", reason)
+    }
+
+    fn unreadable(error: &ParseError) -> Self {
+        let reason = match error {
+            ParseError::ParserPanicked => "parser_panicked",
+            ParseError::Unparseable => "unparseable",
+        };
+        Self::new("unreadable", reason)
+    }
+}
+
+/// The one log line of an SMTP transaction, once its message was answered.
+pub fn log_transaction(envelope: &Envelope, service: &str, decided: Decided, code: u16) {
+    tracing::info!(
+        event = "smtp.transaction",
+        client.ip = %envelope.client_ip,
+        client.helo = %envelope.helo,
+        relay.ip = envelope.relay_ip.map(tracing::field::display),
+        envelope.from = %envelope.mail_from,
+        envelope.to = %envelope.recipients.join(","),
+        service,
+        decision = decided.decision,
+        reason = decided.reason,
+        dropped = decided.dropped,
+        smtp.code = code,
+        "SMTP transaction"
+    );
 }
 
 /// Decides one received message and answers for it.
@@ -71,6 +141,7 @@ impl RegistrarIntake {
 impl Intake for RegistrarIntake {
     async fn decide(&self, service: Service, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
         let client_ip = envelope.client_ip;
+        let logged = envelope.clone();
         let parsed = tokio::task::spawn_blocking(move || {
             let message = InboundMessage::parse(envelope, &raw);
             (message, raw)
@@ -79,14 +150,28 @@ impl Intake for RegistrarIntake {
         let (message, raw) = match parsed {
             Ok((Ok(message), raw)) => (message, raw),
             Ok((Err(error), _)) => {
-                tracing::warn!(error.message = %error, smtp.remote_ip = %client_ip, "unreadable message");
-                return reply::for_parse_error(&error);
+                let answer = reply::for_parse_error(&error);
+                log_transaction(
+                    &logged,
+                    &service.id,
+                    Decided::unreadable(&error),
+                    answer.code,
+                );
+                return answer;
             }
             // The parse itself is panic-safe; this is the blocking task
             // failing around it, which is as much our fault.
             Err(error) => {
                 tracing::error!(error.message = %error, smtp.remote_ip = %client_ip, "the parse task failed");
-                return reply::for_parse_error(&ParseError::ParserPanicked);
+                let error = ParseError::ParserPanicked;
+                let answer = reply::for_parse_error(&error);
+                log_transaction(
+                    &logged,
+                    &service.id,
+                    Decided::unreadable(&error),
+                    answer.code,
+                );
+                return answer;
             }
         };
         let span = tracing::info_span!(
@@ -97,17 +182,16 @@ impl Intake for RegistrarIntake {
             smtp.relay_ip = message.envelope.relay_ip.map(tracing::field::display),
         );
         async {
-            match self.registrar.from_mail(&service, message, raw, MAIL_ANSWERS).await {
-                Ok(outcome) => {
-                    let answer = reply::for_outcome(&outcome);
-                    tracing::info!(event = "decided", outcome = ?outcome, smtp.code = answer.code);
-                    answer
-                }
-                Err(error) => {
-                    tracing::error!(error.message = %error, error.cause_chain = ?error, "failed to record the decision");
-                    reply::for_store_error(&error)
-                }
-            }
+            let (answer, decided) =
+                match self.registrar.from_mail(&service, message, raw, MAIL_ANSWERS).await {
+                    Ok(outcome) => (reply::for_outcome(&outcome), Decided::of(&outcome)),
+                    Err(error) => {
+                        tracing::error!(error.message = %error, error.cause_chain = ?error, "failed to record the decision");
+                        (reply::for_store_error(&error), Decided::failed(&error))
+                    }
+                };
+            log_transaction(&logged, &service.id, decided, answer.code);
+            answer
         }
         .instrument(span)
         .await

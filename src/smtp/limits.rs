@@ -43,6 +43,17 @@ pub enum Refusal {
     TooManyConnectionsFromClient,
 }
 
+impl Refusal {
+    /// The limit's stable name, as the metrics count it.
+    pub fn limit(self) -> &'static str {
+        match self {
+            Refusal::TooManySessions => "sessions",
+            Refusal::TooManySessionsFromClient => "sessions_per_client",
+            Refusal::TooManyConnectionsFromClient => "connections_per_client",
+        }
+    }
+}
+
 pub struct Admission {
     limits: AdmissionLimits,
     /// The MTAs in front of us, exempt from the per-client caps.

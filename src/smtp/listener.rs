@@ -3,6 +3,7 @@
 //! task of its own, and at shutdown stops accepting and drains the sessions
 //! within `shutdown_grace`.
 
+use crate::metrics::{Metrics, OpenSession};
 use crate::settings::LiveSettings;
 use crate::shutdown::Shutdown;
 use crate::smtp::answer;
@@ -49,6 +50,7 @@ impl<I: Intake> SmtpServer<I> {
         live: LiveSettings,
         intake: I,
         shutdown: Shutdown,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         listener
             .set_nonblocking(true)
@@ -60,7 +62,7 @@ impl<I: Intake> SmtpServer<I> {
         let refusals = Arc::new(Semaphore::new(settings.smtp.max_sessions as usize));
         Ok(Self {
             listener,
-            context: Arc::new(SessionContext::new(live, tls, shutdown)),
+            context: Arc::new(SessionContext::new(live, tls, shutdown, metrics)),
             intake: Arc::new(intake),
             refusals,
             next_session: AtomicU64::new(1),
@@ -78,7 +80,9 @@ impl<I: Intake> SmtpServer<I> {
     /// Accepts and serves until shutdown, then drains the sessions.
     pub async fn run(self) {
         let shutdown = self.context.shutdown.clone();
+        let metrics = self.context.metrics.clone();
         let mut sessions = JoinSet::new();
+        metrics.listener_up("smtp", true);
         loop {
             tokio::select! {
                 () = shutdown.wait() => break,
@@ -97,6 +101,7 @@ impl<I: Intake> SmtpServer<I> {
             }
         }
         drop(self.listener);
+        metrics.listener_up("smtp", false);
         drain(sessions, self.context.settings.smtp.shutdown_grace).await;
     }
 
@@ -113,12 +118,15 @@ impl<I: Intake> SmtpServer<I> {
                     Connection::new(stream),
                     ip,
                 );
-                sessions.spawn(serve(session, ticket).instrument(span));
+                let open = self.context.metrics.smtp_session();
+                sessions.spawn(serve(session, ticket, open).instrument(span));
             }
             Err(refusal) => {
                 tracing::info!(event = "refused", smtp.remote_ip = %ip, reason = ?refusal, "SMTP connection refused");
+                self.context.metrics.smtp_session_refused(refusal.limit());
                 // With every refusal slot busy, close without a word.
                 if let Ok(slot) = Arc::clone(&self.refusals).try_acquire_owned() {
+                    self.context.metrics.smtp_reply(421);
                     sessions.spawn(async move {
                         refuse(stream, refusal).await;
                         drop(slot);
@@ -129,9 +137,10 @@ impl<I: Intake> SmtpServer<I> {
     }
 }
 
-async fn serve<I: Intake>(session: Session<I>, ticket: Ticket) {
+async fn serve<I: Intake>(session: Session<I>, ticket: Ticket, open: OpenSession) {
     session.run().await;
     drop(ticket);
+    drop(open);
 }
 
 async fn refuse(stream: TcpStream, refusal: Refusal) {
@@ -245,6 +254,7 @@ mod tests {
             LiveSettings::new(settings),
             PanickingIntake,
             shutdown.clone(),
+            Metrics::new(),
         )
         .expect("server");
         let addr = server.local_addr().expect("address");

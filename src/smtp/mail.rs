@@ -198,6 +198,7 @@ impl<I: Intake> Session<I> {
                     reason = ?refusal,
                     "a forwarded client is over its caps"
                 );
+                self.context.metrics.smtp_session_refused(refusal.limit());
                 answer::forwarded_client_limited()
             })
     }

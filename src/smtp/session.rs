@@ -19,6 +19,7 @@
 //! many clients' mail and are exempt; their error count starts again with
 //! each message, which is someone else's.
 
+use crate::metrics::Metrics;
 use crate::settings::{LiveSettings, Settings, SmtpSettings};
 use crate::shutdown::Shutdown;
 use crate::smtp::answer;
@@ -51,10 +52,17 @@ pub struct SessionContext {
     /// and a relay's session admits the clients it names with XFORWARD.
     pub admission: Arc<Admission>,
     pub shutdown: Shutdown,
+    /// Counts every reply sent.
+    pub metrics: Metrics,
 }
 
 impl SessionContext {
-    pub fn new(live: LiveSettings, tls: Option<TlsAcceptor>, shutdown: Shutdown) -> Self {
+    pub fn new(
+        live: LiveSettings,
+        tls: Option<TlsAcceptor>,
+        shutdown: Shutdown,
+        metrics: Metrics,
+    ) -> Self {
         let settings = live.current();
         let engine = engine::builder(&settings.smtp.hostname, tls.is_some());
         let smtp = &settings.smtp;
@@ -73,6 +81,7 @@ impl SessionContext {
             engine,
             admission,
             shutdown,
+            metrics,
         }
     }
 
@@ -163,6 +172,7 @@ impl<I: Intake> Session<I> {
         if let End::Reply(reply) = &end {
             tracing::debug!(smtp.code = reply.code, smtp.reply = %reply.text, "closing the session");
             let deadline = Instant::now() + Duration::from_secs(5);
+            self.context.metrics.smtp_reply(reply.code);
             let _ = self.conn.write(&answer::render(reply), deadline).await;
         }
         self.conn.close().await;
@@ -335,6 +345,7 @@ impl<I: Intake> Session<I> {
     }
 
     pub(super) async fn send(&mut self, reply: &SmtpReply) -> Result<(), End> {
+        self.context.metrics.smtp_reply(reply.code);
         self.write(&answer::render(reply)).await
     }
 

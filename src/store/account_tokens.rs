@@ -88,6 +88,12 @@ pub fn consume(
     .optional()
 }
 
+/// Deletes every link of a customer, used or not; returns how many.
+pub fn delete_for_customer(conn: &Connection, customer_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM account_tokens WHERE customer_id = ?1")?
+        .execute([customer_id])
+}
+
 /// Removes links that expired or were used before `now` (the periodic
 /// purge); returns how many.
 pub fn purge_dead(conn: &Connection, now: i64) -> rusqlite::Result<usize> {

@@ -334,6 +334,14 @@ pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<
         .collect()
 }
 
+/// Deletes a customer row (its tokens and sessions go with it).
+pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    let deleted = conn
+        .prepare_cached("DELETE FROM customers WHERE id = ?1")?
+        .execute([id])?;
+    Ok(deleted == 1)
+}
+
 /// Deletes the customer with this identity if it is pending (its tokens
 /// and sessions go with it) and returns its service.
 pub fn delete_pending(conn: &Connection, identity: &str) -> rusqlite::Result<Option<String>> {

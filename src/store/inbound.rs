@@ -241,3 +241,93 @@ pub fn decisions_after(conn: &Connection, after: i64) -> rusqlite::Result<Vec<De
     ))?;
     statement.query_map([after], decision_from_row)?.collect()
 }
+
+/// A stored message's metadata, as a data-protection export shows it: the
+/// envelope and the Message-ID, never the bytes.
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub received_at: i64,
+    pub service: String,
+    pub client_ip: String,
+    pub helo: String,
+    /// The relay that named the client with XFORWARD, if one did.
+    pub relay_ip: Option<String>,
+    pub envelope_from: String,
+    pub envelope_to: String,
+    pub message_id: Option<String>,
+    pub size: i64,
+    /// Whether the raw bytes are still kept (`store.raw_retention_days`).
+    pub raw_kept: bool,
+}
+
+/// The messages decided about an identity, through `decisions_by_identity`.
+pub(super) const MESSAGES_OF: &str =
+    "SELECT i.received_at, i.service, i.client_ip, i.helo, i.envelope_from,
+            i.envelope_to, i.message_id, i.size, i.raw IS NOT NULL, i.relay_ip
+     FROM decisions d JOIN inbound i ON i.id = d.inbound_id
+     WHERE d.identity = ?1 ORDER BY i.id";
+
+/// The stored messages an identity sent, oldest first.
+pub fn messages_for(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<MessageRecord>> {
+    let mut statement = conn.prepare(MESSAGES_OF)?;
+    statement
+        .query_map([identity], |row| {
+            Ok(MessageRecord {
+                received_at: row.get(0)?,
+                service: row.get(1)?,
+                client_ip: row.get(2)?,
+                helo: row.get(3)?,
+                envelope_from: row.get(4)?,
+                envelope_to: row.get(5)?,
+                message_id: row.get(6)?,
+                size: row.get(7)?,
+                raw_kept: row.get(8)?,
+                relay_ip: row.get(9)?,
+            })
+        })?
+        .collect()
+}
+
+/// What `forget` removed or anonymised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Decisions kept, with the address replaced by `anonymous`.
+    pub decisions: usize,
+    /// Stored messages deleted (envelope, Message-ID, bytes).
+    pub messages: usize,
+}
+
+/// Forgets an identity in the decision records: every decision about it
+/// keeps its time, channel, service, outcome, reason and reply code, but
+/// its address becomes `anonymous`, its identity, its note (which may name
+/// envelope addresses) and its link to the message are cleared; the
+/// messages themselves are deleted.
+pub fn forget(conn: &Connection, identity: &str, anonymous: &str) -> rusqlite::Result<Forgotten> {
+    let messages: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT inbound_id FROM decisions WHERE identity = ?1 AND inbound_id IS NOT NULL",
+        )?
+        .query_map([identity], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let decisions = conn
+        .prepare_cached(
+            "UPDATE decisions SET address = ?2, identity = NULL, inbound_id = NULL, note = NULL
+             WHERE identity = ?1",
+        )?
+        .execute(params![identity, anonymous])?;
+    let mut deleted = 0;
+    for id in messages {
+        // Another decision may still name the message (none does today);
+        // it then stays for that one.
+        deleted += conn
+            .prepare_cached(
+                "DELETE FROM inbound WHERE id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM decisions WHERE inbound_id = ?1)",
+            )?
+            .execute([id])?;
+    }
+    Ok(Forgotten {
+        decisions,
+        messages: deleted,
+    })
+}

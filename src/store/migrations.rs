@@ -14,8 +14,14 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_inbound_relay.sql"),
     include_str!("migrations/0008_facing_the_internet.sql"),
     include_str!("migrations/0009_delivery.sql"),
-    include_str!("migrations/0010_webhooks.sql"),
+    include_str!("migrations/0010_operations.sql"),
+    include_str!("migrations/0011_webhooks.sql"),
 ];
+
+/// The schema version this binary migrates to.
+pub fn latest() -> usize {
+    MIGRATIONS.len()
+}
 
 /// Applies the migrations this database has not seen, each in its own
 /// transaction.

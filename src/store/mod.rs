@@ -7,12 +7,15 @@
 //! reads use a small pool of read connections. Async callers reach both
 //! without blocking a tokio worker: writes wait on a oneshot channel, reads run
 //! on the blocking pool. This module and its children are the only code that
-//! writes SQL.
+//! writes SQL. `backup` copies and restores the whole file (SQLite's backup
+//! API); `lock` is the daemon's hold on it.
 
 pub mod account_tokens;
+pub mod backup;
 pub mod bounces;
 pub mod customers;
 pub mod inbound;
+pub mod lock;
 mod migrations;
 pub mod outbox;
 #[cfg(test)]
@@ -24,8 +27,9 @@ pub mod tokens;
 pub mod webhook_events;
 mod writer;
 
+use crate::metrics::Metrics;
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, params};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -96,12 +100,13 @@ struct Inner {
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it and
-    /// starts the writer thread.
+    /// starts the writer thread, which reports each group commit to
+    /// `metrics`.
     ///
     /// # Errors
     /// Fails when the file cannot be opened, configured or migrated.
-    pub fn open(path: &Path, max_batch: usize) -> anyhow::Result<Self> {
-        Self::open_capped(path, max_batch, None)
+    pub fn open(path: &Path, max_batch: usize, metrics: Metrics) -> anyhow::Result<Self> {
+        Self::open_capped(path, max_batch, None, metrics)
     }
 
     /// `open`, with the database held to `max_size_bytes`: past it, writes
@@ -114,6 +119,7 @@ impl Store {
         path: &Path,
         max_batch: usize,
         max_size_bytes: Option<u64>,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
@@ -153,7 +159,7 @@ impl Store {
         }
 
         let stats = Arc::new(WriterStats::default());
-        let jobs = writer::spawn(conn, max_batch, Arc::clone(&stats))?;
+        let jobs = writer::spawn(conn, max_batch, Arc::clone(&stats), metrics)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 jobs,
@@ -237,13 +243,30 @@ impl Store {
         result
     }
 
-    /// Whether the database answers a trivial read (for `/healthz`).
+    /// Whether the database answers a trivial read (for `/readyz`).
     ///
     /// # Errors
     /// The read failed.
     pub async fn health(&self) -> Result<(), StoreError> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether the database takes a write: one row written through the
+    /// writer and committed like every other job (for `/healthz`).
+    ///
+    /// # Errors
+    /// The write or its commit failed.
+    pub async fn probe_write(&self) -> Result<(), StoreError> {
+        self.write(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO health (id, checked_at) VALUES (1, ?1)
+                 ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+            )?
+            .execute(params![now()])?;
             Ok(())
         })
         .await

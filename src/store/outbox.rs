@@ -210,13 +210,79 @@ pub fn mails_to(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<SentM
     .collect()
 }
 
-/// Counts of replies by status, for `/metrics`.
-pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
-    conn.prepare_cached(
-        "SELECT COALESCE(SUM(status = 'queued'), 0), COALESCE(SUM(status = 'sent'), 0), COALESCE(SUM(status = 'dead'), 0)
-         FROM outbox",
-    )?
-    .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+/// The queued replies, counted from the partial index `outbox_queued_by_age`
+/// (or `outbox_due`): never the history of sent ones.
+pub(super) const QUEUED: &str = "SELECT COUNT(*) FROM outbox WHERE status = 'queued'";
+
+/// When the oldest queued reply was queued: the first entry of the partial
+/// index `outbox_queued_by_age`, named because the planner would otherwise
+/// read every queued row through `outbox_due`.
+pub(super) const OLDEST_QUEUED: &str =
+    "SELECT MIN(created_at) FROM outbox INDEXED BY outbox_queued_by_age WHERE status = 'queued'";
+
+/// The outbox as `/metrics` and `/healthz` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    /// Replies waiting to be delivered.
+    pub queued: i64,
+    /// When the oldest of them was queued (Unix seconds).
+    pub oldest_queued_at: Option<i64>,
+}
+
+/// How many replies wait, and since when the oldest.
+pub fn depth(conn: &Connection) -> rusqlite::Result<Depth> {
+    Ok(Depth {
+        queued: conn
+            .prepare_cached(QUEUED)?
+            .query_row([], |row| row.get(0))?,
+        oldest_queued_at: conn
+            .prepare_cached(OLDEST_QUEUED)?
+            .query_row([], |row| row.get(0))?,
+    })
+}
+
+/// A reply's metadata, as a data-protection export shows it: never the
+/// body, which held a live link.
+#[derive(Debug, Clone)]
+pub struct ReplyRecord {
+    pub id: i64,
+    pub created_at: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: u32,
+    pub sent_at: Option<i64>,
+}
+
+/// Replies queued under a rate key (plus-tag ignored), oldest first, from
+/// `outbox_by_rate_key`; the caller picks the recipient it asks about.
+pub(super) const BY_RATE_KEY: &str =
+    "SELECT id, created_at, kind, recipient, status, attempts, sent_at FROM outbox
+     WHERE rate_key = ?1 ORDER BY created_at, id";
+
+/// Every reply queued under `rate_key`, whatever its status.
+pub fn by_rate_key(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<ReplyRecord>> {
+    let mut statement = conn.prepare(BY_RATE_KEY)?;
+    statement
+        .query_map([rate_key], |row| {
+            Ok(ReplyRecord {
+                id: row.get(0)?,
+                created_at: row.get(1)?,
+                kind: row.get(2)?,
+                recipient: row.get(3)?,
+                status: row.get(4)?,
+                attempts: row.get(5)?,
+                sent_at: row.get(6)?,
+            })
+        })?
+        .collect()
+}
+
+/// Deletes a reply, queued or not.
+pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
 }
 
 /// Gives up on every reply still queued to one recipient (an address that

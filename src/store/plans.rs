@@ -47,6 +47,13 @@ fn queries() -> Vec<(&'static str, String)> {
         ("outbox mark sent", outbox::MARK_SENT.into()),
         ("reply named by a VERP token", bounces::BY_VERP_TOKEN.into()),
         ("bouncing address", bounces::IS_BOUNCING.into()),
+        ("outbox depth (scrape)", outbox::QUEUED.into()),
+        (
+            "messages of an identity (export)",
+            inbound::MESSAGES_OF.into(),
+        ),
+        ("replies by rate key (export)", outbox::BY_RATE_KEY.into()),
+        ("oldest queued reply (scrape)", outbox::OLDEST_QUEUED.into()),
         ("token replace", tokens::DELETE_UNUSED.into()),
         ("token lookup", tokens::LIVE_CUSTOMER.into()),
         ("token consume", tokens::CONSUME.into()),
@@ -143,5 +150,18 @@ fn the_scan_check_catches_the_scan_issue_9_found() {
     assert!(
         lines.iter().any(|line| scans_growing_table(line)),
         "{lines:?}"
+    );
+}
+
+#[test]
+fn the_oldest_queued_reply_is_the_first_entry_of_its_partial_index() {
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    migrations::run(&mut conn).expect("migrations run");
+    let lines = plan(&conn, outbox::OLDEST_QUEUED);
+    assert!(
+        lines.len() == 1
+            && lines[0].starts_with("SEARCH outbox USING")
+            && lines[0].contains("INDEX outbox_queued_by_age"),
+        "the scrape no longer reads the age from outbox_queued_by_age: {lines:?}"
     );
 }

@@ -61,3 +61,29 @@ pub fn purge_expired(conn: &Connection, now: i64, idle_secs: i64) -> rusqlite::R
     conn.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2")?
         .execute(params![now, idle_secs])
 }
+
+/// A session's times, as a data-protection export shows them (never the
+/// hash).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRecord {
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// A customer's sessions, oldest first.
+pub fn for_customer(conn: &Connection, customer_id: i64) -> rusqlite::Result<Vec<SessionRecord>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT created_at, last_seen_at, expires_at FROM sessions
+         WHERE customer_id = ?1 ORDER BY created_at",
+    )?;
+    statement
+        .query_map([customer_id], |row| {
+            Ok(SessionRecord {
+                created_at: row.get(0)?,
+                last_seen_at: row.get(1)?,
+                expires_at: row.get(2)?,
+            })
+        })?
+        .collect()
+}

@@ -43,6 +43,13 @@ pub fn find(conn: &Connection, identity: &str) -> rusqlite::Result<Option<Suppre
         .optional()
 }
 
+/// Deletes the "I did not ask for this" links mailed to an identity;
+/// returns how many.
+pub fn delete_opt_out_tokens_for(conn: &Connection, identity: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM opt_out_tokens WHERE identity = ?1")?
+        .execute([identity])
+}
+
 /// Whether an identity is never to be mailed.
 pub fn contains(conn: &Connection, identity: &str) -> rusqlite::Result<bool> {
     Ok(find(conn, identity)?.is_some())

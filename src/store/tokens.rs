@@ -49,3 +49,9 @@ pub fn consume(conn: &Connection, hash: &TokenHash, now: i64) -> rusqlite::Resul
         .query_row(params![&hash.0[..], now], |row| row.get(0))
         .optional()
 }
+
+/// Deletes every token of a customer, used or not; returns how many.
+pub fn delete_for_customer(conn: &Connection, customer_id: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached("DELETE FROM activation_tokens WHERE customer_id = ?1")?
+        .execute([customer_id])
+}

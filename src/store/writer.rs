@@ -6,11 +6,13 @@
 //! instead of queueing for one each, and no caller hears "done" before its
 //! rows are durable.
 
+use crate::metrics::Metrics;
 use crate::store::StoreError;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Called after the commit with its result.
@@ -103,15 +105,22 @@ pub(super) fn spawn(
     conn: Connection,
     max_batch: usize,
     stats: Arc<WriterStats>,
+    metrics: Metrics,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, receiver, max_batch, &stats))?;
+        .spawn(move || run(conn, receiver, max_batch, &stats, &metrics))?;
     Ok(sender)
 }
 
-fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+fn run(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    stats: &WriterStats,
+    metrics: &Metrics,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
@@ -122,9 +131,11 @@ fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats
             }
         }
         let size = batch.len();
+        let started = Instant::now();
         let (finishers, commit) = commit_batch(&conn, batch.drain(..));
         if commit.is_ok() {
             stats.record(size);
+            metrics.group_commit(size, started.elapsed());
         }
         for finish in finishers {
             finish(commit.clone());
@@ -190,12 +201,13 @@ fn batch_error(error: &rusqlite::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use crate::metrics::Metrics;
     use crate::store::{Store, StoreError};
 
     #[tokio::test]
     async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = Store::open(&dir.path().join("db.sqlite3"), 16).expect("opens");
+        let store = Store::open(&dir.path().join("db.sqlite3"), 16, Metrics::new()).expect("opens");
         let before = store
             .write(|conn| {
                 conn.execute_batch("CREATE TABLE t (x INTEGER)")?;

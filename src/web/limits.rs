@@ -19,6 +19,7 @@
 //! gives its place back.
 
 use crate::domain::ClientNetwork;
+use crate::metrics::Metrics;
 use crate::settings::RateLimitSettings;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -43,6 +44,20 @@ pub enum Kind {
     InvalidTokenClient,
     /// Activations that reached the password hash, per client network.
     ActivationClient,
+}
+
+impl Kind {
+    /// The limit's stable name (its setting's), as the metrics count it.
+    pub fn limit(self) -> &'static str {
+        match self {
+            Kind::RegistrationClient => "registrations_per_ip",
+            Kind::RegistrationAddress => "registrations_per_address",
+            Kind::FailedLoginClientAccount => "failed_logins_per_account",
+            Kind::FailedLoginClient => "failed_logins_per_ip",
+            Kind::InvalidTokenClient => "invalid_tokens_per_ip",
+            Kind::ActivationClient => "activations_per_ip",
+        }
+    }
 }
 
 /// What a count is kept for: a client network, or a digest of text (an
@@ -84,6 +99,8 @@ type Table = HashMap<(Kind, LimitKey), VecDeque<Instant>>;
 pub struct WebLimits {
     settings: RateLimitSettings,
     events: Mutex<Table>,
+    /// Counts every request a limit stops.
+    metrics: Metrics,
 }
 
 /// Places taken under one or more limits before the work they limit; kept
@@ -110,10 +127,11 @@ impl Reservation<'_> {
 }
 
 impl WebLimits {
-    pub fn new(settings: RateLimitSettings) -> Self {
+    pub fn new(settings: RateLimitSettings, metrics: Metrics) -> Self {
         Self {
             settings,
             events: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -134,11 +152,16 @@ impl WebLimits {
         usize::try_from(limit).unwrap_or(usize::MAX)
     }
 
-    /// True when `key` has used up its allowance of `kind` in the window.
+    /// True when `key` has used up its allowance of `kind` in the window
+    /// (the caller then refuses the request, so this counts a hit).
     pub fn exhausted(&self, kind: Kind, key: LimitKey) -> bool {
         let now = Instant::now();
         let mut events = self.lock();
-        self.exhausted_in(&mut events, kind, key, now)
+        let exhausted = self.exhausted_in(&mut events, kind, key, now);
+        if exhausted {
+            self.metrics.rate_limit_hit(kind.limit());
+        }
+        exhausted
     }
 
     /// Counts one event of `kind` for `key`.
@@ -154,10 +177,11 @@ impl WebLimits {
     pub fn reserve(&self, keys: &[(Kind, LimitKey)]) -> Option<Reservation<'_>> {
         let now = Instant::now();
         let mut events = self.lock();
-        if keys
+        if let Some(&(kind, _)) = keys
             .iter()
-            .any(|&(kind, key)| self.exhausted_in(&mut events, kind, key, now))
+            .find(|&&(kind, key)| self.exhausted_in(&mut events, kind, key, now))
         {
+            self.metrics.rate_limit_hit(kind.limit());
             return None;
         }
         for &(kind, key) in keys {
@@ -266,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_key_is_limited_after_its_allowance_and_others_are_not() {
-        let limits = WebLimits::new(settings());
+        let limits = WebLimits::new(settings(), Metrics::new());
         let one = LimitKey::client(client("192.0.2.1"));
         assert!(!limits.exhausted(Kind::RegistrationClient, one));
         limits.record(Kind::RegistrationClient, one);
@@ -280,7 +304,7 @@ mod tests {
 
     #[test]
     fn one_ipv6_64_is_one_client() {
-        let limits = WebLimits::new(settings());
+        let limits = WebLimits::new(settings(), Metrics::new());
         limits.record(
             Kind::RegistrationClient,
             LimitKey::client(client("2001:db8::1")),
@@ -297,10 +321,13 @@ mod tests {
 
     #[test]
     fn events_older_than_the_window_no_longer_count() {
-        let limits = WebLimits::new(RateLimitSettings {
-            window: Duration::ZERO,
-            ..settings()
-        });
+        let limits = WebLimits::new(
+            RateLimitSettings {
+                window: Duration::ZERO,
+                ..settings()
+            },
+            Metrics::new(),
+        );
         let key = LimitKey::text("a@example.com");
         limits.record(Kind::RegistrationAddress, key);
         assert!(!limits.exhausted(Kind::RegistrationAddress, key));
@@ -308,7 +335,7 @@ mod tests {
 
     #[test]
     fn reservations_are_all_or_nothing_and_a_refund_gives_the_place_back() {
-        let limits = WebLimits::new(settings());
+        let limits = WebLimits::new(settings(), Metrics::new());
         let keys = [
             (
                 Kind::FailedLoginClientAccount,
@@ -330,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_full_table_forgets_the_keys_idle_longest_not_the_newest() {
-        let limits = WebLimits::new(settings());
+        let limits = WebLimits::new(settings(), Metrics::new());
         let victim = LimitKey::text("victim@example.com");
         for n in 0..MAX_KEYS {
             limits.record(Kind::RegistrationAddress, LimitKey::text(&n.to_string()));

@@ -1,7 +1,7 @@
 //! The HTTP side: activation page, sign-in, portal, "Create an account",
 //! "send me a new link", "I did not ask for this"; and, on the separate
-//! admin listener, `/healthz` and `/metrics`. The only module that knows
-//! axum.
+//! admin listener, what operators and machines fetch (`/healthz`,
+//! `/readyz`, `/metrics`). The only module that knows axum.
 //!
 //! GET and HEAD never change state: mail scanners fetch links and even run
 //! their JavaScript. Every POST carries a CSRF token and passes an origin
@@ -27,6 +27,7 @@ mod views;
 pub use serve::ServeLimits;
 
 use crate::domain::TokenHash;
+use crate::metrics::Metrics;
 use crate::password::PasswordHasher;
 use crate::registration::Registrar;
 use crate::settings::Settings;
@@ -61,10 +62,13 @@ impl AppState {
     /// When the argon2 parameters are refused.
     pub fn new(registrar: Registrar, settings: Arc<Settings>) -> anyhow::Result<Self> {
         Ok(Self {
-            registrar,
-            hasher: PasswordHasher::new(&settings.password)?,
+            hasher: PasswordHasher::new(&settings.password, registrar.metrics().clone())?,
             secure_cookies: settings.http.public_url.scheme() == "https",
-            limits: Arc::new(limits::WebLimits::new(settings.rate_limits.clone())),
+            limits: Arc::new(limits::WebLimits::new(
+                settings.rate_limits.clone(),
+                registrar.metrics().clone(),
+            )),
+            registrar,
             activating: Arc::new(Mutex::new(HashSet::new())),
             settings,
         })
@@ -120,8 +124,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Builds the admin router: `/healthz` and Prometheus `/metrics`, for the
-/// admin listener only (loopback by default).
+/// Builds the admin router: `/healthz`, `/readyz` and `/metrics`
+/// (`pages::ops_routes`), for the admin listener only (loopback by default).
 pub fn admin_router(state: AppState) -> Router {
     let tokens = &state.settings.admin.api_tokens;
     let api = if tokens.is_empty() {
@@ -130,8 +134,7 @@ pub fn admin_router(state: AppState) -> Router {
         api::routes(tokens.clone())
     };
     Router::new()
-        .route("/healthz", get(pages::healthz))
-        .route("/metrics", get(pages::metrics))
+        .merge(pages::ops_routes())
         .merge(api)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -171,7 +174,8 @@ pub async fn serve(
         // stops sending its request.
         write_timeout: http.request_timeout,
     };
-    serve::serve(listener, router(state), limits, shutdown).await
+    let metrics = state.registrar.metrics().clone();
+    serve_counted("http", metrics, listener, router(state), limits, shutdown).await
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown`.
@@ -183,5 +187,37 @@ pub async fn serve_admin(
     state: AppState,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    serve::serve(listener, admin_router(state), ADMIN_LIMITS, shutdown).await
+    let metrics = state.registrar.metrics().clone();
+    serve_counted(
+        "admin",
+        metrics,
+        listener,
+        admin_router(state),
+        ADMIN_LIMITS,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `router`, with the listener counted up (`registrar_listener_up`)
+/// from now until shutdown begins: from then on it takes no new work, so
+/// `/healthz` and `/readyz` say so while open connections drain.
+async fn serve_counted(
+    name: &'static str,
+    metrics: Metrics,
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    metrics.listener_up(name, true);
+    let stopping = metrics.clone();
+    let stopped = shutdown.clone();
+    tokio::spawn(async move {
+        stopped.wait().await;
+        stopping.listener_up(name, false);
+    });
+    let served = serve::serve(listener, router, limits, shutdown).await;
+    metrics.listener_up(name, false);
+    served
 }

@@ -13,7 +13,7 @@ use crate::support::ldap::{
 };
 use crate::support::oidc::free_port;
 use crate::support::optin::require_server;
-use crate::support::{TestApp, form_page, hidden_field};
+use crate::support::{TestApp, form_page, hidden_field, scrape};
 use registrar::settings::{LdapSecurity, LdapSettings};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -108,6 +108,19 @@ async fn the_first_directory_sign_in_creates_an_active_customer_and_later_ones_s
     assert_eq!(
         app.count("decisions WHERE channel = 'directory' AND outcome = 'already_active'"),
         1
+    );
+    // Counted: two sign-ins by the directory, one of which registered.
+    let scraped = scrape(&app).await;
+    assert_eq!(
+        scraped.value(
+            "registrar_sign_ins_total",
+            &[("method", "directory"), ("result", "signed_in")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        scraped.value("registrar_registrations_total", &[("channel", "directory")]),
+        1.0
     );
 }
 

@@ -9,7 +9,7 @@
 
 use crate::support::oidc::{AccountSpec, ClientSpec, Provider, free_port, through_provider};
 use crate::support::optin::require_server;
-use crate::support::{TestApp, form_page};
+use crate::support::{TestApp, form_page, scrape};
 use registrar::settings::{OidcSettings, Settings};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -192,6 +192,19 @@ async fn the_first_google_sign_in_creates_an_active_customer_and_later_ones_sign
     );
     // No mail: the provider proved the address.
     assert!(s.app.relay.mails().is_empty());
+    // Counted: two sign-ins by Google, one of which registered.
+    let scraped = scrape(&s.app).await;
+    assert_eq!(
+        scraped.value(
+            "registrar_sign_ins_total",
+            &[("method", "google"), ("result", "signed_in")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        scraped.value("registrar_registrations_total", &[("channel", "google")]),
+        1.0
+    );
     let shown = s.app.cli(&["customers", "show", "amy@example.com"]).await;
     assert!(shown.stdout.contains("google"), "{}", shown.stdout);
     drop(s.provider);

@@ -3,7 +3,7 @@
 //! while a normal request is served and the SMTP listener keeps accepting;
 //! and nothing operational is served on the public side.
 
-use crate::support::{DEADLINE, SmtpClient, TestApp, metric};
+use crate::support::{DEADLINE, SmtpClient, TestApp, scrape};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -190,19 +190,17 @@ async fn a_trickled_request_body_gets_408_and_the_connection_closes() {
 #[tokio::test]
 async fn metrics_and_health_are_on_the_admin_listener_only() {
     let app = TestApp::spawn().await;
-    for path in ["/metrics", "/healthz"] {
+    for path in ["/metrics", "/healthz", "/readyz"] {
         let public = app.http().get(app.url(path)).send().await.expect("GET");
         assert_eq!(public.status(), 404, "{path} is not on the public listener");
         let admin = reqwest::get(app.admin_url(path)).await.expect("GET");
         assert_eq!(admin.status(), 200, "{path} is on the admin listener");
     }
-    let metrics = app.metrics().await;
-    assert!(metric(&metrics, "registrar_store_commits_total").is_some());
-    assert!(
-        metric(
-            &metrics,
-            "registrar_limit_reached_total{limit=\"new_sender_flood\"}"
-        )
-        .is_some()
+    let metrics = scrape(&app).await;
+    assert!(metrics.has_family("registrar_store_commit_seconds"));
+    assert!(metrics.has_family("registrar_limit_reached"));
+    assert_eq!(
+        metrics.value("registrar_listener_up", &[("listener", "admin")]),
+        1.0
     );
 }

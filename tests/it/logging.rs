@@ -4,7 +4,9 @@
 //! activation or reset token, a password, a client or service-account
 //! secret, a webhook secret or the credential in a webhook URL (the
 //! endpoint is unreachable, so its failures are logged), a cookie or the
-//! message body.
+//! message body, in text or in JSON; and each SMTP
+//! transaction is one line holding the client, the envelope, the service,
+//! the decision and the reply code.
 
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
@@ -23,8 +25,19 @@ const OIDC_SECRET: &str = "oidc-client-secret-value";
 const WEBHOOK_SECRET: &str = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcY";
 const WEBHOOK_URL_KEY: &str = "query-credential-of-the-endpoint";
 
-#[tokio::test]
-async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
+/// What one run of the daemon logged, and the secrets it was given.
+struct Run {
+    /// Standard output, where the log goes.
+    stdout: String,
+    /// Standard output and error together.
+    everything: String,
+    secrets: Vec<(&'static str, String)>,
+}
+
+/// Runs the real binary at RUST_LOG=trace with `format` (`None`: the
+/// default) through a registration by mail, an activation and a portal
+/// visit, then kills it.
+async fn registration_and_activation(format: Option<&str>) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("registrar.toml");
     std::fs::write(
@@ -43,43 +56,59 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
         ),
     )
     .expect("write config");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_registrar"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_registrar"));
+    command
         .arg("--config")
         .arg(&config)
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let log = Arc::new(Mutex::new(String::new()));
-    for stream in [
-        Box::new(daemon.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
-        Box::new(daemon.stderr.take().expect("stderr")),
+        .stderr(Stdio::piped());
+    if let Some(format) = format {
+        command.env("REGISTRAR__LOG__FORMAT", format);
+    }
+    let mut daemon = command.spawn().expect("start the daemon");
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let everything = Arc::new(Mutex::new(String::new()));
+    for (stream, is_stdout) in [
+        (
+            Box::new(daemon.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            true,
+        ),
+        (Box::new(daemon.stderr.take().expect("stderr")), false),
     ] {
-        let log = Arc::clone(&log);
+        let stdout = Arc::clone(&stdout);
+        let everything = Arc::clone(&everything);
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let mut log = log.lock().expect("log lock");
+                if is_stdout {
+                    let mut log = stdout.lock().expect("log lock");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                let mut log = everything.lock().expect("log lock");
                 log.push_str(&line);
                 log.push('\n');
             }
         });
     }
     eventually("the daemon to listen", || {
-        log.lock().expect("log lock").contains("listening")
+        stdout.lock().expect("log lock").contains("listening")
     })
     .await;
+    // `smtp.addr=127.0.0.1:1234` in text, `"smtp.addr":"127.0.0.1:1234"` in
+    // JSON.
     let address = |key: &str| -> SocketAddr {
-        let log = log.lock().expect("log lock");
+        let log = stdout.lock().expect("log lock");
         let start = log.find(key).expect("address logged") + key.len();
         log[start..]
-            .split_whitespace()
+            .trim_start_matches(['=', ':', '"'])
+            .split(|c: char| c.is_whitespace() || c == '"')
             .next()
             .expect("address")
             .parse()
             .expect("socket address")
     };
-    let (smtp, http) = (address("smtp.addr="), address("http.addr="));
+    let (smtp, http) = (address("smtp.addr"), address("http.addr"));
 
     let (mut client, _) = SmtpClient::connect(smtp).await.expect("SMTP connect");
     let mut message = person("Jane Doe", "jane@example.com", SUPPORT, "log@example.com");
@@ -233,29 +262,93 @@ async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
     // process is enough, since everything asserted below is already logged.
     daemon.kill().expect("stop the daemon");
     let _ = daemon.wait();
-    let log = log.lock().expect("log lock").clone();
-    assert!(
-        log.contains("event=\"decided\""),
-        "the log is not empty:\n{log}"
-    );
-    assert!(
-        log.contains("event=\"retry_scheduled\"") && log.contains("webhook.id=msg_"),
-        "the webhook's failures are logged:\n{log}"
-    );
-    for (what, secret) in [
-        ("activation token", token.as_str()),
-        ("password", PASSWORD),
-        ("reset token", reset_token.as_str()),
-        ("new password", NEW_PASSWORD),
-        ("directory password", DIRECTORY_PASSWORD),
-        ("service account's password", LDAP_SECRET),
-        ("client secret", OIDC_SECRET),
-        ("webhook secret", &WEBHOOK_SECRET[6..]),
-        ("credential in the webhook URL", WEBHOOK_URL_KEY),
-        ("CSRF value", csrf.as_str()),
-        ("session cookie", session_value.as_str()),
-        ("message body", BODY),
-    ] {
-        assert!(!log.contains(secret), "the {what} is in the log");
+    let stdout = stdout.lock().expect("log lock").clone();
+    let everything = everything.lock().expect("log lock").clone();
+    Run {
+        stdout,
+        everything,
+        secrets: vec![
+            ("activation token", token),
+            ("password", PASSWORD.to_owned()),
+            ("reset token", reset_token),
+            ("new password", NEW_PASSWORD.to_owned()),
+            ("directory password", DIRECTORY_PASSWORD.to_owned()),
+            ("service account's password", LDAP_SECRET.to_owned()),
+            ("client secret", OIDC_SECRET.to_owned()),
+            ("webhook secret", WEBHOOK_SECRET[6..].to_owned()),
+            ("credential in the webhook URL", WEBHOOK_URL_KEY.to_owned()),
+            ("CSRF value", csrf),
+            ("session cookie", session_value),
+            ("message body", BODY.to_owned()),
+        ],
     }
+}
+
+fn assert_no_secrets(run: &Run) {
+    for (what, secret) in &run.secrets {
+        assert!(
+            !run.everything.contains(secret.as_str()),
+            "the {what} is in the log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_log_never_holds_tokens_passwords_cookies_or_bodies() {
+    let run = registration_and_activation(None).await;
+
+    let line = run
+        .stdout
+        .lines()
+        .find(|line| line.contains("event=\"smtp.transaction\""))
+        .unwrap_or_else(|| panic!("no transaction line:\n{}", run.stdout));
+    for field in [
+        "client.ip=127.0.0.1",
+        "envelope.from=jane@example.com",
+        "envelope.to=support@helpdesk.example",
+        "service=\"demo\"",
+        "decision=\"register\"",
+        "reason=\"new_customer\"",
+        "smtp.code=250",
+    ] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+    assert!(
+        run.stdout.contains("event=\"retry_scheduled\"") && run.stdout.contains("webhook.id=msg_"),
+        "the webhook's failures are logged:\n{}",
+        run.stdout
+    );
+    assert_no_secrets(&run);
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_a_line_hold_the_transaction_and_no_secrets() {
+    let run = registration_and_activation(Some("json")).await;
+
+    let lines: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(lines.len() > 10, "{}", run.stdout);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["timestamp"].is_string() && l["level"].is_string())
+    );
+    let transactions: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "smtp.transaction")
+        .collect();
+    assert_eq!(transactions.len(), 1, "one message, one line");
+    let line = transactions[0];
+    assert_eq!(line["client.ip"], "127.0.0.1");
+    assert_eq!(line["client.helo"], "client.test", "{line}");
+    assert_eq!(line["envelope.from"], "jane@example.com");
+    assert_eq!(line["envelope.to"], "support@helpdesk.example");
+    assert_eq!(line["service"], "demo");
+    assert_eq!(line["decision"], "register");
+    assert_eq!(line["reason"], "new_customer");
+    assert_eq!(line["smtp.code"], 250);
+    assert_no_secrets(&run);
 }

@@ -8,6 +8,7 @@ use crate::support::SmtpClient;
 use crate::support::TestApp;
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
+use crate::support::scrape;
 use base64::Engine as _;
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter as _;
@@ -64,6 +65,14 @@ fn last_decision(app: &TestApp) -> (String, String, bool) {
         .expect("a decision is recorded")
 }
 
+/// How many DMARC verdicts of this kind `/metrics` has counted.
+async fn dmarc_verdicts(app: &TestApp, verdict: &str) -> f64 {
+    scrape(app).await.value(
+        "registrar_sender_auth_verdicts_total",
+        &[("mode", "dmarc"), ("verdict", verdict)],
+    )
+}
+
 async fn assert_nothing_sent(app: &TestApp) {
     app.settle().await;
     assert_eq!(app.count("outbox"), 0, "a reply was queued");
@@ -101,6 +110,7 @@ async fn dmarc_pass_by_an_aligned_dkim_signature_registers() {
     let mails = app.relay.wait_for(1).await;
     assert_eq!(mails[0].rcpt_to, vec![JANE.to_owned()]);
     assert_eq!(last_decision(&app).0, "register");
+    assert_eq!(dmarc_verdicts(&app, "pass").await, 1.0);
 }
 
 #[tokio::test]
@@ -142,6 +152,8 @@ async fn dmarc_fail_is_refused_550_and_nobody_is_mailed() {
     assert_eq!(last_decision(&app).1, "not_authenticated");
     assert_eq!(app.count("customers"), 0);
     assert_nothing_sent(&app).await;
+    assert_eq!(dmarc_verdicts(&app, "fail").await, 1.0);
+    assert_eq!(dmarc_verdicts(&app, "pass").await, 0.0);
 }
 
 #[tokio::test]
@@ -187,6 +199,19 @@ async fn a_temporary_dns_error_answers_451_stores_nothing_and_the_retry_register
         assert_eq!(app.count(table), 0, "{table} should be empty");
     }
     assert_nothing_sent(&app).await;
+    assert_eq!(dmarc_verdicts(&app, "temporary_error").await, 1.0);
+    let deferred = [
+        ("decision", "defer"),
+        ("reason", "sender_auth_temporary_error"),
+        ("service", "demo"),
+    ];
+    assert_eq!(
+        scrape(&app)
+            .await
+            .value("registrar_messages_total", &deferred),
+        1.0,
+        "a deferred message is counted though nothing of it is stored"
+    );
 
     // DNS recovers; the sender's retry of the same message registers once.
     let app = app.restart_with(dmarc_with(example_com(&key))).await;

@@ -6,7 +6,7 @@
 use crate::support::app::SUPPORT;
 use crate::support::customer::register;
 use crate::support::mail::person;
-use crate::support::{Mail, TestApp, hidden_field, metric};
+use crate::support::{Mail, TestApp, hidden_field, scrape};
 use reqwest::StatusCode;
 
 /// The "I did not ask for this" link in a mail's text.
@@ -77,6 +77,11 @@ async fn the_opt_out_link_stops_all_further_mail_until_an_operator_undoes_it() {
         ),
         1,
         "the opt-out is recorded"
+    );
+    assert_eq!(
+        scrape(&app).await.value("registrar_opt_outs_total", &[]),
+        1.0,
+        "and counted"
     );
 
     // Mail, the portal and an operator's invitation all stay silent.
@@ -164,9 +169,9 @@ async fn the_circuit_breaker_turns_a_flood_of_new_senders_into_451_and_no_mail()
         4,
         "three activations and one new link"
     );
-    let flood = metric(
-        &app.metrics().await,
-        "registrar_limit_reached_total{limit=\"new_sender_flood\"}",
+    let flood = scrape(&app).await.value(
+        "registrar_limit_reached_total",
+        &[("limit", "new_sender_flood")],
     );
-    assert!(flood >= Some(7), "{flood:?}");
+    assert!(flood >= 7.0, "{flood}");
 }

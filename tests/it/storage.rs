@@ -6,7 +6,7 @@
 
 use crate::support::app::SUPPORT;
 use crate::support::mail::person;
-use crate::support::{TestApp, eventually, metric};
+use crate::support::{TestApp, eventually, scrape};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,13 +116,10 @@ async fn past_a_clients_hourly_quota_raw_bytes_are_not_kept_and_mail_is_still_an
         3,
         "all three are answered"
     );
-    let metrics = app.metrics().await;
-    assert!(
-        metric(
-            &metrics,
-            "registrar_limit_reached_total{limit=\"raw_quota\"}"
-        ) >= Some(2)
-    );
+    let quota = scrape(&app)
+        .await
+        .value("registrar_limit_reached_total", &[("limit", "raw_quota")]);
+    assert!(quota >= 2.0, "{quota}");
 }
 
 #[tokio::test]
@@ -253,7 +250,7 @@ async fn everything_written_is_private_and_mail_files_leave_after_their_retentio
     .await;
     let data = app.db_path.parent().expect("the data folder").to_owned();
     assert_eq!(mode(&data), 0o700, "the data folder");
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
         let file = PathBuf::from(format!("{}{suffix}", app.db_path.display()));
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }

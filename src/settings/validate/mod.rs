@@ -2,7 +2,7 @@
 //! once, and the result converted into typed settings. One file per section
 //! (`smtp`, `http`, `admin` with `api_tokens`, `store`, `outbound`,
 //! `accounts`, `circuit_breaker`, `sender_auth`, `dkim`, `sign_in` for
-//! `[oidc.google]` and `[ldap]`, `webhooks` for `[[webhooks]]` and
+//! `[oidc.google]` and `[ldap]`, `log`, `webhooks` for `[[webhooks]]` and
 //! `[webhook_delivery]`, `services` with their `policy`); each checks its
 //! own keys and converts them, and this file puts the sections together.
 
@@ -12,6 +12,7 @@ mod api_tokens;
 mod circuit_breaker;
 mod dkim;
 mod http;
+mod log;
 mod outbound;
 mod policy;
 mod sender_auth;
@@ -60,6 +61,7 @@ impl RawSettings {
                 .parse("templates.dir", Wording::load(Some(dir), &service_ids))
                 .map(Arc::new),
         };
+        let log = log::validate(&self.log, &mut problems);
         // The MTAs in front of us are also whose Authentication-Results a
         // service trusts, unless it names its own.
         let relays = smtp.as_ref().map_or(&[][..], |smtp| &smtp.relays[..]);
@@ -94,6 +96,7 @@ impl RawSettings {
                     sender_auth,
                     dkim,
                     wording: wording.unwrap_or_else(|| Arc::clone(&EMBEDDED)),
+                    log,
                     oidc,
                     ldap,
                     webhooks,

@@ -1,5 +1,6 @@
 //! The `[outbound]` section: the relay (or folder) replies go to, their
-//! sender, and the retry schedule.
+//! sender, the retry schedule, and how long a reply may wait before the
+//! daemon counts as unhealthy.
 
 use crate::domain::{EmailAddress, Verp};
 use crate::settings::raw::RawOutbound;
@@ -81,5 +82,6 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         retry_max: Duration::from_secs(raw.retry_max_secs.max(raw.retry_base_secs)),
         max_attempts: raw.max_attempts,
         poll_interval: Duration::from_secs(raw.poll_secs),
+        max_queue_age: Duration::from_secs(raw.max_queue_age_secs),
     })
 }

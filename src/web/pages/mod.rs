@@ -20,7 +20,7 @@ pub use account::{login, login_form, logout, portal};
 pub use activation::{activate, activate_form};
 pub use directory::{directory_form, directory_login};
 pub use google::{google_callback, google_start};
-pub use ops::{healthz, metrics, not_found, stylesheet};
+pub use ops::{not_found, routes as ops_routes, stylesheet};
 pub use opt_out::{opt_out, opt_out_form};
 pub use recovery::{
     email_link_form, email_link_request, forgot, forgot_form, link_sign_in, link_sign_in_form,

@@ -1,65 +1,99 @@
 //! What operators and machines fetch, on the admin listener only:
-//! `/healthz` and `/metrics` (nothing customer-specific is on the public
-//! side); plus the stylesheet and the not-found answer both routers use.
+//! `/healthz`, `/readyz` and `/metrics` (all three in `routes`; nothing
+//! operational or customer-specific is on the public side), plus the
+//! stylesheet and the not-found answer both routers use.
+//!
+//! None of them changes business state. `/healthz` writes one bookkeeping
+//! row through the store writer to prove the database takes writes, at most
+//! once a second however often it is asked.
 
+use crate::metrics::CONTENT_TYPE;
+use crate::registration::Health;
 use crate::web::AppState;
 use crate::web::error::WebError;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use std::fmt::Write as _;
 
+/// The operators' routes: `/healthz`, `/readyz`, `/metrics`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// `200` when every listener accepts connections, the database takes a
+/// write and no reply has waited in the outbox longer than
+/// `outbound.max_queue_age_secs`; `503` otherwise. The body names each
+/// check's finding.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.registrar.health().await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable\n").into_response(),
+    let health = state.registrar.health().await;
+    let status = if health.healthy() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        health_report(&health),
+    )
+        .into_response()
+}
+
+fn health_report(health: &Health) -> String {
+    let mut out = String::from(if health.healthy() {
+        "ok\n"
+    } else {
+        "unhealthy\n"
+    });
+    for listener in &health.listeners {
+        let state = if health.listeners_down.contains(listener) {
+            "down"
+        } else {
+            "up"
+        };
+        let _ = writeln!(out, "listener {listener}: {state}");
+    }
+    let database = if health.database_writable {
+        "writable"
+    } else {
+        "not writable"
+    };
+    let _ = writeln!(out, "database: {database}");
+    let limit = health.max_queue_age.as_secs();
+    match health.oldest_queued_age {
+        Some(age) => {
+            let _ = writeln!(
+                out,
+                "outbox: oldest queued reply waited {} s (limit {limit} s)",
+                age.as_secs()
+            );
+        }
+        None => out.push_str("outbox: unreadable\n"),
+    }
+    out
+}
+
+/// `200` while the daemon takes traffic (every listener accepts connections
+/// and the database answers a read); `503` before, during shutdown, or when
+/// the database does not answer.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.registrar.ready().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
 }
 
-/// Prometheus text format.
+/// Every metric, in the OpenMetrics text format.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, WebError> {
-    let counters = state.registrar.counters().await?;
-    let body = format!(
-        "# HELP registrar_store_commits_total Group commits by the store writer.\n\
-         # TYPE registrar_store_commits_total counter\n\
-         registrar_store_commits_total {}\n\
-         # HELP registrar_store_jobs_total Write jobs committed by the store writer.\n\
-         # TYPE registrar_store_jobs_total counter\n\
-         registrar_store_jobs_total {}\n\
-         # HELP registrar_store_largest_batch Most jobs committed in one transaction.\n\
-         # TYPE registrar_store_largest_batch gauge\n\
-         registrar_store_largest_batch {}\n\
-         # HELP registrar_outbox_replies Replies in the outbox by status.\n\
-         # TYPE registrar_outbox_replies gauge\n\
-         registrar_outbox_replies{{status=\"queued\"}} {}\n\
-         registrar_outbox_replies{{status=\"sent\"}} {}\n\
-         registrar_outbox_replies{{status=\"dead\"}} {}\n\
-         # HELP registrar_password_hashes_total Argon2id password hashes computed.\n\
-         # TYPE registrar_password_hashes_total counter\n\
-         registrar_password_hashes_total {}\n\
-         # HELP registrar_password_verifies_total Argon2id password verifications run.\n\
-         # TYPE registrar_password_verifies_total counter\n\
-         registrar_password_verifies_total {}\n\
-         # HELP registrar_limit_reached_total Times a limit that protects everybody was reached.\n\
-         # TYPE registrar_limit_reached_total counter\n",
-        counters.store_commits,
-        counters.store_jobs,
-        counters.store_largest_batch,
-        counters.outbox_queued,
-        counters.outbox_sent,
-        counters.outbox_dead,
-        state.hasher.hashes_computed(),
-        state.hasher.verifies_run(),
-    );
-    let mut body = body;
-    for (alarm, count) in &counters.alarms {
-        let _ = writeln!(
-            body,
-            "registrar_limit_reached_total{{limit=\"{}\"}} {count}",
-            alarm.as_str()
-        );
-    }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+    let text = state.registrar.metrics_text().await?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
 
 pub async fn stylesheet() -> Response {

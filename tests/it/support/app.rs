@@ -6,6 +6,7 @@ use super::{Reply, SmtpClient};
 use registrar::app::Application;
 use registrar::settings::{self, RelayUrl, Settings};
 use registrar::shutdown::Shutdown;
+use registrar::telemetry::LogFormat;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -15,9 +16,9 @@ use tempfile::TempDir;
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     super::default_tls_provider();
     if std::env::var_os("TEST_LOG").is_some() {
-        registrar::telemetry::init("debug", std::io::stdout);
+        registrar::telemetry::init("debug", LogFormat::Text, std::io::stdout);
     } else {
-        registrar::telemetry::init("off", std::io::sink);
+        registrar::telemetry::init("off", LogFormat::Text, std::io::sink);
     }
 });
 
@@ -211,16 +212,6 @@ impl TestApp {
     /// A URL on the admin listener.
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)
-    }
-
-    /// The `/metrics` text from the admin listener.
-    pub async fn metrics(&self) -> String {
-        reqwest::get(self.admin_url("/metrics"))
-            .await
-            .expect("GET /metrics on the admin listener")
-            .text()
-            .await
-            .expect("the metrics text")
     }
 
     /// A read connection to the database, for facts that cannot be observed

@@ -8,6 +8,7 @@ pub mod app;
 pub mod customer;
 pub mod ldap;
 pub mod mail;
+pub mod metrics;
 pub mod oidc;
 pub mod optin;
 pub mod postfix;
@@ -17,8 +18,9 @@ pub mod web;
 
 pub use app::TestApp;
 pub use mail::{Mail, activation_link};
+pub use metrics::{Scrape, scrape};
 pub use registrar::replay::smtp_client::{Reply, SmtpClient};
-pub use web::{form_page, hidden_field, metric};
+pub use web::{form_page, hidden_field};
 
 use std::time::Duration;
 

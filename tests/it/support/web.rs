@@ -20,14 +20,3 @@ pub async fn form_page(http: &reqwest::Client, url: &str) -> String {
     assert_eq!(response.status(), 200, "GET {url}");
     response.text().await.expect("body")
 }
-
-/// The value of a metric line in `/metrics` text.
-pub fn metric(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}

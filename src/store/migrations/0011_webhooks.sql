@@ -1,4 +1,4 @@
--- registrar schema, version 10: webhooks and the customer API.
+-- registrar schema, version 11: webhooks and the customer API.
 --
 -- One row per (event, endpoint), written in the transaction of the decision
 -- that caused the event (the outbox pattern). `event_id` is the event's
