@@ -102,7 +102,7 @@ impl Application {
         )
         .with_identity_providers()?
         .with_webhook_wake(webhook_wake.clone());
-        let webhooks = webhook_workers(&settings, &store, &webhook_wake)?;
+        let webhooks = webhook_workers(&settings, &store, &webhook_wake, &metrics)?;
         let shutdown = Shutdown::new();
 
         let smtp = SmtpServer::new(
@@ -235,6 +235,7 @@ fn webhook_workers(
     settings: &Settings,
     store: &Store,
     wake: &webhooks::Wake,
+    metrics: &Metrics,
 ) -> anyhow::Result<Vec<EndpointWorker>> {
     if settings.webhooks.is_empty() {
         return Ok(Vec::new());
@@ -254,6 +255,7 @@ fn webhook_workers(
                 settings.webhook_delivery.clone(),
                 client.clone(),
                 notify,
+                metrics.clone(),
             ))
         })
         .collect()

@@ -13,10 +13,12 @@
 //! can all take it. Label values are the stable names the callers already
 //! have (decision and reason names, channel names, reply codes).
 //!
-//! Two figures are not counted as they happen but set at scrape time by
+//! Some figures are not counted as they happen but set at scrape time by
 //! whoever reads them (`registration::observe` reads the outbox through two
-//! indexed queries): the outbox depth and the age of its oldest reply, since
-//! the operator's command-line tools queue mail in other processes.
+//! indexed queries, and the webhook queues through one): the outbox depth
+//! and the age of its oldest reply, and each webhook endpoint's queue and
+//! the age of its oldest event, since the operator's command-line tools
+//! queue mail and events in other processes.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -127,6 +129,17 @@ struct ListenerLabels {
     listener: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointResultLabels {
+    endpoint: String,
+    result: &'static str,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The handle every component reports through; cheap to clone.
@@ -156,6 +169,9 @@ struct Inner {
     password_queue: Gauge,
     password_seconds: Histograms<OperationLabels>,
     listener_up: Family<ListenerLabels, Gauge>,
+    webhook_queued: Family<EndpointLabels, Gauge>,
+    webhook_oldest_age: Family<EndpointLabels, Gauge>,
+    webhook_deliveries: Family<EndpointResultLabels, Counter>,
 }
 
 fn batch_buckets() -> Histogram {
@@ -209,6 +225,9 @@ impl Metrics {
             password_queue: Gauge::default(),
             password_seconds: Family::new_with_constructor(hash_buckets),
             listener_up: Family::default(),
+            webhook_queued: Family::default(),
+            webhook_oldest_age: Family::default(),
+            webhook_deliveries: Family::default(),
             // Replaced below, once every family is registered in `registry`.
             registry: Registry::default(),
         };
@@ -286,6 +305,21 @@ impl Metrics {
             "opt_outs",
             "Addresses put on the never-mail list by their owner (\"I did not ask for this\")",
             inner.opt_outs.clone(),
+        );
+        registry.register(
+            "webhook_events_queued",
+            "Webhook events waiting for delivery, by endpoint (read at scrape time)",
+            inner.webhook_queued.clone(),
+        );
+        registry.register(
+            "webhook_oldest_queued_age_seconds",
+            "Age of the oldest webhook event waiting, by endpoint, 0 when none waits (read at scrape time)",
+            inner.webhook_oldest_age.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts by endpoint and result: delivered, retry (failed, tried again later), dead (given up)",
+            inner.webhook_deliveries.clone(),
         );
         registry.register(
             "store_batch_jobs",
@@ -413,6 +447,48 @@ impl Metrics {
     pub fn set_outbox(&self, queued: i64, oldest_age_secs: i64) {
         self.inner.outbox_queued.set(queued);
         self.inner.outbox_oldest_age.set(oldest_age_secs);
+    }
+
+    /// A webhook endpoint exists: its series start at 0.
+    pub fn webhook_endpoint(&self, endpoint: &str) {
+        let labels = EndpointLabels {
+            endpoint: endpoint.to_owned(),
+        };
+        let _ = self.inner.webhook_queued.get_or_create(&labels);
+        let _ = self.inner.webhook_oldest_age.get_or_create(&labels);
+        for result in DELIVERY_RESULTS {
+            let _ = self
+                .inner
+                .webhook_deliveries
+                .get_or_create(&EndpointResultLabels {
+                    endpoint: endpoint.to_owned(),
+                    result,
+                });
+        }
+    }
+
+    /// An endpoint's webhook queue as read at scrape time.
+    pub fn set_webhook_queue(&self, endpoint: &str, queued: i64, oldest_age_secs: i64) {
+        let labels = EndpointLabels {
+            endpoint: endpoint.to_owned(),
+        };
+        self.inner.webhook_queued.get_or_create(&labels).set(queued);
+        self.inner
+            .webhook_oldest_age
+            .get_or_create(&labels)
+            .set(oldest_age_secs);
+    }
+
+    /// A webhook delivery attempt to `endpoint` ended with `result`
+    /// (`delivered`, `retry`, `dead`).
+    pub fn webhook_delivery(&self, endpoint: &str, result: &'static str) {
+        self.inner
+            .webhook_deliveries
+            .get_or_create(&EndpointResultLabels {
+                endpoint: endpoint.to_owned(),
+                result,
+            })
+            .inc();
     }
 
     /// A delivery attempt ended with `result`.

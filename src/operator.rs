@@ -375,12 +375,18 @@ impl Operator {
             ""
         };
         Ok(format!(
-            "erased {address}: account {}, {} tokens, {} sessions, {} stored messages, {} replies; {} decisions kept with the address replaced by \"erased\"{never_mail}\n",
+            "erased {address}: account {}, {} tokens, {} sessions, {} stored messages, {} replies, {} webhook events{}; {} decisions kept with the address replaced by \"erased\"{never_mail}\n",
             if erased.account { "removed" } else { "none" },
             erased.tokens,
             erased.sessions,
             erased.messages,
             erased.replies,
+            erased.webhook_events,
+            if erased.announced {
+                " (customer.erased queued for the webhook endpoints)"
+            } else {
+                ""
+            },
             erased.decisions_anonymised,
         ))
     }

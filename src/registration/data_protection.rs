@@ -1,8 +1,10 @@
 //! A data-protection request about one address: `export` gathers what is
 //! kept about it (the account, its sessions' times, every decision, the
 //! metadata of its messages and of the replies sent to it, its place on the
-//! never-mail list); `erase` removes the account, its tokens, links and
-//! sessions, its stored messages and the replies to it, and keeps the
+//! never-mail list, the webhook events about it); `erase` removes the
+//! account, its tokens, links and sessions, its stored messages, the replies
+//! to it and the webhook events about it (queuing `customer.erased` for the
+//! endpoints, so the help desk's systems erase it too), and keeps the
 //! decisions with the address (and their notes) replaced by `erased`, so the
 //! daily budgets and the record of what was decided stay true. The erasure
 //! itself is recorded, anonymously.
@@ -14,14 +16,17 @@
 //! Neither ever reads a token, a token or session hash, a password hash, a
 //! message's bytes or a reply's body.
 
-use crate::domain::{Channel, EmailAddress};
+use crate::domain::{Channel, EmailAddress, EventKind};
 use crate::registration::Registrar;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
+use crate::registration::events::{self, emit};
 use crate::settings::Settings;
 use crate::store::customers::{self, Customer};
 use crate::store::outbox::ReplyRecord;
-use crate::store::{self, account_tokens, inbound, outbox, sessions, suppressions, tokens};
+use crate::store::{
+    self, account_tokens, inbound, outbox, sessions, suppressions, tokens, webhook_events,
+};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -41,6 +46,9 @@ pub struct Export {
     pub replies: Vec<ReplyExport>,
     /// On the never-mail list, since when and by whom.
     pub never_mail: Option<NeverMailExport>,
+    /// Webhook events about the address still kept (the bodies of
+    /// delivered ones are gone).
+    pub webhook_events: Vec<WebhookEventExport>,
 }
 
 impl Export {
@@ -51,6 +59,7 @@ impl Export {
             && self.decisions.is_empty()
             && self.messages.is_empty()
             && self.replies.is_empty()
+            && self.webhook_events.is_empty()
     }
 }
 
@@ -122,6 +131,15 @@ pub struct ReplyExport {
     pub sent_at: Option<String>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct WebhookEventExport {
+    pub queued_at: String,
+    pub endpoint: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+}
+
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Erased {
@@ -132,6 +150,11 @@ pub struct Erased {
     pub sessions: usize,
     pub messages: usize,
     pub replies: usize,
+    /// Webhook events about the address.
+    pub webhook_events: usize,
+    /// `customer.erased` was queued for the webhook endpoints (there was an
+    /// account, and an endpoint wants the event).
+    pub announced: bool,
     /// Decisions kept with the address replaced by `erased`.
     pub decisions_anonymised: usize,
     /// The address stays on the never-mail list (not erased).
@@ -249,6 +272,15 @@ fn export(conn: &Connection, address: &EmailAddress, now: i64) -> anyhow::Result
             since: at(s.created_at),
             source: s.source,
         }),
+        webhook_events: webhook_events::about(conn, &identity)?
+            .into_iter()
+            .map(|e| WebhookEventExport {
+                queued_at: at(e.created_at),
+                endpoint: e.endpoint,
+                kind: e.kind,
+                status: e.status.as_str().to_owned(),
+            })
+            .collect(),
     })
 }
 
@@ -272,6 +304,23 @@ fn erase(
     for reply in replies_to(conn, address)? {
         outbox::delete(conn, reply.id)?;
         erased.replies += 1;
+    }
+    erased.webhook_events = webhook_events::forget(conn, &identity)?;
+    if let Some(customer) = &customer {
+        // The help desk's systems heard of the customer: they hear that it
+        // is gone. The event names the address until it is delivered.
+        let data = events::CustomerData {
+            status: ERASED,
+            ..events::data(customer)
+        };
+        erased.announced = emit(
+            conn,
+            settings,
+            EventKind::Erased,
+            (&data, None),
+            Channel::Operator,
+            now,
+        )?;
     }
     let forgotten = inbound::forget(conn, &identity, ERASED)?;
     erased.messages = forgotten.messages;
@@ -320,8 +369,12 @@ impl Registrar {
     pub fn erase_blocking(&self, address: &EmailAddress) -> Result<Erased, RegistrationError> {
         let settings = self.settings();
         let address = address.clone();
-        Ok(self
+        let erased = self
             .store
-            .write_blocking(move |conn| erase(conn, &settings, &address, store::now()))?)
+            .write_blocking(move |conn| erase(conn, &settings, &address, store::now()))?;
+        if erased.announced {
+            self.wake_webhooks();
+        }
+        Ok(erased)
     }
 }

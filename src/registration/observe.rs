@@ -1,14 +1,14 @@
 //! What operators and machines read about the running registrar: the
-//! metrics text (with the outbox figures read at scrape time), whether it is
-//! healthy (`/healthz`) and whether it is ready for traffic (`/readyz`); and
-//! the one place a decided request is counted.
+//! metrics text (with the outbox figures and the webhook queues read at
+//! scrape time), whether it is healthy (`/healthz`) and whether it is ready
+//! for traffic (`/readyz`); and the one place a decided request is counted.
 
 use crate::domain::Channel;
 use crate::metrics::Metrics;
 use crate::policy::{AuthVerdict, Decision, RefuseReason, SenderAuthMode, SuppressReason};
 use crate::registration::error::RegistrationError;
 use crate::registration::{MailOutcome, Registrar};
-use crate::store::{self, outbox};
+use crate::store::{self, outbox, webhook_events};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -74,6 +74,21 @@ impl Registrar {
             .oldest_queued_at
             .map_or(0, |at| (store::now() - at).max(0));
         self.metrics.set_outbox(depth.queued, age);
+        let endpoints = self.settings().webhooks.clone();
+        if !endpoints.is_empty() {
+            let depths = self
+                .store
+                .read(|conn| Ok(webhook_events::depths(conn)?))
+                .await?;
+            let now = store::now();
+            for endpoint in &endpoints {
+                let (queued, age) = depths
+                    .iter()
+                    .find(|d| d.endpoint == endpoint.name)
+                    .map_or((0, 0), |d| (d.queued, (now - d.oldest_queued_at).max(0)));
+                self.metrics.set_webhook_queue(&endpoint.name, queued, age);
+            }
+        }
         Ok(self.metrics.encode())
     }
 

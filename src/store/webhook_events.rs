@@ -253,6 +253,32 @@ pub fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, i64, i64, i64)
     .collect()
 }
 
+/// An endpoint's queue at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Depth {
+    pub endpoint: String,
+    pub queued: i64,
+    /// When (Unix seconds) the oldest queued event was queued.
+    pub oldest_queued_at: i64,
+}
+
+/// Every endpoint's queued events, from the `webhook_events_queue` index
+/// (queued rows only).
+pub fn depths(conn: &Connection) -> rusqlite::Result<Vec<Depth>> {
+    conn.prepare_cached(
+        "SELECT endpoint, COUNT(*), MIN(created_at) FROM webhook_events
+         WHERE status = 'queued' GROUP BY endpoint",
+    )?
+    .query_map([], |row| {
+        Ok(Depth {
+            endpoint: row.get(0)?,
+            queued: row.get(1)?,
+            oldest_queued_at: row.get(2)?,
+        })
+    })?
+    .collect()
+}
+
 /// Delivered and dead events older than `cutoff`, removed in one bounded
 /// batch (the periodic purge runs again later for the rest).
 pub(super) const PURGE_BEFORE: &str = "DELETE FROM webhook_events WHERE id IN (
@@ -266,6 +292,39 @@ pub fn purge_before(conn: &Connection, cutoff: i64, batch: usize) -> rusqlite::R
     let delivered = statement.execute(params!["delivered", cutoff, batch])?;
     let dead = statement.execute(params!["dead", cutoff, batch])?;
     Ok(delivered + dead)
+}
+
+/// An event about a customer, as a data-protection export shows it.
+#[derive(Debug, Clone)]
+pub struct EventAbout {
+    pub created_at: i64,
+    pub endpoint: String,
+    pub kind: String,
+    pub status: Status,
+}
+
+/// The events kept about `identity`, oldest first.
+pub fn about(conn: &Connection, identity: &str) -> rusqlite::Result<Vec<EventAbout>> {
+    conn.prepare_cached(
+        "SELECT created_at, endpoint, kind, status FROM webhook_events
+         WHERE identity = ?1 ORDER BY id",
+    )?
+    .query_map([identity], |row| {
+        let status: String = row.get(3)?;
+        Ok(EventAbout {
+            created_at: row.get(0)?,
+            endpoint: row.get(1)?,
+            kind: row.get(2)?,
+            status: Status::parse(&status).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    format!("unknown status {status:?}").into(),
+                )
+            })?,
+        })
+    })?
+    .collect()
 }
 
 /// Removes every event about `identity` (an erasure: undelivered ones

@@ -16,6 +16,7 @@
 //! and the commit of `delivered` sends the event again (same `webhook-id`)
 //! after a restart.
 
+use crate::metrics::Metrics;
 use crate::settings::{WebhookDelivery, WebhookEndpoint};
 use crate::shutdown::Shutdown;
 use crate::store::webhook_events::{self, QueuedEvent};
@@ -47,6 +48,17 @@ pub enum Outcome {
     Dead,
 }
 
+impl Outcome {
+    /// The result's stable name, as the metrics count it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Delivered => "delivered",
+            Outcome::RetryAt(_) => "retry",
+            Outcome::Dead => "dead",
+        }
+    }
+}
+
 /// Sends one endpoint's queued events.
 pub struct EndpointWorker {
     store: Store,
@@ -54,23 +66,28 @@ pub struct EndpointWorker {
     delivery: WebhookDelivery,
     client: reqwest::Client,
     wake: Arc<Notify>,
+    metrics: Metrics,
 }
 
 impl EndpointWorker {
-    /// A worker for `endpoint`, woken by `wake` when an event is queued.
+    /// A worker for `endpoint`, woken by `wake` when an event is queued,
+    /// counting each attempt's result in `metrics`.
     pub fn new(
         store: Store,
         endpoint: WebhookEndpoint,
         delivery: WebhookDelivery,
         client: reqwest::Client,
         wake: Arc<Notify>,
+        metrics: Metrics,
     ) -> Self {
+        metrics.webhook_endpoint(&endpoint.name);
         Self {
             store,
             endpoint,
             delivery,
             client,
             wake,
+            metrics,
         }
     }
 
@@ -106,6 +123,8 @@ impl EndpointWorker {
                 outcome = self.attempt(&event).instrument(span) => outcome?,
                 () = shutdown.wait() => return Ok(Round::Stopped),
             };
+            self.metrics
+                .webhook_delivery(&self.endpoint.name, outcome.as_str());
             match outcome {
                 Outcome::Delivered | Outcome::Dead => worked = true,
                 Outcome::RetryAt(at) => return Ok(Round::Waiting(Some(at))),

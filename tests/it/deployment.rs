@@ -202,8 +202,19 @@ async fn the_grafana_dashboard_uses_only_metrics_the_daemon_exports() {
         }
     }
     // Series whose labels come from traffic (decisions, reply codes)
-    // appear once a message has been answered.
-    let app = TestApp::spawn().await;
+    // appear once a message has been answered; a webhook endpoint's, once
+    // one is configured.
+    let receiver = crate::support::receiver::Receiver::start().await;
+    let app = TestApp::spawn_with(|settings| {
+        settings.webhooks = vec![registrar::settings::WebhookEndpoint {
+            name: "crm".into(),
+            url: url::Url::parse(&receiver.url()).expect("url"),
+            secret: registrar::domain::WebhookSecret::parse(crate::support::receiver::SECRET)
+                .expect("secret"),
+            events: registrar::domain::EventKind::LIFECYCLE.to_vec(),
+        }];
+    })
+    .await;
     app.mail_support("Jane", "jane@example.com", "dashboard@example.com")
         .await
         .assert_code(250);

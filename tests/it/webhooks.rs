@@ -146,6 +146,26 @@ async fn a_receiver_failing_three_times_gets_each_event_once_more_and_then_no_mo
         )
         .expect("the registration's event");
     assert_eq!((status.as_str(), attempts), ("delivered", 4));
+
+    let metrics = crate::support::metrics::scrape(&app).await;
+    let deliveries = |result| {
+        metrics.value(
+            "registrar_webhook_deliveries_total",
+            &[("endpoint", "crm"), ("result", result)],
+        )
+    };
+    assert_eq!(
+        (
+            deliveries("retry"),
+            deliveries("delivered"),
+            deliveries("dead")
+        ),
+        (3.0, 2.0, 0.0)
+    );
+    assert_eq!(
+        metrics.value("registrar_webhook_events_queued", &[("endpoint", "crm")]),
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -368,6 +388,74 @@ async fn a_pending_customer_removed_by_i_did_not_ask_for_this_is_announced_as_er
     assert_eq!(erased.data("email"), Some("ivy@example.com"));
     assert_eq!(erased.data("via"), Some("opt_out"));
     assert!(erased.verified);
+}
+
+#[tokio::test]
+async fn an_erasure_removes_the_events_about_the_customer_and_announces_it() {
+    let receiver = Receiver::start().await;
+    let nowhere = Receiver::free_addr().await;
+    let app = TestApp::spawn_with(with_endpoints(vec![
+        endpoint("crm", &receiver.url(), &EventKind::LIFECYCLE),
+        // Down: the events for it wait in its queue until the erasure.
+        endpoint(
+            "archive",
+            &format!("http://{nowhere}/hook"),
+            &EventKind::LIFECYCLE,
+        ),
+    ]))
+    .await;
+    let _ = active_customer(&app, "Kim Lo", "kim@example.com").await;
+    receiver.wait_for(2).await;
+    let config = format!(
+        "[[webhooks]]\nname = \"crm\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\n\
+         [[webhooks]]\nname = \"archive\"\nurl = \"http://{nowhere}/hook\"\nsecret = \"{SECRET}\"\n",
+        receiver.url()
+    );
+
+    let export = app
+        .cli_with(&config, &["customers", "export", "kim@example.com"])
+        .await;
+    assert!(export.success, "{}", export.stderr);
+    let exported: serde_json::Value = serde_json::from_str(&export.stdout).expect("JSON");
+    assert_eq!(
+        exported["webhook_events"].as_array().map(Vec::len),
+        Some(4),
+        "two events for each endpoint: {}",
+        export.stdout
+    );
+    let erase = app
+        .cli_with(&config, &["customers", "erase", "kim@example.com"])
+        .await;
+    assert!(erase.success, "{}", erase.stderr);
+    assert!(
+        erase
+            .stdout
+            .contains("4 webhook events (customer.erased queued for the webhook endpoints)"),
+        "{}",
+        erase.stdout
+    );
+
+    let events = receiver.wait_for(3).await;
+    assert_eq!(events[2].kind(), "customer.erased");
+    assert_eq!(events[2].data("email"), Some("kim@example.com"));
+    assert_eq!(events[2].data("status"), Some("erased"));
+    assert_eq!(events[2].data("via"), Some("operator"));
+    let db = app.db();
+    let left: Vec<(String, String, Option<String>)> = db
+        .prepare("SELECT endpoint, kind, identity FROM webhook_events ORDER BY id")
+        .expect("prepare")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        left,
+        [
+            ("crm".to_owned(), "customer.erased".to_owned(), None),
+            ("archive".to_owned(), "customer.erased".to_owned(), None),
+        ],
+        "the archive's queue lost the old events and got the erasure"
+    );
 }
 
 #[tokio::test]
