@@ -61,6 +61,9 @@ write_config() {
     echo "public_url = \"http://127.0.0.1:$http\""
     echo "[store]"
     echo "path = \"$dir/registrar.sqlite3\""
+    # The prefilled history spans a year: it must all stay in the database
+    # while the load is measured, not leave through the purge meanwhile.
+    echo "inbound_retention_days = 400"
     echo "[outbound]"
     echo "relay = \"$relay\""
     echo "folder = \"$dir/outbound\""

@@ -7,7 +7,7 @@
 
 use crate::mailer::Mailer;
 use crate::outbox::OutboxWorker;
-use crate::registration::{Purged, Registrar};
+use crate::registration::{PurgeState, Registrar};
 use crate::settings::{LiveSettings, Settings};
 use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
@@ -144,25 +144,23 @@ impl Application {
     }
 }
 
-/// Every `activation.purge_interval`, deletes pending customers older than
-/// `activation.pending_expiry` (recording each) and erases raw messages older
-/// than `store.raw_retention`, until shutdown.
+/// Every `activation.purge_interval`, runs the purge (expired pending
+/// customers, each recorded; expired sessions; records past their retention,
+/// in small batches), until shutdown.
 async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
     let interval = registrar.settings().activation.purge_interval;
+    let mut state = PurgeState::default();
     loop {
-        match registrar.purge_expired().await {
-            Ok(Purged {
-                customers: 0,
-                raw_messages: 0,
-            }) => {}
-            Ok(Purged {
-                customers,
-                raw_messages,
-            }) => {
+        match registrar.purge(&mut state, &shutdown).await {
+            Ok(purged) if purged.is_empty() => {}
+            Ok(purged) => {
                 tracing::info!(
-                    customers,
-                    raw_messages,
-                    "purged expired pending customers and old raw messages"
+                    customers = purged.customers,
+                    raw_messages = purged.raw_messages,
+                    inbound = purged.inbound,
+                    replies = purged.replies,
+                    decisions = purged.decisions,
+                    "purged expired pending customers and records past their retention"
                 );
             }
             Err(error) => tracing::error!(error.message = %error, "the purge failed"),

@@ -141,6 +141,30 @@ pub fn run(args: &PrefillArgs) -> anyhow::Result<()> {
             outbox.execute(params![at, sender, format!("out.{message_id}")])?;
         }
     }
+    // What the daemon keeps beside those rows: the reply counts of the hours
+    // a window still reads, and the outbox's totals.
+    let recent = now - 2 * 86_400;
+    tx.execute(
+        "INSERT INTO reply_counts (scope, key, hour, replies, last_at)
+         SELECT 'address', rate_key, created_at / 3600, COUNT(*), MAX(created_at)
+         FROM outbox WHERE created_at > ?1 GROUP BY rate_key, created_at / 3600
+         ON CONFLICT (scope, key, hour) DO UPDATE
+         SET replies = replies + excluded.replies, last_at = MAX(last_at, excluded.last_at)",
+        [recent],
+    )?;
+    tx.execute(
+        "INSERT INTO reply_counts (scope, key, hour, replies, last_at)
+         SELECT 'service', ?2, created_at / 3600, COUNT(*), MAX(created_at)
+         FROM outbox WHERE created_at > ?1 GROUP BY created_at / 3600
+         ON CONFLICT (scope, key, hour) DO UPDATE
+         SET replies = replies + excluded.replies, last_at = MAX(last_at, excluded.last_at)",
+        params![recent, args.service],
+    )?;
+    tx.execute(
+        "UPDATE outbox_totals SET replies = (SELECT COUNT(*) FROM outbox WHERE status = 'sent')
+         WHERE status = 'sent'",
+        [],
+    )?;
     tx.commit()?;
     let filled = started.elapsed();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

@@ -1,18 +1,17 @@
 //! Activation: the read-only lookup behind the activation page, and the one
 //! transaction that consumes the token, activates the customer, opens a
 //! session (`sign_in::open_session`) and queues the "account activated"
-//! notice.
+//! notice (prepared before it).
 
 use crate::domain::{CustomerName, EmailAddress, Token, TokenHash};
 use crate::registration::error::RegistrationError;
-use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::outgoing::{self, PreparedReply, ReplyContext};
 use crate::registration::sign_in::open_session;
 use crate::registration::{Registrar, secs};
-use crate::replies;
 use crate::settings::Settings;
 use crate::store::customers::{self, Customer};
 use crate::store::{self, tokens};
-use rusqlite::Connection;
+use std::sync::Arc;
 
 /// A pending customer, as the activation form shows it.
 #[derive(Debug, Clone)]
@@ -21,30 +20,26 @@ pub struct PendingCustomer {
     pub name: Option<String>,
 }
 
-/// Queues the "account activated" notice to a customer just activated.
-fn queue_activated_notice(
-    conn: &Connection,
+/// The "account activated" notice to `customer`, who will be called `name`:
+/// prepared before the transaction that activates them. `None` when their
+/// stored address does not parse (then no notice is sent).
+fn prepare_activated_notice(
     settings: &Settings,
     customer: &Customer,
-    now: i64,
-) -> anyhow::Result<()> {
+    name: &CustomerName,
+) -> anyhow::Result<Option<PreparedReply>> {
     let Ok(address) = EmailAddress::parse(&customer.email) else {
         tracing::warn!(
             customer.id = customer.id,
             "stored address does not parse; no activation notice"
         );
-        return Ok(());
+        return Ok(None);
     };
     let service = settings
         .service(&customer.service)
         .unwrap_or(&settings.services[0]);
-    let reply = replies::account_activated(
-        &service.name,
-        customer.name.as_deref().unwrap_or(customer.email.as_str()),
-        &replies::login_link(&settings.http.public_url),
-    )?;
     let context = ReplyContext::unprompted(settings, service);
-    queue_reply(conn, &context, &address, &reply, now)
+    outgoing::prepare_activated_notice(&context, &address, name.as_ref()).map(Some)
 }
 
 impl Registrar {
@@ -88,6 +83,24 @@ impl Registrar {
     ) -> Result<Option<i64>, RegistrationError> {
         let hash = token.hash();
         let settings = self.settings();
+        // The token's customer, read before the transaction so that the
+        // notice is rendered outside the writer. A token belongs to one
+        // customer for good, and an address never changes.
+        let customer = self
+            .store
+            .read(move |conn| {
+                let Some(id) = tokens::live_customer(conn, &hash, store::now())? else {
+                    return Ok(None);
+                };
+                Ok(customers::by_id(conn, id)?)
+            })
+            .await?;
+        let Some(customer) = customer else {
+            return Ok(None);
+        };
+        let notice = prepare_activated_notice(&settings, &customer, &name).map_err(|error| {
+            RegistrationError::Failed(Arc::new(error.context("failed to prepare the notice")))
+        })?;
         let activated = self
             .store
             .write(move |conn| {
@@ -107,8 +120,15 @@ impl Registrar {
                     ttl,
                     now,
                 )?;
-                if let Some(customer) = customers::by_id(conn, customer_id)? {
-                    queue_activated_notice(conn, &settings, &customer, now)?;
+                match &notice {
+                    Some(notice) if customer_id == customer.id => {
+                        outgoing::queue(conn, &settings, notice, None, now)?;
+                    }
+                    Some(_) => tracing::warn!(
+                        customer.id = customer_id,
+                        "the token's customer changed; no activation notice"
+                    ),
+                    None => {}
                 }
                 Ok(Some(customer_id))
             })

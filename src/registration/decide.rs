@@ -1,22 +1,32 @@
 //! The one decision pipeline every way in uses, inside the caller's store
 //! transaction: load what policy needs (`facts`), evaluate, apply the
-//! decision's consequences (customer, token hash, outbox row), record it.
-//! `record` is the only place a decision row is written, for operators'
-//! actions too.
+//! decision's consequences (customer, token hash, outbox row, reply counts),
+//! record it. `record` is the only place a decision row is written, for
+//! operators' actions too.
+//!
+//! The replies a decision may queue are prepared before the transaction
+//! (`outgoing::Prepared`); a decision whose reply was not prepared returns
+//! `Attempt::NeedsReply` before writing anything, and `until_prepared` runs
+//! the use case again with that reply.
 
 use crate::domain::{Channel, CustomerName, EmailAddress};
 use crate::policy::Decision;
+use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
-use crate::replies;
-use crate::settings::Service;
+use crate::registration::outgoing::{self, Attempt, Prepared, PreparedReply};
+use crate::replies::ReplyKind;
+use crate::settings::{Service, Settings};
+use crate::store::StoreError;
+use crate::store::counters::{self, Scope};
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision};
 use rusqlite::Connection;
+use std::sync::Arc;
 
 /// A request to decide, as a way in brings it.
 pub(super) struct Ask<'a> {
     pub(super) channel: Channel,
+    pub(super) settings: &'a Settings,
     pub(super) service: &'a Service,
     /// Who would register or be answered; `None` for mail whose envelope
     /// sender is not an address.
@@ -25,8 +35,8 @@ pub(super) struct Ask<'a> {
     pub(super) recorded_as: &'a str,
     /// The name given with the request (the form's, or From's display name).
     pub(super) name: Option<&'a CustomerName>,
-    /// How a reply is addressed and stamped.
-    pub(super) reply: ReplyContext<'a>,
+    /// The replies the decision may queue, ready to write.
+    pub(super) replies: &'a Prepared,
     pub(super) now: i64,
 }
 
@@ -76,7 +86,9 @@ pub(super) struct Decided {
 /// Loads, evaluates, applies and records one request. `evaluate` is the
 /// policy call for the channel; `keep` is what the way in keeps of the
 /// request once decided (mail stores the message and its reply code), or
-/// `None` when nothing of it may be stored (a deferred message).
+/// `None` when nothing of it may be stored (a deferred message). When the
+/// decision queues a reply that was not prepared, nothing is written and
+/// the answer is `Attempt::NeedsReply`.
 ///
 /// # Errors
 /// A storage failure; the caller's transaction rolls back.
@@ -85,19 +97,30 @@ pub(super) fn decide(
     ask: &Ask<'_>,
     evaluate: impl FnOnce(&SenderFacts) -> Decision,
     keep: impl FnOnce(&Decision) -> anyhow::Result<Option<Kept>>,
-) -> anyhow::Result<Decided> {
+) -> anyhow::Result<Attempt<Decided>> {
     let facts = SenderFacts::load(conn, ask.service, ask.address, ask.now)?;
     let decision = evaluate(&facts);
+    let reply = match ask.replies.for_decision(&decision) {
+        Ok(reply) => reply,
+        Err(kind) => return Ok(Attempt::NeedsReply(kind)),
+    };
     let Some(kept) = keep(&decision)? else {
-        return Ok(Decided {
+        return Ok(Attempt::Done(Decided {
             decision,
             dropped: false,
-        });
+        }));
     };
     if !kept.dropped
         && let Some(address) = ask.address
     {
-        apply(conn, ask, &decision, address, facts.customer.as_ref())?;
+        apply(
+            conn,
+            ask,
+            &decision,
+            address,
+            facts.customer.as_ref(),
+            reply,
+        )?;
     }
     let about = About {
         service: &ask.service.id,
@@ -112,10 +135,46 @@ pub(super) fn decide(
         kept,
         ask.now,
     )?;
-    Ok(Decided {
+    Ok(Attempt::Done(Decided {
         decision,
         dropped: kept.dropped,
-    })
+    }))
+}
+
+/// Runs a use case's transaction (`attempt`, given the replies prepared so
+/// far) until its decision finds the reply it queues prepared: a missing one
+/// is prepared outside the writer (`prepare`) and the transaction runs again,
+/// deciding afresh. Twice at most in practice; a third miss is a bug.
+///
+/// # Errors
+/// A storage failure, or a reply that cannot be prepared.
+pub(super) async fn until_prepared<T, Run>(
+    prepared: Prepared,
+    prepare: impl Fn(ReplyKind) -> anyhow::Result<PreparedReply>,
+    mut attempt: impl FnMut(Arc<Prepared>) -> Run,
+) -> Result<T, RegistrationError>
+where
+    Run: Future<Output = Result<Attempt<T>, StoreError>>,
+{
+    let mut prepared = Arc::new(prepared);
+    for _ in 0..3 {
+        match attempt(Arc::clone(&prepared)).await? {
+            Attempt::Done(done) => return Ok(done),
+            Attempt::NeedsReply(kind) => {
+                let mut more = Prepared::clone(&prepared);
+                more.add(prepare(kind).map_err(prepare_failed)?);
+                prepared = Arc::new(more);
+            }
+        }
+    }
+    Err(prepare_failed(anyhow::anyhow!(
+        "the decision kept asking for a reply that was prepared"
+    )))
+}
+
+/// A reply that could not be prepared, as the ways in see it.
+pub(super) fn prepare_failed(error: anyhow::Error) -> RegistrationError {
+    RegistrationError::Failed(Arc::new(error.context("failed to prepare a reply")))
 }
 
 /// Records an outcome (`(name, reason)`, stable names) about someone: the
@@ -149,49 +208,39 @@ pub(super) fn record(
     Ok(())
 }
 
-/// Writes a decision's consequences: customer, token hash, outbox row.
+/// Writes a decision's consequences: customer, token hash, outbox row and
+/// the reply counts (the address's, and the service's daily budget).
 fn apply(
     conn: &Connection,
     ask: &Ask<'_>,
     decision: &Decision,
     address: &EmailAddress,
     customer: Option<&Customer>,
+    reply: Option<&PreparedReply>,
 ) -> anyhow::Result<()> {
-    let context = &ask.reply;
-    let settings = context.settings;
-    let now = ask.now;
-    let reply = match decision {
-        Decision::Register { company } => {
-            let identity = address.identity_key();
-            let customer_id = customers::insert_pending(
-                conn,
-                &NewCustomer {
-                    email: address.as_str(),
-                    identity: &identity,
-                    name: ask.name.map(AsRef::as_ref),
-                    company: company.as_deref(),
-                    service: &ask.service.id,
-                    source: ask.channel.as_str(),
-                },
-                now,
-            )?;
-            new_activation_reply(conn, context, customer_id, now)?
-        }
-        Decision::ResendActivation => {
-            let customer =
-                customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
-            new_activation_reply(conn, context, customer.id, now)?
-        }
-        Decision::AlreadyActive { notify: true } => replies::already_active(
-            &context.service.name,
-            &replies::login_link(&settings.http.public_url),
-        )?,
-        Decision::AlreadyActive { notify: false }
-        | Decision::Suppress(_)
-        | Decision::Refuse(_)
-        | Decision::Defer(_) => {
-            return Ok(());
-        }
+    let customer_id = match decision {
+        Decision::Register { company } => Some(customers::insert_pending(
+            conn,
+            &NewCustomer {
+                email: address.as_str(),
+                identity: &address.identity_key(),
+                name: ask.name.map(AsRef::as_ref),
+                company: company.as_deref(),
+                service: &ask.service.id,
+                source: ask.channel.as_str(),
+            },
+            ask.now,
+        )?),
+        Decision::ResendActivation => Some(
+            customer
+                .ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?
+                .id,
+        ),
+        _ => None,
     };
-    queue_reply(conn, context, address, &reply, now)
+    if let Some(reply) = reply {
+        outgoing::queue(conn, ask.settings, reply, customer_id, ask.now)?;
+        counters::bump(conn, Scope::Service, &ask.service.id, ask.now)?;
+    }
+    Ok(())
 }

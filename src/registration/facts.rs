@@ -2,17 +2,19 @@
 //! (if any), the replies they got lately and the service's load. The daemon's
 //! use cases and `registrar explain` call this one loader, so explain cannot
 //! drift from what the daemon decides on.
+//!
+//! Reply history and load come from the reply counters (`store::counters`,
+//! kept per key and hour in the transactions that queue replies): a few
+//! rows of one primary key, never a count of the day's mail.
 
 use crate::domain::EmailAddress;
 use crate::policy::{ReplyHistory, SenderState, ServiceLoad};
 use crate::settings::Service;
+use crate::store;
+use crate::store::counters::{self, Scope};
 use crate::store::customers::{self, Customer};
-use crate::store::{self, inbound, outbox};
 use rusqlite::Connection;
 use std::path::Path;
-
-/// Seconds in a day, for the service's daily reply budget.
-const DAY_SECS: i64 = 24 * 60 * 60;
 
 /// The sender's state, reply history and the service's load.
 #[derive(Debug, Clone, Default)]
@@ -36,18 +38,22 @@ impl SenderFacts {
         now: i64,
     ) -> anyhow::Result<Self> {
         let (customer, history) = match address {
-            Some(address) => (
-                customers::by_identity(conn, &address.identity_key())?,
-                outbox::history(conn, &address.rate_key(), now)?,
-            ),
+            Some(address) => {
+                let replies = counters::last_day(conn, Scope::Address, &address.rate_key(), now)?;
+                (
+                    customers::by_identity(conn, &address.identity_key())?,
+                    ReplyHistory {
+                        last_reply_at: replies.last_at,
+                        replies_last_day: replies.replies,
+                    },
+                )
+            }
             None => (None, ReplyHistory::default()),
         };
         let load = ServiceLoad {
-            replies_last_day: Some(inbound::service_replies_since(
-                conn,
-                &service.id,
-                now - DAY_SECS,
-            )?),
+            replies_last_day: Some(
+                counters::last_day(conn, Scope::Service, &service.id, now)?.replies,
+            ),
         };
         Ok(Self {
             customer,

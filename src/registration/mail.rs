@@ -4,21 +4,23 @@
 //! Registration does not speak SMTP: the caller hands in `MailAnswers`, the
 //! words it answers with, and the code is recorded with the decision.
 
-use crate::domain::Channel;
+use crate::domain::{Channel, EmailAddress};
 use crate::message::{EnvelopeSender, InboundMessage, ParseError};
 use crate::policy::{
     self, AuthVerdict, Decision, MailRequest, OwnIdentity, RefusalMode, SenderAuthMode,
+    SenderState, ServiceLoad,
 };
-use crate::registration::Registrar;
-use crate::registration::decide::{Ask, Decided, Kept, decide};
+use crate::registration::decide::{Ask, Decided, Kept, decide, prepare_failed, until_prepared};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::ReplyContext;
+use crate::registration::outgoing::{self, Attempt, Prepared, ReplyContext};
+use crate::registration::{Registrar, secs};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;
 use crate::store::{self, inbound};
 use rusqlite::Connection;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What happened to a message sent to a support address.
@@ -53,42 +55,40 @@ pub fn dropped(service: &Service, decision: &Decision) -> bool {
     matches!(decision, Decision::Refuse(_)) && service.policy.refusal == RefusalMode::Drop
 }
 
-/// The transaction behind `from_mail`.
-#[allow(clippy::too_many_arguments)] // each argument is a distinct input of the decision
-fn decide_mail(
-    conn: &Connection,
-    settings: &Settings,
-    service: &Service,
-    message: &InboundMessage,
-    auth: &AuthVerdict,
-    raw: &[u8],
+/// One message, as the transaction behind `from_mail` sees it.
+struct Received<'a> {
+    settings: &'a Settings,
+    service: &'a Service,
+    message: &'a InboundMessage,
+    auth: &'a AuthVerdict,
+    raw: &'a [u8],
     answers: MailAnswers,
     now: i64,
-) -> anyhow::Result<MailOutcome> {
-    let envelope_from = match &message.sender {
+}
+
+/// The envelope sender as recorded: the address, or what MAIL FROM gave.
+fn recorded_sender(message: &InboundMessage) -> String {
+    match &message.sender {
         EnvelopeSender::Address(address) => address.as_str().to_owned(),
         _ => message.envelope.mail_from.clone(),
-    };
-    if inbound::earlier_copy(
-        conn,
-        message.message_id.as_deref(),
-        &envelope_from,
-        &message.content_hash,
-    )?
-    .is_some()
-    {
-        return Ok(MailOutcome::Duplicate);
     }
-    let address = match &message.sender {
+}
+
+/// The envelope sender, when it is an address that may be answered.
+fn sender_address(message: &InboundMessage) -> Option<&EmailAddress> {
+    match &message.sender {
         EnvelopeSender::Address(address) => Some(address),
         _ => None,
-    };
-    let own = OwnIdentity {
-        support_addresses: &service.support_addresses,
-        message_id_domain: &settings.smtp.hostname,
-    };
-    // The support address the message was sent to answers it (our loop
-    // stamp).
+    }
+}
+
+/// How a reply to `message` is addressed and stamped: the support address
+/// the message was sent to answers it (our loop stamp).
+fn reply_context<'a>(
+    settings: &'a Settings,
+    service: &'a Service,
+    message: &'a InboundMessage,
+) -> ReplyContext<'a> {
     let support = message
         .envelope
         .recipients
@@ -100,18 +100,90 @@ fn decide_mail(
                 .find(|s| s.identity_key().eq_ignore_ascii_case(r))
         })
         .unwrap_or(&service.support_addresses[0]);
+    ReplyContext {
+        settings,
+        service,
+        support,
+        in_reply_to: message.message_id.as_deref(),
+    }
+}
+
+/// The replies worth preparing before the transaction: what policy would
+/// decide for a sender it has never heard of (a pure call; the common case
+/// by far). Automatic mail, impostors and refusals get none, so a flood of
+/// them costs no rendering; any other reply is prepared on demand.
+fn likely_replies(received: &Received<'_>) -> anyhow::Result<Prepared> {
+    let mut prepared = Prepared::default();
+    let Some(address) = sender_address(received.message) else {
+        return Ok(prepared);
+    };
+    let service = received.service;
+    let guess = policy::evaluate_mail(
+        &service.policy,
+        own_identity(received.settings, service),
+        MailRequest {
+            message: received.message,
+            auth: received.auth,
+            sender: SenderState::New,
+            history: policy::ReplyHistory::default(),
+            load: ServiceLoad {
+                replies_last_day: Some(0),
+            },
+            now: received.now,
+        },
+    );
+    if let Err(kind) = prepared.for_decision(&guess) {
+        let context = reply_context(received.settings, service, received.message);
+        prepared.add(outgoing::prepare(&context, address, kind, received.now)?);
+    }
+    Ok(prepared)
+}
+
+fn own_identity<'a>(settings: &'a Settings, service: &'a Service) -> OwnIdentity<'a> {
+    OwnIdentity {
+        support_addresses: &service.support_addresses,
+        message_id_domain: &settings.smtp.hostname,
+    }
+}
+
+/// The transaction behind `from_mail`.
+fn decide_mail(
+    conn: &Connection,
+    received: &Received<'_>,
+    prepared: &Prepared,
+) -> anyhow::Result<Attempt<MailOutcome>> {
+    let Received {
+        settings,
+        service,
+        message,
+        auth,
+        raw,
+        answers,
+        now,
+    } = *received;
+    let envelope_from = recorded_sender(message);
+    let since = now - secs(settings.store.idempotency_window);
+    if inbound::earlier_copy(
+        conn,
+        message.message_id.as_deref(),
+        &envelope_from,
+        &message.content_hash,
+        since,
+    )?
+    .is_some()
+    {
+        return Ok(Attempt::Done(MailOutcome::Duplicate));
+    }
+    let address = sender_address(message);
+    let own = own_identity(settings, service);
     let ask = Ask {
         channel: Channel::Mail,
+        settings,
         service,
         address,
         recorded_as: &envelope_from,
         name: message.display_name(),
-        reply: ReplyContext {
-            settings,
-            service,
-            support,
-            in_reply_to: message.message_id.as_deref(),
-        },
+        replies: prepared,
         now,
     };
     let evaluate = |facts: &SenderFacts| {
@@ -164,8 +236,12 @@ fn decide_mail(
             reply_code: Some(reply_code),
         }))
     };
-    let Decided { decision, dropped } = decide(conn, &ask, evaluate, keep)?;
-    Ok(MailOutcome::Decided { decision, dropped })
+    Ok(match decide(conn, &ask, evaluate, keep)? {
+        Attempt::Done(Decided { decision, dropped }) => {
+            Attempt::Done(MailOutcome::Decided { decision, dropped })
+        }
+        Attempt::NeedsReply(kind) => Attempt::NeedsReply(kind),
+    })
 }
 
 /// Builds the sender authenticator the settings ask for; DNS is set up only when
@@ -230,22 +306,54 @@ impl Registrar {
             AuthVerdict::Off
         };
         let settings = self.settings();
-        let service = service.clone();
-        let outcome = self
-            .store
-            .write(move |conn| {
-                decide_mail(
-                    conn,
-                    &settings,
-                    &service,
-                    &message,
-                    &auth,
-                    &raw,
-                    answers,
-                    store::now(),
-                )
-            })
-            .await?;
+        let service = Arc::new(service.clone());
+        let message = Arc::new(message);
+        let raw = Arc::new(raw);
+        let auth = Arc::new(auth);
+        let now = store::now();
+        let received = Received {
+            settings: &settings,
+            service: &service,
+            message: &message,
+            auth: &auth,
+            raw: &raw,
+            answers,
+            now,
+        };
+        // Rendering and MIME happen here, on this task, never in the writer.
+        let prepared = likely_replies(&received).map_err(prepare_failed)?;
+        let prepare = |kind| {
+            let address = sender_address(&message)
+                .ok_or_else(|| anyhow::anyhow!("a reply to a sender without an address"))?;
+            outgoing::prepare(
+                &reply_context(&settings, &service, &message),
+                address,
+                kind,
+                now,
+            )
+        };
+        let outcome = until_prepared(prepared, prepare, |prepared: Arc<Prepared>| {
+            let (settings, service) = (Arc::clone(&settings), Arc::clone(&service));
+            let (message, raw, auth) = (Arc::clone(&message), Arc::clone(&raw), Arc::clone(&auth));
+            let store = self.store.clone();
+            async move {
+                store
+                    .write(move |conn| {
+                        let received = Received {
+                            settings: &settings,
+                            service: &service,
+                            message: &message,
+                            auth: &auth,
+                            raw: &raw,
+                            answers,
+                            now,
+                        };
+                        decide_mail(conn, &received, &prepared)
+                    })
+                    .await
+            }
+        })
+        .await?;
         self.wake_outbox_for(&outcome);
         Ok(outcome)
     }
@@ -253,11 +361,8 @@ impl Registrar {
     /// Whether policy will ask about the sender's authentication; when it
     /// will not (automatic mail, a mismatched From), no DNS lookup is made.
     fn needs_sender_auth(&self, service: &Service, message: &InboundMessage) -> bool {
-        let own = OwnIdentity {
-            support_addresses: &service.support_addresses,
-            message_id_domain: &self.settings().smtp.hostname,
-        };
-        policy::needs_sender_auth(&service.policy, own, message)
+        let settings = self.settings();
+        policy::needs_sender_auth(&service.policy, own_identity(&settings, service), message)
     }
 
     fn wake_outbox_for(&self, outcome: &MailOutcome) {

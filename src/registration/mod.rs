@@ -3,12 +3,13 @@
 //!
 //! One file per way in: `mail` (a message to a support address), `portal`
 //! ("Create an account" and resend), `operator` (invitations, hand-over
-//! links, account state, purge), `activation` (the activation page) and
-//! `sign_in` (a proof of identity to a session). What they share: `decide`
-//! (load → evaluate → apply → record, the only writer of decision rows),
-//! `facts` (what policy needs to know about a sender; `registrar explain`
-//! loads it the same way), `outgoing` (the mail a use case queues),
-//! `observe` (health and counters) and `error`.
+//! links, account state), `activation` (the activation page) and `sign_in`
+//! (a proof of identity to a session); `purge` is the periodic clean-up.
+//! What they share: `decide` (load → evaluate → apply → record, the only
+//! writer of decision rows), `facts` (what policy needs to know about a
+//! sender; `registrar explain` loads it the same way), `outgoing` (the mail
+//! a use case queues, prepared before the transaction), `observe` (health
+//! and counters) and `error`.
 //!
 //! A use case writes a decision with all its consequences (inbound record,
 //! customer, token hash, outbox row) in one transaction, so a caller that
@@ -25,6 +26,7 @@ mod observe;
 mod operator;
 mod outgoing;
 mod portal;
+mod purge;
 mod sign_in;
 
 pub use activation::PendingCustomer;
@@ -32,7 +34,8 @@ pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, dropped, sender_authenticator};
 pub use observe::Counters;
-pub use operator::{HandOver, InviteOutcome, Purged, StatusChange};
+pub use operator::{HandOver, InviteOutcome, StatusChange};
+pub use purge::{PurgeState, Purged};
 pub use sign_in::{Account, Proof, SignIn};
 
 use crate::sender_auth::SenderAuthenticator;

@@ -1,17 +1,18 @@
 //! The operator's ways in and tools: invitations, hand-over links, enabling
-//! and disabling customers, and the purge of never-activated customers.
+//! and disabling customers.
 
 use crate::domain::{Channel, CustomerName, EmailAddress, Token};
 use crate::policy;
 use crate::registration::decide::{About, Kept, record};
 use crate::registration::error::RegistrationError;
-use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::outgoing::{self, PreparedReply, ReplyContext};
 use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
-use crate::store::{self, inbound, sessions, tokens};
+use crate::store::{self, sessions, tokens};
 use rusqlite::Connection;
+use std::sync::Arc;
 
 /// What an operator's invitation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,22 +48,15 @@ pub enum StatusChange {
     },
 }
 
-/// What one run of the purge removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Purged {
-    /// Pending customers past `activation.pending_expiry_days`.
-    pub customers: usize,
-    /// Raw message bodies past `store.raw_retention_days`.
-    pub raw_messages: usize,
-}
-
-/// The transaction behind `invite_blocking`.
+/// The transaction behind `invite_blocking`; `invitation` was prepared
+/// before it.
 fn invite_tx(
     conn: &Connection,
     settings: &Settings,
     service: &Service,
     address: &EmailAddress,
     name: Option<&CustomerName>,
+    invitation: &PreparedReply,
     now: i64,
 ) -> anyhow::Result<InviteOutcome> {
     let existing = customers::by_identity(conn, &address.identity_key())?;
@@ -101,23 +95,7 @@ fn invite_tx(
             }
         },
     };
-    let token = Token::generate();
-    let ttl = settings.activation.token_ttl.as_secs();
-    let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
-    tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
-    let link = replies::activation_link(&settings.http.public_url, &token);
-    let shown_name = name
-        .map(|n| n.as_ref().to_owned())
-        .or_else(|| existing.as_ref().and_then(|c| c.name.clone()));
-    let reply = replies::invitation(
-        &service.name,
-        shown_name.as_deref(),
-        &link,
-        expires_at,
-        ttl / 3600,
-    )?;
-    let context = ReplyContext::unprompted(settings, service);
-    queue_reply(conn, &context, address, &reply, now)?;
+    outgoing::queue(conn, settings, invitation, Some(customer_id), now)?;
     let reason = if created {
         "operator_invitation"
     } else {
@@ -150,6 +128,24 @@ impl Registrar {
     ) -> Result<InviteOutcome, RegistrationError> {
         let settings = self.settings();
         let service = service.clone();
+        let now = store::now();
+        // The invitation greets the customer by the name given, or the one
+        // on record; it is rendered here, before the transaction.
+        let identity = address.identity_key();
+        let known_name = self
+            .store
+            .read_blocking(|conn| Ok(customers::by_identity(conn, &identity)?))?
+            .and_then(|customer| customer.name);
+        let shown_name = name.as_ref().map(|n| n.as_ref().to_owned()).or(known_name);
+        let invitation = outgoing::prepare_invitation(
+            &ReplyContext::unprompted(&settings, &service),
+            &address,
+            shown_name.as_deref(),
+            now,
+        )
+        .map_err(|error| {
+            RegistrationError::Failed(Arc::new(error.context("failed to prepare the invitation")))
+        })?;
         let outcome = self.store.write_blocking(move |conn| {
             invite_tx(
                 conn,
@@ -157,7 +153,8 @@ impl Registrar {
                 &service,
                 &address,
                 name.as_ref(),
-                store::now(),
+                &invitation,
+                now,
             )
         })?;
         self.outbox_wake.notify_one();
@@ -175,6 +172,7 @@ impl Registrar {
     ) -> Result<HandOver, RegistrationError> {
         let settings = self.settings();
         let address = address.clone();
+        let token = Token::generate();
         Ok(self.store.write_blocking(move |conn| {
             let now = store::now();
             let Some(customer) = customers::by_identity(conn, &address.identity_key())? else {
@@ -183,7 +181,6 @@ impl Registrar {
             if customer.status != customers::Status::Pending {
                 return Ok(HandOver::NotPending(customer.status));
             }
-            let token = Token::generate();
             tokens::replace(
                 conn,
                 customer.id,
@@ -229,45 +226,6 @@ impl Registrar {
                 to,
             })
         })?)
-    }
-
-    /// Deletes pending customers older than `activation.pending_expiry` with
-    /// their tokens, recording a decision for each, and drops expired
-    /// sessions. Returns how many customers were purged.
-    ///
-    /// # Errors
-    /// A storage failure; nothing changed.
-    pub async fn purge_expired(&self) -> Result<Purged, RegistrationError> {
-        let expiry = secs(self.settings().activation.pending_expiry);
-        let idle = secs(self.settings().session.idle_timeout);
-        let retention = secs(self.settings().store.raw_retention);
-        Ok(self
-            .store
-            .write(move |conn| {
-                let now = store::now();
-                let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
-                for customer in &purged {
-                    record(
-                        conn,
-                        Channel::Purge,
-                        &About {
-                            service: &customer.service,
-                            address: &customer.email,
-                            identity: Some(customer.identity.clone()),
-                        },
-                        ("purged", "pending_expired"),
-                        Kept::default(),
-                        now,
-                    )?;
-                }
-                sessions::purge_expired(conn, now, idle)?;
-                let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
-                Ok(Purged {
-                    customers: purged.len(),
-                    raw_messages,
-                })
-            })
-            .await?)
     }
 }
 

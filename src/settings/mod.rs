@@ -88,6 +88,11 @@ pub struct SmtpSettings {
     pub greeting_delay: Duration,
     /// At shutdown, how long sessions in DATA may take to finish.
     pub shutdown_grace: Duration,
+    /// Stress mode, as Postfix has it: at this many open sessions or more,
+    /// the idle and command timeouts below replace the normal ones.
+    pub stress_sessions: u32,
+    pub stress_idle_timeout: Duration,
+    pub stress_command_timeout: Duration,
     pub null_sender: NullSender,
     /// Certificate and key for STARTTLS; `None` turns STARTTLS off.
     pub tls: Option<TlsFiles>,
@@ -132,6 +137,15 @@ pub struct StoreSettings {
     pub max_batch: usize,
     /// How long the raw bytes of an accepted message are kept.
     pub raw_retention: Duration,
+    /// How far back a retried message is recognised as a copy.
+    pub idempotency_window: Duration,
+    /// How long inbound metadata (and delivered replies) are kept.
+    pub inbound_retention: Duration,
+    /// How long decision records are kept, unless they are about an
+    /// existing customer.
+    pub decision_retention: Duration,
+    /// Rows one purge step deletes (one writer job).
+    pub purge_batch_rows: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +163,8 @@ pub struct OutboundSettings {
     pub retry_max: Duration,
     pub max_attempts: u32,
     pub poll_interval: Duration,
+    /// Replies delivered at once, over as many pooled relay connections.
+    pub parallel_deliveries: usize,
 }
 
 #[derive(Debug, Clone)]

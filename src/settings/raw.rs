@@ -60,6 +60,9 @@ pub struct RawSmtp {
     pub min_data_rate_bytes_per_sec: u32,
     pub greeting_delay_ms: u64,
     pub shutdown_grace_secs: u64,
+    pub stress_sessions_percent: u32,
+    pub stress_idle_timeout_secs: u64,
+    pub stress_command_timeout_secs: u64,
     pub null_sender: String,
     pub tls_certificate: PathBuf,
     pub tls_key: PathBuf,
@@ -79,6 +82,10 @@ pub struct RawStore {
     pub path: PathBuf,
     pub max_batch: usize,
     pub raw_retention_days: u64,
+    pub idempotency_days: u64,
+    pub inbound_retention_days: u64,
+    pub decision_retention_days: u64,
+    pub purge_batch_rows: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -95,6 +102,7 @@ pub struct RawOutbound {
     pub retry_max_secs: u64,
     pub max_attempts: u32,
     pub poll_secs: u64,
+    pub parallel_deliveries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

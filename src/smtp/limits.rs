@@ -1,17 +1,21 @@
 //! `Admission`: who may open a session. A global cap on concurrent
 //! sessions, and per client address a cap on concurrent sessions and on new
-//! connections in any 60 seconds.
+//! connections in any 60 seconds. It also says when the listener is under
+//! stress (Postfix's word): at `stress_sessions` open sessions or more, every
+//! session, open ones included, switches to the short stress timeouts until
+//! the count drops again.
 //!
 //! A client address is the IPv4 address, or the /64 prefix of an IPv6
 //! address (one host usually holds a whole /64, so counting single IPv6
 //! addresses would cap nothing). Limits inside a session (messages, errors,
-//! timeouts) live in `session`; this module only admits or refuses.
+//! timeouts) live in `session`; this module only admits or refuses, and
+//! counts.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 /// The window the connection rate is counted over.
@@ -26,6 +30,8 @@ pub struct AdmissionLimits {
     pub max_sessions: u32,
     pub max_sessions_per_client: u32,
     pub max_connections_per_client_per_minute: u32,
+    /// Open sessions at which the listener is under stress.
+    pub stress_sessions: u32,
 }
 
 /// Why a connection was refused.
@@ -40,6 +46,10 @@ pub struct Admission {
     limits: AdmissionLimits,
     sessions: Arc<Semaphore>,
     clients: Mutex<HashMap<ClientKey, ClientRecord>>,
+    /// Open sessions now (under the `clients` lock) and whether that is
+    /// stress; sessions watch the flag.
+    open: Mutex<u32>,
+    stress: watch::Sender<bool>,
 }
 
 /// A client address as limits count it.
@@ -77,10 +87,13 @@ pub struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        let mut clients = self.admission.lock();
-        if let Some(record) = clients.get_mut(&self.client) {
-            record.sessions = record.sessions.saturating_sub(1);
+        {
+            let mut clients = self.admission.lock();
+            if let Some(record) = clients.get_mut(&self.client) {
+                record.sessions = record.sessions.saturating_sub(1);
+            }
         }
+        self.admission.count_open(-1);
     }
 }
 
@@ -90,7 +103,43 @@ impl Admission {
             limits,
             sessions: Arc::new(Semaphore::new(limits.max_sessions as usize)),
             clients: Mutex::new(HashMap::new()),
+            open: Mutex::new(0),
+            stress: watch::Sender::new(false),
         })
+    }
+
+    /// Whether the listener is under stress, now and as it changes.
+    pub fn stress(&self) -> watch::Receiver<bool> {
+        self.stress.subscribe()
+    }
+
+    /// Counts a session opened (`+1`) or closed (`-1`), and flips the
+    /// stress flag when the count crosses the threshold.
+    fn count_open(&self, change: i32) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *open = open.saturating_add_signed(change);
+        let stressed = *open >= self.limits.stress_sessions;
+        let sessions = *open;
+        self.stress.send_if_modified(|flag| {
+            let changed = *flag != stressed;
+            if changed {
+                tracing::info!(
+                    event = if stressed { "stress_on" } else { "stress_off" },
+                    smtp.sessions = sessions,
+                    "SMTP stress mode {}",
+                    if stressed {
+                        "on: short timeouts"
+                    } else {
+                        "off"
+                    }
+                );
+            }
+            *flag = stressed;
+            changed
+        });
     }
 
     /// Admits a connection from `ip` at `now`, or says why not. Every
@@ -132,6 +181,8 @@ impl Admission {
             .try_acquire_owned()
             .map_err(|_| Refusal::TooManySessions)?;
         record.sessions += 1;
+        drop(clients);
+        self.count_open(1);
         Ok(Ticket {
             admission: Arc::clone(self),
             client,
@@ -156,7 +207,28 @@ mod tests {
             max_sessions: sessions,
             max_sessions_per_client: per_client,
             max_connections_per_client_per_minute: rate,
+            stress_sessions: sessions,
         })
+    }
+
+    #[test]
+    fn stress_begins_at_the_threshold_and_passes_when_sessions_close() {
+        let admission = Admission::new(AdmissionLimits {
+            max_sessions: 4,
+            max_sessions_per_client: 4,
+            max_connections_per_client_per_minute: 100,
+            stress_sessions: 3,
+        });
+        let stress = admission.stress();
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
+        let first = admission.admit(ip(1), Instant::now()).expect("first");
+        let second = admission.admit(ip(2), Instant::now()).expect("second");
+        assert!(!*stress.borrow(), "two of four is no stress");
+        let third = admission.admit(ip(3), Instant::now()).expect("third");
+        assert!(*stress.borrow(), "three of four is");
+        drop(first);
+        assert!(!*stress.borrow(), "the pressure passed");
+        drop((second, third));
     }
 
     #[test]

@@ -63,11 +63,13 @@ impl<I: Intake> SmtpServer<I> {
             max_sessions: smtp.max_sessions,
             max_sessions_per_client: smtp.max_sessions_per_ip,
             max_connections_per_client_per_minute: smtp.max_connections_per_ip_per_minute,
+            stress_sessions: smtp.stress_sessions,
         });
         let refusals = Arc::new(Semaphore::new(smtp.max_sessions as usize));
+        let stress = admission.stress();
         Ok(Self {
             listener,
-            context: Arc::new(SessionContext::new(live, tls, shutdown)),
+            context: Arc::new(SessionContext::new(live, tls, shutdown, stress)),
             intake: Arc::new(intake),
             admission,
             refusals,

@@ -23,6 +23,7 @@ use mailin::SessionBuilder;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -37,10 +38,17 @@ pub struct SessionContext {
     pub tls: Option<TlsAcceptor>,
     pub engine: SessionBuilder,
     pub shutdown: Shutdown,
+    /// Whether the listener is under stress (`limits::Admission`).
+    pub stress: watch::Receiver<bool>,
 }
 
 impl SessionContext {
-    pub fn new(live: LiveSettings, tls: Option<TlsAcceptor>, shutdown: Shutdown) -> Self {
+    pub fn new(
+        live: LiveSettings,
+        tls: Option<TlsAcceptor>,
+        shutdown: Shutdown,
+        stress: watch::Receiver<bool>,
+    ) -> Self {
         let settings = live.current();
         let engine = engine::builder(&settings.smtp.hostname, tls.is_some());
         Self {
@@ -49,12 +57,22 @@ impl SessionContext {
             tls,
             engine,
             shutdown,
+            stress,
         }
     }
 
     pub(super) fn smtp(&self) -> &SmtpSettings {
         &self.settings.smtp
     }
+}
+
+/// The idle and command timeouts in force.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeouts {
+    /// Longest wait for the next input.
+    pub(super) idle: Duration,
+    /// Longest a command line may take once started; a body's grace period.
+    pub(super) command: Duration,
 }
 
 /// Why the session ends.
@@ -89,6 +107,8 @@ pub struct Session<I: Intake> {
     /// The client sent ahead where it may not: its DATA is refused.
     pub(super) improper_pipelining: bool,
     pub(super) tls_active: bool,
+    /// Stress on the listener: while it lasts, the short timeouts apply.
+    pub(super) stress: watch::Receiver<bool>,
 }
 
 impl<I: Intake> Session<I> {
@@ -101,6 +121,7 @@ impl<I: Intake> Session<I> {
         let settings = context.live.current();
         let engine = engine::start(&context.engine, client_ip);
         let ends_at = Instant::now() + context.smtp().session_timeout;
+        let stress = context.stress.clone();
         Self {
             context,
             settings,
@@ -116,6 +137,24 @@ impl<I: Intake> Session<I> {
             pipelining: false,
             improper_pipelining: false,
             tls_active: false,
+            stress,
+        }
+    }
+
+    /// The timeouts in force now: the stress values while the listener is
+    /// under stress (Postfix's stress mode), else the normal ones.
+    pub(super) fn timeouts(&self) -> Timeouts {
+        let smtp = self.context.smtp();
+        if *self.stress.borrow() {
+            Timeouts {
+                idle: smtp.stress_idle_timeout,
+                command: smtp.stress_command_timeout,
+            }
+        } else {
+            Timeouts {
+                idle: smtp.idle_timeout,
+                command: smtp.command_timeout,
+            }
         }
     }
 
@@ -189,12 +228,13 @@ impl<I: Intake> Session<I> {
 
     /// Reads one command line within the idle, command and session
     /// timeouts. `Ok(None)` when an overlong line was read to its end and
-    /// answered.
+    /// answered. When stress begins or ends while it waits, the deadline is
+    /// worked out again from when the wait began: a session idle longer than
+    /// the stress timeout is closed at once.
     async fn read_command_line(&mut self) -> Result<Option<Vec<u8>>, End> {
-        let smtp = self.context.smtp();
-        let cap = smtp.max_command_line_bytes;
-        let (idle, per_command) = (smtp.idle_timeout, smtp.command_timeout);
+        let cap = self.context.smtp().max_command_line_bytes;
         let shutdown = self.context.shutdown.clone();
+        let waiting_since = Instant::now();
         let mut started = (self.conn.buffered() > 0).then(Instant::now);
         let mut too_long = false;
         loop {
@@ -212,19 +252,21 @@ impl<I: Intake> Session<I> {
                 }
                 continue;
             }
+            let Timeouts { idle, command } = self.timeouts();
             let (deadline, timeout) = match started {
                 None => earliest(
-                    (Instant::now() + idle, answer::idle_timeout()),
+                    (waiting_since + idle, answer::idle_timeout()),
                     (self.ends_at, answer::session_timeout()),
                 ),
                 Some(first_byte) => earliest(
-                    (first_byte + per_command, answer::command_timeout()),
+                    (first_byte + command, answer::command_timeout()),
                     (self.ends_at, answer::session_timeout()),
                 ),
             };
             let filled = tokio::select! {
                 filled = self.conn.fill(deadline) => filled,
                 () = shutdown.wait() => return Err(End::Reply(answer::shutting_down())),
+                () = stress_changed(&mut self.stress) => continue,
             };
             match filled {
                 Ok(_) => {
@@ -273,11 +315,18 @@ impl<I: Intake> Session<I> {
 
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
         // A client that stops reading gets as long as an idle one.
-        let deadline = Instant::now() + self.context.smtp().idle_timeout;
+        let deadline = Instant::now() + self.timeouts().idle;
         self.conn
             .write(bytes, deadline)
             .await
             .map_err(|_| End::Silent)
+    }
+}
+
+/// Waits until stress begins or ends; never, once nobody can change it.
+pub(super) async fn stress_changed(stress: &mut watch::Receiver<bool>) {
+    if stress.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

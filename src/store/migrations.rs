@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_portal.sql"),
     include_str!("migrations/0003_decisions_by_service.sql"),
     include_str!("migrations/0004_bounded_intake.sql"),
+    include_str!("migrations/0005_counters_and_retention.sql"),
 ];
 
 /// Applies the migrations this database has not seen, each in its own

@@ -7,6 +7,7 @@
 //! on the blocking pool. This module and its children are the only code that
 //! writes SQL.
 
+pub mod counters;
 pub mod customers;
 pub mod inbound;
 mod migrations;

@@ -2,11 +2,7 @@
 //! retry state. Bodies are erased once delivered, because they hold live
 //! activation links.
 
-use crate::policy::ReplyHistory;
-use rusqlite::{Connection, OptionalExtension, params};
-
-/// Seconds in a day, for the daily reply limit.
-const DAY_SECS: i64 = 24 * 60 * 60;
+use rusqlite::{Connection, params};
 
 /// A reply to queue.
 #[derive(Debug, Clone)]
@@ -40,38 +36,46 @@ pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::R
     Ok(conn.last_insert_rowid())
 }
 
-/// An address's replies of the last day: bounded by the per-address limits.
-pub(super) const HISTORY: &str =
-    "SELECT MAX(created_at), COUNT(*) FROM outbox WHERE rate_key = ?1 AND created_at > ?2";
-
-/// Replies queued to an address (by rate key) recently.
-pub fn history(conn: &Connection, rate_key: &str, now: i64) -> rusqlite::Result<ReplyHistory> {
-    conn.prepare_cached(HISTORY)?
-        .query_row(params![rate_key, now - DAY_SECS], |row| {
-            Ok(ReplyHistory {
-                last_reply_at: row.get(0)?,
-                replies_last_day: row.get(1)?,
-            })
-        })
-}
-
-/// The outbox's claim: the oldest due reply, from the `outbox_due` index.
+/// The outbox's claim: the oldest due replies, from the `outbox_due` index.
 pub(super) const NEXT_DUE: &str = "SELECT id, recipient, envelope_from, body, attempts FROM outbox
-     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1";
+     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
 
-/// The oldest queued reply that is due.
-pub fn next_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<DueReply>> {
-    conn.prepare_cached(NEXT_DUE)?
-        .query_row([now], |row| {
+/// Up to `limit` queued replies that are due at `now`, oldest first, leaving
+/// out those in `skip` (being delivered already).
+///
+/// # Errors
+/// A storage failure.
+pub fn next_due(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+    skip: &std::collections::HashSet<i64>,
+) -> rusqlite::Result<Vec<DueReply>> {
+    let wanted = limit + skip.len();
+    let mut statement = conn.prepare_cached(NEXT_DUE)?;
+    let rows = statement.query_map(
+        params![now, i64::try_from(wanted).unwrap_or(i64::MAX)],
+        |row| {
             Ok(DueReply {
                 id: row.get(0)?,
                 recipient: row.get(1)?,
                 envelope_from: row.get(2)?,
-                body: row.get(3)?,
+                body: row.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
                 attempts: row.get(4)?,
             })
-        })
-        .optional()
+        },
+    )?;
+    let mut due = Vec::with_capacity(limit);
+    for reply in rows {
+        let reply = reply?;
+        if !skip.contains(&reply.id) {
+            due.push(reply);
+        }
+        if due.len() == limit {
+            break;
+        }
+    }
+    Ok(due)
 }
 
 pub(super) const NEXT_DUE_AT: &str =
@@ -85,11 +89,23 @@ pub fn next_due_at(conn: &Connection) -> rusqlite::Result<Option<i64>> {
 
 pub(super) const MARK_SENT: &str = "UPDATE outbox
      SET status = 'sent', sent_at = ?2, body = NULL, attempts = attempts + 1, last_error = NULL
-     WHERE id = ?1";
+     WHERE id = ?1 AND status = 'queued'";
+pub(super) const ADD_TO_TOTAL: &str =
+    "UPDATE outbox_totals SET replies = replies + ?2 WHERE status = ?1";
 
-/// Marks a reply delivered and erases its body.
-pub fn mark_sent(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(MARK_SENT)?.execute(params![id, now])?;
+/// Marks delivered replies sent (one transaction for a batch) and erases
+/// their bodies.
+///
+/// # Errors
+/// A storage failure.
+pub fn mark_sent(conn: &Connection, ids: &[i64], now: i64) -> rusqlite::Result<()> {
+    let mut mark = conn.prepare_cached(MARK_SENT)?;
+    let mut marked = 0i64;
+    for id in ids {
+        marked += i64::try_from(mark.execute(params![id, now])?).unwrap_or(0);
+    }
+    conn.prepare_cached(ADD_TO_TOTAL)?
+        .execute(params!["sent", marked])?;
     Ok(())
 }
 
@@ -108,19 +124,65 @@ pub fn mark_retry(
 }
 
 /// Gives up on a reply after its last attempt; the body is erased.
+///
+/// # Errors
+/// A storage failure.
 pub fn mark_dead(conn: &Connection, id: i64, error: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, body = NULL, last_error = ?2 WHERE id = ?1",
-    )?
-    .execute(params![id, error])?;
+    let marked = conn
+        .prepare_cached(
+            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, body = NULL, last_error = ?2
+             WHERE id = ?1 AND status = 'queued'",
+        )?
+        .execute(params![id, error])?;
+    conn.prepare_cached(ADD_TO_TOTAL)?
+        .execute(params!["dead", i64::try_from(marked).unwrap_or(0)])?;
     Ok(())
 }
 
-/// Counts of replies by status, for `/metrics`.
+pub(super) const QUEUED: &str = "SELECT COUNT(*) FROM outbox WHERE status = 'queued'";
+pub(super) const TOTALS: &str = "SELECT status, replies FROM outbox_totals";
+
+/// Replies queued now, and sent and dead ever, for `/metrics`: the queued
+/// ones from the `outbox_due` index, the others from `outbox_totals`, so
+/// the count never reads the outbox's history.
+///
+/// # Errors
+/// A storage failure.
 pub fn counts(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
-    conn.prepare_cached(
-        "SELECT COALESCE(SUM(status = 'queued'), 0), COALESCE(SUM(status = 'sent'), 0), COALESCE(SUM(status = 'dead'), 0)
-         FROM outbox",
-    )?
-    .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+    let queued: i64 = conn
+        .prepare_cached(QUEUED)?
+        .query_row([], |row| row.get(0))?;
+    let (mut sent, mut dead) = (0, 0);
+    let mut totals = conn.prepare_cached(TOTALS)?;
+    for row in totals.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })? {
+        match row? {
+            (status, replies) if status == "sent" => sent = replies,
+            (_, replies) => dead = replies,
+        }
+    }
+    Ok((queued, sent, dead))
+}
+
+/// The purge of delivered and dead replies by age, through `outbox_due`.
+pub(super) const PURGE_FINISHED: &str = "DELETE FROM outbox WHERE id IN
+     (SELECT id FROM outbox WHERE status = ?1 AND next_attempt_at < ?2 ORDER BY next_attempt_at LIMIT ?3)";
+
+/// Deletes up to `limit` replies delivered or given up on, last tried
+/// before `before`; returns how many. Queued replies are never purged.
+///
+/// # Errors
+/// A storage failure.
+pub fn purge_finished(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut purge = conn.prepare_cached(PURGE_FINISHED)?;
+    let sent = purge.execute(params!["sent", before, limit])?;
+    let left = limit - i64::try_from(sent).unwrap_or(limit);
+    let dead = if left > 0 {
+        purge.execute(params!["dead", before, left])?
+    } else {
+        0
+    };
+    Ok(sent + dead)
 }

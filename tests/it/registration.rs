@@ -275,7 +275,9 @@ async fn mail_from_an_active_customer_creates_nothing() {
 #[tokio::test]
 async fn raw_messages_are_erased_after_the_retention_period_and_the_record_stays() {
     let app = TestApp::spawn_with(|s| {
-        s.activation.purge_interval = std::time::Duration::from_millis(100)
+        s.activation.purge_interval = std::time::Duration::from_millis(100);
+        // The record itself outlives the raw bytes here.
+        s.store.inbound_retention = std::time::Duration::from_secs(60 * 86400);
     })
     .await;
     app.mail_support("Jane", "jane@example.com", "old@example.com")
@@ -310,5 +312,67 @@ async fn raw_messages_are_erased_after_the_retention_period_and_the_record_stays
         .await
         .assert_code(250);
     assert_eq!(app.count("inbound"), 1);
+    assert_eq!(app.count("customers"), 1);
+}
+
+#[tokio::test]
+async fn records_past_their_retention_are_purged_and_a_customers_own_history_stays() {
+    let app = TestApp::spawn_with(|s| {
+        s.activation.purge_interval = std::time::Duration::from_millis(100);
+        // One row per step, so the purge works through several steps.
+        s.store.purge_batch_rows = 1;
+    })
+    .await;
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
+    app.mail_support("Jane", "jane@example.com", "m2@example.com")
+        .await
+        .assert_code(550);
+    // A message from someone who is not the sender: refused, recorded, and
+    // about nobody who is a customer.
+    app.send(
+        "john@example.com",
+        SUPPORT,
+        &person("Eve", "eve@example.com", SUPPORT, "m3@example.com"),
+    )
+    .await
+    .assert_code(550);
+    app.relay.wait_for(1).await;
+    app.settle().await;
+    assert_eq!(app.count("decisions"), 3);
+
+    // Everything happened long ago, as far as the purge can tell: past the
+    // inbound retention (30 days) and the decision retention (400 days).
+    let db = app.db();
+    db.execute_batch(
+        "UPDATE inbound SET received_at = received_at - 31 * 86400;
+         UPDATE outbox SET next_attempt_at = next_attempt_at - 31 * 86400;
+         UPDATE decisions SET decided_at = decided_at - 401 * 86400;",
+    )
+    .expect("age the records");
+
+    crate::support::eventually("the purge", || {
+        app.count("inbound") == 0 && app.count("outbox") == 0 && app.count("decisions") == 2
+    })
+    .await;
+    let kept: Vec<(String, Option<i64>)> = {
+        let mut statement = db
+            .prepare("SELECT identity, inbound_id FROM decisions ORDER BY id")
+            .expect("prepare");
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    assert_eq!(
+        kept,
+        vec![
+            ("jane@example.com".to_owned(), None),
+            ("jane@example.com".to_owned(), None)
+        ],
+        "the customer's own history stays, unlinked from the purged message"
+    );
     assert_eq!(app.count("customers"), 1);
 }

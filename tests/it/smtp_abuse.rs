@@ -45,6 +45,63 @@ async fn connections_over_the_global_session_cap_get_421_4_7_0_and_are_closed() 
 }
 
 #[tokio::test]
+async fn under_stress_idle_sessions_from_many_addresses_cannot_keep_a_real_sender_out()
+-> anyhow::Result<()> {
+    // Postfix's stress mode: from 6 of 8 sessions on, the idle timeout
+    // drops from five minutes to a second, for the sessions already open too.
+    let app = TestApp::spawn_with(|s| {
+        s.smtp.max_sessions = 8;
+        s.smtp.stress_sessions = 6;
+        s.smtp.stress_idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut idle = Vec::new();
+    for n in 1..=8u8 {
+        let source = std::net::IpAddr::from([127, 0, 9, n]);
+        let (mut client, greeting) = SmtpClient::connect_from(app.smtp_addr, source).await?;
+        greeting.assert_code(220);
+        client.command("EHLO idle.test").await?.assert_code(250);
+        idle.push(client);
+    }
+    let (_, full) = SmtpClient::connect(app.smtp_addr).await?;
+    assert_reply(&full, 421, "4.7.0 too many sessions");
+
+    // Like an MTA, the real sender tries again until it gets in; idle
+    // sessions are closed under the stress timeout (one second), so it does
+    // long before the normal one (five minutes) would have let it.
+    let message = person("Jane", "jane@example.com", SUPPORT, "real@example.com");
+    let start = tokio::time::Instant::now();
+    loop {
+        let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await?;
+        if greeting.code == 220 {
+            let reply = client
+                .send_mail("jane@example.com", SUPPORT, &message)
+                .await?;
+            reply.assert_code(250);
+            break;
+        }
+        assert_reply(&greeting, 421, "4.7.0 too many sessions");
+        assert!(
+            start.elapsed() < crate::support::DEADLINE,
+            "idle sessions kept the real sender out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The first idle session to go was told why.
+    let mut told = 0;
+    for client in &mut idle {
+        if let Ok(Ok(Some(reply))) =
+            tokio::time::timeout(Duration::from_millis(50), client.next_reply()).await
+        {
+            assert_reply(&reply, 421, "4.4.2 idle too long");
+            told += 1;
+        }
+    }
+    assert!(told >= 1, "no idle session was closed with 421 4.4.2");
+    Ok(())
+}
+
+#[tokio::test]
 async fn connections_over_the_per_address_session_cap_get_421_4_7_0_and_are_closed()
 -> anyhow::Result<()> {
     let app = TestApp::spawn_with(|s| s.smtp.max_sessions_per_ip = 2).await;

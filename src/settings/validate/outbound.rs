@@ -19,6 +19,10 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         "outbound.send_timeout_secs: must be at least 1",
     );
     problems.check(raw.poll_secs >= 1, "outbound.poll_secs: must be at least 1");
+    problems.check(
+        (1..=256).contains(&raw.parallel_deliveries),
+        "outbound.parallel_deliveries: must be between 1 and 256",
+    );
     let relay = if raw.relay.trim().is_empty() {
         Some(None)
     } else {
@@ -61,5 +65,6 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         retry_max: Duration::from_secs(raw.retry_max_secs.max(raw.retry_base_secs)),
         max_attempts: raw.max_attempts,
         poll_interval: Duration::from_secs(raw.poll_secs),
+        parallel_deliveries: raw.parallel_deliveries,
     })
 }

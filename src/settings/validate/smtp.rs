@@ -58,6 +58,18 @@ pub(super) fn validate(raw: RawSmtp, problems: &mut Problems) -> Option<SmtpSett
         "smtp.greeting_delay_ms: must be shorter than smtp.idle_timeout_secs",
     );
     problems.check(
+        (1..=100).contains(&raw.stress_sessions_percent),
+        "smtp.stress_sessions_percent: must be between 1 and 100",
+    );
+    problems.check(
+        (1..=raw.idle_timeout_secs).contains(&raw.stress_idle_timeout_secs),
+        "smtp.stress_idle_timeout_secs: must be at least 1 and at most smtp.idle_timeout_secs",
+    );
+    problems.check(
+        (1..=raw.command_timeout_secs).contains(&raw.stress_command_timeout_secs),
+        "smtp.stress_command_timeout_secs: must be at least 1 and at most smtp.command_timeout_secs",
+    );
+    problems.check(
         raw.tls_certificate.as_os_str().is_empty() == raw.tls_key.as_os_str().is_empty(),
         "smtp.tls_certificate, smtp.tls_key: set both (STARTTLS on) or neither (off)",
     );
@@ -85,7 +97,32 @@ pub(super) fn validate(raw: RawSmtp, problems: &mut Problems) -> Option<SmtpSett
         min_data_rate: raw.min_data_rate_bytes_per_sec,
         greeting_delay: Duration::from_millis(raw.greeting_delay_ms),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+        stress_sessions: stress_threshold(raw.max_sessions, raw.stress_sessions_percent),
+        stress_idle_timeout: Duration::from_secs(raw.stress_idle_timeout_secs),
+        stress_command_timeout: Duration::from_secs(raw.stress_command_timeout_secs),
         null_sender: null_sender?,
         tls,
     })
+}
+
+/// Open sessions at which stress mode begins: `percent` of `max_sessions`,
+/// rounded up, at least one.
+fn stress_threshold(max_sessions: u32, percent: u32) -> u32 {
+    let sessions = u64::from(max_sessions) * u64::from(percent.min(100));
+    u32::try_from(sessions.div_ceil(100))
+        .unwrap_or(max_sessions)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stress_threshold;
+
+    #[test]
+    fn stress_begins_at_the_share_of_sessions_rounded_up() {
+        assert_eq!(stress_threshold(100, 75), 75);
+        assert_eq!(stress_threshold(8, 75), 6);
+        assert_eq!(stress_threshold(3, 50), 2);
+        assert_eq!(stress_threshold(1, 1), 1);
+    }
 }

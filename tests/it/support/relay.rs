@@ -118,7 +118,13 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
             if shared.failing.load(Ordering::SeqCst) {
                 b"451 4.3.0 try again later\r\n"
             } else {
-                current.mail_from = address_of(&text[10..]);
+                // MAIL starts a new transaction (RFC 5321 4.1.4), as on a
+                // connection reused after an earlier mail.
+                current = Captured {
+                    mail_from: address_of(&text[10..]),
+                    rcpt_to: Vec::new(),
+                    data: Vec::new(),
+                };
                 b"250 OK\r\n"
             }
         } else if upper.starts_with("RCPT TO:") {

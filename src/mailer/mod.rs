@@ -1,9 +1,13 @@
 //! The only module that knows lettre: composes replies as RFC 5322 bytes and
-//! hands stored bytes to an SMTP relay or, without one, writes them as `.eml`
-//! files into a folder.
+//! hands stored bytes to an SMTP relay (`relay`: pooled connections of our
+//! own, with `TCP_NODELAY`) or, without one, writes them as `.eml` files
+//! into a folder.
 //!
-//! Composition happens when a reply is queued, so the Message-ID is fixed per
-//! outbox row and a retried delivery sends the very same bytes.
+//! Composition happens before a reply is queued, outside the store's
+//! writer, so the Message-ID is fixed per outbox row and a retried delivery
+//! sends the very same bytes.
+
+mod relay;
 
 use crate::domain::{EmailAddress, Token};
 use crate::replies::Reply;
@@ -12,11 +16,9 @@ use anyhow::Context as _;
 use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{
-    Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-};
-use secrecy::ExposeSecret as _;
+use lettre::{Address, AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use relay::Relay;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything about one outgoing mail except its wording.
@@ -114,7 +116,8 @@ pub enum SendError {
     Permanent(String),
 }
 
-/// Sends stored replies.
+/// Sends stored replies; cheap to clone (the relay's connections are
+/// shared).
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
@@ -123,33 +126,20 @@ pub struct Mailer {
 
 #[derive(Clone)]
 enum Transport {
-    Relay(AsyncSmtpTransport<Tokio1Executor>),
+    Relay(Arc<Relay>),
     Folder(AsyncFileTransport<Tokio1Executor>),
 }
 
 impl Mailer {
-    /// Builds the relay transport, or the folder transport when no relay is
+    /// Builds the relay client (keeping up to `parallel_deliveries`
+    /// connections open), or the folder transport when no relay is
     /// configured (creating the folder).
     ///
     /// # Errors
     /// Fails when the relay URL is unusable or the folder cannot be created.
     pub fn new(settings: &OutboundSettings, hostname: &str) -> anyhow::Result<Self> {
         let transport = match &settings.relay {
-            Some(url) => {
-                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.as_str())
-                    .with_context(|| format!("invalid outbound.relay {url}"))?
-                    .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-                        hostname.to_owned(),
-                    ))
-                    .timeout(Some(settings.send_timeout));
-                if !settings.username.is_empty() {
-                    builder = builder.credentials(Credentials::new(
-                        settings.username.clone(),
-                        settings.password.expose_secret().to_owned(),
-                    ));
-                }
-                Transport::Relay(builder.build())
-            }
+            Some(url) => Transport::Relay(Arc::new(Relay::new(url, hostname, settings)?)),
             None => {
                 std::fs::create_dir_all(&settings.folder).with_context(|| {
                     format!(
@@ -191,27 +181,16 @@ impl Mailer {
             .map_err(|e| SendError::Permanent(e.to_string()))?;
         let envelope =
             Envelope::new(from, vec![to]).map_err(|e| SendError::Permanent(e.to_string()))?;
-        let attempt =
-            async {
-                match &self.transport {
-                    Transport::Relay(relay) => relay
-                        .send_raw(&envelope, body)
-                        .await
-                        .map(drop)
-                        .map_err(|e| {
-                            if e.is_permanent() {
-                                SendError::Permanent(e.to_string())
-                            } else {
-                                SendError::Temporary(e.to_string())
-                            }
-                        }),
-                    Transport::Folder(folder) => folder
-                        .send_raw(&envelope, body)
-                        .await
-                        .map(drop)
-                        .map_err(|e| SendError::Temporary(e.to_string())),
-                }
-            };
+        let attempt = async {
+            match &self.transport {
+                Transport::Relay(relay) => relay.send(&envelope, body).await,
+                Transport::Folder(folder) => folder
+                    .send_raw(&envelope, body)
+                    .await
+                    .map(drop)
+                    .map_err(|e| SendError::Temporary(e.to_string())),
+            }
+        };
         tokio::time::timeout(self.timeout, attempt)
             .await
             .unwrap_or_else(|_| {
