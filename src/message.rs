@@ -169,7 +169,9 @@ struct HeaderFacts {
 }
 
 fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
-    let message = MessageParser::default().parse(raw)?;
+    // Policy reads headers only: the body is never parsed or decoded, so a
+    // big message costs no more than its header section.
+    let message = MessageParser::default().parse_headers(raw)?;
     if message.headers().is_empty() {
         return None;
     }

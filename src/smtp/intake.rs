@@ -1,8 +1,10 @@
 //! The end-of-DATA step: a received message in, the reply to give out.
 //!
-//! `RegistrarIntake` parses the message on the blocking pool (mail-parser
-//! is CPU work and runs inside `catch_unwind` in `message`) and waits for
-//! `Registrar::from_mail` to commit, without blocking a tokio worker. The
+//! `RegistrarIntake` parses the message's headers (mail-parser, inside
+//! `catch_unwind` in `message`): on this task when the message is small,
+//! which is quicker than a hand-off, else on the blocking pool; then it
+//! waits for `Registrar::from_mail` to commit, without blocking a tokio
+//! worker. The
 //! `Intake` trait is the seam the session loop calls through, so a test can
 //! put a step there that panics and show the loop survives it.
 
@@ -13,6 +15,11 @@ use crate::settings::Service;
 use crate::smtp::reply::{self, SmtpReply};
 use std::future::Future;
 use tracing::Instrument as _;
+
+/// Messages up to this size are parsed on the session's own task (tens of
+/// microseconds); bigger ones on the blocking pool, so that no tokio worker
+/// is held for long.
+const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 /// Our SMTP answers, handed to registration (which records the code with
 /// the decision) and to `registrar explain` (which prints them).
@@ -59,11 +66,15 @@ impl RegistrarIntake {
 impl Intake for RegistrarIntake {
     async fn decide(&self, service: Service, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
         let client_ip = envelope.client_ip;
-        let parsed = tokio::task::spawn_blocking(move || {
-            let message = InboundMessage::parse(envelope, &raw);
-            (message, raw)
-        })
-        .await;
+        let parsed = if raw.len() <= INLINE_PARSE_BYTES {
+            Ok((InboundMessage::parse(envelope, &raw), raw))
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let message = InboundMessage::parse(envelope, &raw);
+                (message, raw)
+            })
+            .await
+        };
         let (message, raw) = match parsed {
             Ok((Ok(message), raw)) => (message, raw),
             Ok((Err(error), _)) => {

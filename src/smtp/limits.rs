@@ -21,7 +21,7 @@ use tokio::time::Instant;
 /// The window the connection rate is counted over.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Addresses tracked before idle ones are forgotten.
+/// Addresses tracked before idle ones are first forgotten.
 const PRUNE_ABOVE: usize = 1024;
 
 /// The caps `Admission` enforces.
@@ -45,7 +45,7 @@ pub enum Refusal {
 pub struct Admission {
     limits: AdmissionLimits,
     sessions: Arc<Semaphore>,
-    clients: Mutex<HashMap<ClientKey, ClientRecord>>,
+    clients: Mutex<Clients>,
     /// Open sessions now (under the `clients` lock) and whether that is
     /// stress; sessions watch the flag.
     open: Mutex<u32>,
@@ -71,6 +71,15 @@ impl ClientKey {
     }
 }
 
+/// The tracked addresses, and when to forget idle ones next: when the map
+/// has doubled since the last pruning. Pruning at a fixed size would walk
+/// the whole map on every connection once more addresses than that were
+/// active within the rate window (a load from many addresses).
+struct Clients {
+    records: HashMap<ClientKey, ClientRecord>,
+    prune_above: usize,
+}
+
 #[derive(Debug, Default)]
 struct ClientRecord {
     sessions: u32,
@@ -89,7 +98,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         {
             let mut clients = self.admission.lock();
-            if let Some(record) = clients.get_mut(&self.client) {
+            if let Some(record) = clients.records.get_mut(&self.client) {
                 record.sessions = record.sessions.saturating_sub(1);
             }
         }
@@ -102,7 +111,10 @@ impl Admission {
         Arc::new(Self {
             limits,
             sessions: Arc::new(Semaphore::new(limits.max_sessions as usize)),
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients {
+                records: HashMap::new(),
+                prune_above: PRUNE_ABOVE,
+            }),
             open: Mutex::new(0),
             stress: watch::Sender::new(false),
         })
@@ -150,17 +162,19 @@ impl Admission {
     /// The cap the connection would break.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Ticket, Refusal> {
         let client = ClientKey::of(ip);
-        let mut clients = self.lock();
-        if clients.len() > PRUNE_ABOVE {
-            clients.retain(|_, record| {
+        let mut guard = self.lock();
+        let clients = &mut *guard;
+        if clients.records.len() > clients.prune_above {
+            clients.records.retain(|_, record| {
                 record.sessions > 0
                     || record
                         .recent
                         .back()
                         .is_some_and(|last| now.duration_since(*last) < RATE_WINDOW)
             });
+            clients.prune_above = (clients.records.len() * 2).max(PRUNE_ABOVE);
         }
-        let record = clients.entry(client).or_default();
+        let record = clients.records.entry(client).or_default();
         let rate = self.limits.max_connections_per_client_per_minute as usize;
         let too_fast = record.recent.len() >= rate
             && record
@@ -181,7 +195,7 @@ impl Admission {
             .try_acquire_owned()
             .map_err(|_| Refusal::TooManySessions)?;
         record.sessions += 1;
-        drop(clients);
+        drop(guard);
         self.count_open(1);
         Ok(Ticket {
             admission: Arc::clone(self),
@@ -190,7 +204,7 @@ impl Admission {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, ClientRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
         // Only counters live here; a panic mid-update leaves them usable.
         self.clients
             .lock()

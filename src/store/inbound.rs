@@ -42,23 +42,26 @@ pub struct DecisionRecord {
     pub reply_code: Option<u16>,
 }
 
-/// An earlier copy by Message-ID and envelope sender, newest first.
-pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
-     FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-     WHERE i.message_id = ?1 AND i.envelope_from = ?2 AND i.received_at >= ?3
-     ORDER BY i.id DESC LIMIT 1";
+/// Earlier copies by Message-ID and envelope sender within the window.
+/// One table, no join and no ORDER BY: SQLite (built with STAT4) prepares
+/// a statement with either again every time a new value is bound, which
+/// cost the writer more than the lookup itself.
+pub(super) const COPIES_BY_MESSAGE_ID: &str = "SELECT id FROM inbound
+     WHERE message_id = ?1 AND envelope_from = ?2 AND received_at >= ?3";
 
-/// An earlier copy by content, newest first.
-pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.id, d.outcome, d.reason
-     FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-     WHERE i.content_sha256 = ?1 AND i.received_at >= ?2
-     ORDER BY i.id DESC LIMIT 1";
+/// Earlier copies by content within the window.
+pub(super) const COPIES_BY_CONTENT: &str =
+    "SELECT id FROM inbound WHERE content_sha256 = ?1 AND received_at >= ?2";
+
+/// The decision recorded for a stored message.
+pub(super) const DECISION_OF: &str =
+    "SELECT outcome, reason FROM decisions WHERE inbound_id = ?1 ORDER BY id DESC LIMIT 1";
 
 /// The decision recorded for an earlier copy of the same message received
 /// at or after `since` (the idempotency window, `store.idempotency_days`):
-/// same Message-ID and envelope sender, or the same bytes. Two indexed
-/// lookups rather than one join with `OR`: SQLite plans the `OR` as a scan
-/// of every decision ever recorded.
+/// same Message-ID and envelope sender, or the same bytes. Indexed lookups
+/// only; each finds the copies of this one message (a duplicate is never
+/// stored again, so there are few), and the newest copy wins.
 ///
 /// # Errors
 /// A storage failure.
@@ -69,27 +72,30 @@ pub fn earlier_copy(
     content_sha256: &[u8; 32],
     since: i64,
 ) -> rusqlite::Result<Option<(String, String)>> {
-    type Copy = (i64, String, String);
-    let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Copy> {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    let mut newest: Option<i64> = None;
+    let mut note = |id: rusqlite::Result<i64>| -> rusqlite::Result<()> {
+        let id = id?;
+        newest = Some(newest.map_or(id, |seen| seen.max(id)));
+        Ok(())
     };
-    let by_id = match message_id {
-        Some(message_id) => conn
-            .prepare_cached(EARLIER_BY_MESSAGE_ID)?
-            .query_row(params![message_id, envelope_from, since], read)
-            .optional()?,
-        None => None,
+    if let Some(message_id) = message_id {
+        let mut statement = conn.prepare_cached(COPIES_BY_MESSAGE_ID)?;
+        for id in
+            statement.query_map(params![message_id, envelope_from, since], |row| row.get(0))?
+        {
+            note(id)?;
+        }
+    }
+    let mut statement = conn.prepare_cached(COPIES_BY_CONTENT)?;
+    for id in statement.query_map(params![&content_sha256[..], since], |row| row.get(0))? {
+        note(id)?;
+    }
+    let Some(id) = newest else {
+        return Ok(None);
     };
-    let by_content = conn
-        .prepare_cached(EARLIER_BY_CONTENT)?
-        .query_row(params![&content_sha256[..], since], read)
-        .optional()?;
-    // The newest copy wins, as one query ordered by id would have it.
-    Ok(by_id
-        .into_iter()
-        .chain(by_content)
-        .max_by_key(|copy| copy.0)
-        .map(|(_, outcome, reason)| (outcome, reason)))
+    conn.prepare_cached(DECISION_OF)?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
 }
 
 /// Records an accepted message and returns its id.

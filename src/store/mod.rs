@@ -7,6 +7,7 @@
 //! on the blocking pool. This module and its children are the only code that
 //! writes SQL.
 
+mod checkpoint;
 pub mod counters;
 pub mod customers;
 pub mod inbound;
@@ -15,6 +16,7 @@ pub mod outbox;
 #[cfg(test)]
 mod plans;
 pub mod sessions;
+mod sync;
 pub mod tokens;
 mod writer;
 
@@ -85,6 +87,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     stats: Arc<WriterStats>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 impl Store {
@@ -108,29 +112,39 @@ impl Store {
             "the database refused WAL mode (got {mode})"
         );
         migrations::run(&mut conn).context("failed to migrate the database")?;
+        // The checkpointer thread copies the log into the file, and the
+        // syncer makes each commit durable before it is answered: the
+        // writer's commits wait for neither.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let checkpointer = checkpoint::spawn(path)?;
+        let synced = sync::spawn(path)?;
 
         let stats = Arc::new(WriterStats::default());
-        let jobs = writer::spawn(conn, max_batch, Arc::clone(&stats))?;
+        let jobs = writer::spawn(conn, max_batch, Arc::clone(&stats), synced)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 jobs,
                 readers: Mutex::new(Vec::new()),
                 path: path.to_owned(),
                 stats,
+                _checkpointer: checkpointer,
             }),
         })
     }
 
     /// Runs `job` inside the writer's next transaction and waits for the
-    /// commit. The job runs in its own savepoint: if it fails, only its own
-    /// changes are rolled back.
+    /// commit. If the job fails, only its own changes are rolled back. The
+    /// job may run twice (the writer runs a batch again, one savepoint per
+    /// job, when one of its jobs failed); only the committed run counts, so
+    /// a job must do nothing but SQL.
     ///
     /// # Errors
     /// The job's own error, or a commit failure (the job's changes are gone).
     pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
         let (job, answer) = writer::job(job);
         self.inner
@@ -148,7 +162,7 @@ impl Store {
     pub fn write_blocking<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
         let (job, answer) = writer::job(job);
         self.inner
@@ -238,6 +252,8 @@ impl Store {
 /// Settings every connection needs.
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Every statement of the hot paths stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(())

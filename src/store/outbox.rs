@@ -37,8 +37,14 @@ pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::R
 }
 
 /// The outbox's claim: the oldest due replies, from the `outbox_due` index.
-pub(super) const NEXT_DUE: &str = "SELECT id, recipient, envelope_from, body, attempts FROM outbox
-     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
+/// The limit is written into the SQL: a `LIMIT ?` would make SQLite prepare
+/// the statement again for every new value.
+pub(super) fn next_due_sql(limit: usize) -> String {
+    format!(
+        "SELECT id, recipient, envelope_from, body, attempts FROM outbox
+         WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT {limit}"
+    )
+}
 
 /// Up to `limit` queued replies that are due at `now`, oldest first, leaving
 /// out those in `skip` (being delivered already).
@@ -51,20 +57,18 @@ pub fn next_due(
     limit: usize,
     skip: &std::collections::HashSet<i64>,
 ) -> rusqlite::Result<Vec<DueReply>> {
-    let wanted = limit + skip.len();
-    let mut statement = conn.prepare_cached(NEXT_DUE)?;
-    let rows = statement.query_map(
-        params![now, i64::try_from(wanted).unwrap_or(i64::MAX)],
-        |row| {
-            Ok(DueReply {
-                id: row.get(0)?,
-                recipient: row.get(1)?,
-                envelope_from: row.get(2)?,
-                body: row.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
-                attempts: row.get(4)?,
-            })
-        },
-    )?;
+    // A few distinct limits, so that the statement cache holds them all.
+    let wanted = (limit + skip.len()).next_power_of_two();
+    let mut statement = conn.prepare_cached(&next_due_sql(wanted))?;
+    let rows = statement.query_map(params![now], |row| {
+        Ok(DueReply {
+            id: row.get(0)?,
+            recipient: row.get(1)?,
+            envelope_from: row.get(2)?,
+            body: row.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
+            attempts: row.get(4)?,
+        })
+    })?;
     let mut due = Vec::with_capacity(limit);
     for reply in rows {
         let reply = reply?;

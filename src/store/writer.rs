@@ -1,54 +1,63 @@
 //! The writer thread: owns the only write connection and commits in groups.
 //!
-//! It takes every job waiting in its queue (up to `max_batch`), runs each in
-//! its own savepoint inside one transaction, commits once, and only then
-//! answers each job. Concurrent SMTP sessions therefore share one fsync
-//! instead of queueing for one each, and no caller hears "done" before its
-//! rows are durable.
+//! It takes every job waiting in its queue (up to `max_batch`), runs them all
+//! in one transaction and commits once; the syncer (`sync`) makes the commit
+//! durable and only then answers each job. Concurrent SMTP sessions
+//! therefore share one fsync instead of queueing for one each, the writer
+//! runs the next batch while the disk syncs the last, and no caller hears
+//! "done" before its rows are durable.
+//!
+//! A job that fails must not take the others with it, but a savepoint per job
+//! costs every job a copy of each page it touches. So a batch first runs
+//! without savepoints; only when a job fails is the transaction rolled back
+//! and the batch run again, each job in its own savepoint, so that only the
+//! failing job's changes are undone. Jobs are therefore `Fn`: one may run
+//! twice, and only the run that is committed counts.
 
 use crate::store::StoreError;
+use crate::store::sync::Committed;
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-/// Called after the commit with its result.
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A unit of work waiting for the writer.
 pub(super) type Job = Box<dyn Work>;
 
-/// A unit of work: either it runs against the connection (saying whether it
-/// succeeded and what to do once the batch is committed), or it is abandoned
-/// unrun because its batch already failed.
+/// A unit of work: it runs against the connection (perhaps twice), keeping
+/// its latest result, and is answered once the batch is committed or failed.
 pub(super) trait Work: Send {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
-    fn abandon(self: Box<Self>, error: StoreError);
+    /// Runs the job; says whether it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller: the job's own result if `commit` succeeded, else
+    /// the commit's error.
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
 struct Typed<T, F> {
     work: F,
+    result: Option<Result<T, StoreError>>,
     answer: oneshot::Sender<Result<T, StoreError>>,
 }
 
 impl<T, F> Work for Typed<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
-        let Typed { work, answer } = *self;
-        let result = work(conn).map_err(StoreError::from_anyhow);
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = (self.work)(conn).map_err(StoreError::from_anyhow);
         let succeeded = result.is_ok();
-        let finish: Finish = Box::new(move |commit| {
-            // The caller may have gone away (a dropped SMTP session); then
-            // nobody needs the answer.
-            let _ = answer.send(commit.and(result));
-        });
-        (succeeded, finish)
+        self.result = Some(result);
+        succeeded
     }
 
-    fn abandon(self: Box<Self>, error: StoreError) {
-        let _ = self.answer.send(Err(error));
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
+        let Typed { result, answer, .. } = *self;
+        let result = result.unwrap_or_else(|| Err(StoreError::Closed));
+        // The caller may have gone away (a dropped SMTP session); then
+        // nobody needs the answer.
+        let _ = answer.send(commit.and(result));
     }
 }
 
@@ -77,28 +86,46 @@ impl WriterStats {
 pub(super) fn job<T, F>(work: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
 {
     let (answer, receiver) = oneshot::channel();
-    (Box::new(Typed { work, answer }), receiver)
+    (
+        Box::new(Typed {
+            work,
+            result: None,
+            answer,
+        }),
+        receiver,
+    )
 }
 
-/// Starts the writer thread.
+/// Starts the writer thread; committed batches go to `synced` to be made
+/// durable and answered.
 pub(super) fn spawn(
     conn: Connection,
     max_batch: usize,
     stats: Arc<WriterStats>,
+    synced: std::sync::mpsc::Sender<Committed>,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, receiver, max_batch, &stats))?;
+        .spawn(move || run(conn, receiver, max_batch, &stats, &synced))?;
     Ok(sender)
 }
 
-fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
-    let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = queue.blocking_recv() {
+fn run(
+    conn: Connection,
+    mut queue: mpsc::Receiver<Job>,
+    max_batch: usize,
+    stats: &WriterStats,
+    synced: &std::sync::mpsc::Sender<Committed>,
+) {
+    loop {
+        let Some(first) = queue.blocking_recv() else {
+            break;
+        };
+        let mut batch = Vec::with_capacity(max_batch.min(64));
         batch.push(first);
         while batch.len() < max_batch {
             match queue.try_recv() {
@@ -107,59 +134,90 @@ fn run(conn: Connection, mut queue: mpsc::Receiver<Job>, max_batch: usize, stats
             }
         }
         let size = batch.len();
-        let (finishers, commit) = commit_batch(&conn, batch.drain(..));
-        if commit.is_ok() {
-            stats.record(size);
-        }
-        for finish in finishers {
-            finish(commit.clone());
+        match commit_batch(&conn, &mut batch) {
+            Ok(()) => {
+                stats.record(size);
+                if let Err(unsent) = synced.send(batch) {
+                    // The syncer is gone: nobody can say these are durable.
+                    for job in unsent.0 {
+                        job.answer(Err(StoreError::Closed));
+                    }
+                }
+            }
+            Err(error) => {
+                for job in batch {
+                    job.answer(Err(error.clone()));
+                }
+            }
         }
     }
     tracing::debug!("store writer stopped");
 }
 
-fn commit_batch(
-    conn: &Connection,
-    jobs: impl Iterator<Item = Job>,
-) -> (Vec<Finish>, Result<(), StoreError>) {
-    let mut finishers = Vec::new();
-    let mut failure = conn.execute_batch("BEGIN IMMEDIATE").err();
-    let began = failure.is_none();
-    for job in jobs {
-        if let Some(error) = &failure {
-            job.abandon(batch_error(error));
-            continue;
+/// Runs the batch and commits it: all at once when every job succeeds, or
+/// again with a savepoint per job when one fails.
+fn commit_batch(conn: &Connection, jobs: &mut [Job]) -> Result<(), StoreError> {
+    let all_succeeded = transaction(conn, |conn| {
+        let mut all = true;
+        for job in jobs.iter_mut() {
+            all &= job.run(conn);
         }
-        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
-            job.abandon(batch_error(&error));
-            failure = Some(error);
-            continue;
-        }
-        let (succeeded, finish) = job.run(conn);
-        finishers.push(finish);
-        let end = if succeeded {
-            "RELEASE job"
-        } else {
-            "ROLLBACK TO job; RELEASE job"
-        };
-        if let Err(error) = conn.execute_batch(end) {
-            failure = Some(error);
-        }
+        Ok(all)
+    })?;
+    if all_succeeded {
+        return finish(conn, "COMMIT");
     }
-    let result = match failure {
-        Some(error) => Err(error),
-        None => conn.execute_batch("COMMIT"),
-    };
-    match result {
-        Ok(()) => (finishers, Ok(())),
-        Err(error) => {
-            if began && !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+    finish(conn, "ROLLBACK")?;
+    transaction(conn, |conn| {
+        for job in jobs.iter_mut() {
+            sql(conn, "SAVEPOINT job")?;
+            let end = if job.run(conn) {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job"
+            };
+            sql(conn, end)?;
+            if end != "RELEASE job" {
+                sql(conn, "RELEASE job")?;
             }
-            tracing::error!(error.message = %error, "group commit failed; batch rolled back");
-            (finishers, Err(batch_error(&error)))
         }
+        Ok(())
+    })?;
+    finish(conn, "COMMIT")
+}
+
+/// Begins a transaction and runs `body` in it; on an error of SQLite's own
+/// (not a job's), rolls back.
+fn transaction<T>(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    sql(conn, "BEGIN IMMEDIATE").map_err(|error| batch_error(&error))?;
+    body(conn).map_err(|error| {
+        rollback(conn);
+        batch_error(&error)
+    })
+}
+
+/// Ends the transaction with `COMMIT` or `ROLLBACK`.
+fn finish(conn: &Connection, end: &str) -> Result<(), StoreError> {
+    sql(conn, end).map_err(|error| {
+        rollback(conn);
+        tracing::error!(error.message = %error, "group commit failed; batch rolled back");
+        batch_error(&error)
+    })
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = sql(conn, "ROLLBACK");
     }
+}
+
+/// Runs one of the writer's own statements, kept prepared.
+fn sql(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(statement)?.execute([])?;
+    Ok(())
 }
 
 fn batch_error(error: &rusqlite::Error) -> StoreError {
@@ -170,5 +228,54 @@ fn batch_error(error: &rusqlite::Error) -> StoreError {
         StoreError::Failed(std::sync::Arc::new(anyhow::anyhow!(
             "failed to commit: {error}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_failing_job_is_undone_alone_and_the_batch_still_commits() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch("CREATE TABLE t (v TEXT NOT NULL)")
+            .expect("table");
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        let (good, good_answer) = job(move |conn| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            conn.execute("INSERT INTO t (v) VALUES ('good')", [])?;
+            Ok(())
+        });
+        let (bad, bad_answer) = job(|conn| -> anyhow::Result<()> {
+            conn.execute("INSERT INTO t (v) VALUES ('bad')", [])?;
+            anyhow::bail!("this job fails after writing")
+        });
+        let mut batch = vec![good, bad];
+
+        let commit = commit_batch(&conn, &mut batch);
+        for job in batch {
+            job.answer(commit.clone());
+        }
+
+        assert!(commit.is_ok());
+        let mut good_answer = good_answer;
+        let mut bad_answer = bad_answer;
+        assert!(matches!(good_answer.try_recv(), Ok(Ok(()))));
+        assert!(matches!(
+            bad_answer.try_recv(),
+            Ok(Err(StoreError::Failed(_)))
+        ));
+        let rows: Vec<String> = conn
+            .prepare("SELECT v FROM t")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rows");
+        assert_eq!(rows, ["good"]);
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            2,
+            "run once in the batch, again in its savepoint"
+        );
     }
 }
