@@ -117,11 +117,13 @@ impl Store {
         // writer's commits wait for neither.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let checkpointer = checkpoint::spawn(path)?;
-        let synced = sync::spawn(path)?;
+        // A log that grew long under load is cut back when it starts over.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        let log = Arc::new(checkpoint::LogLength::default());
+        let checkpointer = checkpoint::spawn(path, Arc::clone(&log))?;
 
         let stats = Arc::new(WriterStats::default());
-        let jobs = writer::spawn(conn, max_batch, Arc::clone(&stats), synced)?;
+        let jobs = writer::spawn(conn, path, max_batch, Arc::clone(&stats), log)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 jobs,

@@ -15,34 +15,56 @@
 //! `250`, and which it therefore sends again.
 
 use crate::store::StoreError;
-use crate::store::writer::Job;
+use crate::store::writer::{Job, Wake};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use tokio::sync::mpsc as jobs;
 
 /// Committed batches waiting for the sync.
 pub(super) type Committed = Vec<Job>;
 
 /// Starts the syncer for the database at `path`; it ends when every sender
-/// is dropped, after answering what it holds.
+/// is dropped, after answering what it holds. `syncing` says whether it is
+/// busy; when it runs out of work it clears it and sends the writer a
+/// `Wake` through `writer`, so that a transaction kept open meanwhile
+/// commits.
 ///
 /// # Errors
 /// The thread cannot start.
-pub(super) fn spawn(path: &Path) -> anyhow::Result<mpsc::Sender<Committed>> {
+pub(super) fn spawn(
+    path: &Path,
+    writer: jobs::WeakSender<Job>,
+    syncing: Arc<AtomicBool>,
+) -> anyhow::Result<mpsc::Sender<Committed>> {
     let (sender, receiver) = mpsc::channel::<Committed>();
     let mut log = Log::new(path);
     std::thread::Builder::new()
         .name("store-sync".into())
         .spawn(move || {
-            while let Ok(first) = receiver.recv() {
+            let mut pending = receiver.recv().ok();
+            while let Some(first) = pending.take() {
                 let mut batches = vec![first];
                 batches.extend(receiver.try_iter());
                 let synced = log.sync();
                 for job in batches.into_iter().flatten() {
                     job.answer(synced.clone());
                 }
+                pending = match receiver.try_recv() {
+                    Ok(batch) => Some(batch),
+                    Err(mpsc::TryRecvError::Empty) => {
+                        syncing.store(false, Ordering::Release);
+                        if let Some(writer) = writer.upgrade() {
+                            // A full queue wakes the writer anyway.
+                            let _ = writer.try_send(Box::new(Wake));
+                        }
+                        receiver.recv().ok()
+                    }
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                };
             }
         })?;
     Ok(sender)

@@ -15,10 +15,11 @@
 //! twice, and only the run that is committed counts.
 
 use crate::store::StoreError;
+use crate::store::checkpoint::LogLength;
 use crate::store::sync::Committed;
 use rusqlite::Connection;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// A unit of work waiting for the writer.
@@ -32,6 +33,26 @@ pub(super) trait Work: Send {
     /// Answers the caller: the job's own result if `commit` succeeded, else
     /// the commit's error.
     fn answer(self: Box<Self>, commit: Result<(), StoreError>);
+    /// The syncer's wake-up (`Wake`), which is no work at all.
+    fn is_wake(&self) -> bool {
+        false
+    }
+}
+
+/// Sent by the syncer when it has nothing left to sync: a transaction the
+/// writer kept open meanwhile can commit now.
+pub(super) struct Wake;
+
+impl Work for Wake {
+    fn run(&mut self, _: &Connection) -> bool {
+        true
+    }
+
+    fn answer(self: Box<Self>, _: Result<(), StoreError>) {}
+
+    fn is_wake(&self) -> bool {
+        true
+    }
 }
 
 struct Typed<T, F> {
@@ -99,45 +120,97 @@ where
     )
 }
 
-/// Starts the writer thread; committed batches go to `synced` to be made
-/// durable and answered.
+/// Starts the writer thread and its syncer (`sync`) for the database at
+/// `path`, the writer's connection `conn`.
 pub(super) fn spawn(
     conn: Connection,
+    path: &std::path::Path,
     max_batch: usize,
     stats: Arc<WriterStats>,
-    synced: std::sync::mpsc::Sender<Committed>,
+    log: Arc<LogLength>,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    let syncing = Arc::new(AtomicBool::new(false));
+    let synced = crate::store::sync::spawn(path, sender.downgrade(), Arc::clone(&syncing))?;
+    let writer = Writer {
+        conn,
+        max_batch,
+        stats,
+        synced,
+        syncing,
+        log,
+    };
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, receiver, max_batch, &stats, &synced))?;
+        .spawn(move || writer.run(receiver))?;
     Ok(sender)
 }
 
-fn run(
+/// The writer thread's own state.
+struct Writer {
     conn: Connection,
-    mut queue: mpsc::Receiver<Job>,
     max_batch: usize,
-    stats: &WriterStats,
-    synced: &std::sync::mpsc::Sender<Committed>,
-) {
-    loop {
-        let Some(first) = queue.blocking_recv() else {
-            break;
-        };
-        let mut batch = Vec::with_capacity(max_batch.min(64));
-        batch.push(first);
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    stats: Arc<WriterStats>,
+    /// Where committed batches go to be synced and answered.
+    synced: std::sync::mpsc::Sender<Committed>,
+    /// Whether the syncer is busy with earlier batches.
+    syncing: Arc<AtomicBool>,
+    log: Arc<LogLength>,
+}
+
+impl Writer {
+    /// Runs jobs as they come, in one open transaction, and commits it when
+    /// the syncer is free (a commit made while it syncs would only wait for
+    /// the next sync anyway), when the batch is full, or when a job failed.
+    /// The longer the batch, the fewer pages each job writes to the log.
+    fn run(self, mut queue: mpsc::Receiver<Job>) {
+        let mut open: Vec<Job> = Vec::new();
+        let mut failed = false;
+        while let Some(first) = queue.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(mut job) = next.take() {
+                if !job.is_wake() {
+                    if open.is_empty() {
+                        self.log.restart_if_long(&self.conn);
+                        if let Err(error) = sql(&self.conn, "BEGIN IMMEDIATE") {
+                            job.answer(Err(batch_error(&error)));
+                            next = queue.try_recv().ok();
+                            continue;
+                        }
+                    }
+                    failed |= !job.run(&self.conn);
+                    open.push(job);
+                }
+                if open.len() < self.max_batch {
+                    next = queue.try_recv().ok();
+                }
+            }
+            let commit_now =
+                failed || open.len() >= self.max_batch || !self.syncing.load(Ordering::Acquire);
+            if !open.is_empty() && commit_now {
+                self.commit(std::mem::take(&mut open), failed);
+                failed = false;
             }
         }
-        let size = batch.len();
-        match commit_batch(&conn, &mut batch) {
+        if !open.is_empty() {
+            self.commit(open, failed);
+        }
+        tracing::debug!("store writer stopped");
+    }
+
+    /// Commits the open transaction (again with savepoints when a job
+    /// failed) and hands the batch to the syncer, or answers its error.
+    fn commit(&self, mut batch: Vec<Job>, failed: bool) {
+        let committed = if failed {
+            retry_with_savepoints(&self.conn, &mut batch)
+        } else {
+            finish(&self.conn, "COMMIT")
+        };
+        match committed {
             Ok(()) => {
-                stats.record(size);
-                if let Err(unsent) = synced.send(batch) {
+                self.stats.record(batch.len());
+                self.syncing.store(true, Ordering::Release);
+                if let Err(unsent) = self.synced.send(batch) {
                     // The syncer is gone: nobody can say these are durable.
                     for job in unsent.0 {
                         job.answer(Err(StoreError::Closed));
@@ -151,11 +224,11 @@ fn run(
             }
         }
     }
-    tracing::debug!("store writer stopped");
 }
 
 /// Runs the batch and commits it: all at once when every job succeeds, or
 /// again with a savepoint per job when one fails.
+#[cfg(test)]
 fn commit_batch(conn: &Connection, jobs: &mut [Job]) -> Result<(), StoreError> {
     let all_succeeded = transaction(conn, |conn| {
         let mut all = true;
@@ -167,19 +240,21 @@ fn commit_batch(conn: &Connection, jobs: &mut [Job]) -> Result<(), StoreError> {
     if all_succeeded {
         return finish(conn, "COMMIT");
     }
+    retry_with_savepoints(conn, jobs)
+}
+
+/// Rolls back the open transaction, in which a job failed, and runs the
+/// batch again with a savepoint per job, so that only the failing job's
+/// changes are undone; then commits.
+fn retry_with_savepoints(conn: &Connection, jobs: &mut [Job]) -> Result<(), StoreError> {
     finish(conn, "ROLLBACK")?;
     transaction(conn, |conn| {
         for job in jobs.iter_mut() {
             sql(conn, "SAVEPOINT job")?;
-            let end = if job.run(conn) {
-                "RELEASE job"
-            } else {
-                "ROLLBACK TO job"
-            };
-            sql(conn, end)?;
-            if end != "RELEASE job" {
-                sql(conn, "RELEASE job")?;
+            if !job.run(conn) {
+                sql(conn, "ROLLBACK TO job")?;
             }
+            sql(conn, "RELEASE job")?;
         }
         Ok(())
     })?;
