@@ -2,7 +2,7 @@
 //! retry state. Bodies are erased once delivered, because they hold live
 //! activation links.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// A reply to queue.
 #[derive(Debug, Clone)]
@@ -36,15 +36,18 @@ pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::R
     Ok(conn.last_insert_rowid())
 }
 
-/// The outbox's claim: the oldest due replies, from the `outbox_due` index.
+/// The outbox's claim: the ids of the oldest due replies, from the
+/// `outbox_due` index alone (bodies are read only for the replies taken).
 /// The limit is written into the SQL: a `LIMIT ?` would make SQLite prepare
 /// the statement again for every new value.
 pub(super) fn next_due_sql(limit: usize) -> String {
     format!(
-        "SELECT id, recipient, envelope_from, body, attempts FROM outbox
-         WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT {limit}"
+        "SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1
+         ORDER BY next_attempt_at, id LIMIT {limit}"
     )
 }
+
+pub(super) const DUE_REPLY: &str = "SELECT recipient, envelope_from, body, attempts FROM outbox WHERE id = ?1 AND status = 'queued'";
 
 /// Up to `limit` queued replies that are due at `now`, oldest first, leaving
 /// out those in `skip` (being delivered already).
@@ -59,25 +62,27 @@ pub fn next_due(
 ) -> rusqlite::Result<Vec<DueReply>> {
     // A few distinct limits, so that the statement cache holds them all.
     let wanted = (limit + skip.len()).next_power_of_two();
-    let mut statement = conn.prepare_cached(&next_due_sql(wanted))?;
-    let rows = statement.query_map(params![now], |row| {
-        Ok(DueReply {
-            id: row.get(0)?,
-            recipient: row.get(1)?,
-            envelope_from: row.get(2)?,
-            body: row.get::<_, Option<Vec<u8>>>(3)?.unwrap_or_default(),
-            attempts: row.get(4)?,
-        })
-    })?;
-    let mut due = Vec::with_capacity(limit);
-    for reply in rows {
-        let reply = reply?;
-        if !skip.contains(&reply.id) {
-            due.push(reply);
-        }
-        if due.len() == limit {
-            break;
-        }
+    let ids: Vec<i64> = conn
+        .prepare_cached(&next_due_sql(wanted))?
+        .query_map(params![now], |row| row.get(0))?
+        .filter(|id| id.as_ref().map_or(true, |id| !skip.contains(id)))
+        .take(limit)
+        .collect::<rusqlite::Result<_>>()?;
+    let mut reply = conn.prepare_cached(DUE_REPLY)?;
+    let mut due = Vec::with_capacity(ids.len());
+    for id in ids {
+        let found = reply
+            .query_row([id], |row| {
+                Ok(DueReply {
+                    id,
+                    recipient: row.get(0)?,
+                    envelope_from: row.get(1)?,
+                    body: row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
+                    attempts: row.get(3)?,
+                })
+            })
+            .optional()?;
+        due.extend(found);
     }
     Ok(due)
 }

@@ -42,6 +42,7 @@ fn queries() -> Vec<(&'static str, String)> {
             counters::LAST_DAY.into(),
         ),
         ("outbox claim", outbox::next_due_sql(32)),
+        ("outbox claimed reply", outbox::DUE_REPLY.into()),
         ("outbox next due time", outbox::NEXT_DUE_AT.into()),
         ("outbox mark sent", outbox::MARK_SENT.into()),
         ("outbox queued count", outbox::QUEUED.into()),

@@ -1,13 +1,17 @@
-//! The syncer: makes committed batches durable, then answers their jobs.
+//! The syncers: make committed batches durable, then answer their jobs.
 //!
 //! The writer commits with `synchronous = NORMAL`, which writes the commit's
 //! frames to the write-ahead log without waiting for the disk, and hands the
-//! batch here. This thread `fdatasync`s the log file (one sync covers every
+//! batch here. A syncer `fdatasync`s the log file (one sync covers every
 //! batch committed before it began) and only then answers the jobs. So a
 //! `250` still means the message survives a power cut, as with
 //! `synchronous = FULL`, but the writer runs the next batch while the disk
-//! syncs instead of waiting for it: the writer's time per batch no longer
-//! includes the disk's.
+//! syncs instead of waiting for it.
+//!
+//! There are two syncers: a batch committed while one sync is under way is
+//! taken by the other at once, instead of waiting for the first sync to end
+//! and then for its own. (Syncs of one file overlap well: a sync finds
+//! little left to write when another has just flushed.)
 //!
 //! What a commit makes visible before its sync: other connections may read
 //! it (the outbox may send a reply) a few milliseconds before it is durable.
@@ -19,55 +23,68 @@ use crate::store::writer::{Job, Wake};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::mpsc as jobs;
 
-/// Committed batches waiting for the sync.
+/// Committed batches waiting for a sync.
 pub(super) type Committed = Vec<Job>;
 
-/// Starts the syncer for the database at `path`; it ends when every sender
-/// is dropped, after answering what it holds. `syncing` says whether it is
-/// busy; when it runs out of work it clears it and sends the writer a
+/// Syncs under way at once at most.
+pub(super) const SYNCERS: usize = 2;
+
+/// Starts the syncers for the database at `path`; they end when every
+/// sender is dropped, after answering what they hold. `in_flight` counts
+/// the batches committed and not yet answered (the writer adds, a syncer
+/// takes away); when it drops below `SYNCERS`, a syncer sends the writer a
 /// `Wake` through `writer`, so that a transaction kept open meanwhile
 /// commits.
 ///
 /// # Errors
-/// The thread cannot start.
+/// A thread cannot start.
 pub(super) fn spawn(
     path: &Path,
-    writer: jobs::WeakSender<Job>,
-    syncing: Arc<AtomicBool>,
+    writer: &jobs::WeakSender<Job>,
+    in_flight: &Arc<AtomicUsize>,
 ) -> anyhow::Result<mpsc::Sender<Committed>> {
     let (sender, receiver) = mpsc::channel::<Committed>();
-    let mut log = Log::new(path);
-    std::thread::Builder::new()
-        .name("store-sync".into())
-        .spawn(move || {
-            let mut pending = receiver.recv().ok();
-            while let Some(first) = pending.take() {
-                let mut batches = vec![first];
-                batches.extend(receiver.try_iter());
-                let synced = log.sync();
-                for job in batches.into_iter().flatten() {
-                    job.answer(synced.clone());
-                }
-                pending = match receiver.try_recv() {
-                    Ok(batch) => Some(batch),
-                    Err(mpsc::TryRecvError::Empty) => {
-                        syncing.store(false, Ordering::Release);
-                        if let Some(writer) = writer.upgrade() {
-                            // A full queue wakes the writer anyway.
-                            let _ = writer.try_send(Box::new(Wake));
-                        }
-                        receiver.recv().ok()
+    let receiver = Arc::new(Mutex::new(receiver));
+    for n in 0..SYNCERS {
+        let receiver = Arc::clone(&receiver);
+        let writer = writer.clone();
+        let in_flight = Arc::clone(in_flight);
+        let mut log = Log::new(path);
+        std::thread::Builder::new()
+            .name(format!("store-sync-{n}"))
+            .spawn(move || {
+                while let Some(batches) = take(&receiver) {
+                    let taken = batches.len();
+                    let synced = log.sync();
+                    for job in batches.into_iter().flatten() {
+                        job.answer(synced.clone());
                     }
-                    Err(mpsc::TryRecvError::Disconnected) => None,
-                };
-            }
-        })?;
+                    if in_flight.fetch_sub(taken, Ordering::AcqRel) - taken < SYNCERS
+                        && let Some(writer) = writer.upgrade()
+                    {
+                        // A full queue wakes the writer anyway.
+                        let _ = writer.try_send(Box::new(Wake));
+                    }
+                }
+            })?;
+    }
     Ok(sender)
+}
+
+/// Waits for committed batches and takes every one waiting; `None` once the
+/// writer is gone.
+fn take(receiver: &Mutex<mpsc::Receiver<Committed>>) -> Option<Vec<Committed>> {
+    let receiver = receiver
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let first = receiver.recv().ok()?;
+    let mut batches = vec![first];
+    batches.extend(receiver.try_iter());
+    Some(batches)
 }
 
 /// The write-ahead log file, opened once and again if SQLite made a new one.

@@ -1,7 +1,7 @@
 //! The writer thread: owns the only write connection and commits in groups.
 //!
 //! It takes every job waiting in its queue (up to `max_batch`), runs them all
-//! in one transaction and commits once; the syncer (`sync`) makes the commit
+//! in one transaction and commits once; a syncer (`sync`) makes the commit
 //! durable and only then answers each job. Concurrent SMTP sessions
 //! therefore share one fsync instead of queueing for one each, the writer
 //! runs the next batch while the disk syncs the last, and no caller hears
@@ -16,10 +16,10 @@
 
 use crate::store::StoreError;
 use crate::store::checkpoint::LogLength;
-use crate::store::sync::Committed;
+use crate::store::sync::{self, Committed};
 use rusqlite::Connection;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// A unit of work waiting for the writer.
@@ -130,14 +130,14 @@ pub(super) fn spawn(
     log: Arc<LogLength>,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-    let syncing = Arc::new(AtomicBool::new(false));
-    let synced = crate::store::sync::spawn(path, sender.downgrade(), Arc::clone(&syncing))?;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let synced = sync::spawn(path, &sender.downgrade(), &in_flight)?;
     let writer = Writer {
         conn,
         max_batch,
         stats,
         synced,
-        syncing,
+        in_flight,
         log,
     };
     std::thread::Builder::new()
@@ -153,14 +153,14 @@ struct Writer {
     stats: Arc<WriterStats>,
     /// Where committed batches go to be synced and answered.
     synced: std::sync::mpsc::Sender<Committed>,
-    /// Whether the syncer is busy with earlier batches.
-    syncing: Arc<AtomicBool>,
+    /// Batches committed and not yet synced and answered.
+    in_flight: Arc<AtomicUsize>,
     log: Arc<LogLength>,
 }
 
 impl Writer {
     /// Runs jobs as they come, in one open transaction, and commits it when
-    /// the syncer is free (a commit made while it syncs would only wait for
+    /// a syncer is free (a commit made while all sync would only wait for
     /// the next sync anyway), when the batch is full, or when a job failed.
     /// The longer the batch, the fewer pages each job writes to the log.
     fn run(self, mut queue: mpsc::Receiver<Job>) {
@@ -185,8 +185,9 @@ impl Writer {
                     next = queue.try_recv().ok();
                 }
             }
-            let commit_now =
-                failed || open.len() >= self.max_batch || !self.syncing.load(Ordering::Acquire);
+            let commit_now = failed
+                || open.len() >= self.max_batch
+                || self.in_flight.load(Ordering::Acquire) < sync::SYNCERS;
             if !open.is_empty() && commit_now {
                 self.commit(std::mem::take(&mut open), failed);
                 failed = false;
@@ -209,7 +210,7 @@ impl Writer {
         match committed {
             Ok(()) => {
                 self.stats.record(batch.len());
-                self.syncing.store(true, Ordering::Release);
+                self.in_flight.fetch_add(1, Ordering::AcqRel);
                 if let Err(unsent) = self.synced.send(batch) {
                     // The syncer is gone: nobody can say these are durable.
                     for job in unsent.0 {
