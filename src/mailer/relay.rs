@@ -312,3 +312,43 @@ impl AsyncWrite for TlsTcp {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(url: &str) -> anyhow::Result<Relay> {
+        let settings = crate::settings::load(None).expect("defaults").outbound;
+        Relay::new(&Url::parse(url).expect("url"), "registrar.test", &settings)
+    }
+
+    #[test]
+    fn the_relay_url_says_port_and_security_as_lettre_reads_it() {
+        let cases = [
+            ("smtp://mail.example", 25, "plain"),
+            ("smtp://mail.example:2525", 2525, "plain"),
+            ("smtp://mail.example?tls=required", 587, "required"),
+            (
+                "smtp://mail.example?tls=opportunistic",
+                587,
+                "opportunistic",
+            ),
+            ("smtps://mail.example", 465, "implicit"),
+        ];
+        for (url, port, security) in cases {
+            let relay = relay(url).expect(url);
+            let found = match relay.security {
+                Security::Plain => "plain",
+                Security::Opportunistic(_) => "opportunistic",
+                Security::Required(_) => "required",
+                Security::Implicit(..) => "implicit",
+            };
+            assert_eq!(
+                (relay.host.as_str(), relay.port, found),
+                ("mail.example", port, security),
+                "{url}"
+            );
+        }
+        assert!(relay("smtp://mail.example?tls=sometimes").is_err());
+    }
+}

@@ -113,3 +113,37 @@ fn a_public_url_with_a_path_is_refused() {
     raw.http.public_url = "https://help.example/".into();
     assert!(raw.validate().is_ok());
 }
+
+#[test]
+fn the_store_keeps_records_at_least_as_long_as_it_recognises_copies() {
+    let settings = load(None).expect("defaults load");
+    assert_eq!(settings.store.idempotency_window.as_secs(), 7 * 86_400);
+    assert_eq!(settings.store.inbound_retention.as_secs(), 30 * 86_400);
+    assert_eq!(settings.store.decision_retention.as_secs(), 400 * 86_400);
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.store.idempotency_days = 40;
+    raw.store.purge_batch_rows = 0;
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("invalid settings were accepted");
+    };
+    let text = errors.join("\n");
+    assert!(text.contains("store.inbound_retention_days"), "{text}");
+    assert!(text.contains("store.purge_batch_rows"), "{text}");
+}
+
+#[test]
+fn stress_mode_begins_at_three_quarters_of_the_sessions_with_ten_second_timeouts() {
+    let smtp = load(None).expect("defaults load").smtp;
+    assert_eq!(smtp.stress_sessions, 75);
+    assert_eq!(smtp.stress_idle_timeout.as_secs(), 10);
+    assert_eq!(smtp.stress_command_timeout.as_secs(), 10);
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.smtp.stress_sessions_percent = 0;
+    raw.smtp.stress_idle_timeout_secs = raw.smtp.idle_timeout_secs + 1;
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("invalid settings were accepted");
+    };
+    let text = errors.join("\n");
+    assert!(text.contains("smtp.stress_sessions_percent"), "{text}");
+    assert!(text.contains("smtp.stress_idle_timeout_secs"), "{text}");
+}

@@ -70,3 +70,58 @@ async fn without_a_relay_mail_is_written_to_the_outbound_folder() {
     assert!(text.contains("To: jane@example.com"));
     assert!(text.contains("/activate?token="));
 }
+
+#[tokio::test]
+async fn many_replies_are_delivered_side_by_side_and_all_marked_sent() {
+    let app = TestApp::spawn_with(|s| {
+        s.outbound.parallel_deliveries = 4;
+        // Twenty sessions at once from the test's one address.
+        s.smtp.max_sessions_per_ip = 100;
+    })
+    .await;
+    let senders: Vec<String> = (0..20)
+        .map(|n| format!("customer{n}@example.com"))
+        .collect();
+    let mut sessions = Vec::new();
+    for (n, sender) in senders.iter().enumerate() {
+        let app = &app;
+        sessions.push(async move {
+            app.mail_support("Customer", sender, &format!("m{n}@example.com"))
+                .await
+                .assert_code(250);
+        });
+    }
+    futures_join_all(sessions).await;
+
+    let mails = app.relay.wait_for(20).await;
+    app.settle().await;
+
+    let mut delivered: Vec<String> = mails.iter().flat_map(|m| m.rcpt_to.clone()).collect();
+    delivered.sort();
+    let mut expected = senders.clone();
+    expected.sort();
+    assert_eq!(delivered, expected, "one reply each, to its sender");
+    let sent: i64 = app
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND body IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(sent, 20);
+}
+
+/// Runs the futures to completion side by side (on this task).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut set = Vec::from_iter(futures.into_iter().map(Box::pin));
+    std::future::poll_fn(|cx| {
+        set.retain_mut(|future| future.as_mut().poll(cx).is_pending());
+        if set.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
