@@ -1,7 +1,10 @@
-//! Storage: one SQLite file in WAL mode with `synchronous=FULL`, so a `250`
-//! survives power loss and not only a crash.
+//! Storage: one SQLite file in WAL mode; a job is answered only once its
+//! commit is on disk (`sync`), so a `250` survives power loss and not only
+//! a crash.
 //!
-//! All writes go through one writer thread (`writer`) that commits in groups;
+//! All writes go through one writer thread (`writer`) that commits in groups
+//! and leaves the waiting for the disk to the syncers (`sync`) and the
+//! copying of the log into the file to the checkpointer (`checkpoint`);
 //! reads use a small pool of read connections. Async callers reach both
 //! without blocking a tokio worker: writes wait on a oneshot channel, reads run
 //! on the blocking pool. This module and its children are the only code that
