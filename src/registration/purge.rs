@@ -4,8 +4,10 @@
 //! an existing customer), so no table grows for ever.
 //!
 //! Each step deletes at most `store.purge_batch_rows` rows in one short
-//! writer job and pauses before the next, so intake, which shares the
-//! writer, never waits long behind it.
+//! writer job and pauses before the next, four times as long as the step
+//! took (at least 20 ms): the purge takes at most a fifth of the writer's
+//! time, less when intake keeps the writer busy (the steps then take
+//! longer), so intake never waits long behind it.
 
 use crate::domain::Channel;
 use crate::registration::decide::{About, Kept, record};
@@ -16,9 +18,12 @@ use crate::store::inbound::DecisionCursor;
 use crate::store::{self, counters, customers, inbound, outbox, sessions};
 use rusqlite::Connection;
 use std::time::Duration;
+use tokio::time::Instant;
 
-/// Pause between two steps of the purge: other jobs get the writer.
+/// The shortest pause between two steps of the purge.
 const PAUSE: Duration = Duration::from_millis(20);
+/// A step is followed by a pause this many times as long as it took.
+const PAUSE_FACTOR: u32 = 4;
 
 /// What one run of the purge removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,6 +107,7 @@ impl Registrar {
         .await?;
         while !shutdown.is_triggered() {
             let cursor = state.decisions;
+            let started = Instant::now();
             let step = self
                 .store
                 .write(move |conn| {
@@ -118,7 +124,7 @@ impl Registrar {
             if step.done {
                 break;
             }
-            tokio::time::sleep(PAUSE).await;
+            pause_after(started).await;
         }
         Ok(purged)
     }
@@ -135,15 +141,22 @@ impl Registrar {
         let mut removed = 0;
         while !shutdown.is_triggered() {
             let step = step.clone();
+            let started = Instant::now();
             let count = self.store.write(move |conn| step(conn)).await?;
             removed += count;
             if count < batch {
                 break;
             }
-            tokio::time::sleep(PAUSE).await;
+            pause_after(started).await;
         }
         Ok(removed)
     }
+}
+
+/// Pauses after a step that began at `started`: `PAUSE_FACTOR` times as
+/// long as the step took, at least `PAUSE`.
+async fn pause_after(started: Instant) {
+    tokio::time::sleep((started.elapsed() * PAUSE_FACTOR).max(PAUSE)).await;
 }
 
 /// Deletes up to `batch` pending customers created before `expiry`, with
