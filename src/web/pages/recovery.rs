@@ -5,7 +5,7 @@
 
 use crate::domain::{EmailAddress, Token};
 use crate::password::{self, HashError};
-use crate::registration::{Declined, Proof, SignIn};
+use crate::registration::{Declined, LinkHolder, Proof, SignIn};
 use crate::web::client::Client;
 use crate::web::error::WebError;
 use crate::web::limits::{Kind, LimitKey};
@@ -190,6 +190,36 @@ fn dead_link(state: &AppState, ip: LimitKey, method: Method) -> Response {
     declined_page(state, method, Declined::DeadLink)
 }
 
+/// What a link a client presents turns out to be.
+enum Link {
+    /// A live link and whom it belongs to.
+    Live(Token, LinkHolder),
+    /// The answer already decided: the client's dead-link limit is spent, or
+    /// the link is dead (and counted).
+    Answered(Response),
+}
+
+/// Looks up the reset or sign-in link `text`, within the client's dead-link
+/// limit; reads only.
+async fn live_link(
+    state: &AppState,
+    ip: LimitKey,
+    text: &str,
+    method: Method,
+) -> Result<Link, WebError> {
+    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
+        return Ok(Link::Answered(too_many(state, TOO_MANY_LINKS)));
+    }
+    let Some(token) = Token::parse(text) else {
+        return Ok(Link::Answered(dead_link(state, ip, method)));
+    };
+    let reset = matches!(method, Method::ResetLink);
+    Ok(match state.registrar.link_holder(&token, reset).await? {
+        Some(holder) => Link::Live(token, holder),
+        None => Link::Answered(dead_link(state, ip, method)),
+    })
+}
+
 /// GET /reset: the new-password form for a live link; changes nothing.
 pub async fn reset_form(
     State(state): State<AppState>,
@@ -198,15 +228,9 @@ pub async fn reset_form(
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
     let ip = LimitKey::client(client.network);
-    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
-        return Ok(too_many(&state, TOO_MANY_LINKS));
-    }
-    let holder = match Token::parse(&query.token) {
-        Some(token) => state.registrar.link_holder(&token, true).await?,
-        None => None,
-    };
-    let Some(holder) = holder else {
-        return Ok(dead_link(&state, ip, Method::ResetLink));
+    let holder = match live_link(&state, ip, &query.token, Method::ResetLink).await? {
+        Link::Live(_, holder) => holder,
+        Link::Answered(response) => return Ok(response),
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::Reset {
@@ -245,16 +269,9 @@ pub async fn reset(
 ) -> Result<Response, WebError> {
     require_csrf(&state, &jar, &headers, &form.csrf)?;
     let ip = LimitKey::client(client.network);
-    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
-        return Ok(too_many(&state, TOO_MANY_LINKS));
-    }
-    let token = Token::parse(&form.token);
-    let holder = match &token {
-        Some(token) => state.registrar.link_holder(token, true).await?,
-        None => None,
-    };
-    let (Some(token), Some(holder)) = (token, holder) else {
-        return Ok(dead_link(&state, ip, Method::ResetLink));
+    let (token, holder) = match live_link(&state, ip, &form.token, Method::ResetLink).await? {
+        Link::Live(token, holder) => (token, holder),
+        Link::Answered(response) => return Ok(response),
     };
     let rules = &state.settings.password;
     if let Err(problem) = password::check_new(&form.password, &form.confirm, &holder.email, rules) {
@@ -306,15 +323,9 @@ pub async fn link_sign_in_form(
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, WebError> {
     let ip = LimitKey::client(client.network);
-    if state.limits.exhausted(Kind::InvalidTokenClient, ip) {
-        return Ok(too_many(&state, TOO_MANY_LINKS));
-    }
-    let holder = match Token::parse(&query.token) {
-        Some(token) => state.registrar.link_holder(&token, false).await?,
-        None => None,
-    };
-    let Some(holder) = holder else {
-        return Ok(dead_link(&state, ip, Method::EmailLink));
+    let holder = match live_link(&state, ip, &query.token, Method::EmailLink).await? {
+        Link::Live(_, holder) => holder,
+        Link::Answered(response) => return Ok(response),
     };
     let (jar, csrf) = csrf::token_for_form(jar, state.secure_cookies);
     let page = views::LinkSignIn {
