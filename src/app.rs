@@ -261,27 +261,30 @@ fn webhook_workers(
         .collect()
 }
 
-/// Every `activation.purge_interval`, deletes pending customers older than
-/// `activation.pending_expiry` (recording each), erases raw messages older
-/// than `store.raw_retention` and removes delivered `.eml` files older than
+/// Every `activation.purge_interval`, runs the purge (`Registrar::purge`:
+/// expired pending customers, and every record past its retention, in small
+/// paced steps) and removes delivered `.eml` files older than
 /// `outbound.folder_retention`, until shutdown.
 async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
     let interval = registrar.settings().activation.purge_interval;
     loop {
         remove_old_mail_files(&registrar).await;
-        match registrar.purge_expired().await {
-            Ok(Purged {
-                customers: 0,
-                raw_messages: 0,
-            }) => {}
+        match registrar.purge(&shutdown).await {
+            Ok(purged) if purged.is_empty() => {}
             Ok(Purged {
                 customers,
                 raw_messages,
+                inbound,
+                replies,
+                decisions,
             }) => {
                 tracing::info!(
                     customers,
                     raw_messages,
-                    "purged expired pending customers and old raw messages"
+                    inbound,
+                    replies,
+                    decisions,
+                    "purged expired pending customers and records past their retention"
                 );
             }
             Err(error) => tracing::error!(error.message = %error, "the purge failed"),

@@ -234,7 +234,8 @@ fn alarm_for(decision: &Decision) -> Option<Alarm> {
 }
 
 /// Writes a decision's consequences: customer, token hash, outbox row, and
-/// the reply counted against the sender's domain and the client's network.
+/// the reply counted against the service, the sender's domain and the
+/// client's network.
 fn apply(
     conn: &Connection,
     ask: &Ask<'_>,
@@ -299,9 +300,22 @@ fn apply(
     if !queue_reply(conn, context, address, &reply, now)? {
         return Ok(());
     }
-    let service = &ask.service.id;
+    count_reply(conn, &ask.service.id, address, ask.client, now)
+}
+
+/// Counts a reply queued for `service` against its daily budgets: the
+/// service's own, the recipient's domain's and (when it is counted) the
+/// client network's.
+fn count_reply(
+    conn: &Connection,
+    service: &str,
+    address: &EmailAddress,
+    client: Option<ClientNetwork>,
+    now: i64,
+) -> anyhow::Result<()> {
+    reply_counts::add(conn, Scope::Service, service, "", now)?;
     reply_counts::add(conn, Scope::Domain, service, address.domain(), now)?;
-    if let Some(client) = ask.client {
+    if let Some(client) = client {
         reply_counts::add(conn, Scope::Network, service, &client.to_string(), now)?;
     }
     Ok(())

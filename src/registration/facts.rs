@@ -9,12 +9,9 @@ use crate::policy::{Bouncing, ReplyHistory, SenderState, ServiceLoad};
 use crate::settings::Service;
 use crate::store::customers::{self, Customer};
 use crate::store::reply_counts::{self, Scope};
-use crate::store::{self, bounces, inbound, outbox, suppressions};
+use crate::store::{self, bounces, outbox, suppressions};
 use rusqlite::Connection;
 use std::path::Path;
-
-/// Seconds in a day, for the service's daily reply budget.
-const DAY_SECS: i64 = 24 * 60 * 60;
 
 /// The sender's state, reply history and the service's load.
 #[derive(Debug, Clone, Default)]
@@ -77,10 +74,12 @@ impl SenderFacts {
             None => None,
         };
         let load = ServiceLoad {
-            replies_last_day: Some(inbound::service_replies_since(
+            replies_last_day: Some(reply_counts::last_day(
                 conn,
+                Scope::Service,
                 &service.id,
-                now - DAY_SECS,
+                "",
+                now,
             )?),
             domain_replies_last_day: domain_replies,
             network_replies_last_day: network_replies,

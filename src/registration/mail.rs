@@ -16,7 +16,7 @@ use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, re
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::ReplyContext;
-use crate::registration::{Guards, Registrar};
+use crate::registration::{Guards, Registrar, secs};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
 use crate::store::inbound::NewInbound;
@@ -141,6 +141,7 @@ fn decide_mail(
         message.message_id.as_deref(),
         about.identity.as_deref(),
         &message.content_hash,
+        now.saturating_sub(secs(settings.store.idempotency_window)),
     )?
     .is_some()
     {

@@ -41,6 +41,7 @@ mod operator;
 mod opt_out;
 mod outgoing;
 mod portal;
+mod purge;
 mod raw_quota;
 mod recovery;
 mod sign_in;
@@ -55,8 +56,9 @@ pub use error::RegistrationError;
 pub use facts::SenderFacts;
 pub use mail::{Answer, MailAnswers, MailOutcome, client_network, dropped, sender_authenticator};
 pub use observe::{Health, LISTENERS};
-pub use operator::{Actor, HandOver, InviteOutcome, Purged, StatusChange, Unsuppressed};
+pub use operator::{Actor, HandOver, InviteOutcome, StatusChange, Unsuppressed};
 pub use opt_out::OptOut;
+pub use purge::Purged;
 pub use recovery::LinkHolder;
 pub use sign_in::{Account, Declined, Proof, SignIn};
 

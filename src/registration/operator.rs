@@ -17,9 +17,7 @@ use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
-use crate::store::{
-    self, account_tokens, inbound, reply_counts, sessions, suppressions, tokens, webhook_events,
-};
+use crate::store::{self, sessions, suppressions, tokens};
 use rusqlite::Connection;
 
 /// Who acts on an account from outside the ways in.
@@ -84,15 +82,6 @@ pub enum StatusChange {
         from: customers::Status,
         to: customers::Status,
     },
-}
-
-/// What one run of the purge removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Purged {
-    /// Pending customers past `activation.pending_expiry_days`.
-    pub customers: usize,
-    /// Raw message bodies past `store.raw_retention_days`.
-    pub raw_messages: usize,
 }
 
 /// The transaction behind `invite`.
@@ -482,96 +471,7 @@ impl Registrar {
             Ok(Unsuppressed::Removed)
         })?)
     }
-
-    /// Deletes pending customers older than `activation.pending_expiry` with
-    /// their tokens, recording a decision for each, and drops expired
-    /// sessions, day-old reply counts and opt-out links as old as the oldest
-    /// pending customer; then erases raw mail past its retention and
-    /// truncates the WAL, so erased bytes leave no copy behind. Returns how
-    /// many customers and raw messages were purged.
-    ///
-    /// # Errors
-    /// A storage failure; nothing changed.
-    pub async fn purge_expired(&self) -> Result<Purged, RegistrationError> {
-        let settings = self.settings();
-        let expiry = secs(settings.activation.pending_expiry);
-        let idle = secs(settings.session.idle_timeout);
-        let retention = secs(settings.store.raw_retention);
-        let purged = self
-            .store
-            .write(move |conn| {
-                let now = store::now();
-                let purged = customers::purge_pending_before(conn, now.saturating_sub(expiry))?;
-                for customer in &purged {
-                    // Its earlier events (customer.registered) go; the
-                    // erasure is what is left to tell.
-                    webhook_events::forget(conn, &customer.identity)?;
-                    emit(
-                        conn,
-                        &settings,
-                        EventKind::Erased,
-                        (
-                            &events::CustomerData {
-                                email: &customer.email,
-                                name: customer.name.as_deref(),
-                                company: customer.company.as_deref(),
-                                service: &customer.service,
-                                status: "erased",
-                                channel: &customer.source,
-                            },
-                            None,
-                        ),
-                        Channel::Purge,
-                        now,
-                    )?;
-                    record(
-                        conn,
-                        Channel::Purge,
-                        &About {
-                            service: &customer.service,
-                            address: &customer.email,
-                            identity: Some(customer.identity.clone()),
-                        },
-                        Outcome::of("purged", "pending_expired"),
-                        Kept::default(),
-                        now,
-                    )?;
-                }
-                sessions::purge_expired(conn, now, idle)?;
-                reply_counts::purge_before(conn, now)?;
-                suppressions::purge_opt_out_tokens_before(conn, now.saturating_sub(expiry))?;
-                account_tokens::purge_dead(conn, now)?;
-                let raw_messages = inbound::erase_raw_before(conn, now.saturating_sub(retention))?;
-                // Delivered and dead events leave with the raw mail: they
-                // are kept as long, for an operator's questions.
-                webhook_events::purge_before(
-                    conn,
-                    now.saturating_sub(retention),
-                    WEBHOOK_PURGE_BATCH,
-                )?;
-                Ok(Purged {
-                    customers: purged.len(),
-                    raw_messages,
-                })
-            })
-            .await?;
-        if purged.customers > 0 {
-            self.wake_webhooks();
-        }
-        if purged.raw_messages > 0
-            && let Err(error) = self.store.checkpoint().await
-        {
-            // The next purge tries again; until then the WAL may still hold
-            // an old copy of what was erased.
-            tracing::warn!(error.message = %error, "the WAL could not be truncated after erasing");
-        }
-        Ok(purged)
-    }
 }
-
-/// Delivered and dead webhook events removed by one run of the purge at
-/// most (the next run takes the rest).
-const WEBHOOK_PURGE_BATCH: usize = 1000;
 
 /// Records an operator's action on a customer.
 fn record_operator(

@@ -18,6 +18,7 @@ use crate::replies;
 use crate::settings::Settings;
 use crate::store::account_tokens::{self, Purpose};
 use crate::store::customers::{self, Status};
+use crate::store::reply_counts::{self, Scope};
 use crate::store::{self, suppressions};
 use rusqlite::Connection;
 
@@ -182,6 +183,9 @@ fn request_tx(
     if !queue_reply(conn, &context, &to, &reply, now)? {
         return ignore("opted_out");
     }
+    // A link sent to an active customer counts against the service's daily
+    // reply budget, as the "already active" notice does.
+    reply_counts::add(conn, Scope::Service, &service.id, "", now)?;
     record(
         conn,
         channel,

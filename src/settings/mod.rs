@@ -317,6 +317,17 @@ pub struct StoreSettings {
     pub max_size_bytes: Option<u64>,
     /// Raw message bytes kept per client network and in all, per hour.
     pub raw_quota: RawQuota,
+    /// How long a retried message is recognised as a copy of one already
+    /// decided (by Message-ID and sender, or by content).
+    pub idempotency_window: Duration,
+    /// How long the record of an accepted message (envelope, Message-ID,
+    /// content hash) is kept.
+    pub inbound_retention: Duration,
+    /// How long a decision record is kept, unless it is about a customer
+    /// who still exists.
+    pub decision_retention: Duration,
+    /// The most rows one step of the purge deletes.
+    pub purge_batch_rows: usize,
 }
 
 /// How many raw message bytes are kept per hour; past a quota a message is

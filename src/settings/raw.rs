@@ -273,6 +273,10 @@ pub struct RawStore {
     pub max_size_mb: u64,
     pub raw_bytes_per_client_per_hour: u64,
     pub raw_bytes_per_hour: u64,
+    pub idempotency_days: u64,
+    pub inbound_retention_days: u64,
+    pub decision_retention_days: u64,
+    pub purge_batch_rows: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

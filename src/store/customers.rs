@@ -312,16 +312,20 @@ pub struct Purged {
     pub source: String,
 }
 
-pub(super) const PURGE_PENDING_BEFORE: &str =
-    "DELETE FROM customers WHERE status = 'pending' AND created_at < ?1
+pub(super) const PURGE_PENDING_BEFORE: &str = "DELETE FROM customers WHERE id IN
+         (SELECT id FROM customers WHERE status = 'pending' AND created_at < ?1 LIMIT ?2)
      RETURNING email, identity, service, name, company, source";
 
-/// Deletes pending customers created before `cutoff` (their tokens and
-/// sessions go with them) and returns who was deleted.
-pub fn purge_pending_before(conn: &Connection, cutoff: i64) -> rusqlite::Result<Vec<Purged>> {
+/// Deletes up to `limit` pending customers created before `cutoff` (their
+/// tokens and sessions go with them) and returns who was deleted.
+pub fn purge_pending_before(
+    conn: &Connection,
+    cutoff: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<Purged>> {
     let mut statement = conn.prepare_cached(PURGE_PENDING_BEFORE)?;
     statement
-        .query_map([cutoff], |row| {
+        .query_map(params![cutoff, crate::store::sql_limit(limit)], |row| {
             Ok(Purged {
                 email: row.get(0)?,
                 identity: row.get(1)?,

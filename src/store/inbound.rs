@@ -1,6 +1,7 @@
 //! The `inbound` and `decisions` tables: what arrived, and what was decided
 //! about it and why.
 
+use crate::store::sql_limit;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// An accepted message, as recorded.
@@ -52,12 +53,6 @@ pub struct DecisionRecord {
     pub reply_code: Option<u16>,
 }
 
-/// How far back a retried message is recognised as a copy: 7 days, the
-/// longest a sender commonly keeps retrying (Postfix's
-/// `maximal_queue_lifetime` is 5 days).
-// A constant until the setting lands with the settings restructure.
-pub const IDEMPOTENCY_WINDOW_SECS: i64 = 7 * 24 * 60 * 60;
-
 /// An earlier copy by Message-ID from the same registered address
 /// (identity; a forwarder's envelope may differ between copies), newest first.
 pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
@@ -71,28 +66,13 @@ pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.id, d.outcome, d.reason
      WHERE i.content_sha256 = ?1 AND i.received_at >= ?2
      ORDER BY i.id DESC LIMIT 1";
 
-/// The decision recorded for an earlier copy of the same message received
-/// within the last `IDEMPOTENCY_WINDOW_SECS`: the same Message-ID from the
-/// same registered address, or the same bytes.
+/// The decision recorded for an earlier copy of the same message received at
+/// or after `since` (the idempotency window, `store.idempotency_days`): the
+/// same Message-ID from the same registered address, or the same bytes. Two
+/// indexed lookups rather than one join with `OR`: SQLite plans the `OR` as a
+/// scan of every decision ever recorded. Both lookups are bounded by the
+/// window, so the cost does not grow with history.
 pub fn earlier_copy(
-    conn: &Connection,
-    message_id: Option<&str>,
-    identity: Option<&str>,
-    content_sha256: &[u8; 32],
-) -> rusqlite::Result<Option<(String, String)>> {
-    earlier_copy_since(
-        conn,
-        message_id,
-        identity,
-        content_sha256,
-        super::now() - IDEMPOTENCY_WINDOW_SECS,
-    )
-}
-
-/// `earlier_copy` for copies received at or after `since`. Two indexed
-/// lookups rather than one join with `OR`: SQLite plans the `OR` as a scan
-/// of every decision ever recorded.
-pub fn earlier_copy_since(
     conn: &Connection,
     message_id: Option<&str>,
     identity: Option<&str>,
@@ -147,13 +127,105 @@ pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite
 
 /// The purge of raw bytes; `raw IS NOT NULL` selects the partial index
 /// `inbound_raw_by_age`.
-pub(super) const ERASE_RAW_BEFORE: &str =
-    "UPDATE inbound SET raw = NULL WHERE raw IS NOT NULL AND received_at < ?1";
+/// The purge of raw bytes; `raw IS NOT NULL` selects the partial index
+/// `inbound_raw_by_age`.
+pub(super) const ERASE_RAW_BEFORE: &str = "UPDATE inbound SET raw = NULL WHERE id IN
+     (SELECT id FROM inbound WHERE raw IS NOT NULL AND received_at < ?1 LIMIT ?2)";
 
-/// Erases the raw bytes of messages received before `before`; returns how
-/// many were erased.
-pub fn erase_raw_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(ERASE_RAW_BEFORE)?.execute([before])
+/// Erases the raw bytes of up to `limit` messages received before `before`;
+/// returns how many were erased.
+pub fn erase_raw_before(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(ERASE_RAW_BEFORE)?
+        .execute(params![before, sql_limit(limit)])
+}
+
+/// The oldest inbound records received before a time, from `inbound_by_age`.
+pub(super) const OLDEST_BEFORE: &str =
+    "SELECT id FROM inbound WHERE received_at < ?1 ORDER BY received_at LIMIT ?2";
+/// A decision keeps its record of what was decided, not of the message
+/// (from `decisions_by_inbound`).
+pub(super) const UNLINK_DECISIONS: &str =
+    "UPDATE decisions SET inbound_id = NULL WHERE inbound_id = ?1";
+pub(super) const DELETE_INBOUND: &str = "DELETE FROM inbound WHERE id = ?1";
+
+/// Deletes up to `limit` inbound records received before `before`; their
+/// decisions stay, no longer linked to a message. Returns how many.
+pub fn delete_before(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(OLDEST_BEFORE)?
+        .query_map(params![before, sql_limit(limit)], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut unlink = conn.prepare_cached(UNLINK_DECISIONS)?;
+    let mut delete = conn.prepare_cached(DELETE_INBOUND)?;
+    for id in &ids {
+        unlink.execute([id])?;
+        delete.execute([id])?;
+    }
+    Ok(ids.len())
+}
+
+/// Where the walk through the decisions has got to: every decision up to
+/// and including it was deleted or is kept. Decisions are walked in id order
+/// (the order they were recorded in), so no index beyond the primary key is
+/// needed and rows already kept are not read again.
+pub(super) const DECISION_CURSOR: &str =
+    "SELECT COALESCE((SELECT after_id FROM purge_cursors WHERE name = 'decisions'), 0)";
+pub(super) const SAVE_DECISION_CURSOR: &str = "INSERT INTO purge_cursors (name, after_id)
+     VALUES ('decisions', ?1)
+     ON CONFLICT (name) DO UPDATE SET after_id = excluded.after_id";
+/// The next decisions after the cursor: whether each is older than the
+/// retention, and whether it is about a customer that still exists.
+pub(super) const DECISIONS_AFTER_CURSOR: &str = "SELECT d.id, d.decided_at < ?2,
+            EXISTS (SELECT 1 FROM customers c WHERE c.identity = d.identity)
+     FROM decisions d WHERE d.id > ?1 ORDER BY d.id LIMIT ?3";
+pub(super) const DELETE_DECISION: &str = "DELETE FROM decisions WHERE id = ?1";
+
+/// What one step of the decision purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionPurge {
+    pub deleted: usize,
+    /// The walk reached decisions within the retention: nothing older is
+    /// left after the cursor.
+    pub done: bool,
+}
+
+/// Looks at up to `limit` decisions after the stored cursor and deletes
+/// those recorded before `before` that are not about an existing customer
+/// (a customer's own history stays as long as the customer); moves the
+/// cursor past what it looked at.
+pub fn purge_decisions(
+    conn: &Connection,
+    before: i64,
+    limit: usize,
+) -> rusqlite::Result<DecisionPurge> {
+    let mut cursor: i64 = conn
+        .prepare_cached(DECISION_CURSOR)?
+        .query_row([], |row| row.get(0))?;
+    let rows: Vec<(i64, bool, bool)> = conn
+        .prepare_cached(DECISIONS_AFTER_CURSOR)?
+        .query_map(params![cursor, before, sql_limit(limit)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = conn.prepare_cached(DELETE_DECISION)?;
+    let mut step = DecisionPurge {
+        deleted: 0,
+        done: rows.len() < limit,
+    };
+    for (id, old, kept) in rows {
+        if !old {
+            step.done = true;
+            break;
+        }
+        if !kept {
+            delete.execute([id])?;
+            step.deleted += 1;
+        }
+        cursor = id;
+    }
+    conn.prepare_cached(SAVE_DECISION_CURSOR)?
+        .execute([cursor])?;
+    Ok(step)
 }
 
 /// Records a decision.
@@ -181,24 +253,6 @@ pub fn record_decision(
         decision.reply_code
     ])?;
     Ok(conn.last_insert_rowid())
-}
-
-/// The count behind `service_replies_since`. Its reply condition is, word for
-/// word, the WHERE clause of the partial index `decisions_replies_by_service`
-/// (migration 0004), so the count reads only that index.
-pub(super) const SERVICE_REPLIES_SINCE: &str = "SELECT COUNT(*) FROM decisions
-     WHERE service = ?1 AND decided_at > ?2
-       AND dropped = 0 AND (outcome IN ('register', 'resend_activation') OR reason = 'active_customer')";
-
-/// Replies a service queued since `since` (Unix seconds), on every channel:
-/// the count its daily reply budget is checked against.
-pub fn service_replies_since(
-    conn: &Connection,
-    service: &str,
-    since: i64,
-) -> rusqlite::Result<u32> {
-    conn.prepare_cached(SERVICE_REPLIES_SINCE)?
-        .query_row(params![service, since], |row| row.get(0))
 }
 
 /// Columns of `DecisionRecord`, in the order `decision_from_row` reads them.

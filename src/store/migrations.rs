@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_delivery.sql"),
     include_str!("migrations/0010_operations.sql"),
     include_str!("migrations/0011_webhooks.sql"),
+    include_str!("migrations/0012_counters_and_retention.sql"),
 ];
 
 /// The schema version this binary migrates to.

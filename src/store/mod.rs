@@ -350,3 +350,8 @@ pub fn now() -> i64 {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
         })
 }
+
+/// A row count as SQLite's `LIMIT` takes it.
+pub(crate) fn sql_limit(rows: usize) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
+}

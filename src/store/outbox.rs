@@ -298,3 +298,16 @@ pub fn cancel_queued_to(
     )?
     .execute(params![rate_key, recipient])
 }
+
+/// The oldest delivered or given-up replies queued before a time, from the
+/// partial index `outbox_finished_by_age`.
+pub(super) const PURGE_FINISHED: &str = "DELETE FROM outbox WHERE id IN
+     (SELECT id FROM outbox WHERE status IN ('sent', 'dead') AND created_at < ?1
+      ORDER BY created_at LIMIT ?2)";
+
+/// Deletes up to `limit` delivered or given-up replies queued before
+/// `before`; returns how many. Queued replies stay whatever their age.
+pub fn purge_finished(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(PURGE_FINISHED)?
+        .execute(params![before, crate::store::sql_limit(limit)])
+}

@@ -111,8 +111,16 @@ pub fn opt_out_address(
     .optional()
 }
 
-/// Drops opt-out links made before `before`; returns how many.
-pub fn purge_opt_out_tokens_before(conn: &Connection, before: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached("DELETE FROM opt_out_tokens WHERE created_at < ?1")?
-        .execute([before])
+/// The oldest "I did not ask for this" links, from `opt_out_tokens_by_age`.
+pub(super) const PURGE_OPT_OUT_BEFORE: &str = "DELETE FROM opt_out_tokens WHERE hash IN
+     (SELECT hash FROM opt_out_tokens WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)";
+
+/// Drops up to `limit` opt-out links made before `before`; returns how many.
+pub fn purge_opt_out_tokens_before(
+    conn: &Connection,
+    before: i64,
+    limit: usize,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(PURGE_OPT_OUT_BEFORE)?
+        .execute(rusqlite::params![before, crate::store::sql_limit(limit)])
 }

@@ -29,6 +29,7 @@ mod recovery;
 mod registration;
 mod relays;
 mod replay;
+mod retention;
 mod sender_auth;
 mod sign_in_limits;
 mod smtp_abuse;

@@ -275,7 +275,9 @@ async fn mail_from_an_active_customer_creates_nothing() {
 #[tokio::test]
 async fn raw_messages_are_erased_after_the_retention_period_and_the_record_stays() {
     let app = TestApp::spawn_with(|s| {
-        s.activation.purge_interval = std::time::Duration::from_millis(100)
+        s.activation.purge_interval = std::time::Duration::from_millis(100);
+        // The record outlives the raw bytes (30 days by default).
+        s.store.inbound_retention = std::time::Duration::from_secs(60 * 86400);
     })
     .await;
     app.mail_support("Jane", "jane@example.com", "old@example.com")

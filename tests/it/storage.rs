@@ -195,8 +195,12 @@ async fn a_full_database_answers_452_4_3_1_and_intake_recovers_by_itself() {
 
 #[tokio::test]
 async fn erased_raw_bytes_are_gone_from_the_database_file_and_its_wal() {
-    let app =
-        TestApp::spawn_with(|s| s.activation.purge_interval = Duration::from_millis(100)).await;
+    let app = TestApp::spawn_with(|s| {
+        s.activation.purge_interval = Duration::from_millis(100);
+        // The record outlives the raw bytes (30 days by default).
+        s.store.inbound_retention = Duration::from_secs(60 * 86400);
+    })
+    .await;
     let marker = "Zq7-unmistakable-marker-Wk2";
     let message = large_mail("jane@example.com", "erase@example.com", marker, 20_000);
     app.send("jane@example.com", SUPPORT, &message)
