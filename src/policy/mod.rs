@@ -35,7 +35,7 @@ pub use request::{
 };
 pub use rules::{
     evaluate_mail, evaluate_mail_traced, evaluate_portal, evaluate_request, evaluate_sign_in,
-    needs_sender_auth,
+    may_be_answered, needs_sender_auth,
 };
 pub use trace::{Check, Evaluation, MAIL_RULES};
 

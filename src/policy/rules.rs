@@ -91,6 +91,17 @@ pub fn needs_sender_auth(
         && screen(policy, own, message, &mut Trace::default()).is_ok()
 }
 
+/// Whether the message passes the screen that needs no facts (a single
+/// From, not automatic, no loop, the envelope may name From): only then can
+/// a decision on it reply, so only then is a reply worth preparing.
+pub fn may_be_answered(
+    policy: &ServicePolicy,
+    own: OwnIdentity<'_>,
+    message: &InboundMessage,
+) -> bool {
+    screen(policy, own, message, &mut Trace::default()).is_ok()
+}
+
 /// Decides a request made with the portal's "Create an account" form. The
 /// service budget applies when the caller counts it (`load`).
 pub fn evaluate_portal(

@@ -14,8 +14,10 @@ use crate::registration::Guards;
 use crate::registration::alarms::Alarm;
 use crate::registration::events::{self, emit, emit_for};
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::{ReplyContext, new_activation_reply, queue_reply};
-use crate::replies;
+use crate::registration::outgoing::{
+    PreparedReplies, ReplyContext, new_activation_reply, queue_prepared, queue_reply,
+    render_already_active,
+};
 use crate::settings::Service;
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision};
@@ -41,6 +43,9 @@ pub(super) struct Ask<'a> {
     pub(super) guards: &'a Guards,
     /// How a reply is addressed and stamped.
     pub(super) reply: ReplyContext<'a>,
+    /// The replies to `address`, rendered before the store job; a way in
+    /// that mails nothing has none.
+    pub(super) prepared: Option<&'a PreparedReplies>,
     pub(super) now: i64,
 }
 
@@ -249,7 +254,8 @@ fn apply(
     let context = &ask.reply;
     let settings = context.settings;
     let now = ask.now;
-    let reply = match decision {
+    let prepared = ask.prepared;
+    let queued = match decision {
         Decision::Register { company } => {
             let identity = address.identity_key();
             let new = NewCustomer {
@@ -279,17 +285,22 @@ fn apply(
                 ask.channel,
                 now,
             )?;
-            new_activation_reply(conn, context, customer_id, address, now)?
+            queue_activation(conn, ask, customer_id, address)?
         }
         Decision::ResendActivation => {
             let customer =
                 customer.ok_or_else(|| anyhow::anyhow!("resend decided without a customer"))?;
-            new_activation_reply(conn, context, customer.id, address, now)?
+            queue_activation(conn, ask, customer.id, address)?
         }
-        Decision::AlreadyActive { notify: true } => replies::already_active(
-            &context.voice(),
-            &replies::login_link(&settings.http.public_url),
-        )?,
+        Decision::AlreadyActive { notify: true } => {
+            match prepared.and_then(|p| p.already_active_to(address)) {
+                Some(reply) => queue_prepared(conn, context, reply, None, now)?,
+                None => {
+                    let reply = render_already_active(context)?;
+                    queue_reply(conn, context, address, &reply, now)?
+                }
+            }
+        }
         Decision::AlreadyActive { notify: false }
         | Decision::Suppress(_)
         | Decision::Refuse(_)
@@ -297,10 +308,29 @@ fn apply(
             return Ok(());
         }
     };
-    if !queue_reply(conn, context, address, &reply, now)? {
+    if !queued {
         return Ok(());
     }
     count_reply(conn, &ask.service.id, address, ask.client, now)
+}
+
+/// Queues the activation mail for `customer_id` to `address`: the one
+/// prepared before the job when there is one (only its token hashes and
+/// outbox row are written here), else rendered now.
+fn queue_activation(
+    conn: &Connection,
+    ask: &Ask<'_>,
+    customer_id: i64,
+    address: &EmailAddress,
+) -> anyhow::Result<bool> {
+    let (context, now) = (&ask.reply, ask.now);
+    match ask.prepared.and_then(|p| p.activation_to(address)) {
+        Some(reply) => queue_prepared(conn, context, reply, Some(customer_id), now),
+        None => {
+            let reply = new_activation_reply(conn, context, customer_id, address, now)?;
+            queue_reply(conn, context, address, &reply, now)
+        }
+    }
 }
 
 /// Counts a reply queued for `service` against its daily budgets: the

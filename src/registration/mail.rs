@@ -15,7 +15,7 @@ use crate::registration::alarms::Alarm;
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::ReplyContext;
+use crate::registration::outgoing::{PreparedReplies, ReplyContext};
 use crate::registration::{Guards, Registrar, secs};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
@@ -106,6 +106,54 @@ fn kept_raw<'r>(
     }
 }
 
+/// How the reply to `message` is addressed and stamped: by the support
+/// address it was sent to (our loop stamp), in reply to it, in the language
+/// it prefers.
+fn reply_context<'a>(
+    settings: &'a Settings,
+    service: &'a Service,
+    message: &'a InboundMessage,
+) -> ReplyContext<'a> {
+    let support = message
+        .envelope
+        .recipients
+        .iter()
+        .find_map(|r| {
+            service
+                .support_addresses
+                .iter()
+                .find(|s| s.identity_key().eq_ignore_ascii_case(r))
+        })
+        .unwrap_or(&service.support_addresses[0]);
+    ReplyContext {
+        settings,
+        service,
+        support,
+        in_reply_to: message.message_id.as_deref(),
+        language: message.language.as_deref().and_then(Language::negotiate),
+    }
+}
+
+/// The replies a decision on `message` may queue, rendered before its store
+/// job: none when the message cannot register anybody (no single From,
+/// automatic mail, a loop; policy's screen).
+fn prepare_replies(
+    settings: &Settings,
+    service: &Service,
+    message: &InboundMessage,
+    now: i64,
+) -> Option<PreparedReplies> {
+    let from = message.from_address()?;
+    let own = OwnIdentity {
+        support_addresses: &service.support_addresses,
+        message_id_domain: &settings.smtp.hostname,
+    };
+    if !policy::may_be_answered(&service.policy, own, message) {
+        return None;
+    }
+    PreparedReplies::try_to(&reply_context(settings, service, message), from, now)
+}
+
 /// The transaction behind `from_mail`.
 #[allow(clippy::too_many_arguments)] // each argument is a distinct input of the decision
 fn decide_mail(
@@ -117,6 +165,7 @@ fn decide_mail(
     auth: &AuthVerdict,
     raw: &[u8],
     answers: MailAnswers,
+    prepared: Option<&PreparedReplies>,
     now: i64,
 ) -> anyhow::Result<MailOutcome> {
     let envelope_from = match &message.sender {
@@ -165,19 +214,6 @@ fn decide_mail(
         support_addresses: &service.support_addresses,
         message_id_domain: &settings.smtp.hostname,
     };
-    // The support address the message was sent to answers it (our loop
-    // stamp).
-    let support = message
-        .envelope
-        .recipients
-        .iter()
-        .find_map(|r| {
-            service
-                .support_addresses
-                .iter()
-                .find(|s| s.identity_key().eq_ignore_ascii_case(r))
-        })
-        .unwrap_or(&service.support_addresses[0]);
     let client = client_network(settings, service, message);
     let ask = Ask {
         channel: Channel::Mail,
@@ -187,13 +223,8 @@ fn decide_mail(
         name: message.display_name(),
         client,
         guards,
-        reply: ReplyContext {
-            settings,
-            service,
-            support,
-            in_reply_to: message.message_id.as_deref(),
-            language: message.language.as_deref().and_then(Language::negotiate),
-        },
+        reply: reply_context(settings, service, message),
+        prepared,
         now,
     };
     let evaluate = |facts: &SenderFacts| {
@@ -327,6 +358,10 @@ impl Registrar {
         let settings = self.settings();
         let guards = Arc::clone(&self.guards);
         let owned = service.clone();
+        // Rendering and composing happen here, on the session's task, so
+        // that the single writer only writes.
+        let now = store::now();
+        let prepared = prepare_replies(&settings, service, &message, now);
         let outcome = self
             .store
             .write(move |conn| {
@@ -339,7 +374,8 @@ impl Registrar {
                     &auth,
                     &raw,
                     answers,
-                    store::now(),
+                    prepared.as_ref(),
+                    now,
                 )
             })
             .await?;

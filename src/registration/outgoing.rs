@@ -3,12 +3,20 @@
 //! written to the outbox in the use case's own transaction (the outbox
 //! worker sends it after the commit). Nothing is ever queued to an address
 //! whose owner asked never to be mailed.
+//!
+//! The replies of the ways in that register (mail, the portal's form, a
+//! resend) are prepared before their store job is submitted
+//! (`PreparedReplies`): rendered, composed with their Message-ID, their
+//! tokens made. In the single writer's transaction only their token hashes
+//! and outbox row are written, so the writer holds its transaction for SQL
+//! alone. The paths a person paces (an operator's invitation, a reset link,
+//! the "activated" notice) render in their transaction, from what it reads.
 
-use crate::domain::{Channel, EmailAddress, Language, Token, Verp};
+use crate::domain::{Channel, EmailAddress, Language, Token, TokenHash, Verp};
 use crate::mailer::{self, Addressing};
 use crate::policy::SuppressReason;
 use crate::registration::decide::{About, Kept, Outcome, record};
-use crate::replies::{self, Reply, Voice};
+use crate::replies::{self, Reply, ReplyKind, Voice};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
 use crate::store::{bounces, suppressions, tokens};
@@ -70,14 +78,161 @@ pub(super) fn new_activation_reply(
     to: &EmailAddress,
     now: i64,
 ) -> anyhow::Result<Reply> {
+    let (reply, links) = render_activation(context, now)?;
+    links.store(conn, customer_id, to, now)?;
+    Ok(reply)
+}
+
+/// The tokens an activation mail's links carry, by hash: the activation
+/// link's (with its expiry) and the "I did not ask for this" link's.
+#[derive(Debug, Clone)]
+struct ActivationLinks {
+    activation: TokenHash,
+    expires_at: i64,
+    opt_out: TokenHash,
+}
+
+impl ActivationLinks {
+    /// Makes the links live: the activation token replaces the customer's,
+    /// and the opt-out link is stored for `to`.
+    fn store(
+        &self,
+        conn: &Connection,
+        customer_id: i64,
+        to: &EmailAddress,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        tokens::replace(conn, customer_id, &self.activation, now, self.expires_at)?;
+        suppressions::add_opt_out_token(conn, &self.opt_out, &to.identity_key(), to.as_str(), now)?;
+        Ok(())
+    }
+}
+
+/// Renders an activation mail with fresh tokens; nothing is stored.
+fn render_activation(
+    context: &ReplyContext<'_>,
+    now: i64,
+) -> anyhow::Result<(Reply, ActivationLinks)> {
     let settings = context.settings;
     let token = Token::generate();
     let ttl = settings.activation.token_ttl.as_secs();
     let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
-    tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
     let link = replies::activation_link(&settings.http.public_url, &token);
-    let opt_out = new_opt_out_link(conn, settings, to, now)?;
-    replies::activation(&context.voice(), &link, &opt_out, expires_at, ttl / 3600)
+    let opt_out = Token::generate();
+    let opt_out_link = replies::opt_out_link(&settings.http.public_url, &opt_out);
+    let reply = replies::activation(
+        &context.voice(),
+        &link,
+        &opt_out_link,
+        expires_at,
+        ttl / 3600,
+    )?;
+    let links = ActivationLinks {
+        activation: token.hash(),
+        expires_at,
+        opt_out: opt_out.hash(),
+    };
+    Ok((reply, links))
+}
+
+/// Renders the "you already have an account" notice.
+pub(super) fn render_already_active(context: &ReplyContext<'_>) -> anyhow::Result<Reply> {
+    replies::already_active(
+        &context.voice(),
+        &replies::login_link(&context.settings.http.public_url),
+    )
+}
+
+/// A reply rendered and composed before the store job: its bytes (the raw
+/// tokens live on only inside them), its Message-ID, and the hashes of the
+/// tokens its links carry.
+#[derive(Debug, Clone)]
+pub(super) struct PreparedReply {
+    kind: ReplyKind,
+    to: EmailAddress,
+    composed: Composed,
+    links: Option<ActivationLinks>,
+}
+
+/// The replies a decision about `to` may queue, prepared before the writer
+/// runs: the activation mail (register, resend) and the "already active"
+/// notice. A decision that needs a reply not prepared here renders it in
+/// its transaction instead.
+#[derive(Debug, Clone)]
+pub(super) struct PreparedReplies {
+    activation: PreparedReply,
+    already_active: PreparedReply,
+}
+
+impl PreparedReplies {
+    /// Renders and composes both replies to `to`, with fresh tokens.
+    ///
+    /// # Errors
+    /// A template fails to render or an address cannot be encoded.
+    pub(super) fn to(
+        context: &ReplyContext<'_>,
+        to: &EmailAddress,
+        now: i64,
+    ) -> anyhow::Result<Self> {
+        let (activation, links) = render_activation(context, now)?;
+        let already_active = render_already_active(context)?;
+        Ok(Self {
+            activation: PreparedReply {
+                kind: activation.kind,
+                to: to.clone(),
+                composed: compose(context, to, &activation)?,
+                links: Some(links),
+            },
+            already_active: PreparedReply {
+                kind: already_active.kind,
+                to: to.clone(),
+                composed: compose(context, to, &already_active)?,
+                links: None,
+            },
+        })
+    }
+
+    /// `to`, or `None` (logged) when a reply cannot be rendered: the
+    /// decision then renders in its transaction, and fails there as it
+    /// would have.
+    pub(super) fn try_to(context: &ReplyContext<'_>, to: &EmailAddress, now: i64) -> Option<Self> {
+        Self::to(context, to, now)
+            .inspect_err(|error| {
+                tracing::warn!(error.message = %format!("{error:#}"), "a reply could not be prepared");
+            })
+            .ok()
+    }
+
+    /// The activation mail, if it was prepared for `to`.
+    pub(super) fn activation_to(&self, to: &EmailAddress) -> Option<&PreparedReply> {
+        (self.activation.to == *to).then_some(&self.activation)
+    }
+
+    /// The "already active" notice, if it was prepared for `to`.
+    pub(super) fn already_active_to(&self, to: &EmailAddress) -> Option<&PreparedReply> {
+        (self.already_active.to == *to).then_some(&self.already_active)
+    }
+}
+
+/// Queues a prepared reply inside the caller's transaction: makes its links
+/// live for `customer_id` (a reply with links needs one), then writes the
+/// outbox row as `queue_reply` does. Only SQL.
+///
+/// # Errors
+/// A storage failure, or a reply with links but no customer.
+pub(super) fn queue_prepared(
+    conn: &Connection,
+    context: &ReplyContext<'_>,
+    reply: &PreparedReply,
+    customer_id: Option<i64>,
+    now: i64,
+) -> anyhow::Result<bool> {
+    if let Some(links) = &reply.links {
+        let customer_id =
+            customer_id.ok_or_else(|| anyhow::anyhow!("a reply with a link needs a customer"))?;
+        links.store(conn, customer_id, &reply.to, now)?;
+    }
+    enqueue(conn, context, &reply.to, reply.kind, &reply.composed, now)
 }
 
 /// A fresh "I did not ask for this" link for `to`; only its hash is stored.
@@ -104,17 +259,61 @@ pub(super) fn queue_reply(
     reply: &Reply,
     now: i64,
 ) -> anyhow::Result<bool> {
+    let composed = compose(context, to, reply)?;
+    enqueue(conn, context, to, reply.kind, &composed, now)
+}
+
+/// A reply as MIME bytes, with the Message-ID it keeps for every delivery
+/// attempt.
+#[derive(Debug, Clone)]
+struct Composed {
+    message_id: String,
+    body: Vec<u8>,
+}
+
+/// Composes `reply` to `to` with a fresh Message-ID.
+fn compose(
+    context: &ReplyContext<'_>,
+    to: &EmailAddress,
+    reply: &Reply,
+) -> anyhow::Result<Composed> {
+    let settings = context.settings;
+    let message_id = mailer::new_message_id(&settings.smtp.hostname);
+    let body = mailer::compose(
+        Addressing {
+            from: settings.from_address(context.service),
+            from_name: &context.service.name,
+            to,
+            loop_stamp: context.support,
+            in_reply_to: context.in_reply_to,
+            message_id: &message_id,
+        },
+        reply,
+    )?;
+    Ok(Composed { message_id, body })
+}
+
+/// Writes a composed reply's outbox row, unless its address is suppressed or
+/// bouncing (see `queue_reply`).
+fn enqueue(
+    conn: &Connection,
+    context: &ReplyContext<'_>,
+    to: &EmailAddress,
+    kind: ReplyKind,
+    composed: &Composed,
+    now: i64,
+) -> anyhow::Result<bool> {
     if suppressions::contains(conn, &to.identity_key())? {
         tracing::info!(
             event = "not_queued",
             reason = "opted_out",
-            kind = reply.kind.as_str()
+            kind = kind.as_str()
         );
         return Ok(false);
     }
     let settings = context.settings;
     if bounces::is_bouncing(conn, &to.identity_key())? {
-        let note = format!("the {} mail was not sent", reply.kind.as_str());
+        let note = format!("the {} mail was not sent", kind.as_str());
         record(
             conn,
             Channel::Bounce,
@@ -130,22 +329,10 @@ pub(super) fn queue_reply(
         tracing::info!(
             event = "not_queued",
             reason = "bouncing",
-            kind = reply.kind.as_str()
+            kind = kind.as_str()
         );
         return Ok(false);
     }
-    let message_id = mailer::new_message_id(&settings.smtp.hostname);
-    let body = mailer::compose(
-        Addressing {
-            from: settings.from_address(context.service),
-            from_name: &context.service.name,
-            to,
-            loop_stamp: context.support,
-            in_reply_to: context.in_reply_to,
-            message_id: &message_id,
-        },
-        reply,
-    )?;
     let verp_token = settings.outbound.verp.as_ref().map(|_| Verp::new_token());
     let envelope_from = match (&settings.outbound.verp, &verp_token) {
         (Some(verp), Some(token)) => verp.address_for(token),
@@ -159,16 +346,44 @@ pub(super) fn queue_reply(
     outbox::enqueue(
         conn,
         &NewReply {
-            kind: reply.kind.as_str(),
+            kind: kind.as_str(),
             service: &context.service.id,
             recipient: &to.delivery_address(),
             rate_key: &to.rate_key(),
             envelope_from: &envelope_from,
-            message_id: &message_id,
-            body: &body,
+            message_id: &composed.message_id,
+            body: &composed.body,
             verp_token: verp_token.as_deref(),
         },
         now,
     )?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::EmailAddress;
+    use crate::registration::outgoing::{PreparedReplies, ReplyContext};
+    use crate::settings;
+
+    #[test]
+    fn a_prepared_reply_serves_only_the_address_it_was_prepared_for() {
+        let settings = settings::load(None).expect("embedded defaults");
+        let service = &settings.services[0];
+        let context = ReplyContext::unprompted(&settings, service);
+        let jane = EmailAddress::parse("jane@example.com").expect("address");
+        let other = EmailAddress::parse("mallory@example.net").expect("address");
+        let prepared = PreparedReplies::to(&context, &jane, 1_800_000_000).expect("renders");
+
+        let activation = prepared.activation_to(&jane).expect("prepared for Jane");
+        let body = String::from_utf8_lossy(&activation.composed.body);
+        assert!(body.contains("To: jane@example.com"), "{body}");
+        assert!(body.contains("/activate"), "{body}");
+        assert!(activation.links.is_some(), "its token hashes go with it");
+        assert!(prepared.already_active_to(&jane).is_some());
+        // The activation link goes to the address that registers and to no
+        // other: a decision about another address renders its own.
+        assert!(prepared.activation_to(&other).is_none());
+        assert!(prepared.already_active_to(&other).is_none());
+    }
 }

@@ -6,7 +6,7 @@ use crate::registration::alarms::Alarm;
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::ReplyContext;
+use crate::registration::outgoing::{PreparedReplies, ReplyContext};
 use crate::registration::{Guards, Registrar};
 use crate::settings::{Service, Settings};
 use crate::store::{self, customers};
@@ -26,6 +26,7 @@ fn decide_request(
     name: Option<&CustomerName>,
     client: ClientNetwork,
     language: Option<Language>,
+    prepared: Option<&PreparedReplies>,
     now: i64,
 ) -> anyhow::Result<Decision> {
     let ask = Ask {
@@ -37,6 +38,7 @@ fn decide_request(
         client: Some(client),
         guards,
         reply: ReplyContext::unprompted(settings, service).preferring(language),
+        prepared,
         now,
     };
     let evaluate = |facts: &SenderFacts| {
@@ -90,6 +92,9 @@ fn resend_tx(
         None,
         client,
         language,
+        // A resend's service is the customer's, known only here; a person
+        // paces it, so its reply is rendered in the transaction.
+        None,
         now,
     )
     .map(Some)
@@ -118,6 +123,12 @@ impl Registrar {
         let settings = self.settings();
         let guards = Arc::clone(&self.guards);
         let service = service.clone();
+        let now = store::now();
+        let prepared = PreparedReplies::try_to(
+            &ReplyContext::unprompted(&settings, &service).preferring(language),
+            &address,
+            now,
+        );
         let decision = self
             .store
             .write(move |conn| {
@@ -131,7 +142,8 @@ impl Registrar {
                     name.as_ref(),
                     client,
                     language,
-                    store::now(),
+                    prepared.as_ref(),
+                    now,
                 )
             })
             .await?;

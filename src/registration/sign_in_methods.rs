@@ -336,6 +336,7 @@ fn admit_and_open(
         client: None,
         guards,
         reply: ReplyContext::unprompted(settings, service),
+        prepared: None,
         now,
     };
     // The proof is the owner's: an address that asked never to be mailed
