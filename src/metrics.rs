@@ -154,6 +154,8 @@ struct Inner {
     smtp_replies: Family<CodeLabels, Counter>,
     smtp_sessions_open: Gauge,
     smtp_sessions_refused: Family<LimitLabels, Counter>,
+    smtp_stress: Gauge,
+    smtp_stress_entered: Counter,
     sender_auth_verdicts: Family<VerdictLabels, Counter>,
     outbox_queued: Gauge,
     outbox_oldest_age: Gauge,
@@ -210,6 +212,8 @@ impl Metrics {
             smtp_replies: Family::default(),
             smtp_sessions_open: Gauge::default(),
             smtp_sessions_refused: Family::default(),
+            smtp_stress: Gauge::default(),
+            smtp_stress_entered: Counter::default(),
             sender_auth_verdicts: Family::default(),
             outbox_queued: Gauge::default(),
             outbox_oldest_age: Gauge::default(),
@@ -255,6 +259,16 @@ impl Metrics {
             "smtp_sessions_refused",
             "SMTP connections refused with 421 (behind a relay: a forwarded client's transaction refused with 450), by the limit they hit",
             inner.smtp_sessions_refused.clone(),
+        );
+        registry.register(
+            "smtp_stress",
+            "1 while the SMTP listener is under stress (open sessions at smtp.stress_sessions_percent of max_sessions or more: short timeouts), else 0",
+            inner.smtp_stress.clone(),
+        );
+        registry.register(
+            "smtp_stress_entered",
+            "Times the SMTP listener came under stress",
+            inner.smtp_stress_entered.clone(),
         );
         registry.register(
             "sender_auth_verdicts",
@@ -435,6 +449,14 @@ impl Metrics {
             .inc();
     }
 
+    /// The SMTP listener came under stress (`true`) or the stress passed.
+    pub fn smtp_stress(&self, stressed: bool) {
+        self.inner.smtp_stress.set(i64::from(stressed));
+        if stressed {
+            self.inner.smtp_stress_entered.inc();
+        }
+    }
+
     /// A sender was authenticated (or not) in `mode`.
     pub fn sender_auth_verdict(&self, mode: &'static str, verdict: &'static str) {
         self.inner
@@ -612,6 +634,7 @@ mod tests {
         metrics.message_decided("register", "new_customer", "demo");
         metrics.smtp_reply(250);
         let session = metrics.smtp_session();
+        metrics.smtp_stress(true);
         metrics.group_commit(3, Duration::from_millis(2));
 
         let text = metrics.encode();
@@ -624,10 +647,16 @@ mod tests {
         );
         assert!(text.contains("registrar_smtp_replies_total{code=\"250\"} 1"));
         assert!(text.contains("registrar_smtp_sessions_open 1"));
+        assert!(text.contains("registrar_smtp_stress 1"));
+        assert!(text.contains("registrar_smtp_stress_entered_total 1"));
         assert!(text.contains("registrar_store_batch_jobs_count 1"));
         assert!(text.contains("registrar_store_batch_jobs_sum 3.0"));
         assert!(text.ends_with("# EOF\n"));
         drop(session);
-        assert!(metrics.encode().contains("registrar_smtp_sessions_open 0"));
+        metrics.smtp_stress(false);
+        let text = metrics.encode();
+        assert!(text.contains("registrar_smtp_sessions_open 0"));
+        assert!(text.contains("registrar_smtp_stress 0"));
+        assert!(text.contains("registrar_smtp_stress_entered_total 1"));
     }
 }

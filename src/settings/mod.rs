@@ -209,6 +209,14 @@ pub struct SmtpSettings {
     pub greeting_delay: Duration,
     /// At shutdown, how long sessions in DATA may take to finish.
     pub shutdown_grace: Duration,
+    /// Stress mode, as Postfix has it: with at least this percentage of
+    /// `max_sessions` open (`stress_sessions`), the stress timeouts below
+    /// replace the normal ones in every session.
+    pub stress_sessions_percent: u32,
+    /// The idle timeout under stress.
+    pub stress_idle_timeout: Duration,
+    /// The command timeout (and a body's grace period) under stress.
+    pub stress_command_timeout: Duration,
     pub null_sender: NullSender,
     /// The MTAs in front of us: exempt from the per-client limits (global
     /// caps still apply), and the only clients that may name the original
@@ -222,6 +230,16 @@ impl SmtpSettings {
     /// Whether `ip` is one of the MTAs in front of us.
     pub fn is_relay(&self, ip: IpAddr) -> bool {
         self.relays.iter().any(|range| range.contains(ip))
+    }
+
+    /// Open sessions at which stress mode begins: `stress_sessions_percent`
+    /// of `max_sessions`, rounded up, at least one.
+    pub fn stress_sessions(&self) -> u32 {
+        let sessions =
+            u64::from(self.max_sessions) * u64::from(self.stress_sessions_percent.min(100));
+        u32::try_from(sessions.div_ceil(100))
+            .unwrap_or(self.max_sessions)
+            .max(1)
     }
 }
 

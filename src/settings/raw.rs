@@ -224,6 +224,9 @@ pub struct RawSmtp {
     pub min_data_rate_bytes_per_sec: u32,
     pub greeting_delay_ms: u64,
     pub shutdown_grace_secs: u64,
+    pub stress_sessions_percent: u32,
+    pub stress_idle_timeout_secs: u64,
+    pub stress_command_timeout_secs: u64,
     pub null_sender: String,
     /// The MTAs in front of us (addresses or CIDR blocks).
     pub relays: Vec<String>,

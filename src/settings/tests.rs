@@ -168,3 +168,50 @@ fn the_log_is_text_by_default_and_a_format_outside_the_list_is_reported() {
     };
     assert_eq!(errors, ["log.format: \"xml\" is not one of text, json"]);
 }
+
+#[test]
+fn stress_mode_begins_at_three_quarters_of_the_sessions_with_ten_second_timeouts() {
+    let smtp = load(None).expect("defaults load").smtp;
+    assert_eq!(smtp.stress_sessions_percent, 75);
+    assert_eq!(smtp.stress_sessions(), 75, "of 100 sessions");
+    assert_eq!(smtp.stress_idle_timeout.as_secs(), 10);
+    assert_eq!(smtp.stress_command_timeout.as_secs(), 10);
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.smtp.stress_sessions_percent = 0;
+    raw.smtp.stress_idle_timeout_secs = raw.smtp.idle_timeout_secs + 1;
+    raw.smtp.stress_command_timeout_secs = 0;
+    let Err(SettingsError::Invalid(errors)) = raw.validate() else {
+        panic!("invalid settings were accepted");
+    };
+    let text = errors.join("\n");
+    for key in [
+        "smtp.stress_sessions_percent",
+        "smtp.stress_idle_timeout_secs",
+        "smtp.stress_command_timeout_secs",
+    ] {
+        assert!(text.contains(key), "{key} missing from {text}");
+    }
+    let mut raw = load_raw(None).expect("defaults load");
+    raw.smtp.stress_sessions_percent = 101;
+    assert!(raw.validate().is_err(), "more than all sessions");
+}
+
+#[test]
+fn stress_begins_at_the_share_of_sessions_rounded_up() {
+    let mut smtp = load(None).expect("defaults load").smtp;
+    for (max_sessions, percent, threshold) in [
+        (100, 75, 75),
+        (8, 75, 6),
+        (3, 50, 2),
+        (1, 1, 1),
+        (20, 100, 20),
+    ] {
+        smtp.max_sessions = max_sessions;
+        smtp.stress_sessions_percent = percent;
+        assert_eq!(
+            smtp.stress_sessions(),
+            threshold,
+            "{percent}% of {max_sessions} sessions"
+        );
+    }
+}

@@ -8,7 +8,7 @@
 //! and answered `552` with memory bounded.
 //!
 //! The session reads the body within the idle, data-rate and session
-//! deadlines, then hands the message to `intake` on a task of its own and
+//! deadlines (the short ones under stress, noticed as it waits), then hands the message to `intake` on a task of its own and
 //! sends its answer: `250` only once the decision is committed. Nothing here
 //! decides the message itself.
 
@@ -19,7 +19,7 @@ use crate::smtp::connection::{ReadError, has_bare_line_ending};
 use crate::smtp::intake::{Decided, Intake, log_transaction};
 use crate::smtp::mail::Transaction;
 use crate::smtp::reply::{self, SmtpReply};
-use crate::smtp::session::{End, Session, earliest};
+use crate::smtp::session::{End, Session, Timeouts, earliest, stress_changed};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -153,7 +153,7 @@ impl<I: Intake> Session<I> {
     /// Reads a message to its `CRLF.CRLF`, then answers for it.
     async fn receive_message(&mut self) -> Result<(), End> {
         let smtp = self.context.smtp();
-        let (idle, grace, min_rate) = (smtp.idle_timeout, smtp.command_timeout, smtp.min_data_rate);
+        let min_rate = smtp.min_data_rate;
         let mut body = MessageBody::new(smtp.max_message_bytes, smtp.max_header_bytes);
         let started = Instant::now();
         let mut last_input = started;
@@ -168,6 +168,11 @@ impl<I: Intake> Session<I> {
             // A body gets the grace period plus one second per `min_rate`
             // bytes received: a sender below the rate runs out of time.
             let earned = Duration::from_secs_f64(body.size() as f64 / f64::from(min_rate));
+            // Under stress the short timeouts apply here too.
+            let Timeouts {
+                idle,
+                command: grace,
+            } = self.timeouts();
             let (deadline, timeout) = earliest(
                 earliest(
                     (last_input + idle, answer::idle_timeout()),
@@ -175,7 +180,11 @@ impl<I: Intake> Session<I> {
                 ),
                 (self.ends_at, answer::session_timeout()),
             );
-            match self.conn.fill(deadline).await {
+            let filled = tokio::select! {
+                filled = self.conn.fill(deadline) => filled,
+                () = stress_changed(&mut self.stress) => continue,
+            };
+            match filled {
                 Ok(_) => last_input = Instant::now(),
                 Err(ReadError::TimedOut) => return Err(End::Reply(timeout)),
                 Err(ReadError::Closed | ReadError::Io(_)) => return Err(End::Silent),

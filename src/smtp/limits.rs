@@ -2,29 +2,39 @@
 //! sessions, and per client address a cap on concurrent sessions and on new
 //! connections in any 60 seconds.
 //!
+//! It also says when the listener is under stress (Postfix's word): with
+//! `stress_sessions` or more places under the global cap taken, every
+//! session, open ones included, switches to the short stress timeouts until
+//! the count drops below again (`Admission::stress`, a watch channel the
+//! sessions select on). The switch is logged and counted, once per change.
+//!
 //! A client address is the IPv4 address, or the /64 prefix of an IPv6
 //! address (one host usually holds a whole /64, so counting single IPv6
 //! addresses would cap nothing). Limits inside a session (messages, errors,
-//! timeouts) live in `session`; this module only admits or refuses.
+//! timeouts) live in `session`; this module only admits or refuses, and
+//! counts.
 //!
 //! The relays in front of us (`smtp.relays`) carry the mail of many clients,
 //! so they take only a place under the global cap. The original client a
 //! relay names with XFORWARD is counted instead, as Postfix's anvil counts
 //! clients at the edge: each message it sends through the relay is one
-//! connection and, while it lasts, one session (`admit_forwarded`).
+//! connection and, while it lasts, one session (`admit_forwarded`). Such a
+//! message takes no place under the global cap, so it does not count toward
+//! stress either: its relay's session already does.
 
 use crate::domain::{ClientNetwork, IpRange};
+use crate::metrics::Metrics;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 /// The window the connection rate is counted over.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// Addresses tracked before idle ones are forgotten.
+/// Addresses tracked before idle ones are first forgotten.
 const PRUNE_ABOVE: usize = 1024;
 
 /// The caps `Admission` enforces.
@@ -33,6 +43,9 @@ pub struct AdmissionLimits {
     pub max_sessions: u32,
     pub max_sessions_per_client: u32,
     pub max_connections_per_client_per_minute: u32,
+    /// Places taken under the global cap at which the listener is under
+    /// stress (`SmtpSettings::stress_sessions`).
+    pub stress_sessions: u32,
 }
 
 /// Why a connection was refused.
@@ -59,7 +72,23 @@ pub struct Admission {
     /// The MTAs in front of us, exempt from the per-client caps.
     relays: Vec<IpRange>,
     sessions: Arc<Semaphore>,
-    clients: Mutex<HashMap<ClientNetwork, ClientRecord>>,
+    clients: Mutex<Clients>,
+    /// Places taken under the global cap now. The stress flag is set under
+    /// this lock, so concurrent opens and closes publish it in order.
+    open: Mutex<u32>,
+    /// Whether `open` is at `stress_sessions` or more; sessions watch it.
+    stress: watch::Sender<bool>,
+    /// Where the switches are counted.
+    metrics: Metrics,
+}
+
+/// The tracked addresses, and when to forget idle ones next: once the map
+/// has doubled since it was last pruned. Pruning at a fixed size would walk
+/// the whole map on every connection once more addresses than that were
+/// active within the rate window (a load from many addresses).
+struct Clients {
+    records: HashMap<ClientNetwork, ClientRecord>,
+    prune_above: usize,
 }
 
 #[derive(Debug, Default)]
@@ -77,27 +106,43 @@ pub struct Ticket {
     client: Option<ClientNetwork>,
     /// The place under the global cap; `None` for a forwarded client, whose
     /// relay holds one.
-    _session: Option<OwnedSemaphorePermit>,
+    session: Option<OwnedSemaphorePermit>,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let Some(place) = self.session.take() {
+            drop(place);
+            self.admission.count_open(false);
+        }
         let Some(client) = self.client else { return };
         let mut clients = self.admission.lock();
-        if let Some(record) = clients.get_mut(&client) {
+        if let Some(record) = clients.records.get_mut(&client) {
             record.sessions = record.sessions.saturating_sub(1);
         }
     }
 }
 
 impl Admission {
-    pub fn new(limits: AdmissionLimits, relays: Vec<IpRange>) -> Arc<Self> {
+    pub fn new(limits: AdmissionLimits, relays: Vec<IpRange>, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             limits,
             relays,
             sessions: Arc::new(Semaphore::new(limits.max_sessions as usize)),
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(Clients {
+                records: HashMap::new(),
+                prune_above: PRUNE_ABOVE,
+            }),
+            open: Mutex::new(0),
+            stress: watch::Sender::new(false),
+            metrics,
         })
+    }
+
+    /// Whether the listener is under stress, now and as it changes. A new
+    /// receiver has seen the current value.
+    pub fn stress(&self) -> watch::Receiver<bool> {
+        self.stress.subscribe()
     }
 
     /// Admits a connection from `ip` at `now`, or says why not. Every
@@ -112,7 +157,7 @@ impl Admission {
             return Ok(Ticket {
                 admission: Arc::clone(self),
                 client: None,
-                _session: Some(self.global_place()?),
+                session: Some(self.global_place()?),
             });
         }
         self.count_client(ip, now, true)
@@ -130,7 +175,7 @@ impl Admission {
             return Ok(Ticket {
                 admission: Arc::clone(self),
                 client: None,
-                _session: None,
+                session: None,
             });
         }
         self.count_client(ip, now, false)
@@ -140,10 +185,49 @@ impl Admission {
         self.relays.iter().any(|range| range.contains(ip))
     }
 
+    /// Takes a place under the global cap, and counts it toward stress.
     fn global_place(&self) -> Result<OwnedSemaphorePermit, Refusal> {
-        Arc::clone(&self.sessions)
+        let place = Arc::clone(&self.sessions)
             .try_acquire_owned()
-            .map_err(|_| Refusal::TooManySessions)
+            .map_err(|_| Refusal::TooManySessions)?;
+        self.count_open(true);
+        Ok(place)
+    }
+
+    /// Counts a place under the global cap taken (`true`) or given back,
+    /// and flips the stress flag when the count crosses the threshold.
+    fn count_open(&self, taken: bool) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *open = if taken {
+            open.saturating_add(1)
+        } else {
+            open.saturating_sub(1)
+        };
+        let stressed = *open >= self.limits.stress_sessions;
+        let changed = self.stress.send_if_modified(|flag| {
+            let changed = *flag != stressed;
+            *flag = stressed;
+            changed
+        });
+        if changed {
+            self.metrics.smtp_stress(stressed);
+            if stressed {
+                tracing::info!(
+                    event = "smtp_stress",
+                    smtp.sessions = *open,
+                    "SMTP under stress: short idle and command timeouts"
+                );
+            } else {
+                tracing::info!(
+                    event = "smtp_stress_passed",
+                    smtp.sessions = *open,
+                    "SMTP stress passed: normal timeouts"
+                );
+            }
+        }
     }
 
     /// Counts an arrival of `ip` against its rate and concurrency caps and,
@@ -155,17 +239,19 @@ impl Admission {
         global: bool,
     ) -> Result<Ticket, Refusal> {
         let client = ClientNetwork::of(ip);
-        let mut clients = self.lock();
-        if clients.len() > PRUNE_ABOVE {
-            clients.retain(|_, record| {
+        let mut guard = self.lock();
+        let clients = &mut *guard;
+        if clients.records.len() > clients.prune_above {
+            clients.records.retain(|_, record| {
                 record.sessions > 0
                     || record
                         .recent
                         .back()
                         .is_some_and(|last| now.duration_since(*last) < RATE_WINDOW)
             });
+            clients.prune_above = (clients.records.len() * 2).max(PRUNE_ABOVE);
         }
-        let record = clients.entry(client).or_default();
+        let record = clients.records.entry(client).or_default();
         let rate = self.limits.max_connections_per_client_per_minute as usize;
         let too_fast = record.recent.len() >= rate
             && record
@@ -187,11 +273,11 @@ impl Admission {
         Ok(Ticket {
             admission: Arc::clone(self),
             client: Some(client),
-            _session: permit,
+            session: permit,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientNetwork, ClientRecord>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Clients> {
         // Only counters live here; a panic mid-update leaves them usable.
         self.clients
             .lock()
@@ -208,17 +294,114 @@ mod tests {
     }
 
     fn with_relays(sessions: u32, per_client: u32, rate: u32, relays: &[&str]) -> Arc<Admission> {
+        stressed_at(sessions, sessions, per_client, rate, relays, Metrics::new())
+    }
+
+    fn stressed_at(
+        sessions: u32,
+        stress_sessions: u32,
+        per_client: u32,
+        rate: u32,
+        relays: &[&str],
+        metrics: Metrics,
+    ) -> Arc<Admission> {
         Admission::new(
             AdmissionLimits {
                 max_sessions: sessions,
                 max_sessions_per_client: per_client,
                 max_connections_per_client_per_minute: rate,
+                stress_sessions,
             },
             relays
                 .iter()
                 .map(|relay| IpRange::parse(relay).expect("range"))
                 .collect(),
+            metrics,
         )
+    }
+
+    #[test]
+    fn stress_begins_at_the_threshold_and_passes_when_sessions_close() {
+        let metrics = Metrics::new();
+        let admission = stressed_at(4, 3, 4, 100, &[], metrics.clone());
+        let stress = admission.stress();
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
+        let now = Instant::now();
+        let first = admission.admit(ip(1), now).expect("first");
+        let second = admission.admit(ip(2), now).expect("second");
+        assert!(!*stress.borrow(), "two of four is no stress");
+
+        let third = admission.admit(ip(3), now).expect("third");
+        assert!(*stress.borrow(), "three of four is");
+        drop(first);
+        assert!(!*stress.borrow(), "the pressure passed");
+        let again = admission.admit(ip(1), now).expect("again");
+        assert!(*stress.borrow(), "and came back");
+
+        let text = metrics.encode();
+        assert!(text.contains("registrar_smtp_stress 1"), "{text}");
+        assert!(
+            text.contains("registrar_smtp_stress_entered_total 2"),
+            "{text}"
+        );
+        drop((second, third, again));
+        assert!(!*stress.borrow());
+        assert!(metrics.encode().contains("registrar_smtp_stress 0"));
+    }
+
+    #[test]
+    fn a_forwarded_client_does_not_count_toward_stress_twice() {
+        let admission = stressed_at(4, 2, 4, 100, &["192.0.2.1"], Metrics::new());
+        let stress = admission.stress();
+        let now = Instant::now();
+        let relay = admission
+            .admit(IpAddr::from([192, 0, 2, 1]), now)
+            .expect("the relay");
+        let forwarded = admission
+            .admit_forwarded(IpAddr::from([203, 0, 113, 9]), now)
+            .expect("its client");
+        assert!(!*stress.borrow(), "one session, not two");
+
+        let other = admission
+            .admit(IpAddr::from([198, 51, 100, 7]), now)
+            .expect("another client");
+        assert!(*stress.borrow(), "two sessions");
+        drop((relay, forwarded, other));
+        assert!(!*stress.borrow());
+    }
+
+    #[test]
+    fn idle_addresses_are_forgotten_once_the_map_has_doubled() {
+        let admission = limits(10, 10, 100);
+        let start = Instant::now();
+        let ip = |n: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+        for n in 0..=PRUNE_ABOVE as u32 {
+            drop(admission.admit(ip(n), start).expect("admitted"));
+        }
+        assert_eq!(admission.lock().prune_above, PRUNE_ABOVE, "not yet");
+
+        // Every address is still within the rate window: nothing can be
+        // forgotten, so the next pruning waits until the map has doubled
+        // instead of walking it on every connection.
+        drop(admission.admit(ip(5000), start).expect("admitted"));
+        let clients = admission.lock();
+        assert_eq!(clients.records.len(), PRUNE_ABOVE + 2);
+        assert_eq!(clients.prune_above, 2 * (PRUNE_ABOVE + 1));
+        drop(clients);
+
+        // A minute later the idle ones go at the next pruning: when the
+        // map has doubled again.
+        let later = start + RATE_WINDOW + Duration::from_secs(1);
+        for n in 0..PRUNE_ABOVE as u32 + 2 {
+            drop(admission.admit(ip(10_000 + n), later).expect("admitted"));
+        }
+        let clients = admission.lock();
+        assert_eq!(
+            clients.records.len(),
+            PRUNE_ABOVE + 2,
+            "only the recent ones"
+        );
+        assert_eq!(clients.prune_above, 2 * (PRUNE_ABOVE + 1));
     }
 
     #[test]

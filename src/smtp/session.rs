@@ -18,6 +18,12 @@
 //! a session that went on would defer every later one too). Relays carry
 //! many clients' mail and are exempt; their error count starts again with
 //! each message, which is someone else's.
+//!
+//! Under stress (`limits::Admission`: most places under the global cap
+//! taken) the short stress timeouts replace the idle and command timeouts,
+//! as in Postfix. A session waiting for input notices the switch at once
+//! and works its deadline out again from when the wait began, so a session
+//! already idle longer than the stress timeout is closed there and then.
 
 use crate::metrics::Metrics;
 use crate::settings::{LiveSettings, Settings, SmtpSettings};
@@ -35,6 +41,7 @@ use mailin::SessionBuilder;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
@@ -71,8 +78,10 @@ impl SessionContext {
                 max_sessions: smtp.max_sessions,
                 max_sessions_per_client: smtp.max_sessions_per_ip,
                 max_connections_per_client_per_minute: smtp.max_connections_per_ip_per_minute,
+                stress_sessions: smtp.stress_sessions(),
             },
             smtp.relays.clone(),
+            metrics.clone(),
         );
         Self {
             settings,
@@ -88,6 +97,15 @@ impl SessionContext {
     pub(super) fn smtp(&self) -> &SmtpSettings {
         &self.settings.smtp
     }
+}
+
+/// The idle and command timeouts in force.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeouts {
+    /// Longest wait for the next input.
+    pub(super) idle: Duration,
+    /// Longest a command line may take once started; a body's grace period.
+    pub(super) command: Duration,
 }
 
 /// Why the session ends.
@@ -132,6 +150,9 @@ pub struct Session<I: Intake> {
     /// The client sent ahead where it may not: its DATA is refused.
     pub(super) improper_pipelining: bool,
     pub(super) tls_active: bool,
+    /// Whether the listener is under stress: while it is, the short
+    /// timeouts apply (`timeouts`).
+    pub(super) stress: watch::Receiver<bool>,
 }
 
 impl<I: Intake> Session<I> {
@@ -145,6 +166,7 @@ impl<I: Intake> Session<I> {
         let engine = engine::start(&context.engine, client_ip);
         let ends_at = Instant::now() + context.smtp().session_timeout;
         let relay = context.smtp().is_relay(client_ip);
+        let stress = context.admission.stress();
         Self {
             context,
             settings,
@@ -163,6 +185,26 @@ impl<I: Intake> Session<I> {
             pipelining: false,
             improper_pipelining: false,
             tls_active: false,
+            stress,
+        }
+    }
+
+    /// The timeouts in force now: under stress the stress values (Postfix's
+    /// stress mode), else the normal ones. Stress never lengthens one.
+    pub(super) fn timeouts(&mut self) -> Timeouts {
+        let smtp = self.context.smtp();
+        let normal = Timeouts {
+            idle: smtp.idle_timeout,
+            command: smtp.command_timeout,
+        };
+        // Marks the value seen, so `stress_changed` waits for the next one.
+        if *self.stress.borrow_and_update() {
+            Timeouts {
+                idle: normal.idle.min(smtp.stress_idle_timeout),
+                command: normal.command.min(smtp.stress_command_timeout),
+            }
+        } else {
+            normal
         }
     }
 
@@ -237,12 +279,12 @@ impl<I: Intake> Session<I> {
 
     /// Reads one command line within the idle, command and session
     /// timeouts. `Ok(None)` when an overlong line was read to its end and
-    /// answered.
+    /// answered. When stress begins or passes while it waits, the deadline
+    /// is worked out again from when the wait (or the line) began.
     async fn read_command_line(&mut self) -> Result<Option<Vec<u8>>, End> {
-        let smtp = self.context.smtp();
-        let cap = smtp.max_command_line_bytes;
-        let (idle, per_command) = (smtp.idle_timeout, smtp.command_timeout);
+        let cap = self.context.smtp().max_command_line_bytes;
         let shutdown = self.context.shutdown.clone();
+        let waiting_since = Instant::now();
         let mut started = (self.conn.buffered() > 0).then(Instant::now);
         let mut too_long = false;
         loop {
@@ -260,19 +302,22 @@ impl<I: Intake> Session<I> {
                 }
                 continue;
             }
+            let Timeouts { idle, command } = self.timeouts();
             let (deadline, timeout) = match started {
                 None => earliest(
-                    (Instant::now() + idle, answer::idle_timeout()),
+                    (waiting_since + idle, answer::idle_timeout()),
                     (self.ends_at, answer::session_timeout()),
                 ),
                 Some(first_byte) => earliest(
-                    (first_byte + per_command, answer::command_timeout()),
+                    (first_byte + command, answer::command_timeout()),
                     (self.ends_at, answer::session_timeout()),
                 ),
             };
+            // `fill` is cancel-safe: a switch loses no input.
             let filled = tokio::select! {
                 filled = self.conn.fill(deadline) => filled,
                 () = shutdown.wait() => return Err(End::Reply(answer::shutting_down())),
+                () = stress_changed(&mut self.stress) => continue,
             };
             match filled {
                 Ok(_) => {
@@ -351,11 +396,19 @@ impl<I: Intake> Session<I> {
 
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
         // A client that stops reading gets as long as an idle one.
-        let deadline = Instant::now() + self.context.smtp().idle_timeout;
+        let deadline = Instant::now() + self.timeouts().idle;
         self.conn
             .write(bytes, deadline)
             .await
             .map_err(|_| End::Silent)
+    }
+}
+
+/// Waits until stress begins or passes; never, once nobody can change it
+/// (the listener is gone).
+pub(super) async fn stress_changed(stress: &mut watch::Receiver<bool>) {
+    if stress.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

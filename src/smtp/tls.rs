@@ -67,7 +67,7 @@ impl<I: Intake> Session<I> {
             return self.answer_engine(&response).await;
         }
         self.send(&answer::from_engine(&response)).await?;
-        let deadline = (Instant::now() + self.context.smtp().command_timeout).min(self.ends_at);
+        let deadline = (Instant::now() + self.timeouts().command).min(self.ends_at);
         if let Err(error) = self.conn.upgrade(&acceptor, deadline).await {
             tracing::info!(error.message = %error, "TLS handshake failed");
             return Err(End::Silent);

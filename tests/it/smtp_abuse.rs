@@ -4,7 +4,8 @@
 use crate::support::app::SUPPORT;
 use crate::support::assert_closed;
 use crate::support::mail::person;
-use crate::support::{SmtpClient, TestApp};
+use crate::support::{SmtpClient, TestApp, scrape};
+use std::net::IpAddr;
 use std::time::Duration;
 
 #[track_caller]
@@ -153,6 +154,71 @@ async fn an_idle_client_gets_421_4_4_2_and_is_closed() -> anyhow::Result<()> {
 
     assert_reply(&reply, 421, "4.4.2 idle too long");
     assert_closed(&mut client).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn under_stress_idle_sessions_from_many_addresses_cannot_keep_a_real_sender_out()
+-> anyhow::Result<()> {
+    // Postfix's stress mode: from 15 of 20 sessions (75 %) on, the idle
+    // timeout drops from five minutes to two seconds, for the sessions
+    // already open too.
+    let app = TestApp::spawn_with(|s| {
+        s.smtp.max_sessions = 20;
+        s.smtp.idle_timeout = Duration::from_secs(300);
+        s.smtp.command_timeout = Duration::from_secs(300);
+        s.smtp.stress_idle_timeout = Duration::from_secs(2);
+        s.smtp.stress_command_timeout = Duration::from_secs(2);
+    })
+    .await;
+    // Every place is taken by an idle client, each from an address of its
+    // own, so no per-address limit stops them.
+    let mut idle = Vec::new();
+    for n in 1..=20u8 {
+        let from = IpAddr::from([127, 0, 9, n]);
+        let (mut client, greeting) = SmtpClient::connect_from(app.smtp_addr, from).await?;
+        greeting.assert_code(220);
+        client.command("EHLO idle.test").await?.assert_code(250);
+        idle.push(client);
+    }
+    let (_, full) = SmtpClient::connect(app.smtp_addr).await?;
+    assert_reply(&full, 421, "4.7.0 too many sessions");
+
+    // Like an MTA, the real sender tries again until it gets in. The idle
+    // sessions are closed after the stress timeout, not after five minutes.
+    let message = person("Jane", "jane@example.com", SUPPORT, "stress@example.com");
+    let start = tokio::time::Instant::now();
+    loop {
+        let (mut client, greeting) = SmtpClient::connect(app.smtp_addr).await?;
+        if greeting.code == 220 {
+            let reply = client
+                .send_mail("jane@example.com", SUPPORT, &message)
+                .await?;
+            assert_reply(&reply, 250, "2.");
+            break;
+        }
+        assert_reply(&greeting, 421, "4.7.0 too many sessions");
+        assert!(
+            start.elapsed() < crate::support::DEADLINE,
+            "idle sessions kept the real sender out"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The idle sessions that went were told why. Their reply is already
+    // waiting; the ones left open (the stress passed) say nothing.
+    let mut told = 0;
+    for client in &mut idle {
+        if let Ok(Ok(Some(reply))) =
+            tokio::time::timeout(Duration::from_millis(100), client.next_reply()).await
+        {
+            assert_reply(&reply, 421, "4.4.2 idle too long");
+            told += 1;
+        }
+    }
+    assert!(told >= 1, "no idle session was closed with 421 4.4.2");
+    let metrics = scrape(&app).await;
+    assert!(metrics.value("registrar_smtp_stress_entered_total", &[]) >= 1.0);
     Ok(())
 }
 

@@ -59,6 +59,19 @@ pub(super) fn validate(raw: RawSmtp, problems: &mut Problems) -> Option<SmtpSett
         "smtp.greeting_delay_ms: must be shorter than smtp.idle_timeout_secs",
     );
     problems.check(
+        (1..=100).contains(&raw.stress_sessions_percent),
+        "smtp.stress_sessions_percent: must be between 1 and 100",
+    );
+    // Stress only ever shortens a timeout.
+    problems.check(
+        (1..=raw.idle_timeout_secs).contains(&raw.stress_idle_timeout_secs),
+        "smtp.stress_idle_timeout_secs: must be at least 1 and at most smtp.idle_timeout_secs",
+    );
+    problems.check(
+        (1..=raw.command_timeout_secs).contains(&raw.stress_command_timeout_secs),
+        "smtp.stress_command_timeout_secs: must be at least 1 and at most smtp.command_timeout_secs",
+    );
+    problems.check(
         raw.tls_certificate.as_os_str().is_empty() == raw.tls_key.as_os_str().is_empty(),
         "smtp.tls_certificate, smtp.tls_key: set both (STARTTLS on) or neither (off)",
     );
@@ -91,6 +104,9 @@ pub(super) fn validate(raw: RawSmtp, problems: &mut Problems) -> Option<SmtpSett
         min_data_rate: raw.min_data_rate_bytes_per_sec,
         greeting_delay: Duration::from_millis(raw.greeting_delay_ms),
         shutdown_grace: Duration::from_secs(raw.shutdown_grace_secs),
+        stress_sessions_percent: raw.stress_sessions_percent,
+        stress_idle_timeout: Duration::from_secs(raw.stress_idle_timeout_secs),
+        stress_command_timeout: Duration::from_secs(raw.stress_command_timeout_secs),
         null_sender: null_sender?,
         relays,
         tls,
