@@ -168,3 +168,32 @@ fn the_log_is_text_by_default_and_a_format_outside_the_list_is_reported() {
     };
     assert_eq!(errors, ["log.format: \"xml\" is not one of text, json"]);
 }
+
+#[test]
+fn parallel_deliveries_default_to_eight_and_stay_between_one_and_sixty_four() {
+    assert_eq!(
+        load(None)
+            .expect("defaults load")
+            .outbound
+            .parallel_deliveries,
+        8
+    );
+    for (parallel, valid) in [(0, false), (1, true), (64, true), (65, false)] {
+        let mut raw = load_raw(None).expect("defaults load");
+        raw.outbound.parallel_deliveries = parallel;
+        match raw.validate() {
+            Ok(settings) => {
+                assert!(valid, "{parallel} was accepted");
+                assert_eq!(settings.outbound.parallel_deliveries, parallel);
+            }
+            Err(SettingsError::Invalid(errors)) => {
+                assert!(!valid, "{parallel} was refused: {errors:?}");
+                assert_eq!(
+                    errors,
+                    ["outbound.parallel_deliveries: must be between 1 and 64"]
+                );
+            }
+            Err(other) => panic!("{parallel}: {other}"),
+        }
+    }
+}
