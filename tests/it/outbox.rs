@@ -392,3 +392,29 @@ async fn a_relay_url_requiring_tls_never_falls_back_to_plain() {
     assert!(reply.contains("STARTTLS"), "{reply}");
     assert!(app.relay.mails().is_empty());
 }
+
+#[tokio::test]
+async fn a_relay_connection_closed_while_idle_is_replaced_without_a_failed_attempt() {
+    let app = TestApp::spawn().await;
+    app.relay.hang_up_after_each_mail();
+    app.mail_support("Jane", "jane@example.com", "m1@example.com")
+        .await
+        .assert_code(250);
+    app.relay.wait_for(1).await;
+    app.settle().await;
+
+    app.mail_support("John", "john@example.com", "m2@example.com")
+        .await
+        .assert_code(250);
+    let mails = app.relay.wait_for(2).await;
+    app.settle().await;
+
+    assert_eq!(mails[1].rcpt_to, vec!["john@example.com".to_owned()]);
+    let rows = rows_by_recipient(&app);
+    assert_eq!(
+        rows["john@example.com"],
+        ("sent".to_owned(), 1, Some(250), false),
+        "delivered at its first attempt over a new connection"
+    );
+    assert_eq!(app.relay.connections(), 2);
+}

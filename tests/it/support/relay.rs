@@ -5,8 +5,10 @@
 //! every time (`refuse_recipient`), as a real relay refusing or deferring a
 //! message would. It counts the connections it accepted, can hold new
 //! connections before their greeting (`hold`) until released, so that
-//! replies pile up in the outbox meanwhile, and can require `AUTH PLAIN`
-//! with one user name and password (`require_auth`).
+//! replies pile up in the outbox meanwhile, can require `AUTH PLAIN`
+//! with one user name and password (`require_auth`), and can hang up after
+//! every accepted message without a word (`hang_up_after_each_mail`), as a
+//! relay closing idle connections does.
 
 use super::DEADLINE;
 use std::collections::HashMap;
@@ -39,6 +41,8 @@ struct Shared {
     mails: Mutex<Vec<Captured>>,
     arrived: Notify,
     failing: AtomicBool,
+    /// Closes the connection after each accepted message.
+    hang_up: AtomicBool,
     /// Chosen answers, each used once, in order, at its stage.
     script: Mutex<VecDeque<(Stage, String)>>,
     /// Recipients refused at every RCPT, with the answer given.
@@ -59,6 +63,7 @@ impl Default for Shared {
             mails: Mutex::default(),
             arrived: Notify::new(),
             failing: AtomicBool::new(false),
+            hang_up: AtomicBool::new(false),
             script: Mutex::default(),
             refused: Mutex::default(),
             connections: AtomicUsize::new(0),
@@ -149,6 +154,12 @@ impl CaptureRelay {
     /// The user names that authenticated, one per AUTH.
     pub fn logins(&self) -> Vec<String> {
         self.shared.logins.lock().expect("relay lock").clone()
+    }
+
+    /// Closes each connection, without a reply to what comes next, once it
+    /// has accepted a message on it.
+    pub fn hang_up_after_each_mail(&self) {
+        self.shared.hang_up.store(true, Ordering::SeqCst);
     }
 
     /// How many connections the relay has accepted.
@@ -307,6 +318,10 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 .expect("relay lock")
                 .push(current.clone());
             shared.arrived.notify_waiters();
+            if shared.hang_up.load(Ordering::SeqCst) {
+                let _ = write.write_all(b"250 OK queued\r\n").await;
+                return;
+            }
             b"250 OK queued\r\n"
         } else if upper == "QUIT" {
             let _ = write.write_all(b"221 bye\r\n").await;
