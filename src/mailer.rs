@@ -1,6 +1,7 @@
 //! The only module that knows lettre: composes replies as RFC 5322 bytes and
-//! hands stored bytes to an SMTP relay or, without one, writes them as `.eml`
-//! files into a folder, DKIM-signed on the way out when a key is set.
+//! hands stored bytes to an SMTP relay (`relay`: connections of our own with
+//! `TCP_NODELAY`, kept open between replies) or, without one, writes them as
+//! `.eml` files into a folder, DKIM-signed on the way out when a key is set.
 //!
 //! Composition happens when a reply is queued, so the Message-ID is fixed per
 //! outbox row and a retried delivery sends the same message. Signing happens
@@ -13,6 +14,8 @@
 //! `0600`: they hold live activation links), and delivered files are removed
 //! after `outbound.folder_retention` (`remove_old_files`).
 
+mod relay;
+
 use crate::dkim::{PrivateKey, Signer};
 use crate::domain::{EmailAddress, Token};
 use crate::replies::Reply;
@@ -22,7 +25,8 @@ use lettre::address::Envelope;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, Message};
+use relay::{Relay, RelayOptions};
 use secrecy::ExposeSecret as _;
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -242,7 +246,8 @@ fn from_domain(body: &[u8]) -> Option<String> {
     Some(domain.to_ascii_lowercase())
 }
 
-/// Sends stored replies.
+/// Sends stored replies; cheap to clone (clones share the relay's
+/// connections).
 #[derive(Clone)]
 pub struct Mailer {
     transport: Transport,
@@ -252,36 +257,34 @@ pub struct Mailer {
 
 #[derive(Clone)]
 enum Transport {
-    Relay(AsyncSmtpTransport<Tokio1Executor>),
+    Relay(Arc<Relay>),
     Folder(PathBuf),
 }
 
 impl Mailer {
-    /// Builds the relay transport, or the folder transport when no relay is
-    /// configured (creating the folder), and the DKIM signers.
+    /// Builds the relay client (keeping up to `outbound.parallel_deliveries`
+    /// connections open between replies), or the folder transport when no
+    /// relay is configured (creating the folder), and the DKIM signers.
     ///
     /// # Errors
     /// Fails when the relay URL is unusable, the folder cannot be created or
     /// a DKIM key cannot be read.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
         let outbound: &OutboundSettings = &settings.outbound;
-        let hostname = &settings.smtp.hostname;
         let transport = match &outbound.relay {
             Some(url) => {
-                let mut builder =
-                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose().as_str())
-                        .with_context(|| format!("invalid outbound.relay {url}"))?
-                        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-                            hostname.to_owned(),
-                        ))
-                        .timeout(Some(outbound.send_timeout));
-                if !outbound.username.is_empty() {
-                    builder = builder.credentials(Credentials::new(
+                let credentials = (!outbound.username.is_empty()).then(|| {
+                    Credentials::new(
                         outbound.username.clone(),
                         outbound.password.expose_secret().to_owned(),
-                    ));
-                }
-                Transport::Relay(builder.build())
+                    )
+                });
+                let options = RelayOptions {
+                    hostname: &settings.smtp.hostname,
+                    credentials,
+                    max_idle: outbound.parallel_deliveries,
+                };
+                Transport::Relay(Arc::new(Relay::new(url.expose(), options)?))
             }
             None => {
                 std::fs::DirBuilder::new()
@@ -333,21 +336,7 @@ impl Mailer {
         let body = self.signers.sign(outgoing.service, outgoing.body);
         let attempt = async {
             match &self.transport {
-                Transport::Relay(relay) => relay
-                    .send_raw(&envelope, &body)
-                    .await
-                    .map(|response| RelayAnswer {
-                        code: Some(u16::from(response.code())),
-                        text: response.message().collect::<Vec<_>>().join(" "),
-                    })
-                    .map_err(|e| {
-                        let answer = relay_error_answer(&e);
-                        if e.is_permanent() {
-                            SendError::Permanent(answer)
-                        } else {
-                            SendError::Temporary(answer)
-                        }
-                    }),
+                Transport::Relay(relay) => relay.send(&envelope, &body).await,
                 Transport::Folder(folder) => {
                     let folder = folder.clone();
                     tokio::task::spawn_blocking(move || write_eml(&folder, &body))

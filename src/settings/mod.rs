@@ -379,6 +379,10 @@ pub struct OutboundSettings {
     /// `/healthz` answers `503` once the oldest queued reply has waited
     /// longer than this.
     pub max_queue_age: Duration,
+    /// Replies the outbox delivers at once, each over its own relay
+    /// connection (kept open between rounds); their results are recorded in
+    /// one store write per round.
+    pub parallel_deliveries: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -301,6 +301,7 @@ pub struct RawOutbound {
     pub max_attempts: u32,
     pub poll_secs: u64,
     pub max_queue_age_secs: u64,
+    pub parallel_deliveries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

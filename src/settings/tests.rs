@@ -215,3 +215,32 @@ fn stress_begins_at_the_share_of_sessions_rounded_up() {
         );
     }
 }
+
+#[test]
+fn parallel_deliveries_default_to_eight_and_stay_between_one_and_sixty_four() {
+    assert_eq!(
+        load(None)
+            .expect("defaults load")
+            .outbound
+            .parallel_deliveries,
+        8
+    );
+    for (parallel, valid) in [(0, false), (1, true), (64, true), (65, false)] {
+        let mut raw = load_raw(None).expect("defaults load");
+        raw.outbound.parallel_deliveries = parallel;
+        match raw.validate() {
+            Ok(settings) => {
+                assert!(valid, "{parallel} was accepted");
+                assert_eq!(settings.outbound.parallel_deliveries, parallel);
+            }
+            Err(SettingsError::Invalid(errors)) => {
+                assert!(!valid, "{parallel} was refused: {errors:?}");
+                assert_eq!(
+                    errors,
+                    ["outbound.parallel_deliveries: must be between 1 and 64"]
+                );
+            }
+            Err(other) => panic!("{parallel}: {other}"),
+        }
+    }
+}

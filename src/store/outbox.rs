@@ -4,7 +4,7 @@
 //! of the row stays, so an operator can see what became of each mail.
 
 use crate::policy::{Bouncing, ReplyHistory};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 /// Seconds in a day, for the daily reply limit.
 const DAY_SECS: i64 = 24 * 60 * 60;
@@ -73,15 +73,17 @@ pub fn history(conn: &Connection, rate_key: &str, now: i64) -> rusqlite::Result<
         })
 }
 
-/// The outbox's claim: the oldest due reply, from the `outbox_due` index.
+/// The outbox's claim: the oldest due replies, from the `outbox_due` index;
+/// bodies are read only for the rows the limit takes.
 pub(super) const NEXT_DUE: &str =
     "SELECT id, service, recipient, envelope_from, body, attempts FROM outbox
-     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 1";
+     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
 
-/// The oldest queued reply that is due.
-pub fn next_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<DueReply>> {
+/// Up to `limit` queued replies due at `now`, oldest first.
+pub fn next_due(conn: &Connection, now: i64, limit: usize) -> rusqlite::Result<Vec<DueReply>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     conn.prepare_cached(NEXT_DUE)?
-        .query_row([now], |row| {
+        .query_map(params![now, limit], |row| {
             Ok(DueReply {
                 id: row.get(0)?,
                 service: row.get(1)?,
@@ -90,8 +92,8 @@ pub fn next_due(conn: &Connection, now: i64) -> rusqlite::Result<Option<DueReply
                 body: row.get(4)?,
                 attempts: row.get(5)?,
             })
-        })
-        .optional()
+        })?
+        .collect()
 }
 
 pub(super) const NEXT_DUE_AT: &str =
@@ -159,6 +161,45 @@ pub fn mark_dead(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::
          WHERE id = ?1",
     )?
     .execute(params![id, attempt.at, attempt.reply, attempt.code])?;
+    Ok(())
+}
+
+/// What became of one delivery attempt, as the row records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered: the body is erased.
+    Sent,
+    /// Failed; tried again at this Unix time.
+    Retry(i64),
+    /// Failed for good: the body is erased.
+    Dead,
+}
+
+/// One reply's attempt in a round of deliveries.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub id: i64,
+    pub at: i64,
+    pub code: Option<u16>,
+    pub reply: String,
+    pub outcome: Outcome,
+}
+
+/// Records every attempt of one round of deliveries: the outbox's one
+/// write job per round, whatever the number of replies in it.
+pub fn record_round(conn: &Connection, round: &[Recorded]) -> rusqlite::Result<()> {
+    for recorded in round {
+        let attempt = Attempt {
+            at: recorded.at,
+            code: recorded.code,
+            reply: &recorded.reply,
+        };
+        match recorded.outcome {
+            Outcome::Sent => mark_sent(conn, recorded.id, attempt)?,
+            Outcome::Retry(at) => mark_retry(conn, recorded.id, at, attempt)?,
+            Outcome::Dead => mark_dead(conn, recorded.id, attempt)?,
+        }
+    }
     Ok(())
 }
 

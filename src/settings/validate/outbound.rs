@@ -1,6 +1,6 @@
 //! The `[outbound]` section: the relay (or folder) replies go to, their
-//! sender, the retry schedule, and how long a reply may wait before the
-//! daemon counts as unhealthy.
+//! sender, the retry schedule, how many replies go out at once, and how long
+//! a reply may wait before the daemon counts as unhealthy.
 
 use crate::domain::{EmailAddress, Verp};
 use crate::settings::raw::RawOutbound;
@@ -20,6 +20,10 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         "outbound.send_timeout_secs: must be at least 1",
     );
     problems.check(raw.poll_secs >= 1, "outbound.poll_secs: must be at least 1");
+    problems.check(
+        (1..=64).contains(&raw.parallel_deliveries),
+        "outbound.parallel_deliveries: must be between 1 and 64",
+    );
     let relay = if raw.relay.trim().is_empty() {
         Some(None)
     } else {
@@ -83,5 +87,6 @@ pub(super) fn validate(raw: RawOutbound, problems: &mut Problems) -> Option<Outb
         max_attempts: raw.max_attempts,
         poll_interval: Duration::from_secs(raw.poll_secs),
         max_queue_age: Duration::from_secs(raw.max_queue_age_secs),
+        parallel_deliveries: raw.parallel_deliveries,
     })
 }

@@ -1,17 +1,24 @@
 //! `CaptureRelay`: a small real SMTP server on 127.0.0.1:0 that records every
 //! message it accepts and wakes waiters. It can be told to answer `451` to
-//! every MAIL, to exercise retries, or to give chosen answers to the next
-//! MAIL, RCPT or end of DATA (`answer_next`), as a real relay refusing or
-//! deferring a message would.
+//! every MAIL, to exercise retries, to give chosen answers to the next
+//! MAIL, RCPT or end of DATA (`answer_next`), or to refuse chosen recipients
+//! every time (`refuse_recipient`), as a real relay refusing or deferring a
+//! message would. It counts the connections it accepted, can hold new
+//! connections before their greeting (`hold`) until released, so that
+//! replies pile up in the outbox meanwhile, can require `AUTH PLAIN`
+//! with one user name and password (`require_auth`), and can hang up after
+//! every accepted message without a word (`hang_up_after_each_mail`), as a
+//! relay closing idle connections does.
 
 use super::DEADLINE;
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// One message as the relay received it.
 #[derive(Debug, Clone)]
@@ -30,13 +37,41 @@ pub enum Stage {
     Data,
 }
 
-#[derive(Default)]
 struct Shared {
     mails: Mutex<Vec<Captured>>,
     arrived: Notify,
     failing: AtomicBool,
+    /// Closes the connection after each accepted message.
+    hang_up: AtomicBool,
     /// Chosen answers, each used once, in order, at its stage.
     script: Mutex<VecDeque<(Stage, String)>>,
+    /// Recipients refused at every RCPT, with the answer given.
+    refused: Mutex<HashMap<String, String>>,
+    /// Connections accepted so far.
+    connections: AtomicUsize,
+    /// While true, new connections wait before their greeting.
+    held: watch::Sender<bool>,
+    /// The one user name and password `AUTH PLAIN` takes, when required.
+    login: Mutex<Option<(String, String)>>,
+    /// User names that authenticated, one per successful AUTH.
+    logins: Mutex<Vec<String>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            mails: Mutex::default(),
+            arrived: Notify::new(),
+            failing: AtomicBool::new(false),
+            hang_up: AtomicBool::new(false),
+            script: Mutex::default(),
+            refused: Mutex::default(),
+            connections: AtomicUsize::new(0),
+            held: watch::Sender::new(false),
+            login: Mutex::default(),
+            logins: Mutex::default(),
+        }
+    }
 }
 
 impl Shared {
@@ -90,6 +125,48 @@ impl CaptureRelay {
             .push_back((stage, reply.to_owned()));
     }
 
+    /// Refuses `address` at every RCPT with `reply` (a whole reply line).
+    pub fn refuse_recipient(&self, address: &str, reply: &str) {
+        self.shared
+            .refused
+            .lock()
+            .expect("relay lock")
+            .insert(address.to_owned(), reply.to_owned());
+    }
+
+    /// New connections wait before their greeting until `release`.
+    pub fn hold(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// Greets the connections waiting since `hold`, and every later one.
+    pub fn release(&self) {
+        self.shared.held.send_replace(false);
+    }
+
+    /// Advertises `AUTH PLAIN` and takes MAIL only after an AUTH with this
+    /// user name and password.
+    pub fn require_auth(&self, user: &str, password: &str) {
+        *self.shared.login.lock().expect("relay lock") =
+            Some((user.to_owned(), password.to_owned()));
+    }
+
+    /// The user names that authenticated, one per AUTH.
+    pub fn logins(&self) -> Vec<String> {
+        self.shared.logins.lock().expect("relay lock").clone()
+    }
+
+    /// Closes each connection, without a reply to what comes next, once it
+    /// has accepted a message on it.
+    pub fn hang_up_after_each_mail(&self) {
+        self.shared.hang_up.store(true, Ordering::SeqCst);
+    }
+
+    /// How many connections the relay has accepted.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// Everything received so far.
     pub fn mails(&self) -> Vec<Captured> {
         self.shared.mails.lock().expect("relay lock").clone()
@@ -115,6 +192,11 @@ impl CaptureRelay {
 }
 
 async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    shared.connections.fetch_add(1, Ordering::SeqCst);
+    let mut held = shared.held.subscribe();
+    if held.wait_for(|held| !held).await.is_err() {
+        return;
+    }
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     if write
@@ -129,6 +211,8 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         rcpt_to: Vec::new(),
         data: Vec::new(),
     };
+    let login = shared.login.lock().expect("relay lock").clone();
+    let mut authenticated = login.is_none();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -140,7 +224,24 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         let upper = text.to_ascii_uppercase();
         let scripted;
         let answer: &[u8] = if upper.starts_with("EHLO") {
-            b"250-capture.test\r\n250 8BITMIME\r\n"
+            if login.is_some() {
+                b"250-capture.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-capture.test\r\n250 8BITMIME\r\n"
+            }
+        } else if upper.starts_with("AUTH PLAIN ") {
+            match (&login, plain_credentials(&text[11..])) {
+                (Some((user, password)), Some((given_user, given_password)))
+                    if *user == given_user && *password == given_password =>
+                {
+                    authenticated = true;
+                    shared.logins.lock().expect("relay lock").push(given_user);
+                    b"235 2.7.0 authenticated\r\n"
+                }
+                _ => b"535 5.7.8 authentication failed\r\n",
+            }
+        } else if upper.starts_with("MAIL FROM:") && !authenticated {
+            b"530 5.7.0 authentication required\r\n"
         } else if upper.starts_with("HELO")
             || upper.starts_with("RSET")
             || upper.starts_with("NOOP")
@@ -158,15 +259,28 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
             } else if shared.failing.load(Ordering::SeqCst) {
                 b"451 4.3.0 try again later\r\n"
             } else {
-                current.mail_from = address_of(&text[10..]);
+                // MAIL starts a new transaction (RFC 5321 4.1.4), as on a
+                // connection reused after an earlier mail.
+                current = Captured {
+                    mail_from: address_of(&text[10..]),
+                    rcpt_to: Vec::new(),
+                    data: Vec::new(),
+                };
                 b"250 OK\r\n"
             }
         } else if upper.starts_with("RCPT TO:") {
-            if let Some(reply) = shared.scripted(Stage::Rcpt) {
+            let recipient = address_of(&text[8..]);
+            let refusal = shared
+                .refused
+                .lock()
+                .expect("relay lock")
+                .get(&recipient)
+                .map(|reply| format!("{reply}\r\n").into_bytes());
+            if let Some(reply) = refusal.or_else(|| shared.scripted(Stage::Rcpt)) {
                 scripted = reply;
                 &scripted
             } else {
-                current.rcpt_to.push(address_of(&text[8..]));
+                current.rcpt_to.push(recipient);
                 b"250 OK\r\n"
             }
         } else if upper == "DATA" {
@@ -204,6 +318,10 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                 .expect("relay lock")
                 .push(current.clone());
             shared.arrived.notify_waiters();
+            if shared.hang_up.load(Ordering::SeqCst) {
+                let _ = write.write_all(b"250 OK queued\r\n").await;
+                return;
+            }
             b"250 OK queued\r\n"
         } else if upper == "QUIT" {
             let _ = write.write_all(b"221 bye\r\n").await;
@@ -215,6 +333,18 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
             return;
         }
     }
+}
+
+/// The user name and password of an `AUTH PLAIN` initial response
+/// (base64 of `authzid NUL user NUL password`).
+fn plain_credentials(encoded: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let mut parts = text.split('\0').skip(1);
+    Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
 }
 
 fn address_of(argument: &str) -> String {
