@@ -11,6 +11,10 @@
 #             peak RSS;
 #   prefill   the same again on a database prefilled with PREFILL past
 #             messages and decisions, and its ratio to the empty rate;
+#   purge     the same again on that database with the default retention
+#             (30 days of inbound records): the periodic purge deletes the
+#             older ~90% of the year's records in small batches while the
+#             load runs; the rate, and how many records it removed;
 #   e2e       E2E_MSGS registrations with every activation mail captured by
 #             a relay of our own: end-to-end rate, then 250-to-relay median
 #             and p99 at half the measured accept rate;
@@ -19,7 +23,7 @@
 #             address: time to 250.
 #
 # Usage (root, for Postfix): benches/compare.sh
-# Environment: PARTS="anchors registrar prefill e2e idle" MSGS=5000 SESSIONS=10
+# Environment: PARTS="anchors registrar prefill purge e2e idle" MSGS=5000 SESSIONS=10
 #   PER_CONN=1 WARMUP=200 PREFILL=1000000 E2E_MSGS=10000 E2E_HALF_MSGS=E2E_MSGS/2
 #   IDLE_CONNS=300 IDLE_DEADLINE=60 NO_BUILD=1 KEEP_DIR=1
 #   ports: SINK_PORT=2526 PF_PORT=2535 RG_SMTP=2545 RG_HTTP=8095 CAPTURE_PORT=2555
@@ -27,7 +31,7 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-PARTS=${PARTS:-anchors registrar prefill e2e idle}
+PARTS=${PARTS:-anchors registrar prefill purge e2e idle}
 MSGS=${MSGS:-5000}; SESSIONS=${SESSIONS:-10}; PER_CONN=${PER_CONN:-1}; WARMUP=${WARMUP:-200}
 PREFILL=${PREFILL:-1000000}; E2E_MSGS=${E2E_MSGS:-10000}; E2E_HALF_MSGS=${E2E_HALF_MSGS:-$((E2E_MSGS / 2))}
 IDLE_CONNS=${IDLE_CONNS:-300}; IDLE_DEADLINE=${IDLE_DEADLINE:-60}
@@ -172,8 +176,12 @@ if has anchors; then
   stop_postfix
 fi
 
-# Replies go to smtp-sink when it runs (the daemon's outbox really sends),
-# otherwise into .eml files.
+# Replies go to smtp-sink (the daemon's outbox really sends), started here
+# when the anchors did not run; without it, into .eml files (one file
+# created per reply, which on a busy ext4 can cost more than the intake).
+if [ -z "$SINK_PID" ] && command -v smtp-sink >/dev/null && { has registrar || has prefill || has purge; }; then
+  start_sink
+fi
 relay=""; [ -n "$SINK_PID" ] && relay="smtp://127.0.0.1:$SINK_PORT"
 if has registrar; then
   write_config "$D/rg" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
@@ -192,6 +200,21 @@ if has prefill; then
   run_load "registrar+$PREFILL" "$RG_SMTP" "$MSGS"; RG1M_RATE=$RATE
   note "registrar peak RSS on the prefilled database $(registrar_peak_rss_mib) MiB"
   stop_registrar
+fi
+
+PURGE_RATE=""; PURGED=""
+if has purge && [ -f "$D/rg1m/registrar.sqlite3" ]; then
+  inbound_rows() {
+    python3 -c "import sqlite3,sys; print(sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True).execute('SELECT COUNT(*) FROM inbound').fetchone()[0])" "$1"
+  }
+  before=$(inbound_rows "$D/rg1m/registrar.sqlite3")
+  INBOUND_RETENTION=30 write_config "$D/rg1m" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
+  start_registrar "$D/rg1m" "$RG_SMTP"
+  run_load "registrar+purge" "$RG_SMTP" "$MSGS"; PURGE_RATE=$RATE
+  stop_registrar
+  after=$(inbound_rows "$D/rg1m/registrar.sqlite3")
+  PURGED="$before inbound records before, $after after (the purge removed $((before + WARMUP + MSGS - after)) while the load ran)"
+  note "purge: $PURGED"
 fi
 
 E2E_LINE=""; HALF_LINE=""
@@ -237,6 +260,10 @@ fi
 if [ -n "$RG1M_RATE" ]; then
   echo "registrar ($PREFILL past) $RG1M_RATE msg/s"
   [ -n "$RG_RATE" ] && echo "  prefilled / empty     $(ratio "$RG1M_RATE" "$RG_RATE")   (target >= 0.90)"
+fi
+if [ -n "$PURGE_RATE" ]; then
+  echo "registrar while purging $PURGE_RATE msg/s   ($PURGED)"
+  [ -n "$RG_RATE" ] && echo "  purging / empty       $(ratio "$PURGE_RATE" "$RG_RATE")"
 fi
 if [ -n "$E2E_LINE" ]; then
   echo "end to end ($E2E_MSGS)   $E2E_LINE"

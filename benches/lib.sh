@@ -69,6 +69,10 @@ write_config() {
     # load measures intake, not what the quota spares.
     echo "raw_bytes_per_client_per_hour = 9223372036854775807"
     echo "raw_bytes_per_hour = 9223372036854775807"
+    # The prefilled history spans a year: it must all stay in the database
+    # while the load is measured, not leave through the purge meanwhile
+    # (INBOUND_RETENTION=30, the default, lets the purge run during the load).
+    echo "inbound_retention_days = ${INBOUND_RETENTION:-400}"
     echo "[outbound]"
     echo "relay = \"$relay\""
     echo "folder = \"$dir/outbound\""

@@ -31,6 +31,8 @@ pub async fn serve(listener: TcpListener, captured: Arc<Captured>) {
 }
 
 async fn session(stream: TcpStream, captured: Arc<Captured>) -> std::io::Result<()> {
+    // Each reply is one small write answering a command: send it at once.
+    stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     write.write_all(b"220 capture.test ESMTP\r\n").await?;

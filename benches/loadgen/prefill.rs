@@ -145,6 +145,16 @@ pub fn run(args: &PrefillArgs) -> anyhow::Result<()> {
             outbox.execute(params![at, sender, format!("out.{message_id}")])?;
         }
     }
+    // What the daemon keeps beside those rows: the service's reply counts
+    // for the hours its daily budget still reads.
+    tx.execute(
+        "INSERT INTO reply_counts (scope, service, key, hour, replies)
+         SELECT 'service', ?2, '', created_at / 3600, COUNT(*)
+         FROM outbox WHERE created_at > ?1 GROUP BY created_at / 3600
+         ON CONFLICT (scope, service, key, hour) DO UPDATE
+         SET replies = replies + excluded.replies",
+        params![now - 2 * 86_400, args.service],
+    )?;
     tx.commit()?;
     let filled = started.elapsed();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
