@@ -8,6 +8,7 @@
 
 use crate::metrics::Metrics;
 use crate::store::StoreError;
+use crate::store::checkpoint::LogLength;
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -106,11 +107,12 @@ pub(super) fn spawn(
     max_batch: usize,
     stats: Arc<WriterStats>,
     metrics: Metrics,
+    log: Arc<LogLength>,
 ) -> anyhow::Result<mpsc::Sender<Job>> {
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, receiver, max_batch, &stats, &metrics))?;
+        .spawn(move || run(conn, receiver, max_batch, &stats, &metrics, &log))?;
     Ok(sender)
 }
 
@@ -120,9 +122,11 @@ fn run(
     max_batch: usize,
     stats: &WriterStats,
     metrics: &Metrics,
+    log: &LogLength,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = queue.blocking_recv() {
+        log.restart_if_long(&conn);
         batch.push(first);
         while batch.len() < max_batch {
             match queue.try_recv() {
