@@ -120,6 +120,7 @@ fn scans_growing_table(line: &str) -> bool {
 #[test]
 fn intake_queries_use_indexes_and_scan_no_growing_table() {
     let mut conn = Connection::open_in_memory().expect("in-memory database");
+    super::configure(&conn).expect("configured as the store's connections are");
     migrations::run(&mut conn).expect("migrations run");
     let mut failures = Vec::new();
     for (name, sql) in queries() {

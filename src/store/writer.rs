@@ -153,43 +153,50 @@ fn commit_batch(
     jobs: impl Iterator<Item = Job>,
 ) -> (Vec<Finish>, Result<(), StoreError>) {
     let mut finishers = Vec::new();
-    let mut failure = conn.execute_batch("BEGIN IMMEDIATE").err();
+    let mut failure = sql(conn, "BEGIN IMMEDIATE").err();
     let began = failure.is_none();
     for job in jobs {
         if let Some(error) = &failure {
             job.abandon(batch_error(error));
             continue;
         }
-        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(error) = sql(conn, "SAVEPOINT job") {
             job.abandon(batch_error(&error));
             failure = Some(error);
             continue;
         }
         let (succeeded, finish) = job.run(conn);
         finishers.push(finish);
-        let end = if succeeded {
-            "RELEASE job"
+        let ended = if succeeded {
+            sql(conn, "RELEASE job")
         } else {
-            "ROLLBACK TO job; RELEASE job"
+            sql(conn, "ROLLBACK TO job").and_then(|()| sql(conn, "RELEASE job"))
         };
-        if let Err(error) = conn.execute_batch(end) {
+        if let Err(error) = ended {
             failure = Some(error);
         }
     }
     let result = match failure {
         Some(error) => Err(error),
-        None => conn.execute_batch("COMMIT"),
+        None => sql(conn, "COMMIT"),
     };
     match result {
         Ok(()) => (finishers, Ok(())),
         Err(error) => {
             if began && !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = sql(conn, "ROLLBACK");
             }
             tracing::error!(error.message = %error, "group commit failed; batch rolled back");
             (finishers, Err(batch_error(&error)))
         }
     }
+}
+
+/// Runs one of the writer's own statements, kept prepared (four of them
+/// run for every job).
+fn sql(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(statement)?.execute([])?;
+    Ok(())
 }
 
 fn batch_error(error: &rusqlite::Error) -> StoreError {
