@@ -164,10 +164,6 @@ impl Store {
         // The checkpointer thread copies the log into the database file
         // beside the writer, whose commits no longer wait for that copy.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        // The writer's page cache holds the index pages every message
-        // touches (32 MiB, against SQLite's 2 MiB), so that they are not read
-        // from the file again for each batch.
-        conn.pragma_update(None, "cache_size", -32 * 1024)?;
         // A log that grew long under load is cut back when it starts over.
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         let log = Arc::new(checkpoint::LogLength::default());
