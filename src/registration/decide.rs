@@ -15,7 +15,7 @@ use crate::registration::alarms::Alarm;
 use crate::registration::events::{self, emit, emit_for};
 use crate::registration::facts::SenderFacts;
 use crate::registration::outgoing::{
-    PreparedReplies, ReplyContext, new_activation_reply, queue_prepared, queue_reply,
+    NotPrepared, PreparedReplies, ReplyContext, new_activation_reply, queue_prepared, queue_reply,
     render_already_active,
 };
 use crate::settings::Service;
@@ -152,6 +152,13 @@ pub(super) fn decide<J: Into<Judged>>(
     let mut facts = SenderFacts::load(conn, ask.service, ask.address, ask.client, ask.now)?;
     facts.load.new_senders = Some(ask.guards.breaker.count());
     let Judged { decision, note } = evaluate(&facts).into();
+    if let (Some(prepared), Some(address)) = (ask.prepared, ask.address)
+        && !prepared.serves(&decision, address)
+    {
+        // Before anything is written or counted: the caller prepares the
+        // reply and asks again.
+        return Err(NotPrepared.into());
+    }
     if let Some(alarm) = alarm_for(&decision) {
         ask.guards.alarms.raise(alarm, &ask.service.id);
     }

@@ -15,7 +15,7 @@ use crate::registration::alarms::Alarm;
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::{PreparedReplies, ReplyContext};
+use crate::registration::outgoing::{NotPrepared, PreparedReplies, ReplyContext};
 use crate::registration::{Guards, Registrar, secs};
 use crate::sender_auth::{Dns, DnsSource, SenderAuthenticator};
 use crate::settings::{Service, Settings};
@@ -356,29 +356,58 @@ impl Registrar {
             AuthVerdict::Off
         };
         let settings = self.settings();
-        let guards = Arc::clone(&self.guards);
-        let owned = service.clone();
         // Rendering and composing happen here, on the session's task, so
         // that the single writer only writes.
         let now = store::now();
-        let prepared = prepare_replies(&settings, service, &message, now);
-        let outcome = self
-            .store
-            .write(move |conn| {
-                decide_mail(
-                    conn,
-                    &settings,
-                    &guards,
-                    &owned,
-                    &message,
-                    &auth,
-                    &raw,
-                    answers,
-                    prepared.as_ref(),
-                    now,
-                )
-            })
-            .await?;
+        let mut prepared = prepare_replies(&settings, service, &message, now);
+        let (message, raw, auth) = (Arc::new(message), Arc::new(raw), Arc::new(auth));
+        let outcome = loop {
+            let (job_settings, guards, owned) = (
+                Arc::clone(&settings),
+                Arc::clone(&self.guards),
+                service.clone(),
+            );
+            let (job_message, job_raw, job_auth, ready) = (
+                Arc::clone(&message),
+                Arc::clone(&raw),
+                Arc::clone(&auth),
+                prepared.clone(),
+            );
+            let decided = self
+                .store
+                .write(move |conn| {
+                    decide_mail(
+                        conn,
+                        &job_settings,
+                        &guards,
+                        &owned,
+                        &job_message,
+                        &job_auth,
+                        &job_raw,
+                        answers,
+                        ready.as_ref(),
+                        now,
+                    )
+                })
+                .await
+                .map_err(RegistrationError::from);
+            match decided {
+                Ok(outcome) => break outcome,
+                // An active customer wrote: the notice is prepared now, and
+                // the message decided again (the first run wrote nothing).
+                Err(error) if NotPrepared::caused(&error) => {
+                    let context = reply_context(&settings, service, &message);
+                    prepared = Some(
+                        prepared
+                            .take()
+                            .ok_or_else(|| error.clone())?
+                            .with_already_active(&context)
+                            .map_err(|e| RegistrationError::Failed(Arc::new(e)))?,
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        };
         self.observe_mail(&service.id, &outcome);
         self.wake_outbox_for(&outcome);
         if let MailOutcome::Decided {

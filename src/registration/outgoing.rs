@@ -155,17 +155,33 @@ pub(super) struct PreparedReply {
 }
 
 /// The replies a decision about `to` may queue, prepared before the writer
-/// runs: the activation mail (register, resend) and the "already active"
-/// notice. A decision that needs a reply not prepared here renders it in
-/// its transaction instead.
+/// runs: the activation mail (register, resend) always, and the "already
+/// active" notice once a decision asked for it (`NotPrepared`): most
+/// requests come from new senders, and rendering the notice for each would
+/// cost as much again.
 #[derive(Debug, Clone)]
 pub(super) struct PreparedReplies {
     activation: PreparedReply,
-    already_active: PreparedReply,
+    already_active: Option<PreparedReply>,
+}
+
+/// A decision needs the "already active" notice, which was not prepared:
+/// the job wrote nothing (its savepoint is rolled back), and the caller
+/// prepares the notice and submits the job again.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the \"already active\" notice was not prepared")]
+pub(super) struct NotPrepared;
+
+impl NotPrepared {
+    /// Whether a failed job failed for want of the notice.
+    pub(super) fn caused(error: &crate::registration::RegistrationError) -> bool {
+        matches!(error, crate::registration::RegistrationError::Failed(error)
+            if error.downcast_ref::<NotPrepared>().is_some())
+    }
 }
 
 impl PreparedReplies {
-    /// Renders and composes both replies to `to`, with fresh tokens.
+    /// Renders and composes the activation mail to `to`, with fresh tokens.
     ///
     /// # Errors
     /// A template fails to render or an address cannot be encoded.
@@ -175,7 +191,6 @@ impl PreparedReplies {
         now: i64,
     ) -> anyhow::Result<Self> {
         let (activation, links) = render_activation(context, now)?;
-        let already_active = render_already_active(context)?;
         Ok(Self {
             activation: PreparedReply {
                 kind: activation.kind,
@@ -183,13 +198,27 @@ impl PreparedReplies {
                 composed: compose(context, to, &activation)?,
                 links: Some(links),
             },
-            already_active: PreparedReply {
-                kind: already_active.kind,
-                to: to.clone(),
-                composed: compose(context, to, &already_active)?,
-                links: None,
-            },
+            already_active: None,
         })
+    }
+
+    /// Adds the "already active" notice to the same address.
+    ///
+    /// # Errors
+    /// As `to`.
+    pub(super) fn with_already_active(
+        mut self,
+        context: &ReplyContext<'_>,
+    ) -> anyhow::Result<Self> {
+        let to = self.activation.to.clone();
+        let notice = render_already_active(context)?;
+        self.already_active = Some(PreparedReply {
+            kind: notice.kind,
+            composed: compose(context, &to, &notice)?,
+            to,
+            links: None,
+        });
+        Ok(self)
     }
 
     /// `to`, or `None` (logged) when a reply cannot be rendered: the
@@ -210,7 +239,20 @@ impl PreparedReplies {
 
     /// The "already active" notice, if it was prepared for `to`.
     pub(super) fn already_active_to(&self, to: &EmailAddress) -> Option<&PreparedReply> {
-        (self.already_active.to == *to).then_some(&self.already_active)
+        self.already_active
+            .as_ref()
+            .filter(|notice| notice.to == *to)
+    }
+
+    /// Whether a decision about `to` may go on: only a reply to `to` that
+    /// was not prepared stops it.
+    pub(super) fn serves(&self, decision: &crate::policy::Decision, to: &EmailAddress) -> bool {
+        match decision {
+            crate::policy::Decision::AlreadyActive { notify: true } => {
+                self.already_active_to(to).is_some() || self.activation_to(to).is_none()
+            }
+            _ => true,
+        }
     }
 }
 
@@ -380,6 +422,11 @@ mod tests {
         assert!(body.contains("To: jane@example.com"), "{body}");
         assert!(body.contains("/activate"), "{body}");
         assert!(activation.links.is_some(), "its token hashes go with it");
+        assert!(
+            prepared.already_active_to(&jane).is_none(),
+            "the notice is prepared only when asked for"
+        );
+        let prepared = prepared.with_already_active(&context).expect("renders");
         assert!(prepared.already_active_to(&jane).is_some());
         // The activation link goes to the address that registers and to no
         // other: a decision about another address renders its own.

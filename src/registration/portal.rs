@@ -6,7 +6,7 @@ use crate::registration::alarms::Alarm;
 use crate::registration::decide::{About, Ask, Decided, Kept, Outcome, decide, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::facts::SenderFacts;
-use crate::registration::outgoing::{PreparedReplies, ReplyContext};
+use crate::registration::outgoing::{NotPrepared, PreparedReplies, ReplyContext};
 use crate::registration::{Guards, Registrar};
 use crate::settings::{Service, Settings};
 use crate::store::{self, customers};
@@ -121,32 +121,51 @@ impl Registrar {
             return Ok(Decision::Defer(DeferReason::NewSenderFlood));
         }
         let settings = self.settings();
-        let guards = Arc::clone(&self.guards);
-        let service = service.clone();
         let now = store::now();
-        let prepared = PreparedReplies::try_to(
-            &ReplyContext::unprompted(&settings, &service).preferring(language),
-            &address,
-            now,
-        );
-        let decision = self
-            .store
-            .write(move |conn| {
-                decide_request(
-                    conn,
-                    &settings,
-                    &guards,
-                    &service,
-                    Channel::Portal,
-                    &address,
-                    name.as_ref(),
-                    client,
-                    language,
-                    prepared.as_ref(),
-                    now,
-                )
-            })
-            .await?;
+        let context = ReplyContext::unprompted(&settings, service).preferring(language);
+        let mut prepared = PreparedReplies::try_to(&context, &address, now);
+        let decision = loop {
+            let (job_settings, guards, owned) = (
+                Arc::clone(&settings),
+                Arc::clone(&self.guards),
+                service.clone(),
+            );
+            let (job_address, job_name, ready) = (address.clone(), name.clone(), prepared.clone());
+            let decided = self
+                .store
+                .write(move |conn| {
+                    decide_request(
+                        conn,
+                        &job_settings,
+                        &guards,
+                        &owned,
+                        Channel::Portal,
+                        &job_address,
+                        job_name.as_ref(),
+                        client,
+                        language,
+                        ready.as_ref(),
+                        now,
+                    )
+                })
+                .await
+                .map_err(RegistrationError::from);
+            match decided {
+                Ok(decision) => break decision,
+                // The address is an active customer's: the notice is
+                // prepared now and the request decided again.
+                Err(error) if NotPrepared::caused(&error) => {
+                    prepared = Some(
+                        prepared
+                            .take()
+                            .ok_or_else(|| error.clone())?
+                            .with_already_active(&context)
+                            .map_err(|e| RegistrationError::Failed(Arc::new(e)))?,
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+        };
         self.observe_decision(Channel::Portal, &decision, false);
         if decision.sends_mail() {
             self.outbox_wake.notify_one();
