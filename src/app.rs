@@ -11,7 +11,7 @@
 use crate::mailer::{self, Mailer};
 use crate::metrics::Metrics;
 use crate::outbox::OutboxWorker;
-use crate::registration::{Purged, Registrar};
+use crate::registration::Registrar;
 use crate::settings::{LiveSettings, Settings};
 use crate::shutdown::Shutdown;
 use crate::smtp::{RegistrarIntake, SmtpServer};
@@ -271,22 +271,10 @@ async fn purge_expired(registrar: Registrar, shutdown: Shutdown) {
         remove_old_mail_files(&registrar).await;
         match registrar.purge(&shutdown).await {
             Ok(purged) if purged.is_empty() => {}
-            Ok(Purged {
-                customers,
-                raw_messages,
-                inbound,
-                replies,
-                decisions,
-            }) => {
-                tracing::info!(
-                    customers,
-                    raw_messages,
-                    inbound,
-                    replies,
-                    decisions,
-                    "purged expired pending customers and records past their retention"
-                );
-            }
+            Ok(purged) => tracing::info!(
+                ?purged,
+                "purged expired pending customers and records past their retention"
+            ),
             Err(error) => tracing::error!(error.message = %error, "the purge failed"),
         }
         tokio::select! {

@@ -395,17 +395,11 @@ impl Registrar {
                 Ok(outcome) => break outcome,
                 // An active customer wrote: the notice is prepared now, and
                 // the message decided again (the first run wrote nothing).
-                Err(error) if NotPrepared::caused(&error) => {
-                    let context = reply_context(&settings, service, &message);
-                    prepared = Some(
-                        prepared
-                            .take()
-                            .ok_or_else(|| error.clone())?
-                            .with_already_active(&context)
-                            .map_err(|e| RegistrationError::Failed(Arc::new(e)))?,
-                    );
-                }
-                Err(error) => return Err(error),
+                Err(error) => NotPrepared::prepare_notice(
+                    error,
+                    &mut prepared,
+                    &reply_context(&settings, service, &message),
+                )?,
             }
         };
         self.observe_mail(&service.id, &outcome);

@@ -15,12 +15,14 @@
 use crate::domain::{Channel, EmailAddress, Language, Token, TokenHash, Verp};
 use crate::mailer::{self, Addressing};
 use crate::policy::SuppressReason;
+use crate::registration::RegistrationError;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::replies::{self, Reply, ReplyKind, Voice};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
 use crate::store::{bounces, suppressions, tokens};
 use rusqlite::Connection;
+use std::sync::Arc;
 use url::Url;
 
 /// What a reply needs besides its wording.
@@ -173,10 +175,29 @@ pub(super) struct PreparedReplies {
 pub(super) struct NotPrepared;
 
 impl NotPrepared {
-    /// Whether a failed job failed for want of the notice.
-    pub(super) fn caused(error: &crate::registration::RegistrationError) -> bool {
-        matches!(error, crate::registration::RegistrationError::Failed(error)
-            if error.downcast_ref::<NotPrepared>().is_some())
+    /// After a job failed with `error`: when it failed for want of the
+    /// notice, adds the notice to `prepared` so that the caller submits the
+    /// job again; any other error is handed back.
+    ///
+    /// # Errors
+    /// `error` itself, or the notice could not be rendered.
+    pub(super) fn prepare_notice(
+        error: RegistrationError,
+        prepared: &mut Option<PreparedReplies>,
+        context: &ReplyContext<'_>,
+    ) -> Result<(), RegistrationError> {
+        let wanted = matches!(&error, RegistrationError::Failed(failure)
+            if failure.downcast_ref::<NotPrepared>().is_some());
+        match prepared.take() {
+            Some(replies) if wanted => {
+                let replies = replies
+                    .with_already_active(context)
+                    .map_err(|e| RegistrationError::Failed(Arc::new(e)))?;
+                *prepared = Some(replies);
+                Ok(())
+            }
+            _ => Err(error),
+        }
     }
 }
 

@@ -154,16 +154,7 @@ impl Registrar {
                 Ok(decision) => break decision,
                 // The address is an active customer's: the notice is
                 // prepared now and the request decided again.
-                Err(error) if NotPrepared::caused(&error) => {
-                    prepared = Some(
-                        prepared
-                            .take()
-                            .ok_or_else(|| error.clone())?
-                            .with_already_active(&context)
-                            .map_err(|e| RegistrationError::Failed(Arc::new(e)))?,
-                    );
-                }
-                Err(error) => return Err(error),
+                Err(error) => NotPrepared::prepare_notice(error, &mut prepared, &context)?,
             }
         };
         self.observe_decision(Channel::Portal, &decision, false);

@@ -9,6 +9,16 @@ use registrar::settings::RelayUrl;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// Waits until the one reply in the outbox has had an attempt.
+async fn a_failed_attempt(app: &TestApp) {
+    eventually("a failed attempt", || {
+        app.db()
+            .query_row("SELECT attempts FROM outbox", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|attempts| attempts >= 1)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_reply_is_retried_until_the_relay_takes_it() {
     let app = TestApp::spawn().await;
@@ -17,12 +27,7 @@ async fn a_reply_is_retried_until_the_relay_takes_it() {
     app.mail_support("Jane", "jane@example.com", "m1@example.com")
         .await
         .assert_code(250);
-    eventually("a failed attempt", || {
-        app.db()
-            .query_row("SELECT attempts FROM outbox", [], |r| r.get::<_, i64>(0))
-            .is_ok_and(|attempts| attempts >= 1)
-    })
-    .await;
+    a_failed_attempt(&app).await;
     assert!(app.relay.mails().is_empty());
 
     app.relay.set_failing(false);
@@ -375,12 +380,7 @@ async fn a_relay_url_requiring_tls_never_falls_back_to_plain() {
     app.mail_support("Jane", "jane@example.com", "m1@example.com")
         .await
         .assert_code(250);
-    eventually("a failed attempt", || {
-        app.db()
-            .query_row("SELECT attempts FROM outbox", [], |r| r.get::<_, i64>(0))
-            .is_ok_and(|attempts| attempts >= 1)
-    })
-    .await;
+    a_failed_attempt(&app).await;
 
     let (status, reply): (String, String) = app
         .db()
