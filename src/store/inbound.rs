@@ -55,8 +55,10 @@ pub struct DecisionRecord {
 
 /// An earlier copy by Message-ID from the same registered address
 /// (identity; a forwarder's envelope may differ between copies), newest first.
+/// `CROSS JOIN` keeps `inbound` the outer loop: SQLite would otherwise start
+/// from every decision ever recorded about the identity.
 pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
-     FROM inbound i JOIN decisions d ON d.inbound_id = i.id
+     FROM inbound i CROSS JOIN decisions d ON d.inbound_id = i.id
      WHERE i.message_id = ?1 AND d.identity = ?2 AND i.received_at >= ?3
      ORDER BY i.id DESC LIMIT 1";
 

@@ -341,9 +341,11 @@ pub fn cancel_queued_to(
 }
 
 /// The oldest delivered or given-up replies queued before a time, from the
-/// partial index `outbox_finished_by_age`.
+/// partial index `outbox_finished_by_age` (named: SQLite would rather take
+/// `outbox_due` and sort every finished reply).
 pub(super) const PURGE_FINISHED: &str = "DELETE FROM outbox WHERE id IN
-     (SELECT id FROM outbox WHERE status IN ('sent', 'dead') AND created_at < ?1
+     (SELECT id FROM outbox INDEXED BY outbox_finished_by_age
+      WHERE status IN ('sent', 'dead') AND created_at < ?1
       ORDER BY created_at LIMIT ?2)";
 
 /// Deletes up to `limit` delivered or given-up replies queued before

@@ -125,6 +125,8 @@ fn intake_queries_use_indexes_and_scan_no_growing_table() {
     let mut failures = Vec::new();
     for (name, sql) in queries() {
         let lines = plan(&conn, &sql);
+        // Shown with `cargo test --lib store::plans -- --nocapture`.
+        println!("{name}:\n    {}", lines.join("\n    "));
         if lines.iter().any(|line| scans_growing_table(line)) {
             failures.push(format!("{name}:\n    {}", lines.join("\n    ")));
         }
@@ -154,6 +156,29 @@ fn the_daily_budgets_read_one_key_range_of_the_counters() {
                 "SEARCH reply_counts USING PRIMARY KEY (scope=? AND service=? AND key=? AND hour>?)"
             ),
         "the budget no longer reads a range of the counters' primary key: {lines:?}"
+    );
+}
+
+#[test]
+fn copies_and_old_replies_are_found_by_the_index_that_bounds_them() {
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    super::configure(&conn).expect("configured as the store's connections are");
+    migrations::run(&mut conn).expect("migrations run");
+    // An identity's every decision is no bound: its Message-ID is.
+    let lines = plan(&conn, inbound::EARLIER_BY_MESSAGE_ID);
+    assert!(
+        lines[0].starts_with("SEARCH i USING COVERING INDEX inbound_by_message_id (message_id=?)"),
+        "{lines:?}"
+    );
+    // Old replies in age order from their own index, not every finished
+    // reply sorted.
+    let lines = plan(&conn, outbox::PURGE_FINISHED);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("INDEX outbox_finished_by_age (created_at<?)"))
+            && !lines.iter().any(|line| line.contains("TEMP B-TREE")),
+        "{lines:?}"
     );
 }
 
