@@ -174,6 +174,9 @@ if has anchors; then
   run_load postfix-hold "$PF_PORT" "$MSGS"; PF_RATE=$RATE
   note "postfix hold queue holds $(find "$D/pf/spool/hold" -type f | wc -l) messages"
   stop_postfix
+  # Postfix's queue files are still being written back: let the disk settle
+  # before the next part, so that it does not pay for them.
+  sync; sleep 2
 fi
 
 # Replies go to smtp-sink (the daemon's outbox really sends), started here

@@ -374,21 +374,34 @@ fn relay_error_answer(error: &lettre::transport::smtp::Error) -> RelayAnswer {
 }
 
 /// Writes one message as a new `.eml` file readable by our user only, and
-/// syncs it before delivery is recorded.
+/// syncs it before delivery is recorded. The bytes go to a hidden temporary
+/// name first and the file is renamed into place once complete (as in a
+/// Maildir), so whatever watches the folder never reads half a message.
 fn write_eml(folder: &Path, body: &[u8]) -> std::io::Result<String> {
-    let name = format!("{}.eml", Token::generate().expose());
+    let stem = Token::generate().expose();
+    let name = format!("{stem}.eml");
+    let partial = folder.join(format!(".{stem}.partial"));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(folder.join(&name))?;
-    file.write_all(body)?;
-    file.sync_data()?;
+        .open(&partial)?;
+    let written = file
+        .write_all(body)
+        .and_then(|()| file.sync_data())
+        .and_then(|()| std::fs::rename(&partial, folder.join(&name)));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error);
+    }
+    // The rename itself survives a power cut once the folder is synced.
+    std::fs::File::open(folder)?.sync_all()?;
     Ok(name)
 }
 
-/// Removes `.eml` files older than `retention` from the outbound folder
-/// (they hold live activation links); returns how many were removed.
+/// Removes `.eml` files (and `.partial` ones a crash left) older than
+/// `retention` from the outbound folder (they hold live activation links);
+/// returns how many were removed.
 ///
 /// # Errors
 /// The folder cannot be read. A file that cannot be removed is skipped and
@@ -405,10 +418,11 @@ pub fn remove_old_files(folder: &Path, retention: Duration) -> std::io::Result<u
             .metadata()
             .and_then(|meta| meta.modified())
             .is_ok_and(|modified| modified < cutoff);
-        if old
-            && path.extension().is_some_and(|ext| ext == "eml")
-            && std::fs::remove_file(&path).is_ok()
-        {
+        // A `.partial` file is what a crash left mid-write.
+        let ours = path
+            .extension()
+            .is_some_and(|ext| ext == "eml" || ext == "partial");
+        if old && ours && std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }

@@ -5,8 +5,8 @@
 //! the schema the migrations really make.
 
 use super::{
-    bounces, customers, inbound, migrations, outbox, reply_counts, sessions, suppressions, tokens,
-    webhook_events,
+    account_tokens, bounces, customers, inbound, migrations, outbox, reply_counts, sessions,
+    suppressions, tokens, webhook_events,
 };
 use rusqlite::{Connection, params_from_iter, types::Null};
 
@@ -17,6 +17,7 @@ const GROWING: &[&str] = &[
     "customers",
     "outbox",
     "activation_tokens",
+    "account_tokens",
     "sessions",
     "webhook_events",
     "reply_counts",
@@ -79,6 +80,14 @@ fn queries() -> Vec<(&'static str, String)> {
             suppressions::PURGE_OPT_OUT_BEFORE.into(),
         ),
         ("purge of expired sessions", sessions::PURGE_EXPIRED.into()),
+        (
+            "purge of expired account links",
+            account_tokens::PURGE_EXPIRED.into(),
+        ),
+        (
+            "purge of used account links",
+            account_tokens::PURGE_USED.into(),
+        ),
         ("purge of idle sessions", sessions::PURGE_IDLE.into()),
         (
             "purge of pending customers",
