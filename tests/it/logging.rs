@@ -9,7 +9,7 @@
 //! the decision and the reply code.
 
 use crate::support::app::SUPPORT;
-use crate::support::mail::person;
+use crate::support::mail::{mail_files, person};
 use crate::support::{Mail, SmtpClient, eventually, hidden_field};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -119,16 +119,8 @@ async fn registration_and_activation(format: Option<&str>) -> Run {
         .expect("SMTP reply")
         .assert_code(250);
     let outbound = dir.path().join("outbound");
-    eventually("the activation mail", || {
-        std::fs::read_dir(&outbound).is_ok_and(|mut d| d.next().is_some())
-    })
-    .await;
-    let file = std::fs::read_dir(&outbound)
-        .expect("outbound")
-        .flatten()
-        .next()
-        .expect("a mail")
-        .path();
+    eventually("the activation mail", || !mail_files(&outbound).is_empty()).await;
+    let file = mail_files(&outbound).remove(0);
     let mail = Mail::parse(&std::fs::read(file).expect("read mail"));
     let link = crate::support::activation_link(&mail, http);
     let token = link.split("token=").nth(1).expect("token").to_owned();
@@ -198,15 +190,12 @@ async fn registration_and_activation(format: Option<&str>) -> Run {
         .await
         .expect("POST /forgot");
     let reset_link = || {
-        std::fs::read_dir(&outbound)
-            .ok()?
-            .flatten()
-            .find_map(|entry| {
-                let mail = Mail::parse(&std::fs::read(entry.path()).ok()?);
-                let start = mail.text.find("/reset?token=")?;
-                let rest = &mail.text[start + "/reset?token=".len()..];
-                Some(rest.split_whitespace().next()?.to_owned())
-            })
+        mail_files(&outbound).into_iter().find_map(|path| {
+            let mail = Mail::parse(&std::fs::read(path).ok()?);
+            let start = mail.text.find("/reset?token=")?;
+            let rest = &mail.text[start + "/reset?token=".len()..];
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
     };
     eventually("the reset mail", || reset_link().is_some()).await;
     let reset_token = reset_link().expect("a reset link");

@@ -2,6 +2,7 @@
 //! nothing queued, replies go out side by side and each exactly once, and
 //! every relay URL form reaches the relay.
 
+use crate::support::mail::mail_files;
 use crate::support::metrics::scrape;
 use crate::support::relay::Stage;
 use crate::support::{TestApp, eventually};
@@ -74,12 +75,9 @@ async fn without_a_relay_mail_is_written_to_the_outbound_folder() {
         .assert_code(250);
     app.settle().await;
     let folder = app.settings.outbound.folder.clone();
-    let files: Vec<_> = std::fs::read_dir(&folder)
-        .expect("the outbound folder exists")
-        .flatten()
-        .collect();
+    let files = mail_files(&folder);
     assert_eq!(files.len(), 1);
-    let text = std::fs::read_to_string(files[0].path()).expect("read the .eml");
+    let text = std::fs::read_to_string(&files[0]).expect("read the .eml");
     assert!(text.contains("To: jane@example.com"));
     assert!(text.contains("/activate?token="));
 }

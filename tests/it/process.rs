@@ -3,7 +3,7 @@
 
 use crate::support::SmtpClient;
 use crate::support::app::SUPPORT;
-use crate::support::mail::person;
+use crate::support::mail::{mail_files, person};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
@@ -138,16 +138,9 @@ async fn everything_the_daemon_writes_is_private_to_its_user() {
         .expect("send")
         .assert_code(250);
     let outbound = dir.path().join("outbound");
-    crate::support::eventually("the mail file", || {
-        std::fs::read_dir(&outbound).is_ok_and(|mut d| d.next().is_some())
-    })
-    .await;
+    crate::support::eventually("the mail file", || !mail_files(&outbound).is_empty()).await;
     let mut written = vec![outbound.clone()];
-    written.extend(
-        std::fs::read_dir(&outbound)
-            .expect("the folder")
-            .map(|entry| entry.expect("an entry").path()),
-    );
+    written.extend(mail_files(&outbound));
     for suffix in ["", "-wal", "-shm"] {
         written.push(dir.path().join(format!("db.sqlite3{suffix}")));
     }

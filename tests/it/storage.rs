@@ -5,7 +5,7 @@
 //! is private to the daemon's user.
 
 use crate::support::app::SUPPORT;
-use crate::support::mail::person;
+use crate::support::mail::{mail_files, person};
 use crate::support::{TestApp, eventually, scrape};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -251,10 +251,7 @@ async fn everything_written_is_private_and_mail_files_leave_after_their_retentio
         .await
         .assert_code(250);
     let outbound = app.settings.outbound.folder.clone();
-    eventually("the mail file", || {
-        std::fs::read_dir(&outbound).is_ok_and(|mut d| d.next().is_some())
-    })
-    .await;
+    eventually("the mail file", || !mail_files(&outbound).is_empty()).await;
     let data = app.db_path.parent().expect("the data folder").to_owned();
     assert_eq!(mode(&data), 0o700, "the data folder");
     for suffix in ["", "-wal", "-shm", ".lock"] {
@@ -262,12 +259,7 @@ async fn everything_written_is_private_and_mail_files_leave_after_their_retentio
         assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
     assert_eq!(mode(&outbound), 0o700, "the outbound folder");
-    let mail = std::fs::read_dir(&outbound)
-        .expect("the outbound folder")
-        .next()
-        .expect("one file")
-        .expect("an entry")
-        .path();
+    let mail = mail_files(&outbound).remove(0);
     assert_eq!(mode(&mail), 0o600, "{}", mail.display());
 
     // Past the retention, the purge removes delivered files.

@@ -64,3 +64,19 @@ pub fn activation_link(mail: &Mail, http_addr: std::net::SocketAddr) -> String {
     assert_eq!(url.path(), "/activate");
     link
 }
+
+/// The finished `.eml` files in the outbound folder, oldest name first (a
+/// file being written has a hidden `.partial` name until it is complete).
+pub fn mail_files(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
