@@ -17,7 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0010_operations.sql"),
     include_str!("migrations/0011_webhooks.sql"),
     include_str!("migrations/0012_counters_and_retention.sql"),
-    include_str!("migrations/0013_account_links_by_age.sql"),
+    include_str!("migrations/0013_purge_and_copy_indexes.sql"),
 ];
 
 /// The schema version this binary migrates to.

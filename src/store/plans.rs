@@ -173,10 +173,13 @@ fn copies_and_old_replies_are_found_by_the_index_that_bounds_them() {
     let mut conn = Connection::open_in_memory().expect("in-memory database");
     super::configure(&conn).expect("configured as the store's connections are");
     migrations::run(&mut conn).expect("migrations run");
-    // An identity's every decision is no bound: its Message-ID is.
+    // The copies of one Message-ID within the window, not every decision
+    // ever recorded about the sender.
     let lines = plan(&conn, inbound::EARLIER_BY_MESSAGE_ID);
     assert!(
-        lines[0].starts_with("SEARCH i USING COVERING INDEX inbound_by_message_id (message_id=?)"),
+        lines[0].starts_with(
+            "SEARCH i USING COVERING INDEX inbound_by_message_id (message_id=? AND received_at>?)"
+        ),
         "{lines:?}"
     );
     // Old replies in age order from their own index, not every finished
