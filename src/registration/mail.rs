@@ -359,7 +359,8 @@ impl Registrar {
         // Rendering and composing happen here, on the session's task, so
         // that the single writer only writes.
         let now = store::now();
-        let mut prepared = prepare_replies(&settings, service, &message, now);
+        // Shared with each attempt's job, not copied into it.
+        let mut prepared = prepare_replies(&settings, service, &message, now).map(Arc::new);
         let (message, raw, auth) = (Arc::new(message), Arc::new(raw), Arc::new(auth));
         let outcome = loop {
             let (job_settings, guards, owned) = (
@@ -371,7 +372,7 @@ impl Registrar {
                 Arc::clone(&message),
                 Arc::clone(&raw),
                 Arc::clone(&auth),
-                prepared.clone(),
+                prepared.as_ref().map(Arc::clone),
             );
             let decided = self
                 .store
@@ -385,7 +386,7 @@ impl Registrar {
                         &job_auth,
                         &job_raw,
                         answers,
-                        ready.as_ref(),
+                        ready.as_deref(),
                         now,
                     )
                 })

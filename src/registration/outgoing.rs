@@ -183,17 +183,17 @@ impl NotPrepared {
     /// `error` itself, or the notice could not be rendered.
     pub(super) fn prepare_notice(
         error: RegistrationError,
-        prepared: &mut Option<PreparedReplies>,
+        prepared: &mut Option<Arc<PreparedReplies>>,
         context: &ReplyContext<'_>,
     ) -> Result<(), RegistrationError> {
         let wanted = matches!(&error, RegistrationError::Failed(failure)
             if failure.downcast_ref::<NotPrepared>().is_some());
         match prepared.take() {
             Some(replies) if wanted => {
-                let replies = replies
+                let replies = Arc::unwrap_or_clone(replies)
                     .with_already_active(context)
                     .map_err(|e| RegistrationError::Failed(Arc::new(e)))?;
-                *prepared = Some(replies);
+                *prepared = Some(Arc::new(replies));
                 Ok(())
             }
             _ => Err(error),

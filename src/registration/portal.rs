@@ -123,14 +123,19 @@ impl Registrar {
         let settings = self.settings();
         let now = store::now();
         let context = ReplyContext::unprompted(&settings, service).preferring(language);
-        let mut prepared = PreparedReplies::try_to(&context, &address, now);
+        // Shared with each attempt's job, not copied into it.
+        let mut prepared = PreparedReplies::try_to(&context, &address, now).map(Arc::new);
         let decision = loop {
             let (job_settings, guards, owned) = (
                 Arc::clone(&settings),
                 Arc::clone(&self.guards),
                 service.clone(),
             );
-            let (job_address, job_name, ready) = (address.clone(), name.clone(), prepared.clone());
+            let (job_address, job_name, ready) = (
+                address.clone(),
+                name.clone(),
+                prepared.as_ref().map(Arc::clone),
+            );
             let decided = self
                 .store
                 .write(move |conn| {
@@ -144,7 +149,7 @@ impl Registrar {
                         job_name.as_ref(),
                         client,
                         language,
-                        ready.as_ref(),
+                        ready.as_deref(),
                         now,
                     )
                 })
