@@ -211,7 +211,8 @@ pub struct SmtpSettings {
     pub shutdown_grace: Duration,
     /// Stress mode, as Postfix has it: with at least this percentage of
     /// `max_sessions` open (`stress_sessions`), the stress timeouts below
-    /// replace the normal ones in every session.
+    /// replace the normal ones in every session, until a tenth of
+    /// `max_sessions` fewer are open.
     pub stress_sessions_percent: u32,
     /// The idle timeout under stress.
     pub stress_idle_timeout: Duration,

@@ -5,8 +5,12 @@
 //! It also says when the listener is under stress (Postfix's word): with
 //! `stress_sessions` or more places under the global cap taken, every
 //! session, open ones included, switches to the short stress timeouts until
-//! the count drops below again (`Admission::stress`, a watch channel the
-//! sessions select on). The switch is logged and counted, once per change.
+//! the count drops a tenth of `max_sessions` below it (at least one place;
+//! `Admission::stress`, a watch channel the sessions select on). The switch
+//! is logged and counted, once per change. The margin is what keeps a load
+//! hovering at the threshold, or a client opening and closing one
+//! connection there, from flipping the flag, and so waking every session
+//! and logging twice, on every connection.
 //!
 //! A client address is the IPv4 address, or the /64 prefix of an IPv6
 //! address (one host usually holds a whole /64, so counting single IPv6
@@ -76,8 +80,11 @@ pub struct Admission {
     /// Places taken under the global cap now. The stress flag is set under
     /// this lock, so concurrent opens and closes publish it in order.
     open: Mutex<u32>,
-    /// Whether `open` is at `stress_sessions` or more; sessions watch it.
+    /// Whether `open` reached `stress_sessions` and has not since dropped
+    /// to `calm_sessions`; sessions watch it.
     stress: watch::Sender<bool>,
+    /// Places taken at or below which stress passes.
+    calm_sessions: u32,
     /// Where the switches are counted.
     metrics: Metrics,
 }
@@ -123,6 +130,13 @@ impl Drop for Ticket {
     }
 }
 
+/// The places taken at or below which stress passes: a tenth of
+/// `max_sessions` under the threshold, at least one.
+fn calm_sessions(limits: AdmissionLimits) -> u32 {
+    let margin = (limits.max_sessions / 10).max(1);
+    limits.stress_sessions.saturating_sub(margin)
+}
+
 impl Admission {
     pub fn new(limits: AdmissionLimits, relays: Vec<IpRange>, metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
@@ -135,6 +149,7 @@ impl Admission {
             }),
             open: Mutex::new(0),
             stress: watch::Sender::new(false),
+            calm_sessions: calm_sessions(limits),
             metrics,
         })
     }
@@ -195,7 +210,8 @@ impl Admission {
     }
 
     /// Counts a place under the global cap taken (`true`) or given back,
-    /// and flips the stress flag when the count crosses the threshold.
+    /// and flips the stress flag when the count reaches the threshold, or
+    /// back when it has dropped to the calm level.
     fn count_open(&self, taken: bool) {
         let mut open = self
             .open
@@ -206,8 +222,13 @@ impl Admission {
         } else {
             open.saturating_sub(1)
         };
-        let stressed = *open >= self.limits.stress_sessions;
+        let mut stressed = false;
         let changed = self.stress.send_if_modified(|flag| {
+            stressed = if *flag {
+                *open > self.calm_sessions
+            } else {
+                *open >= self.limits.stress_sessions
+            };
             let changed = *flag != stressed;
             *flag = stressed;
             changed
@@ -318,6 +339,38 @@ mod tests {
                 .collect(),
             metrics,
         )
+    }
+
+    #[test]
+    fn stress_passes_only_a_tenth_of_the_sessions_below_its_threshold() {
+        let metrics = Metrics::new();
+        let admission = stressed_at(100, 75, 100, 1000, &[], metrics.clone());
+        let stress = admission.stress();
+        let now = Instant::now();
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let mut open: Vec<Ticket> = (0..75)
+            .map(|_| admission.admit(ip, now).expect("admitted"))
+            .collect();
+        assert!(*stress.borrow(), "75 of 100 is stress");
+
+        // A client hovering at the threshold: one connection closed and
+        // opened again, many times over, is one switch, not one per change.
+        for _ in 0..20 {
+            open.pop();
+            assert!(*stress.borrow(), "74 open is not calm yet");
+            open.push(admission.admit(ip, now).expect("admitted"));
+        }
+        open.truncate(66);
+        assert!(*stress.borrow(), "66 open is not calm yet");
+        open.pop();
+        assert!(!*stress.borrow(), "65 open is calm");
+        open.push(admission.admit(ip, now).expect("admitted"));
+        assert!(!*stress.borrow(), "and stays so below the threshold");
+        let text = metrics.encode();
+        assert!(
+            text.contains("registrar_smtp_stress_entered_total 1"),
+            "{text}"
+        );
     }
 
     #[test]
