@@ -1,7 +1,8 @@
 //! The end-of-DATA step: a received message in, the reply to give out.
 //!
-//! `RegistrarIntake` parses the message on the blocking pool (mail-parser
-//! is CPU work and runs inside `catch_unwind` in `message`) and waits for
+//! `RegistrarIntake` parses the message (mail-parser, inside
+//! `catch_unwind` in `message`) on the session's task when it is small and
+//! on the blocking pool when it is not, as that is CPU work, and waits for
 //! `Registrar::from_mail` to commit, without blocking a tokio worker. The
 //! `Intake` trait is the seam the session loop calls through, so a test can
 //! put a step there that panics and show the loop survives it.
@@ -126,6 +127,11 @@ pub trait Intake: Send + Sync + 'static {
     ) -> impl Future<Output = SmtpReply> + Send;
 }
 
+/// Messages up to this size are parsed on the session's task: tens of
+/// microseconds of work at most, where the blocking pool's hand-over costs
+/// two thread wake-ups.
+const INLINE_PARSE_BYTES: usize = 32 * 1024;
+
 /// The production intake: registration by mail.
 #[derive(Clone)]
 pub struct RegistrarIntake {
@@ -142,11 +148,18 @@ impl Intake for RegistrarIntake {
     async fn decide(&self, service: Service, envelope: Envelope, raw: Vec<u8>) -> SmtpReply {
         let client_ip = envelope.client_ip;
         let logged = envelope.clone();
-        let parsed = tokio::task::spawn_blocking(move || {
+        let raw_len = raw.len();
+        let parse = move || {
             let message = InboundMessage::parse(envelope, &raw);
             (message, raw)
-        })
-        .await;
+        };
+        // A message as small as most are parses in a few microseconds, less
+        // than the hand-over to the blocking pool and back costs.
+        let parsed = if raw_len <= INLINE_PARSE_BYTES {
+            Ok(parse())
+        } else {
+            tokio::task::spawn_blocking(parse).await
+        };
         let (message, raw) = match parsed {
             Ok((Ok(message), raw)) => (message, raw),
             Ok((Err(error), _)) => {
