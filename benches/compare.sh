@@ -144,8 +144,17 @@ CF
   wait_port "$PF_PORT" || die "postfix did not come up"
 }
 
+# CPU time the whole machine spent busy (user, nice, system, irq, softirq),
+# in clock ticks: everything the load costs, the generator's share and a
+# relay's included, in whatever process it ran.
+busy_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+TICK=$(getconf CLK_TCK)
+
 # run_load NAME PORT COUNT [extra generator args]: a warm-up, then the
-# measured run; prints one line; the rate is left in $RATE.
+# measured run; prints one line; the rate is left in $RATE and the
+# machine's CPU time per message (microseconds) in $CPU_PER_MSG. On a
+# machine whose cores are all busy, as they are here, that is the steadier
+# figure: the rate swings with the host, the work per message much less.
 SRC=0; RUN=0
 run_load() {
   local name=$1 port=$2 count=$3; shift 3
@@ -156,22 +165,25 @@ run_load() {
       > "$D/$name.warmup" 2>&1 || die "warm-up against $name failed: $(tail -n 3 "$D/$name.warmup")"
     SRC=$((SRC + WARMUP))
   fi
+  local before; before=$(busy_ticks)
   loadgen send --target "127.0.0.1:$port" --messages "$count" --sessions "$SESSIONS" \
     --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "m$RUN$$" --source-offset "$SRC" "$@" \
     > "$D/$name.out" 2>&1 || die "load against $name failed: $(tail -n 3 "$D/$name.out")"
+  CPU_PER_MSG=$(( ($(busy_ticks) - before) * 1000000 / TICK / count ))
   SRC=$((SRC + count))
   RATE=$(field rate "$D/$name.out")
-  printf '%-22s %9s msg/s   %s   %s\n' "$name" "$RATE" "$(grep '^codes:' "$D/$name.out")" \
-    "$(grep -o 'p50=.*' "$D/$name.out")"
+  printf '%-22s %9s msg/s   %6s us CPU/msg   %s   %s\n' "$name" "$RATE" "$CPU_PER_MSG" \
+    "$(grep '^codes:' "$D/$name.out")" "$(grep -o 'p50=.*' "$D/$name.out")"
 }
 
 note "load: $MSGS messages, each from a distinct sender and client address, $SESSIONS sessions, $PER_CONN per connection, warm-up $WARMUP"
 note "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 SINK_RATE=""; PF_RATE=""; RG_RATE=""; RG1M_RATE=""; RSS=""
+SINK_CPU=""; PF_CPU=""; RG_CPU=""
 if has anchors; then
   start_sink; start_postfix
-  run_load smtp-sink "$SINK_PORT" "$MSGS"; SINK_RATE=$RATE
-  run_load postfix-hold "$PF_PORT" "$MSGS"; PF_RATE=$RATE
+  run_load smtp-sink "$SINK_PORT" "$MSGS"; SINK_RATE=$RATE; SINK_CPU=$CPU_PER_MSG
+  run_load postfix-hold "$PF_PORT" "$MSGS"; PF_RATE=$RATE; PF_CPU=$CPU_PER_MSG
   note "postfix hold queue holds $(find "$D/pf/spool/hold" -type f | wc -l) messages"
   stop_postfix
   # Postfix's queue files are still being written back: let the disk settle
@@ -189,7 +201,7 @@ relay=""; [ -n "$SINK_PID" ] && relay="smtp://127.0.0.1:$SINK_PORT"
 if has registrar; then
   write_config "$D/rg" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
   start_registrar "$D/rg" "$RG_SMTP"
-  run_load registrar "$RG_SMTP" "$MSGS"; RG_RATE=$RATE
+  run_load registrar "$RG_SMTP" "$MSGS"; RG_RATE=$RATE; RG_CPU=$CPU_PER_MSG
   RSS=$(registrar_peak_rss_mib)
   note "registrar peak RSS $RSS MiB"
   stop_registrar
@@ -253,10 +265,10 @@ fi
 
 echo
 echo "== summary (machine load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
-[ -n "$SINK_RATE" ] && echo "smtp-sink               $SINK_RATE msg/s"
-[ -n "$PF_RATE" ] && echo "postfix (queue, held)   $PF_RATE msg/s"
+[ -n "$SINK_RATE" ] && echo "smtp-sink               $SINK_RATE msg/s   $SINK_CPU us machine CPU per message"
+[ -n "$PF_RATE" ] && echo "postfix (queue, held)   $PF_RATE msg/s   $PF_CPU us machine CPU per message"
 if [ -n "$RG_RATE" ]; then
-  echo "registrar (empty db)    $RG_RATE msg/s   peak RSS ${RSS} MiB (target < 100)"
+  echo "registrar (empty db)    $RG_RATE msg/s   $RG_CPU us machine CPU per message (its replies sent too)   peak RSS ${RSS} MiB (target < 100)"
   [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(ratio "$RG_RATE" "$PF_RATE")   (target >= 3)"
   [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(ratio "$RG_RATE" "$SINK_RATE")   (target >= 0.50)"
 fi

@@ -1,5 +1,5 @@
 //! `Connection`: one client's byte stream (plain TCP, or TLS after STARTTLS)
-//! with our own read buffer.
+//! with our own read buffer, and replies queued to go out with the next.
 //!
 //! Lines are split and capped here, so no library ever buffers a client's
 //! input without limit: a piece is handed out at the first LF or when the cap
@@ -58,6 +58,8 @@ pub struct Connection {
     /// Received bytes; those before `start` were handed out already.
     buffer: Vec<u8>,
     start: usize,
+    /// Replies queued (`queue`), sent ahead of the next `write`.
+    queued: Vec<u8>,
 }
 
 impl Connection {
@@ -66,7 +68,19 @@ impl Connection {
             io: Box::new(io),
             buffer: Vec::with_capacity(READ_CHUNK),
             start: 0,
+            queued: Vec::new(),
         }
+    }
+
+    /// Bytes queued to go out with the next `write` or `flush`.
+    pub fn queued(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Queues `bytes` to go out, in order, ahead of the next `write`: the
+    /// replies to pipelined commands leave together (RFC 2920, 3.2).
+    pub fn queue(&mut self, bytes: &[u8]) {
+        self.queued.extend_from_slice(bytes);
     }
 
     /// Bytes received and not yet handed out: input the client sent ahead of
@@ -126,19 +140,39 @@ impl Connection {
         }
     }
 
-    /// Writes `bytes` and flushes, giving up at `deadline` (a client that
-    /// never reads must not hold the session for ever).
+    /// Writes what is queued, then `bytes`, in one piece when it can, and
+    /// flushes, giving up at `deadline` (a client that never reads must not
+    /// hold the session for ever).
     ///
     /// # Errors
     /// The write failed or timed out.
     pub async fn write(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        let out = if self.queued.is_empty() {
+            bytes
+        } else {
+            self.queued.extend_from_slice(bytes);
+            &self.queued
+        };
         let write = async {
-            self.io.write_all(bytes).await?;
+            self.io.write_all(out).await?;
             self.io.flush().await
         };
-        tokio::time::timeout_at(deadline, write)
+        let written = tokio::time::timeout_at(deadline, write)
             .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"))?
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+        self.queued.clear();
+        written?
+    }
+
+    /// Sends what is queued, if anything.
+    ///
+    /// # Errors
+    /// The write failed or timed out.
+    pub async fn flush(&mut self, deadline: Instant) -> io::Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        self.write(&[], deadline).await
     }
 
     /// Runs the TLS handshake over this connection (after `220` to STARTTLS).
@@ -165,6 +199,9 @@ impl Connection {
     /// our last reply from the client's buffer.
     pub async fn close(mut self) {
         let linger = async {
+            if !self.queued.is_empty() {
+                let _ = self.io.write_all(&self.queued).await;
+            }
             let _ = self.io.shutdown().await;
             let mut chunk = [0u8; READ_CHUNK];
             let mut drained = 0;
@@ -197,6 +234,75 @@ mod tests {
         let mut connection = Connection::new(tokio::io::empty());
         connection.buffer.extend_from_slice(input);
         connection
+    }
+
+    /// A stream that records each write it is asked for.
+    #[derive(Default, Clone)]
+    struct Recorder {
+        writes: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl tokio::io::AsyncRead for Recorder {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Recorder {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.writes.lock().expect("lock").push(buf.to_vec());
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_replies_leave_in_order_with_the_next_write_in_one_piece() {
+        let recorder = Recorder::default();
+        let mut connection = Connection::new(recorder.clone());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        connection.flush(deadline).await.expect("nothing to flush");
+        connection.queue(b"250 2.1.0 ok\r\n");
+        connection.queue(b"250 2.1.5 ok\r\n");
+        assert!(
+            recorder.writes.lock().expect("lock").is_empty(),
+            "queued only"
+        );
+        assert_eq!(connection.queued(), 28);
+
+        connection
+            .write(b"354 go ahead\r\n", deadline)
+            .await
+            .expect("writes");
+        connection.flush(deadline).await.expect("nothing left");
+
+        let writes = recorder.writes.lock().expect("lock").clone();
+        assert_eq!(
+            writes,
+            vec![b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n".to_vec()]
+        );
+        assert_eq!(connection.queued(), 0);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! The loop reads every byte itself through `Connection`, enforces the
 //! session's limits (line cap, timeouts, messages and errors per session),
-//! refuses bare CR and LF, judges pipelining as Postfix does, and hands each
+//! refuses bare CR and LF, judges pipelining as Postfix does (and sends the
+//! replies to a pipelined group together, RFC 2920), and hands each
 //! command line to its verb: `ehlo`, `xforward`, `mail`, `rcpt`, `data` and
 //! `tls` (STARTTLS) each add their part to `Session` in their own file, with
 //! the parsing, checks and replies of that verb; everything else goes to the
@@ -44,6 +45,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+
+/// At most this many bytes of replies wait for the rest of a pipelined
+/// group; a fuller queue goes out at once.
+const MAX_QUEUED_REPLIES: usize = 4 * 1024;
 
 /// What every session shares.
 pub struct SessionContext {
@@ -149,6 +154,9 @@ pub struct Session<I: Intake> {
     pub(super) pipelining: bool,
     /// The client sent ahead where it may not: its DATA is refused.
     pub(super) improper_pipelining: bool,
+    /// The command being answered may be followed in a pipelined group:
+    /// while more input waits, its reply is queued to leave with the next.
+    may_queue_reply: bool,
     pub(super) tls_active: bool,
     /// Whether the listener is under stress: while it is, the short
     /// timeouts apply (`timeouts`).
@@ -184,6 +192,7 @@ impl<I: Intake> Session<I> {
             messages: 0,
             pipelining: false,
             improper_pipelining: false,
+            may_queue_reply: false,
             tls_active: false,
             stress,
         }
@@ -302,6 +311,9 @@ impl<I: Intake> Session<I> {
                 }
                 continue;
             }
+            // No waiting for input with replies still queued: the client
+            // may be waiting for them before it sends the rest.
+            self.flush().await?;
             let Timeouts { idle, command } = self.timeouts();
             let (deadline, timeout) = match started {
                 None => earliest(
@@ -337,6 +349,7 @@ impl<I: Intake> Session<I> {
         {
             return Err(End::Reply(answer::too_many_messages()));
         }
+        self.may_queue_reply = self.pipelining && verb.may_be_followed_in_a_group();
         if self.conn.buffered() > 0 && !(self.pipelining && verb.may_be_followed_in_a_group()) {
             if !self.improper_pipelining {
                 tracing::info!(event = "improper_pipelining", smtp.command = ?verb, "the client sent ahead of a reply it had to wait for");
@@ -394,13 +407,30 @@ impl<I: Intake> Session<I> {
         self.write(&answer::render(reply)).await
     }
 
+    /// Sends `bytes`, or queues them while the client's next pipelined
+    /// command is already here (RFC 2920, 3.2: the replies to a group leave
+    /// together; a full queue goes out at once). Whatever is queued goes out
+    /// before the session waits for input.
     pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), End> {
+        if self.may_queue_reply
+            && self.conn.buffered() > 0
+            && self.conn.queued() + bytes.len() <= MAX_QUEUED_REPLIES
+        {
+            self.conn.queue(bytes);
+            return Ok(());
+        }
         // A client that stops reading gets as long as an idle one.
         let deadline = Instant::now() + self.timeouts().idle;
         self.conn
             .write(bytes, deadline)
             .await
             .map_err(|_| End::Silent)
+    }
+
+    /// Sends the queued replies, if any.
+    async fn flush(&mut self) -> Result<(), End> {
+        let deadline = Instant::now() + self.timeouts().idle;
+        self.conn.flush(deadline).await.map_err(|_| End::Silent)
     }
 }
 

@@ -459,6 +459,56 @@ async fn a_pipelined_transaction_after_ehlo_is_accepted() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
+async fn the_replies_to_a_pipelined_group_go_out_before_the_listener_waits_for_more()
+-> anyhow::Result<()> {
+    let app = TestApp::spawn().await;
+    let mut client = app.greeted().await;
+
+    // The group ends in half a command. MAIL's and RCPT's replies wait for
+    // the rest of the group; they must not wait for the rest of a command
+    // the client may send only once it has them.
+    client
+        .send_raw(format!("MAIL FROM:<jane@example.com>\r\nRCPT TO:<{SUPPORT}>\r\nNO").as_bytes())
+        .await?;
+
+    client.read_reply().await?.assert_code(250);
+    client.read_reply().await?.assert_code(250);
+    client.send_raw(b"OP\r\n").await?;
+    client.read_reply().await?.assert_code(250);
+    client.command("DATA").await?.assert_code(354);
+    let message = person("Jane", "jane@example.com", SUPPORT, "halfway@example.com");
+    client.send_body(&message).await?.assert_code(250);
+    assert_eq!(app.count("customers"), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refusal_in_a_pipelined_group_comes_in_order_and_the_group_goes_on() -> anyhow::Result<()>
+{
+    let app = TestApp::spawn().await;
+    let mut client = app.greeted().await;
+
+    client
+        .send_raw(
+            format!(
+                "MAIL FROM:<jane@example.com>\r\nRCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<{SUPPORT}>\r\nDATA\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+
+    client.read_reply().await?.assert_code(250);
+    let refused = client.read_reply().await?;
+    assert!(refused.code >= 500, "{refused:?}");
+    client.read_reply().await?.assert_code(250);
+    client.read_reply().await?.assert_code(354);
+    let message = person("Jane", "jane@example.com", SUPPORT, "grouped@example.com");
+    client.send_body(&message).await?.assert_code(250);
+    assert_eq!(app.count("customers"), 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_body_sent_without_waiting_for_354_is_refused_503_5_5_0() -> anyhow::Result<()> {
     let app = TestApp::spawn().await;
     let mut client = app.greeted().await;
