@@ -25,6 +25,8 @@
 # Usage (root, for Postfix): benches/compare.sh
 # Environment: PARTS="anchors registrar prefill purge e2e idle" MSGS=5000 SESSIONS=10
 #   PER_CONN=1 WARMUP=200 PREFILL=1000000 E2E_MSGS=10000 E2E_HALF_MSGS=E2E_MSGS/2
+#   PIPELINING=1 (MAIL, RCPT and DATA sent as one group, as Postfix's client
+#   does, to every server alike; default: one command per round trip)
 #   IDLE_CONNS=300 IDLE_DEADLINE=60 NO_BUILD=1 KEEP_DIR=1
 #   ports: SINK_PORT=2526 PF_PORT=2535 RG_SMTP=2545 RG_HTTP=8095 CAPTURE_PORT=2555
 # Every server it starts listens on 127.0.0.1 and is stopped on exit.
@@ -33,6 +35,7 @@ set -u
 
 PARTS=${PARTS:-anchors registrar prefill purge e2e idle}
 MSGS=${MSGS:-5000}; SESSIONS=${SESSIONS:-10}; PER_CONN=${PER_CONN:-1}; WARMUP=${WARMUP:-200}
+PIPE=(); [ "${PIPELINING:-0}" = 1 ] && PIPE=(--pipelining)
 PREFILL=${PREFILL:-1000000}; E2E_MSGS=${E2E_MSGS:-10000}; E2E_HALF_MSGS=${E2E_HALF_MSGS:-$((E2E_MSGS / 2))}
 IDLE_CONNS=${IDLE_CONNS:-300}; IDLE_DEADLINE=${IDLE_DEADLINE:-60}
 SINK_PORT=${SINK_PORT:-2526}; PF_PORT=${PF_PORT:-2535}; RG_SMTP=${RG_SMTP:-2545}; RG_HTTP=${RG_HTTP:-8095}
@@ -161,13 +164,13 @@ run_load() {
   RUN=$((RUN + 1))
   if [ "$WARMUP" -gt 0 ]; then
     loadgen send --target "127.0.0.1:$port" --messages "$WARMUP" --sessions "$SESSIONS" \
-      --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "w$RUN$$" --source-offset "$SRC" "$@" \
+      --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "w$RUN$$" --source-offset "$SRC" "${PIPE[@]}" "$@" \
       > "$D/$name.warmup" 2>&1 || die "warm-up against $name failed: $(tail -n 3 "$D/$name.warmup")"
     SRC=$((SRC + WARMUP))
   fi
   local before; before=$(busy_ticks)
   loadgen send --target "127.0.0.1:$port" --messages "$count" --sessions "$SESSIONS" \
-    --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "m$RUN$$" --source-offset "$SRC" "$@" \
+    --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "m$RUN$$" --source-offset "$SRC" "${PIPE[@]}" "$@" \
     > "$D/$name.out" 2>&1 || die "load against $name failed: $(tail -n 3 "$D/$name.out")"
   CPU_PER_MSG=$(( ($(busy_ticks) - before) * 1000000 / TICK / count ))
   SRC=$((SRC + count))
@@ -176,7 +179,7 @@ run_load() {
     "$(grep '^codes:' "$D/$name.out")" "$(grep -o 'p50=.*' "$D/$name.out")"
 }
 
-note "load: $MSGS messages, each from a distinct sender and client address, $SESSIONS sessions, $PER_CONN per connection, warm-up $WARMUP"
+note "load: $MSGS messages, each from a distinct sender and client address, $SESSIONS sessions, $PER_CONN per connection, pipelining ${PIPELINING:-0}, warm-up $WARMUP"
 note "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 SINK_RATE=""; PF_RATE=""; RG_RATE=""; RG1M_RATE=""; RSS=""
 SINK_CPU=""; PF_CPU=""; RG_CPU=""
@@ -237,14 +240,14 @@ if has e2e; then
   write_config "$D/e2e" "$RG_SMTP" "$RG_HTTP" "smtp://127.0.0.1:$CAPTURE_PORT" lifted
   start_registrar "$D/e2e" "$RG_SMTP"
   loadgen e2e --capture "127.0.0.1:$CAPTURE_PORT" --target "127.0.0.1:$RG_SMTP" --messages "$E2E_MSGS" \
-    --sessions "$SESSIONS" --per-connection "$PER_CONN" --tag "e$$" --source-offset "$SRC" \
+    --sessions "$SESSIONS" --per-connection "$PER_CONN" --tag "e$$" --source-offset "$SRC" "${PIPE[@]}" \
     > "$D/e2e.out" 2>&1 || die "e2e run failed: $(tail -n 3 "$D/e2e.out")"
   SRC=$((SRC + E2E_MSGS))
   sed 's/^/# /' "$D/e2e.out"
   E2E_LINE=$(grep '^e2e_rate=' "$D/e2e.out")
   half=$(python3 -c "print('%.1f' % (float('$(field accept_rate "$D/e2e.out")' or 0) / 2))")
   loadgen e2e --capture "127.0.0.1:$CAPTURE_PORT" --target "127.0.0.1:$RG_SMTP" --messages "$E2E_HALF_MSGS" \
-    --sessions "$SESSIONS" --per-connection "$PER_CONN" --tag "h$$" --source-offset "$SRC" --rate "$half" \
+    --sessions "$SESSIONS" --per-connection "$PER_CONN" --tag "h$$" --source-offset "$SRC" --rate "$half" "${PIPE[@]}" \
     > "$D/e2e-half.out" 2>&1 || die "e2e run at half rate failed: $(tail -n 3 "$D/e2e-half.out")"
   SRC=$((SRC + E2E_HALF_MSGS))
   sed 's/^/# half rate: /' "$D/e2e-half.out"

@@ -57,6 +57,10 @@ pub struct LoadArgs {
     /// Runtime threads of the generator.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Send MAIL, RCPT and DATA as one pipelined group (RFC 2920), as
+    /// Postfix's SMTP client does, instead of waiting for each reply.
+    #[arg(long)]
+    pub pipelining: bool,
 }
 
 /// One accepted message.
@@ -113,11 +117,12 @@ pub fn report(args: &LoadArgs, outcome: &Outcome) -> anyhow::Result<()> {
         file.flush()?;
     }
     println!(
-        "target={} messages={} sessions={} per_connection={} elapsed={:.3}s",
+        "target={} messages={} sessions={} per_connection={} pipelining={} elapsed={:.3}s",
         args.target,
         args.messages,
         args.sessions,
         args.per_connection,
+        args.pipelining,
         outcome.elapsed.as_secs_f64()
     );
     println!("codes: {}", stats::codes_line(&outcome.codes));
@@ -204,7 +209,7 @@ async fn session(shared: Arc<Shared>) -> Outcome {
         );
         let began = Instant::now();
         let mut connection = match Connection::open(args.target, source, timeout).await {
-            Ok(connection) => connection,
+            Ok(connection) => connection.pipelined(args.pipelining),
             Err(failure) => {
                 count_failure(&mut outcome, &failure, last - first);
                 if args.error_pause_ms > 0 {

@@ -67,6 +67,9 @@ pub struct Connection {
     writer: OwnedWriteHalf,
     timeout: Duration,
     line: Vec<u8>,
+    /// MAIL, RCPT and DATA go out in one group, as Postfix's client sends
+    /// them to a server that offers PIPELINING.
+    pipelining: bool,
 }
 
 impl Connection {
@@ -99,6 +102,7 @@ impl Connection {
             writer,
             timeout,
             line: Vec::with_capacity(256),
+            pipelining: false,
         };
         connection.expect(Stage::Greeting, 220).await?;
         connection
@@ -107,13 +111,43 @@ impl Connection {
         Ok(connection)
     }
 
+    /// Sends MAIL, RCPT and DATA as one pipelined group from now on.
+    pub fn pipelined(mut self, on: bool) -> Self {
+        self.pipelining = on;
+        self
+    }
+
     /// Sends one message; `Ok` means the end of DATA was answered `250`.
     pub async fn send(&mut self, from: &str, rcpt: &str, body: &[u8]) -> Result<(), Failure> {
+        if self.pipelining {
+            return self.send_pipelined(from, rcpt, body).await;
+        }
         self.command(&format!("MAIL FROM:<{from}>"), Stage::Mail, 250)
             .await?;
         self.command(&format!("RCPT TO:<{rcpt}>"), Stage::Rcpt, 250)
             .await?;
         self.command("DATA", Stage::Data, 354).await?;
+        self.write(body, Stage::End).await?;
+        self.expect(Stage::End, 250).await
+    }
+
+    /// `send` with MAIL, RCPT and DATA in one write; all three replies are
+    /// read before the first unexpected one is reported, so the session
+    /// stays in step.
+    async fn send_pipelined(&mut self, from: &str, rcpt: &str, body: &[u8]) -> Result<(), Failure> {
+        let group = format!("MAIL FROM:<{from}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+        self.write(group.as_bytes(), Stage::Mail).await?;
+        let mail = self.expect(Stage::Mail, 250).await;
+        let rcpt = self.expect(Stage::Rcpt, 250).await;
+        let data = self.expect(Stage::Data, 354).await;
+        if let Err(failure) = mail.and(rcpt) {
+            if data.is_ok() {
+                // No server should say 354 here; end the message unsent.
+                self.command(".", Stage::End, 250).await.ok();
+            }
+            return Err(failure);
+        }
+        data?;
         self.write(body, Stage::End).await?;
         self.expect(Stage::End, 250).await
     }
