@@ -17,6 +17,12 @@ use registrar::webhooks::operate as webhooks;
 use registrar::{operator, settings, shutdown, telemetry};
 use std::path::PathBuf;
 
+/// mimalloc instead of the system allocator: many small allocations per
+/// message (parsing, rendering, MIME) are freed on other threads than the
+/// ones that made them, which glibc's malloc serves slowly.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
