@@ -6,7 +6,9 @@
 use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Language, Token, TokenHash};
 use crate::registration::error::RegistrationError;
 use crate::registration::events::emit_for;
-use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::outgoing::{
+    MailWanted, PacedMail, PreparedReply, ReplyContext, queue_prepared,
+};
 use crate::registration::sign_in::open_session;
 use crate::registration::{Registrar, secs};
 use crate::replies;
@@ -14,6 +16,7 @@ use crate::settings::Settings;
 use crate::store::customers::{self, Customer};
 use crate::store::{self, tokens};
 use rusqlite::Connection;
+use std::sync::Arc;
 
 /// A pending customer, as the activation form shows it.
 #[derive(Debug, Clone)]
@@ -22,31 +25,71 @@ pub struct PendingCustomer {
     pub name: Option<String>,
 }
 
-/// Queues the "account activated" notice to a customer just activated.
-fn queue_activated_notice(
-    conn: &Connection,
-    settings: &Settings,
-    customer: &Customer,
-    language: Option<Language>,
-    now: i64,
-) -> anyhow::Result<()> {
-    let Ok(address) = EmailAddress::parse(&customer.email) else {
+/// What the "account activated" notice to `customer` must be, or `None`
+/// (logged) when their stored address does not parse.
+fn activated_notice_wanted(settings: &Settings, customer: &Customer) -> Option<MailWanted> {
+    let Ok(to) = EmailAddress::parse(&customer.email) else {
         tracing::warn!(
             customer.id = customer.id,
             "stored address does not parse; no activation notice"
         );
-        return Ok(());
+        return None;
     };
     let service = settings
         .service(&customer.service)
         .unwrap_or(&settings.services[0]);
+    Some(MailWanted {
+        service: service.id.clone(),
+        to,
+        name: Some(
+            customer
+                .name
+                .clone()
+                .unwrap_or_else(|| customer.email.clone()),
+        ),
+    })
+}
+
+/// Renders and composes the "account activated" notice `wanted` names.
+fn prepare_activated_notice(
+    settings: &Settings,
+    wanted: &MailWanted,
+    language: Option<Language>,
+) -> anyhow::Result<PacedMail<()>> {
+    let service = settings
+        .service(&wanted.service)
+        .ok_or_else(|| anyhow::anyhow!("service {:?} is not configured", wanted.service))?;
     let context = ReplyContext::unprompted(settings, service).preferring(language);
     let reply = replies::account_activated(
         &context.voice(),
-        customer.name.as_deref().unwrap_or(customer.email.as_str()),
+        wanted.name.as_deref().unwrap_or(wanted.to.as_str()),
         &replies::login_link(&settings.http.public_url),
     )?;
-    queue_reply(conn, &context, &address, &reply, now).map(drop)
+    Ok(PacedMail {
+        wanted: wanted.clone(),
+        tokens: (),
+        reply: PreparedReply::new(&context, &wanted.to, &reply, None)?,
+    })
+}
+
+/// Queues the prepared "account activated" notice to a customer just
+/// activated; fails with `MailWanted` when it was not prepared for them.
+fn queue_activated_notice(
+    conn: &Connection,
+    settings: &Settings,
+    customer: &Customer,
+    prepared: Option<&PacedMail<()>>,
+    now: i64,
+) -> anyhow::Result<()> {
+    let Some(wanted) = activated_notice_wanted(settings, customer) else {
+        return Ok(());
+    };
+    let mail = PacedMail::fitting(prepared, wanted)?;
+    let service = settings
+        .service(&mail.wanted.service)
+        .unwrap_or(&settings.services[0]);
+    let context = ReplyContext::unprompted(settings, service);
+    queue_prepared(conn, &context, &mail.reply, None, now).map(drop)
 }
 
 impl Registrar {
@@ -91,38 +134,48 @@ impl Registrar {
     ) -> Result<Option<i64>, RegistrationError> {
         let hash = token.hash();
         let settings = self.settings();
+        let job_settings = Arc::clone(&settings);
+        // The notice is prepared for the customer the token names now; the
+        // transaction checks that it still fits.
+        let first = self
+            .notice_for_token(&hash, name.as_ref(), language)
+            .await?;
         let activated = self
-            .store
-            .write(move |conn| {
-                let now = store::now();
-                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
-                    return Ok(None);
-                };
-                if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
-                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
-                }
-                let ttl = secs(settings.session.absolute_timeout);
-                open_session(
-                    conn,
-                    customer_id,
-                    &session,
-                    previous_session.as_ref(),
-                    ttl,
-                    now,
-                )?;
-                if let Some(customer) = customers::by_id(conn, customer_id)? {
-                    queue_activated_notice(conn, &settings, &customer, language, now)?;
-                    emit_for(
+            .write_paced(
+                first,
+                |wanted| prepare_activated_notice(&settings, wanted, language),
+                move |conn, prepared| {
+                    let now = store::now();
+                    let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
+                        return Ok(None);
+                    };
+                    if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)?
+                    {
+                        anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
+                    }
+                    let ttl = secs(job_settings.session.absolute_timeout);
+                    open_session(
                         conn,
-                        &settings,
-                        EventKind::Activated,
-                        &customer,
-                        Channel::Activation,
+                        customer_id,
+                        &session,
+                        previous_session.as_ref(),
+                        ttl,
                         now,
                     )?;
-                }
-                Ok(Some(customer_id))
-            })
+                    if let Some(customer) = customers::by_id(conn, customer_id)? {
+                        queue_activated_notice(conn, &job_settings, &customer, prepared, now)?;
+                        emit_for(
+                            conn,
+                            &job_settings,
+                            EventKind::Activated,
+                            &customer,
+                            Channel::Activation,
+                            now,
+                        )?;
+                    }
+                    Ok(Some(customer_id))
+                },
+            )
             .await?;
         if activated.is_some() {
             self.metrics.activation();
@@ -130,5 +183,37 @@ impl Registrar {
             self.wake_webhooks();
         }
         Ok(activated)
+    }
+
+    /// The "account activated" notice to the customer a live token belongs
+    /// to, under the name they are activating with, prepared before the
+    /// transaction; `None` when the token is not live.
+    async fn notice_for_token(
+        &self,
+        hash: &TokenHash,
+        name: &str,
+        language: Option<Language>,
+    ) -> Result<Option<PacedMail<()>>, RegistrationError> {
+        let (settings, hash) = (self.settings(), *hash);
+        let customer = self
+            .store
+            .read(
+                move |conn| match tokens::live_customer(conn, &hash, store::now())? {
+                    Some(id) => Ok(customers::by_id(conn, id)?),
+                    None => Ok(None),
+                },
+            )
+            .await?;
+        let wanted = customer.and_then(|customer| {
+            let customer = Customer {
+                name: Some(name.to_owned()),
+                ..customer
+            };
+            activated_notice_wanted(&settings, &customer)
+        });
+        wanted
+            .map(|wanted| prepare_activated_notice(&settings, &wanted, language))
+            .transpose()
+            .map_err(|e| RegistrationError::Failed(Arc::new(e)))
     }
 }

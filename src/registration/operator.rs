@@ -12,13 +12,16 @@ use crate::policy;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::events::{self, emit, emit_for};
-use crate::registration::outgoing::{ReplyContext, new_opt_out_link, queue_reply};
+use crate::registration::outgoing::{
+    FreshLinks, MailWanted, PacedMail, PreparedReply, ReplyContext, queue_prepared,
+};
 use crate::registration::{Registrar, secs};
 use crate::replies;
 use crate::settings::{Service, Settings};
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::{self, sessions, suppressions, tokens};
 use rusqlite::Connection;
+use std::sync::Arc;
 
 /// Who acts on an account from outside the ways in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,59 @@ pub enum StatusChange {
     },
 }
 
+/// What an invitation to `address` must be: from `service`, naming
+/// `name` (the operator's, else the pending customer's).
+fn invitation_wanted(
+    service: &Service,
+    address: &EmailAddress,
+    name: Option<String>,
+) -> MailWanted {
+    MailWanted {
+        service: service.id.clone(),
+        to: address.clone(),
+        name,
+    }
+}
+
+/// Renders and composes the invitation `wanted` names, with fresh links.
+fn prepare_invitation(
+    settings: &Settings,
+    service: &Service,
+    wanted: &MailWanted,
+) -> anyhow::Result<PacedMail<()>> {
+    let links = FreshLinks::new(settings, store::now());
+    let context = ReplyContext::unprompted(settings, service);
+    let reply = replies::invitation(
+        &context.voice(),
+        wanted.name.as_deref(),
+        &links.activation,
+        &links.opt_out,
+        links.expires_at,
+        links.ttl_hours,
+    )?;
+    Ok(PacedMail {
+        wanted: wanted.clone(),
+        tokens: (),
+        reply: PreparedReply::new(&context, &wanted.to, &reply, Some(links))?,
+    })
+}
+
+/// The invitation as the operator asks for it, prepared before the
+/// transaction (which finds the name of a pending customer, if the operator
+/// gave none).
+fn prepare_first_invitation(
+    settings: &Settings,
+    service: &Service,
+    address: &EmailAddress,
+    name: Option<&CustomerName>,
+) -> Result<PacedMail<()>, RegistrationError> {
+    let wanted = invitation_wanted(service, address, name.map(|n| n.as_ref().to_owned()));
+    prepare_invitation(settings, service, &wanted)
+        .map_err(|e| RegistrationError::Failed(Arc::new(e)))
+}
+
 /// The transaction behind `invite`.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct input of the invitation
 fn invite_tx(
     conn: &Connection,
     settings: &Settings,
@@ -92,6 +147,7 @@ fn invite_tx(
     service: &Service,
     address: &EmailAddress,
     name: Option<&CustomerName>,
+    prepared: Option<&PacedMail<()>>,
     now: i64,
 ) -> anyhow::Result<InviteOutcome> {
     if suppressions::contains(conn, &address.identity_key())? {
@@ -156,25 +212,13 @@ fn invite_tx(
             }
         },
     };
-    let token = Token::generate();
-    let ttl = settings.activation.token_ttl.as_secs();
-    let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
-    tokens::replace(conn, customer_id, &token.hash(), now, expires_at)?;
-    let link = replies::activation_link(&settings.http.public_url, &token);
     let shown_name = name
         .map(|n| n.as_ref().to_owned())
         .or_else(|| existing.as_ref().and_then(|c| c.name.clone()));
-    let opt_out = new_opt_out_link(conn, settings, address, now)?;
+    let wanted = invitation_wanted(service, address, shown_name);
+    let mail = PacedMail::fitting(prepared, wanted)?;
     let context = ReplyContext::unprompted(settings, service);
-    let reply = replies::invitation(
-        &context.voice(),
-        shown_name.as_deref(),
-        &link,
-        &opt_out,
-        expires_at,
-        ttl / 3600,
-    )?;
-    queue_reply(conn, &context, address, &reply, now)?;
+    queue_prepared(conn, &context, &mail.reply, Some(customer_id), now)?;
     let reason = if created {
         "operator_invitation"
     } else {
@@ -244,19 +288,25 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
     ) -> Result<InviteOutcome, RegistrationError> {
-        let settings = self.settings();
-        let service = service.clone();
-        let outcome = self.store.write_blocking(move |conn| {
-            invite_tx(
-                conn,
-                &settings,
-                Actor::Operator,
-                &service,
-                &address,
-                name.as_ref(),
-                store::now(),
-            )
-        })?;
+        let (settings, service) = (self.settings(), Arc::new(service.clone()));
+        let first = prepare_first_invitation(&settings, &service, &address, name.as_ref())?;
+        let (job_settings, job_service) = (Arc::clone(&settings), Arc::clone(&service));
+        let outcome = self.write_paced_blocking(
+            Some(first),
+            |wanted| prepare_invitation(&settings, &service, wanted),
+            move |conn, prepared| {
+                invite_tx(
+                    conn,
+                    &job_settings,
+                    Actor::Operator,
+                    &job_service,
+                    &address,
+                    name.as_ref(),
+                    prepared,
+                    store::now(),
+                )
+            },
+        )?;
         self.invited(&outcome);
         Ok(outcome)
     }
@@ -273,21 +323,26 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
     ) -> Result<InviteOutcome, RegistrationError> {
-        let settings = self.settings();
-        let service = service.clone();
+        let (settings, service) = (self.settings(), Arc::new(service.clone()));
+        let first = prepare_first_invitation(&settings, &service, &address, name.as_ref())?;
+        let (job_settings, job_service) = (Arc::clone(&settings), Arc::clone(&service));
         let outcome = self
-            .store
-            .write(move |conn| {
-                invite_tx(
-                    conn,
-                    &settings,
-                    actor,
-                    &service,
-                    &address,
-                    name.as_ref(),
-                    store::now(),
-                )
-            })
+            .write_paced(
+                Some(first),
+                |wanted| prepare_invitation(&settings, &service, wanted),
+                move |conn, prepared| {
+                    invite_tx(
+                        conn,
+                        &job_settings,
+                        actor,
+                        &job_service,
+                        &address,
+                        name.as_ref(),
+                        prepared,
+                        store::now(),
+                    )
+                },
+            )
             .await?;
         self.invited(&outcome);
         Ok(outcome)

@@ -9,14 +9,18 @@
 //! (`PreparedReplies`): rendered, composed with their Message-ID, their
 //! tokens made. In the single writer's transaction only their token hashes
 //! and outbox row are written, so the writer holds its transaction for SQL
-//! alone. The paths a person paces (an operator's invitation, a reset link,
-//! the "activated" notice) render in their transaction, from what it reads.
+//! alone. The paths a person paces (an operator's invitation, a reset or
+//! sign-in link, the "activated" notice) are prepared outside the writer
+//! too (`PacedMail`): their transaction checks that the mail fits what it
+//! finds (service, address, name) and otherwise fails with `MailWanted`,
+//! writing nothing; the caller prepares that mail and submits again
+//! (`Registrar::write_paced`).
 
 use crate::domain::{Channel, EmailAddress, Language, Token, TokenHash, Verp};
 use crate::mailer::{self, Addressing};
 use crate::policy::SuppressReason;
-use crate::registration::RegistrationError;
 use crate::registration::decide::{About, Kept, Outcome, record};
+use crate::registration::{Registrar, RegistrationError};
 use crate::replies::{self, Reply, ReplyKind, Voice};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
@@ -24,6 +28,10 @@ use crate::store::{bounces, suppressions, tokens};
 use rusqlite::Connection;
 use std::sync::Arc;
 use url::Url;
+
+/// How often a paced job is submitted with a freshly prepared mail before
+/// it gives up: only a customer changing between two tries makes a third.
+const PACED_TRIES: usize = 3;
 
 /// What a reply needs besides its wording.
 pub(super) struct ReplyContext<'a> {
@@ -110,31 +118,52 @@ impl ActivationLinks {
     }
 }
 
+/// Fresh activation and "I did not ask for this" links, as a mail shows
+/// them, with their hashes as `ActivationLinks::store` keeps them.
+pub(super) struct FreshLinks {
+    pub(super) activation: Url,
+    pub(super) opt_out: Url,
+    pub(super) expires_at: i64,
+    /// The activation link's lifetime, as the mail says it.
+    pub(super) ttl_hours: u64,
+    hashes: ActivationLinks,
+}
+
+impl FreshLinks {
+    /// New tokens for both links; nothing is stored.
+    pub(super) fn new(settings: &Settings, now: i64) -> Self {
+        let token = Token::generate();
+        let ttl = settings.activation.token_ttl.as_secs();
+        let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
+        let opt_out = Token::generate();
+        Self {
+            activation: replies::activation_link(&settings.http.public_url, &token),
+            opt_out: replies::opt_out_link(&settings.http.public_url, &opt_out),
+            expires_at,
+            ttl_hours: ttl / 3600,
+            hashes: ActivationLinks {
+                activation: token.hash(),
+                expires_at,
+                opt_out: opt_out.hash(),
+            },
+        }
+    }
+}
+
 /// Renders an activation mail with fresh tokens; nothing is stored.
 fn render_activation(
     context: &ReplyContext<'_>,
     now: i64,
 ) -> anyhow::Result<(Reply, ActivationLinks)> {
-    let settings = context.settings;
-    let token = Token::generate();
-    let ttl = settings.activation.token_ttl.as_secs();
-    let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
-    let link = replies::activation_link(&settings.http.public_url, &token);
-    let opt_out = Token::generate();
-    let opt_out_link = replies::opt_out_link(&settings.http.public_url, &opt_out);
+    let links = FreshLinks::new(context.settings, now);
     let reply = replies::activation(
         &context.voice(),
-        &link,
-        &opt_out_link,
-        expires_at,
-        ttl / 3600,
+        &links.activation,
+        &links.opt_out,
+        links.expires_at,
+        links.ttl_hours,
     )?;
-    let links = ActivationLinks {
-        activation: token.hash(),
-        expires_at,
-        opt_out: opt_out.hash(),
-    };
-    Ok((reply, links))
+    Ok((reply, links.hashes))
 }
 
 /// Renders the "you already have an account" notice.
@@ -277,6 +306,157 @@ impl PreparedReplies {
     }
 }
 
+impl PreparedReply {
+    /// Composes `reply` to `to`; `links` are the tokens it carries, made
+    /// live when it is queued.
+    ///
+    /// # Errors
+    /// An address cannot be encoded.
+    pub(super) fn new(
+        context: &ReplyContext<'_>,
+        to: &EmailAddress,
+        reply: &Reply,
+        links: Option<FreshLinks>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            kind: reply.kind,
+            to: to.clone(),
+            composed: compose(context, to, reply)?,
+            links: links.map(|links| links.hashes),
+        })
+    }
+}
+
+/// What a paced mail (a reset or sign-in link, an invitation, the
+/// "activated" notice) must be, as its transaction finds it: from which
+/// service, to which address, naming whom. A job whose prepared mail does
+/// not fit fails with it, writing nothing, and is submitted again with the
+/// mail it names (`Registrar::write_paced`). It carries an address, so it
+/// never reaches a log: the caller consumes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the mail of a paced job was not prepared for what its transaction found")]
+pub(super) struct MailWanted {
+    pub(super) service: String,
+    pub(super) to: EmailAddress,
+    pub(super) name: Option<String>,
+}
+
+/// A paced mail prepared outside the writer: what it was prepared for, the
+/// tokens it carries that are not activation links (`tokens`), and the
+/// composed mail.
+#[derive(Debug)]
+pub(super) struct PacedMail<T> {
+    pub(super) wanted: MailWanted,
+    pub(super) tokens: T,
+    pub(super) reply: PreparedReply,
+}
+
+impl<T> PacedMail<T> {
+    /// The prepared mail when it is the one `wanted`; otherwise the error
+    /// that has the caller prepare that one.
+    ///
+    /// # Errors
+    /// `wanted`, when `mail` is missing or was prepared for something else.
+    pub(super) fn fitting(mail: Option<&Self>, wanted: MailWanted) -> anyhow::Result<&Self> {
+        match mail {
+            Some(mail) if mail.wanted == wanted => Ok(mail),
+            _ => Err(wanted.into()),
+        }
+    }
+}
+
+impl Registrar {
+    /// Runs a paced job, whose mail is prepared outside the writer: `job`
+    /// gets the mail prepared so far (`first`, perhaps none) and fails with
+    /// `MailWanted` when it needs another; `prepare` makes that one and the
+    /// job is submitted again, at most `PACED_TRIES` times in all.
+    ///
+    /// # Errors
+    /// The job's own failure, a mail that cannot be rendered, or a customer
+    /// who changed between every try; nothing was written.
+    pub(super) async fn write_paced<X, T, P, J>(
+        &self,
+        first: Option<PacedMail<X>>,
+        prepare: P,
+        job: J,
+    ) -> Result<T, RegistrationError>
+    where
+        X: Send + Sync + 'static,
+        T: Send + 'static,
+        P: Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
+        J: Fn(&Connection, Option<&PacedMail<X>>) -> anyhow::Result<T> + Send + Sync + 'static,
+    {
+        let job = Arc::new(job);
+        let mut prepared = first.map(Arc::new);
+        for _ in 0..PACED_TRIES {
+            let (job, ready) = (Arc::clone(&job), prepared.clone());
+            let done = self
+                .store
+                .write(move |conn| job(conn, ready.as_deref()))
+                .await
+                .map_err(RegistrationError::from);
+            match done {
+                Ok(done) => return Ok(done),
+                Err(error) => prepared = Some(Arc::new(prepare_wanted(error, &prepare)?)),
+            }
+        }
+        Err(customer_kept_changing())
+    }
+
+    /// `write_paced` for threads outside the tokio runtime (the command
+    /// line).
+    ///
+    /// # Errors
+    /// As `write_paced`.
+    pub(super) fn write_paced_blocking<X, T, P, J>(
+        &self,
+        first: Option<PacedMail<X>>,
+        prepare: P,
+        job: J,
+    ) -> Result<T, RegistrationError>
+    where
+        X: Send + Sync + 'static,
+        T: Send + 'static,
+        P: Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
+        J: Fn(&Connection, Option<&PacedMail<X>>) -> anyhow::Result<T> + Send + Sync + 'static,
+    {
+        let job = Arc::new(job);
+        let mut prepared = first.map(Arc::new);
+        for _ in 0..PACED_TRIES {
+            let (job, ready) = (Arc::clone(&job), prepared.clone());
+            let done = self
+                .store
+                .write_blocking(move |conn| job(conn, ready.as_deref()))
+                .map_err(RegistrationError::from);
+            match done {
+                Ok(done) => return Ok(done),
+                Err(error) => prepared = Some(Arc::new(prepare_wanted(error, &prepare)?)),
+            }
+        }
+        Err(customer_kept_changing())
+    }
+}
+
+/// After a paced job failed with `error`: the mail it wanted, prepared, or
+/// any other error handed back.
+fn prepare_wanted<X>(
+    error: RegistrationError,
+    prepare: impl Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
+) -> Result<PacedMail<X>, RegistrationError> {
+    let wanted = match &error {
+        RegistrationError::Failed(failure) => failure.downcast_ref::<MailWanted>().cloned(),
+        _ => None,
+    };
+    let wanted = wanted.ok_or(error)?;
+    prepare(&wanted).map_err(|e| RegistrationError::Failed(Arc::new(e)))
+}
+
+fn customer_kept_changing() -> RegistrationError {
+    RegistrationError::Failed(Arc::new(anyhow::anyhow!(
+        "the customer changed while their mail was being prepared; nothing was written"
+    )))
+}
+
 /// Queues a prepared reply inside the caller's transaction: makes its links
 /// live for `customer_id` (a reply with links needs one), then writes the
 /// outbox row as `queue_reply` does. Only SQL.
@@ -296,18 +476,6 @@ pub(super) fn queue_prepared(
         links.store(conn, customer_id, &reply.to, now)?;
     }
     enqueue(conn, context, &reply.to, reply.kind, &reply.composed, now)
-}
-
-/// A fresh "I did not ask for this" link for `to`; only its hash is stored.
-pub(super) fn new_opt_out_link(
-    conn: &Connection,
-    settings: &Settings,
-    to: &EmailAddress,
-    now: i64,
-) -> anyhow::Result<Url> {
-    let token = Token::generate();
-    suppressions::add_opt_out_token(conn, &token.hash(), &to.identity_key(), to.as_str(), now)?;
-    Ok(replies::opt_out_link(&settings.http.public_url, &token))
 }
 
 /// Queues `reply` to `to`; `false`, queueing nothing, when the address's
@@ -426,7 +594,10 @@ fn enqueue(
 #[cfg(test)]
 mod tests {
     use crate::domain::EmailAddress;
-    use crate::registration::outgoing::{PreparedReplies, ReplyContext};
+    use crate::registration::outgoing::{
+        MailWanted, PacedMail, PreparedReplies, PreparedReply, ReplyContext,
+    };
+    use crate::replies;
     use crate::settings;
 
     #[test]
@@ -453,5 +624,43 @@ mod tests {
         // other: a decision about another address renders its own.
         assert!(prepared.activation_to(&other).is_none());
         assert!(prepared.already_active_to(&other).is_none());
+    }
+
+    #[test]
+    fn a_paced_mail_serves_only_what_it_was_prepared_for_and_names_what_is_wanted() {
+        let settings = settings::load(None).expect("embedded defaults");
+        let service = &settings.services[0];
+        let context = ReplyContext::unprompted(&settings, service);
+        let pat = EmailAddress::parse("pat@example.com").expect("address");
+        let wanted = |name: Option<&str>| MailWanted {
+            service: service.id.clone(),
+            to: pat.clone(),
+            name: name.map(str::to_owned),
+        };
+        let reply = replies::account_activated(
+            &context.voice(),
+            "Pat",
+            &replies::login_link(&settings.http.public_url),
+        )
+        .expect("renders");
+        let mail = PacedMail {
+            wanted: wanted(Some("Pat")),
+            tokens: (),
+            reply: PreparedReply::new(&context, &pat, &reply, None).expect("composes"),
+        };
+
+        assert!(PacedMail::fitting(Some(&mail), wanted(Some("Pat"))).is_ok());
+        for (prepared, asked) in [
+            (Some(&mail), wanted(Some("Patricia"))),
+            (Some(&mail), wanted(None)),
+            (None, wanted(Some("Pat"))),
+        ] {
+            let error = PacedMail::fitting(prepared, asked.clone()).expect_err("does not fit");
+            assert_eq!(error.downcast_ref::<MailWanted>(), Some(&asked));
+            assert!(
+                !error.to_string().contains("pat@"),
+                "the error never shows the address"
+            );
+        }
     }
 }

@@ -9,11 +9,13 @@
 //! mailed ("I did not ask for this") gets nothing. Tokens are stored as hashes only, like
 //! activation tokens; a new link replaces the customer's unused one.
 
-use crate::domain::{Channel, EmailAddress, Language, Token};
+use crate::domain::{Channel, EmailAddress, Language, Token, TokenHash};
 use crate::registration::Registrar;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
-use crate::registration::outgoing::{ReplyContext, queue_reply};
+use crate::registration::outgoing::{
+    MailWanted, PacedMail, PreparedReply, ReplyContext, queue_prepared,
+};
 use crate::replies;
 use crate::settings::Settings;
 use crate::store::account_tokens::{self, Purpose};
@@ -21,6 +23,7 @@ use crate::store::customers::{self, Status};
 use crate::store::reply_counts::{self, Scope};
 use crate::store::{self, suppressions};
 use rusqlite::Connection;
+use std::sync::Arc;
 
 /// The customer a live link belongs to, as its page shows them.
 #[derive(Debug, Clone)]
@@ -63,11 +66,24 @@ impl Registrar {
         language: Option<Language>,
     ) -> Result<&'static str, RegistrationError> {
         let settings = self.settings();
+        let job_settings = Arc::clone(&settings);
+        // An active customer's link is prepared once the first try has
+        // found who gets it (most requests name nobody).
         let outcome = self
-            .store
-            .write(move |conn| {
-                request_tx(conn, &settings, &address, purpose, language, store::now())
-            })
+            .write_paced(
+                None,
+                |wanted| prepare_link(&settings, wanted, purpose, language, store::now()),
+                move |conn, prepared| {
+                    request_tx(
+                        conn,
+                        &job_settings,
+                        &address,
+                        purpose,
+                        prepared,
+                        store::now(),
+                    )
+                },
+            )
             .await?;
         if outcome == SENT {
             self.outbox_wake.notify_one();
@@ -106,6 +122,55 @@ impl Registrar {
 
 const SENT: &str = "link_sent";
 
+/// A link's token, by hash, with its expiry.
+#[derive(Debug)]
+struct LinkToken {
+    hash: TokenHash,
+    expires_at: i64,
+}
+
+/// Renders and composes the link mail `wanted` names, with a fresh token.
+fn prepare_link(
+    settings: &Settings,
+    wanted: &MailWanted,
+    purpose: Purpose,
+    language: Option<Language>,
+    now: i64,
+) -> anyhow::Result<PacedMail<LinkToken>> {
+    let service = settings
+        .service(&wanted.service)
+        .ok_or_else(|| anyhow::anyhow!("service {:?} is not configured", wanted.service))?;
+    let token = Token::generate();
+    let ttl = match purpose {
+        Purpose::Reset => settings.activation.reset_ttl,
+        Purpose::SignIn => settings.activation.sign_in_link_ttl,
+    };
+    let expires_at = now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    let public_url = &settings.http.public_url;
+    let minutes = ttl.as_secs() / 60;
+    let context = ReplyContext::unprompted(settings, service).preferring(language);
+    let reply = match purpose {
+        Purpose::Reset => replies::password_reset(
+            &context.voice(),
+            &replies::token_link(public_url, "reset", &token),
+            minutes,
+        )?,
+        Purpose::SignIn => replies::sign_in_link(
+            &context.voice(),
+            &replies::token_link(public_url, "login/link", &token),
+            minutes,
+        )?,
+    };
+    Ok(PacedMail {
+        wanted: wanted.clone(),
+        tokens: LinkToken {
+            hash: token.hash(),
+            expires_at,
+        },
+        reply: PreparedReply::new(&context, &wanted.to, &reply, None)?,
+    })
+}
+
 /// The request's transaction: decide, record, and for an active customer
 /// replace the link and queue the mail.
 fn request_tx(
@@ -113,7 +178,7 @@ fn request_tx(
     settings: &Settings,
     address: &EmailAddress,
     purpose: Purpose,
-    language: Option<Language>,
+    prepared: Option<&PacedMail<LinkToken>>,
     now: i64,
 ) -> anyhow::Result<&'static str> {
     let channel = match purpose {
@@ -158,29 +223,25 @@ fn request_tx(
     if suppressions::contains(conn, &to.identity_key())? {
         return ignore("opted_out");
     }
-    let token = Token::generate();
-    let ttl = match purpose {
-        Purpose::Reset => settings.activation.reset_ttl,
-        Purpose::SignIn => settings.activation.sign_in_link_ttl,
-    };
-    let expires_at = now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-    account_tokens::replace(conn, customer.id, purpose, &token.hash(), now, expires_at)?;
-    let public_url = &settings.http.public_url;
-    let minutes = ttl.as_secs() / 60;
-    let context = ReplyContext::unprompted(settings, service).preferring(language);
-    let reply = match purpose {
-        Purpose::Reset => replies::password_reset(
-            &context.voice(),
-            &replies::token_link(public_url, "reset", &token),
-            minutes,
-        )?,
-        Purpose::SignIn => replies::sign_in_link(
-            &context.voice(),
-            &replies::token_link(public_url, "login/link", &token),
-            minutes,
-        )?,
-    };
-    if !queue_reply(conn, &context, &to, &reply, now)? {
+    let mail = PacedMail::fitting(
+        prepared,
+        MailWanted {
+            service: service.id.clone(),
+            to,
+            name: None,
+        },
+    )?;
+    let token = &mail.tokens;
+    account_tokens::replace(
+        conn,
+        customer.id,
+        purpose,
+        &token.hash,
+        now,
+        token.expires_at,
+    )?;
+    let context = ReplyContext::unprompted(settings, service);
+    if !queue_prepared(conn, &context, &mail.reply, None, now)? {
         return ignore("opted_out");
     }
     // A link sent to an active customer counts against the service's daily

@@ -2,7 +2,7 @@
 //! must not consume a token.
 
 use crate::support::app::SUPPORT;
-use crate::support::customer::{PASSWORD, login};
+use crate::support::customer::{PASSWORD, activate, login, mail_number};
 use crate::support::mail::person;
 use crate::support::{Mail, TestApp, activation_link, hidden_field};
 use reqwest::Client;
@@ -326,4 +326,36 @@ async fn signing_out_ends_the_session() {
         303
     );
     assert_eq!(app.count("sessions"), 0);
+}
+
+#[tokio::test]
+async fn the_activated_notice_greets_the_customer_by_the_name_they_saved() {
+    let app = TestApp::spawn().await;
+    let link = registered(&app, "Pat", "pat@example.com").await;
+    let http = app.http();
+
+    // The notice is prepared before the transaction, under the name in the
+    // form, not the one the mail was registered with.
+    assert_eq!(
+        activate(&app, &http, &link, "Patricia Jones")
+            .await
+            .status(),
+        303
+    );
+    let (to, notice) = mail_number(&app, 2).await;
+    assert_eq!(to, "pat@example.com");
+    assert_eq!(notice.subject, "Your Demo Help Desk account is active");
+    assert!(
+        notice.text.contains("Hello Patricia Jones,"),
+        "{}",
+        notice.text
+    );
+    assert_eq!(app.count("outbox WHERE kind = 'account_activated'"), 1);
+    assert_eq!(
+        http.get(&link).send().await.expect("GET").status(),
+        404,
+        "the token worked once"
+    );
+    app.settle().await;
+    assert_eq!(app.relay.mails().len(), 2, "one notice only");
 }

@@ -1,7 +1,7 @@
 //! The operator's command line, run as the real binary against the test's
 //! database while the daemon serves it: invite, link, customers.
 
-use crate::support::customer::{PASSWORD, activate, active_customer, login, mail_number};
+use crate::support::customer::{PASSWORD, activate, active_customer, login, mail_number, register};
 use crate::support::{TestApp, activation_link, form_page};
 use reqwest::StatusCode;
 
@@ -54,6 +54,48 @@ async fn an_invitation_from_the_cli_is_mailed_by_the_running_daemon_and_activate
         "{}",
         again.stderr
     );
+}
+
+#[tokio::test]
+async fn an_invitation_without_a_name_greets_a_pending_customer_by_the_name_they_gave() {
+    let app = TestApp::spawn().await;
+    let http = app.http();
+    assert_eq!(
+        register(&app, &http, "Pat Pending", "pat@example.com")
+            .await
+            .status(),
+        200
+    );
+    let (_, registered) = mail_number(&app, 1).await;
+
+    // The invitation is prepared before its transaction, without a name;
+    // the transaction finds Pat's, and the mail is prepared again.
+    let out = app
+        .cli(&["invite", "pat@example.com", "--service", "demo"])
+        .await;
+    assert!(out.success, "{}", out.stderr);
+    let (to, invitation) = mail_number(&app, 2).await;
+    assert_eq!(to, "pat@example.com");
+    assert!(
+        invitation.text.contains("Hello Pat Pending"),
+        "{}",
+        invitation.text
+    );
+    let link = activation_link(&invitation, app.http_addr);
+    assert_eq!(
+        http.get(activation_link(&registered, app.http_addr))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        404,
+        "the invitation's link replaced the first one"
+    );
+    assert_eq!(
+        activate(&app, &http, &link, "Pat Pending").await.status(),
+        303
+    );
+    assert_eq!(app.count("outbox WHERE kind = 'invitation'"), 1);
 }
 
 #[tokio::test]

@@ -176,6 +176,29 @@ async fn a_reset_link_sets_a_new_password_ends_every_other_session_and_works_onc
 }
 
 #[tokio::test]
+async fn a_reset_asked_in_another_spelling_goes_to_the_address_as_registered() {
+    let app = TestApp::spawn().await;
+    let _signed_in = active_customer(&app, "Jane Doe", "Jane.Doe@example.com").await;
+    let mails_before = app.relay.wait_for(2).await.len();
+
+    let (status, _) = ask(&app, "/forgot", "jane.doe@EXAMPLE.com").await;
+    assert_eq!(status, StatusCode::OK);
+    let (to, mail) = mail_number(&app, mails_before + 1).await;
+    assert_eq!(to, "Jane.Doe@example.com");
+    let header = mail.header("To").unwrap_or_default();
+    assert!(
+        header.contains("Jane.Doe@example.com"),
+        "the header names the address as registered: {header}"
+    );
+    let link = link_in(&mail, &app, "/reset");
+    assert_eq!(
+        app.http().get(&link).send().await.expect("GET").status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.count("account_tokens"), 1, "one live link");
+}
+
+#[tokio::test]
 async fn forgot_is_limited_like_resend() {
     let app = TestApp::spawn_with(|settings| {
         settings.rate_limits.registrations_per_address = 2;
