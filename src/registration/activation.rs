@@ -7,7 +7,7 @@ use crate::domain::{Channel, CustomerName, EmailAddress, EventKind, Language, To
 use crate::registration::error::RegistrationError;
 use crate::registration::events::emit_for;
 use crate::registration::outgoing::{
-    MailWanted, PacedMail, PreparedReply, ReplyContext, queue_prepared,
+    MailWanted, PacedJob, PacedMail, PreparedReply, ReplyContext, queue_prepared,
 };
 use crate::registration::sign_in::open_session;
 use crate::registration::{Registrar, secs};
@@ -140,43 +140,42 @@ impl Registrar {
         let first = self
             .notice_for_token(&hash, name.as_ref(), language)
             .await?;
-        let activated = self
-            .write_paced(
-                first,
-                |wanted| prepare_activated_notice(&settings, wanted, language),
-                move |conn, prepared| {
-                    let now = store::now();
-                    let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
-                        return Ok(None);
-                    };
-                    if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)?
-                    {
-                        anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
-                    }
-                    let ttl = secs(job_settings.session.absolute_timeout);
-                    open_session(
+        let activated = PacedJob::new(
+            first,
+            |wanted| prepare_activated_notice(&settings, wanted, language),
+            move |conn, prepared| {
+                let now = store::now();
+                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
+                    return Ok(None);
+                };
+                if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
+                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
+                }
+                let ttl = secs(job_settings.session.absolute_timeout);
+                open_session(
+                    conn,
+                    customer_id,
+                    &session,
+                    previous_session.as_ref(),
+                    ttl,
+                    now,
+                )?;
+                if let Some(customer) = customers::by_id(conn, customer_id)? {
+                    queue_activated_notice(conn, &job_settings, &customer, prepared, now)?;
+                    emit_for(
                         conn,
-                        customer_id,
-                        &session,
-                        previous_session.as_ref(),
-                        ttl,
+                        &job_settings,
+                        EventKind::Activated,
+                        &customer,
+                        Channel::Activation,
                         now,
                     )?;
-                    if let Some(customer) = customers::by_id(conn, customer_id)? {
-                        queue_activated_notice(conn, &job_settings, &customer, prepared, now)?;
-                        emit_for(
-                            conn,
-                            &job_settings,
-                            EventKind::Activated,
-                            &customer,
-                            Channel::Activation,
-                            now,
-                        )?;
-                    }
-                    Ok(Some(customer_id))
-                },
-            )
-            .await?;
+                }
+                Ok(Some(customer_id))
+            },
+        )
+        .write(&self.store)
+        .await?;
         if activated.is_some() {
             self.metrics.activation();
             self.outbox_wake.notify_one();

@@ -13,7 +13,7 @@ use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::events::{self, emit, emit_for};
 use crate::registration::outgoing::{
-    FreshLinks, MailWanted, PacedMail, PreparedReply, ReplyContext, queue_prepared,
+    FreshLinks, MailWanted, PacedJob, PacedMail, PreparedReply, ReplyContext, queue_prepared,
 };
 use crate::registration::{Registrar, secs};
 use crate::replies;
@@ -23,6 +23,12 @@ use crate::store::{self, sessions, suppressions, tokens};
 use rusqlite::Connection;
 use std::sync::Arc;
 
+/// An invitation's transaction as a paced job (`Registrar::invitation`).
+type PacedInvitation = PacedJob<
+    (),
+    Box<dyn Fn(&MailWanted) -> anyhow::Result<PacedMail<()>> + Send + Sync>,
+    Box<dyn Fn(&Connection, Option<&PacedMail<()>>) -> anyhow::Result<InviteOutcome> + Send + Sync>,
+>;
 /// Who acts on an account from outside the ways in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
@@ -122,20 +128,6 @@ fn prepare_invitation(
         tokens: (),
         reply: PreparedReply::new(&context, &wanted.to, &reply, Some(links))?,
     })
-}
-
-/// The invitation as the operator asks for it, prepared before the
-/// transaction (which finds the name of a pending customer, if the operator
-/// gave none).
-fn prepare_first_invitation(
-    settings: &Settings,
-    service: &Service,
-    address: &EmailAddress,
-    name: Option<&CustomerName>,
-) -> Result<PacedMail<()>, RegistrationError> {
-    let wanted = invitation_wanted(service, address, name.map(|n| n.as_ref().to_owned()));
-    prepare_invitation(settings, service, &wanted)
-        .map_err(|e| RegistrationError::Failed(Arc::new(e)))
 }
 
 /// The transaction behind `invite`.
@@ -288,25 +280,9 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
     ) -> Result<InviteOutcome, RegistrationError> {
-        let (settings, service) = (self.settings(), Arc::new(service.clone()));
-        let first = prepare_first_invitation(&settings, &service, &address, name.as_ref())?;
-        let (job_settings, job_service) = (Arc::clone(&settings), Arc::clone(&service));
-        let outcome = self.write_paced_blocking(
-            Some(first),
-            |wanted| prepare_invitation(&settings, &service, wanted),
-            move |conn, prepared| {
-                invite_tx(
-                    conn,
-                    &job_settings,
-                    Actor::Operator,
-                    &job_service,
-                    &address,
-                    name.as_ref(),
-                    prepared,
-                    store::now(),
-                )
-            },
-        )?;
+        let outcome = self
+            .invitation(Actor::Operator, service, address, name)?
+            .write_blocking(&self.store)?;
         self.invited(&outcome);
         Ok(outcome)
     }
@@ -323,29 +299,49 @@ impl Registrar {
         address: EmailAddress,
         name: Option<CustomerName>,
     ) -> Result<InviteOutcome, RegistrationError> {
-        let (settings, service) = (self.settings(), Arc::new(service.clone()));
-        let first = prepare_first_invitation(&settings, &service, &address, name.as_ref())?;
-        let (job_settings, job_service) = (Arc::clone(&settings), Arc::clone(&service));
         let outcome = self
-            .write_paced(
-                Some(first),
-                |wanted| prepare_invitation(&settings, &service, wanted),
-                move |conn, prepared| {
-                    invite_tx(
-                        conn,
-                        &job_settings,
-                        actor,
-                        &job_service,
-                        &address,
-                        name.as_ref(),
-                        prepared,
-                        store::now(),
-                    )
-                },
-            )
+            .invitation(actor, service, address, name)?
+            .write(&self.store)
             .await?;
         self.invited(&outcome);
         Ok(outcome)
+    }
+
+    /// The invitation's transaction as a paced job, its mail prepared as
+    /// the operator asks for it (the transaction finds the name of a
+    /// pending customer, if the operator gave none).
+    fn invitation(
+        &self,
+        actor: Actor,
+        service: &Service,
+        address: EmailAddress,
+        name: Option<CustomerName>,
+    ) -> Result<PacedInvitation, RegistrationError> {
+        let (settings, service) = (self.settings(), Arc::new(service.clone()));
+        let wanted = invitation_wanted(
+            &service,
+            &address,
+            name.as_ref().map(|n| n.as_ref().to_owned()),
+        );
+        let first = prepare_invitation(&settings, &service, &wanted)
+            .map_err(|e| RegistrationError::Failed(Arc::new(e)))?;
+        let (job_settings, job_service) = (Arc::clone(&settings), Arc::clone(&service));
+        Ok(PacedJob::new(
+            Some(first),
+            Box::new(move |wanted| prepare_invitation(&settings, &service, wanted)),
+            Box::new(move |conn, prepared| {
+                invite_tx(
+                    conn,
+                    &job_settings,
+                    actor,
+                    &job_service,
+                    &address,
+                    name.as_ref(),
+                    prepared,
+                    store::now(),
+                )
+            }),
+        ))
     }
 
     /// After an invitation's commit: counted, and the workers woken.

@@ -14,18 +14,19 @@
 //! too (`PacedMail`): their transaction checks that the mail fits what it
 //! finds (service, address, name) and otherwise fails with `MailWanted`,
 //! writing nothing; the caller prepares that mail and submits again
-//! (`Registrar::write_paced`).
+//! (`PacedJob::write`).
 
 use crate::domain::{Channel, EmailAddress, Language, Token, TokenHash, Verp};
 use crate::mailer::{self, Addressing};
 use crate::policy::SuppressReason;
+use crate::registration::RegistrationError;
 use crate::registration::decide::{About, Kept, Outcome, record};
-use crate::registration::{Registrar, RegistrationError};
 use crate::replies::{self, Reply, ReplyKind, Voice};
 use crate::settings::{Service, Settings};
 use crate::store::outbox::{self, NewReply};
-use crate::store::{bounces, suppressions, tokens};
+use crate::store::{Store, StoreError, bounces, suppressions, tokens};
 use rusqlite::Connection;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use url::Url;
 
@@ -331,7 +332,7 @@ impl PreparedReply {
 /// "activated" notice) must be, as its transaction finds it: from which
 /// service, to which address, naming whom. A job whose prepared mail does
 /// not fit fails with it, writing nothing, and is submitted again with the
-/// mail it names (`Registrar::write_paced`). It carries an address, so it
+/// mail it names (`PacedJob::write`). It carries an address, so it
 /// never reaches a log: the caller consumes it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the mail of a paced job was not prepared for what its transaction found")]
@@ -365,90 +366,93 @@ impl<T> PacedMail<T> {
     }
 }
 
-impl Registrar {
-    /// Runs a paced job, whose mail is prepared outside the writer: `job`
-    /// gets the mail prepared so far (`first`, perhaps none) and fails with
-    /// `MailWanted` when it needs another; `prepare` makes that one and the
-    /// job is submitted again, at most `PACED_TRIES` times in all.
+/// A paced job with its mail: the transaction (`job`, given the mail
+/// prepared so far), how a wanted mail is prepared, and that mail. Each
+/// try submits the job with the current mail; a try that fails with
+/// `MailWanted` prepares that mail for the next (`after`).
+pub(super) struct PacedJob<X, P, J> {
+    job: Arc<J>,
+    prepare: P,
+    mail: Option<Arc<PacedMail<X>>>,
+    tries: usize,
+}
+
+impl<X, T, P, J> PacedJob<X, P, J>
+where
+    X: Send + Sync + 'static,
+    T: Send + 'static,
+    P: Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
+    J: Fn(&Connection, Option<&PacedMail<X>>) -> anyhow::Result<T> + Send + Sync + 'static,
+{
+    /// `job`, first submitted with `first` (perhaps no mail yet).
+    pub(super) fn new(first: Option<PacedMail<X>>, prepare: P, job: J) -> Self {
+        Self {
+            job: Arc::new(job),
+            prepare,
+            mail: first.map(Arc::new),
+            tries: 0,
+        }
+    }
+
+    /// Submits the job until its mail fits.
     ///
     /// # Errors
     /// The job's own failure, a mail that cannot be rendered, or a customer
     /// who changed between every try; nothing was written.
-    pub(super) async fn write_paced<X, T, P, J>(
-        &self,
-        first: Option<PacedMail<X>>,
-        prepare: P,
-        job: J,
-    ) -> Result<T, RegistrationError>
-    where
-        X: Send + Sync + 'static,
-        T: Send + 'static,
-        P: Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
-        J: Fn(&Connection, Option<&PacedMail<X>>) -> anyhow::Result<T> + Send + Sync + 'static,
-    {
-        let job = Arc::new(job);
-        let mut prepared = first.map(Arc::new);
-        for _ in 0..PACED_TRIES {
-            let (job, ready) = (Arc::clone(&job), prepared.clone());
-            let done = self
-                .store
-                .write(move |conn| job(conn, ready.as_deref()))
-                .await
-                .map_err(RegistrationError::from);
-            match done {
-                Ok(done) => return Ok(done),
-                Err(error) => prepared = Some(Arc::new(prepare_wanted(error, &prepare)?)),
+    pub(super) async fn write(mut self, store: &Store) -> Result<T, RegistrationError> {
+        loop {
+            let done = store.write(self.next_try()).await;
+            if let ControlFlow::Break(outcome) = self.after(done) {
+                return outcome;
             }
         }
-        Err(customer_kept_changing())
     }
 
-    /// `write_paced` for threads outside the tokio runtime (the command
-    /// line).
+    /// `write` for threads outside the tokio runtime (the command line).
     ///
     /// # Errors
-    /// As `write_paced`.
-    pub(super) fn write_paced_blocking<X, T, P, J>(
-        &self,
-        first: Option<PacedMail<X>>,
-        prepare: P,
-        job: J,
-    ) -> Result<T, RegistrationError>
-    where
-        X: Send + Sync + 'static,
-        T: Send + 'static,
-        P: Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
-        J: Fn(&Connection, Option<&PacedMail<X>>) -> anyhow::Result<T> + Send + Sync + 'static,
-    {
-        let job = Arc::new(job);
-        let mut prepared = first.map(Arc::new);
-        for _ in 0..PACED_TRIES {
-            let (job, ready) = (Arc::clone(&job), prepared.clone());
-            let done = self
-                .store
-                .write_blocking(move |conn| job(conn, ready.as_deref()))
-                .map_err(RegistrationError::from);
-            match done {
-                Ok(done) => return Ok(done),
-                Err(error) => prepared = Some(Arc::new(prepare_wanted(error, &prepare)?)),
+    /// As `write`.
+    pub(super) fn write_blocking(mut self, store: &Store) -> Result<T, RegistrationError> {
+        loop {
+            let done = store.write_blocking(self.next_try());
+            if let ControlFlow::Break(outcome) = self.after(done) {
+                return outcome;
             }
         }
-        Err(customer_kept_changing())
     }
-}
 
-/// After a paced job failed with `error`: the mail it wanted, prepared, or
-/// any other error handed back.
-fn prepare_wanted<X>(
-    error: RegistrationError,
-    prepare: impl Fn(&MailWanted) -> anyhow::Result<PacedMail<X>>,
-) -> Result<PacedMail<X>, RegistrationError> {
-    let wanted = match &error {
-        RegistrationError::Failed(failure) => failure.downcast_ref::<MailWanted>().cloned(),
-        _ => None,
-    };
-    let wanted = wanted.ok_or(error)?;
-    prepare(&wanted).map_err(|e| RegistrationError::Failed(Arc::new(e)))
+    /// The next try, as a store job.
+    fn next_try(&mut self) -> impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static {
+        self.tries += 1;
+        let (job, mail) = (Arc::clone(&self.job), self.mail.clone());
+        move |conn| job(conn, mail.as_deref())
+    }
+
+    /// What a try came to: `Break` with the outcome, or `Continue` with
+    /// the wanted mail prepared for another try (at most `PACED_TRIES`).
+    fn after(&mut self, done: Result<T, StoreError>) -> ControlFlow<Result<T, RegistrationError>> {
+        let error = match done {
+            Ok(done) => return ControlFlow::Break(Ok(done)),
+            Err(error) => RegistrationError::from(error),
+        };
+        let wanted = match &error {
+            RegistrationError::Failed(failure) => failure.downcast_ref::<MailWanted>().cloned(),
+            _ => None,
+        };
+        let Some(wanted) = wanted else {
+            return ControlFlow::Break(Err(error));
+        };
+        if self.tries >= PACED_TRIES {
+            return ControlFlow::Break(Err(customer_kept_changing()));
+        }
+        match (self.prepare)(&wanted) {
+            Ok(mail) => {
+                self.mail = Some(Arc::new(mail));
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(Err(RegistrationError::Failed(Arc::new(e)))),
+        }
+    }
 }
 
 fn customer_kept_changing() -> RegistrationError {
@@ -594,11 +598,16 @@ fn enqueue(
 #[cfg(test)]
 mod tests {
     use crate::domain::EmailAddress;
+    use crate::registration::RegistrationError;
     use crate::registration::outgoing::{
-        MailWanted, PacedMail, PreparedReplies, PreparedReply, ReplyContext,
+        MailWanted, PACED_TRIES, PacedJob, PacedMail, PreparedReplies, PreparedReply, ReplyContext,
     };
     use crate::replies;
     use crate::settings;
+    use crate::store::StoreError;
+    use std::cell::Cell;
+    use std::ops::ControlFlow;
+    use std::sync::Arc;
 
     #[test]
     fn a_prepared_reply_serves_only_the_address_it_was_prepared_for() {
@@ -661,6 +670,72 @@ mod tests {
                 !error.to_string().contains("pat@"),
                 "the error never shows the address"
             );
+        }
+    }
+
+    #[test]
+    fn a_paced_job_prepares_what_its_transaction_wants_and_gives_up_after_its_tries() {
+        let settings = settings::load(None).expect("embedded defaults");
+        let service = &settings.services[0];
+        let context = ReplyContext::unprompted(&settings, service);
+        let pat = EmailAddress::parse("pat@example.com").expect("address");
+        let wanted = MailWanted {
+            service: service.id.clone(),
+            to: pat.clone(),
+            name: None,
+        };
+        let reply = replies::already_active(
+            &context.voice(),
+            &replies::login_link(&settings.http.public_url),
+        )
+        .expect("renders");
+        let prepared = Cell::new(0);
+        let mut paced = PacedJob::new(
+            None,
+            |wanted: &MailWanted| {
+                prepared.set(prepared.get() + 1);
+                Ok(PacedMail {
+                    wanted: wanted.clone(),
+                    tokens: (),
+                    reply: PreparedReply::new(&context, &wanted.to, &reply, None)?,
+                })
+            },
+            |_: &rusqlite::Connection, _: Option<&PacedMail<()>>| Ok(()),
+        );
+        let wants = || Err(StoreError::Failed(Arc::new(wanted.clone().into())));
+
+        for try_number in 1..PACED_TRIES {
+            drop(paced.next_try());
+            assert!(paced.after(wants()).is_continue(), "try {try_number}");
+            let mail = paced.mail.as_deref().expect("the wanted mail");
+            assert_eq!(mail.wanted, wanted);
+            assert_eq!(prepared.get(), try_number);
+        }
+        drop(paced.next_try());
+        assert!(matches!(
+            paced.after(wants()),
+            ControlFlow::Break(Err(RegistrationError::Failed(_)))
+        ));
+        assert_eq!(
+            prepared.get(),
+            PACED_TRIES - 1,
+            "no mail after the last try"
+        );
+
+        let other = Err(StoreError::Failed(Arc::new(anyhow::anyhow!(
+            "disk on fire"
+        ))));
+        let mut paced = PacedJob::new(
+            None,
+            |_: &MailWanted| -> anyhow::Result<PacedMail<()>> { unreachable!("nothing wanted") },
+            |_: &rusqlite::Connection, _: Option<&PacedMail<()>>| Ok(()),
+        );
+        drop(paced.next_try());
+        match paced.after(other) {
+            ControlFlow::Break(Err(RegistrationError::Failed(e))) => {
+                assert!(e.to_string().contains("disk on fire"));
+            }
+            _ => panic!("any other failure is handed back as it is"),
         }
     }
 }

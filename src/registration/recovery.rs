@@ -14,7 +14,7 @@ use crate::registration::Registrar;
 use crate::registration::decide::{About, Kept, Outcome, record};
 use crate::registration::error::RegistrationError;
 use crate::registration::outgoing::{
-    MailWanted, PacedMail, PreparedReply, ReplyContext, queue_prepared,
+    MailWanted, PacedJob, PacedMail, PreparedReply, ReplyContext, queue_prepared,
 };
 use crate::replies;
 use crate::settings::Settings;
@@ -69,22 +69,22 @@ impl Registrar {
         let job_settings = Arc::clone(&settings);
         // An active customer's link is prepared once the first try has
         // found who gets it (most requests name nobody).
-        let outcome = self
-            .write_paced(
-                None,
-                |wanted| prepare_link(&settings, wanted, purpose, language, store::now()),
-                move |conn, prepared| {
-                    request_tx(
-                        conn,
-                        &job_settings,
-                        &address,
-                        purpose,
-                        prepared,
-                        store::now(),
-                    )
-                },
-            )
-            .await?;
+        let outcome = PacedJob::new(
+            None,
+            |wanted| prepare_link(&settings, wanted, purpose, language, store::now()),
+            move |conn, prepared| {
+                request_tx(
+                    conn,
+                    &job_settings,
+                    &address,
+                    purpose,
+                    prepared,
+                    store::now(),
+                )
+            },
+        )
+        .write(&self.store)
+        .await?;
         if outcome == SENT {
             self.outbox_wake.notify_one();
         }
