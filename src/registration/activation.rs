@@ -56,9 +56,7 @@ fn prepare_activated_notice(
     wanted: &MailWanted,
     language: Option<Language>,
 ) -> anyhow::Result<PacedMail<()>> {
-    let service = settings
-        .service(&wanted.service)
-        .ok_or_else(|| anyhow::anyhow!("service {:?} is not configured", wanted.service))?;
+    let service = wanted.service(settings)?;
     let context = ReplyContext::unprompted(settings, service).preferring(language);
     let reply = replies::account_activated(
         &context.voice(),
@@ -85,10 +83,7 @@ fn queue_activated_notice(
         return Ok(());
     };
     let mail = PacedMail::fitting(prepared, wanted)?;
-    let service = settings
-        .service(&mail.wanted.service)
-        .unwrap_or(&settings.services[0]);
-    let context = ReplyContext::unprompted(settings, service);
+    let context = ReplyContext::unprompted(settings, mail.wanted.service(settings)?);
     queue_prepared(conn, &context, &mail.reply, None, now).map(drop)
 }
 

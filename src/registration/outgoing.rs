@@ -90,7 +90,7 @@ pub(super) fn new_activation_reply(
     now: i64,
 ) -> anyhow::Result<Reply> {
     let (reply, links) = render_activation(context, now)?;
-    links.store(conn, customer_id, to, now)?;
+    links.hashes.store(conn, customer_id, to, now)?;
     Ok(reply)
 }
 
@@ -152,10 +152,7 @@ impl FreshLinks {
 }
 
 /// Renders an activation mail with fresh tokens; nothing is stored.
-fn render_activation(
-    context: &ReplyContext<'_>,
-    now: i64,
-) -> anyhow::Result<(Reply, ActivationLinks)> {
+fn render_activation(context: &ReplyContext<'_>, now: i64) -> anyhow::Result<(Reply, FreshLinks)> {
     let links = FreshLinks::new(context.settings, now);
     let reply = replies::activation(
         &context.voice(),
@@ -164,7 +161,7 @@ fn render_activation(
         links.expires_at,
         links.ttl_hours,
     )?;
-    Ok((reply, links.hashes))
+    Ok((reply, links))
 }
 
 /// Renders the "you already have an account" notice.
@@ -243,12 +240,7 @@ impl PreparedReplies {
     ) -> anyhow::Result<Self> {
         let (activation, links) = render_activation(context, now)?;
         Ok(Self {
-            activation: PreparedReply {
-                kind: activation.kind,
-                to: to.clone(),
-                composed: compose(context, to, &activation)?,
-                links: Some(links),
-            },
+            activation: PreparedReply::new(context, to, &activation, Some(links))?,
             already_active: None,
         })
     }
@@ -261,14 +253,13 @@ impl PreparedReplies {
         mut self,
         context: &ReplyContext<'_>,
     ) -> anyhow::Result<Self> {
-        let to = self.activation.to.clone();
         let notice = render_already_active(context)?;
-        self.already_active = Some(PreparedReply {
-            kind: notice.kind,
-            composed: compose(context, &to, &notice)?,
-            to,
-            links: None,
-        });
+        self.already_active = Some(PreparedReply::new(
+            context,
+            &self.activation.to,
+            &notice,
+            None,
+        )?);
         Ok(self)
     }
 
@@ -340,6 +331,18 @@ pub(super) struct MailWanted {
     pub(super) service: String,
     pub(super) to: EmailAddress,
     pub(super) name: Option<String>,
+}
+
+impl MailWanted {
+    /// The service the mail speaks for, as configured now.
+    ///
+    /// # Errors
+    /// The service is no longer configured (settings were reloaded).
+    pub(super) fn service<'s>(&self, settings: &'s Settings) -> anyhow::Result<&'s Service> {
+        settings
+            .service(&self.service)
+            .ok_or_else(|| anyhow::anyhow!("service {:?} is not configured", self.service))
+    }
 }
 
 /// A paced mail prepared outside the writer: what it was prepared for, the

@@ -137,9 +137,7 @@ fn prepare_link(
     language: Option<Language>,
     now: i64,
 ) -> anyhow::Result<PacedMail<LinkToken>> {
-    let service = settings
-        .service(&wanted.service)
-        .ok_or_else(|| anyhow::anyhow!("service {:?} is not configured", wanted.service))?;
+    let service = wanted.service(settings)?;
     let token = Token::generate();
     let ttl = match purpose {
         Purpose::Reset => settings.activation.reset_ttl,
