@@ -3,8 +3,8 @@
 # its PID (see stop_all, called from the EXIT trap of each script).
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REGISTRAR=$REPO/target/release/registrar
-LOADGEN=$REPO/target/release/examples/loadgen
+REGISTRAR=${REGISTRAR:-$REPO/target/release/registrar}
+LOADGEN=${LOADGEN:-$REPO/target/release/examples/loadgen}
 export PATH=$PATH:/usr/sbin
 
 die() { echo "${0##*/}: $*" >&2; exit 1; }
