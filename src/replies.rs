@@ -8,6 +8,7 @@
 //! given with a form is escaped like any value).
 
 use crate::domain::{Language, Token};
+use crate::stencil::Stencil;
 use crate::wording::Wording;
 use minijinja::Value;
 use url::Url;
@@ -47,13 +48,7 @@ pub struct Reply {
 
 /// The link that opens the activation page for a token.
 pub fn activation_link(public_url: &Url, token: &Token) -> Url {
-    let mut link = public_url
-        .join("activate")
-        .unwrap_or_else(|_| public_url.clone());
-    link.query_pairs_mut()
-        .clear()
-        .append_pair("token", &token.expose());
-    link
+    token_link(public_url, "activate", token)
 }
 
 /// The "I did not ask for this" link of a mail: its page lets the owner of
@@ -65,10 +60,14 @@ pub fn opt_out_link(public_url: &Url, token: &Token) -> Url {
 /// A link to one of our pages carrying a token (`reset`, `login/link`,
 /// `not-me`).
 pub fn token_link(public_url: &Url, path: &str, token: &Token) -> Url {
+    link_with_token(public_url, path, &token.expose())
+}
+
+/// `public_url`'s page `path`, with `token` (as a link shows it) as its
+/// only query.
+fn link_with_token(public_url: &Url, path: &str, token: &str) -> Url {
     let mut link = public_url.join(path).unwrap_or_else(|_| public_url.clone());
-    link.query_pairs_mut()
-        .clear()
-        .append_pair("token", &token.expose());
+    link.query_pairs_mut().clear().append_pair("token", token);
     link
 }
 
@@ -124,27 +123,97 @@ impl Voice<'_> {
     }
 }
 
-/// The activation mail: a link to set name and password, and the "I did
-/// not ask for this" link.
+/// The activation mail: a link to set name and password (carrying `token`),
+/// and the "I did not ask for this" link (carrying `opt_out`), both under
+/// `public_url`.
+///
+/// The activation mails of one service, language and expiry minute differ
+/// only by their two tokens, so the mail is rendered once with stand-ins,
+/// cut into stencils (`stencil`), and filled with each mail's own tokens.
+/// A template that does more with a link than print it fails the stencil's
+/// proof and is rendered every time.
 ///
 /// # Errors
 /// Fails only if a template fails to render.
 pub fn activation(
     voice: &Voice<'_>,
-    link: &Url,
-    opt_out: &Url,
+    public_url: &Url,
+    token: &Token,
+    opt_out: &Token,
     expires_at: i64,
     ttl_hours: u64,
 ) -> anyhow::Result<Reply> {
-    voice.mail(
-        ReplyKind::Activation,
-        minijinja::context! {
-            link => link.as_str(),
-            opt_out => opt_out.as_str(),
-            expires => format_time(expires_at),
-            ttl_hours,
-        },
-    )
+    let expires = format_time(expires_at);
+    let render = |token: &str, opt_out: &str| {
+        voice.mail(
+            ReplyKind::Activation,
+            minijinja::context! {
+                link => link_with_token(public_url, "activate", token).as_str(),
+                opt_out => link_with_token(public_url, "not-me", opt_out).as_str(),
+                expires => &expires,
+                ttl_hours,
+            },
+        )
+    };
+    let key = format!(
+        "{}|{}|{}",
+        voice.service_id,
+        voice.language.code(),
+        ReplyKind::Activation.as_str()
+    );
+    let fingerprint = format!("{public_url}|{}|{expires}|{ttl_hours}", voice.service_name);
+    let (token, opt_out) = (token.expose(), opt_out.expose());
+    match voice
+        .wording
+        .stencils()
+        .get_or_cut(&key, &fingerprint, || cut_mail(&render))
+    {
+        Some(stencils) => Ok(fill_mail(
+            ReplyKind::Activation,
+            &stencils,
+            &[&token, &opt_out],
+        )),
+        None => render(&token, &opt_out),
+    }
+}
+
+/// Stencils of the three parts of a mail whose links carry two tokens:
+/// cut from a rendering with stand-in tokens, and kept only if they fill to
+/// exactly a second rendering with other stand-ins.
+fn cut_mail(render: &impl Fn(&str, &str) -> anyhow::Result<Reply>) -> Option<Vec<Stencil>> {
+    let stand_ins = || [Token::generate().expose(), Token::generate().expose()];
+    let (first, second) = (stand_ins(), stand_ins());
+    let cut_from = render(&first[0], &first[1]).ok()?;
+    let proof = render(&second[0], &second[1]).ok()?;
+    let stencils: Vec<Stencil> = mail_parts(&cut_from)
+        .into_iter()
+        .map(|part| Stencil::cut(part, &[&first[0], &first[1]]))
+        .collect();
+    let proven = stencils
+        .iter()
+        .zip(mail_parts(&proof))
+        .all(|(stencil, part)| stencil.fill(&[&second[0], &second[1]]) == part);
+    proven.then_some(stencils)
+}
+
+fn mail_parts(reply: &Reply) -> [&str; 3] {
+    [&reply.subject, &reply.text, &reply.html]
+}
+
+/// A mail filled from the stencils `cut_mail` made.
+fn fill_mail(kind: ReplyKind, stencils: &[Stencil], values: &[&str]) -> Reply {
+    let part = |index: usize| {
+        stencils
+            .get(index)
+            .map(|s| s.fill(values))
+            .unwrap_or_default()
+    };
+    Reply {
+        kind,
+        subject: part(0),
+        text: part(1),
+        html: part(2),
+    }
 }
 
 /// The note to an already active customer: sign in instead.
@@ -249,11 +318,13 @@ mod tests {
             link.as_str()
                 .starts_with("https://help.example/activate?token=")
         );
-        let opt_out = opt_out_link(&base, &Token::generate());
+        let opt_out_token = Token::generate();
+        let opt_out = opt_out_link(&base, &opt_out_token);
         let reply = activation(
             &voice("<Acme & Co>", Language::En),
-            &link,
-            &opt_out,
+            &base,
+            &token,
+            &opt_out_token,
             1_800_000_000,
             72,
         )
@@ -305,11 +376,12 @@ mod tests {
     #[test]
     fn every_mail_renders_in_every_language() {
         let base = Url::parse("https://help.example/").expect("valid");
-        let link = activation_link(&base, &Token::generate());
+        let token = Token::generate();
+        let link = activation_link(&base, &token);
         for language in Language::ALL {
             let v = voice("Acme", language);
             let mails = [
-                activation(&v, &link, &link, 1_800_000_000, 72),
+                activation(&v, &base, &token, &token, 1_800_000_000, 72),
                 already_active(&v, &link),
                 invitation(&v, Some("Jo"), &link, &link, 1_800_000_000, 72),
                 invitation(&v, None, &link, &link, 1_800_000_000, 72),
@@ -323,6 +395,78 @@ mod tests {
                 assert!(!mail.subject.is_empty() && !mail.subject.contains('\n'));
                 assert!(mail.html.contains(&format!("lang=\"{}\"", language.code())));
             }
+        }
+    }
+
+    /// The activation mail rendered in full, as before stencils.
+    fn rendered_in_full(v: &Voice<'_>, base: &Url, token: &Token, opt_out: &Token) -> Reply {
+        v.mail(
+            ReplyKind::Activation,
+            minijinja::context! {
+                link => activation_link(base, token).as_str(),
+                opt_out => opt_out_link(base, opt_out).as_str(),
+                expires => format_time(1_800_000_000),
+                ttl_hours => 72,
+            },
+        )
+        .expect("renders")
+    }
+
+    #[test]
+    fn a_stenciled_activation_mail_is_the_mail_rendered_in_full_with_its_own_tokens() {
+        let base = Url::parse("https://help.example/desk/").expect("valid");
+        let wording = Wording::load(None, &[]).expect("embedded wording");
+        for language in Language::ALL {
+            let v = Voice {
+                wording: &wording,
+                service_id: "demo",
+                service_name: "<Acme & Co>",
+                language,
+            };
+            let mut earlier: Vec<String> = Vec::new();
+            for _ in 0..3 {
+                let (token, opt_out) = (Token::generate(), Token::generate());
+                let mail =
+                    activation(&v, &base, &token, &opt_out, 1_800_000_000, 72).expect("renders");
+                let full = rendered_in_full(&v, &base, &token, &opt_out);
+                assert_eq!(mail.subject, full.subject);
+                assert_eq!(mail.text, full.text);
+                assert_eq!(mail.html, full.html);
+                for other in &earlier {
+                    assert!(
+                        !mail.text.contains(other.as_str()) && !mail.html.contains(other.as_str())
+                    );
+                }
+                earlier.extend([token.expose(), opt_out.expose()]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_that_transforms_a_link_is_rendered_for_every_mail() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("mail")).expect("folder");
+        std::fs::write(
+            dir.path().join("mail/activation.txt"),
+            "{{ link|upper }} {{ opt_out|length }}",
+        )
+        .expect("template");
+        let wording = Wording::load(Some(dir.path()), &[]).expect("wording");
+        let v = Voice {
+            wording: &wording,
+            service_id: "demo",
+            service_name: "Acme",
+            language: Language::En,
+        };
+        let base = Url::parse("https://help.example/").expect("valid");
+        for _ in 0..2 {
+            let (token, opt_out) = (Token::generate(), Token::generate());
+            let mail = activation(&v, &base, &token, &opt_out, 1_800_000_000, 72).expect("renders");
+            assert_eq!(
+                mail.text,
+                rendered_in_full(&v, &base, &token, &opt_out).text
+            );
+            assert!(mail.text.contains(&token.expose().to_uppercase()));
         }
     }
 }

@@ -18,6 +18,7 @@
 //! from it and `web` pages.
 
 use crate::domain::Language;
+use crate::stencil::Stencils;
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 use std::collections::HashMap;
@@ -105,6 +106,9 @@ pub struct Wording {
     /// overrides of their own.
     common: Scope,
     by_service: HashMap<String, Scope>,
+    /// Mails cut once and filled per recipient (`replies`); a reload makes
+    /// a new `Wording`, and so forgets them.
+    stencils: Stencils,
 }
 
 struct Scope {
@@ -161,7 +165,16 @@ impl Wording {
                 Scope::new(&own_templates, own_catalogs)?,
             );
         }
-        Ok(Self { common, by_service })
+        Ok(Self {
+            common,
+            by_service,
+            stencils: Stencils::default(),
+        })
+    }
+
+    /// The mails already cut into stencils with these templates.
+    pub fn stencils(&self) -> &Stencils {
+        &self.stencils
     }
 
     fn scope(&self, service: Option<&str>) -> &Scope {
@@ -361,6 +374,7 @@ mod tests {
         let wording = Wording {
             common: scope,
             by_service: HashMap::new(),
+            stencils: Stencils::default(),
         };
         let html = wording
             .render(

@@ -127,6 +127,8 @@ pub(super) struct FreshLinks {
     pub(super) expires_at: i64,
     /// The activation link's lifetime, as the mail says it.
     pub(super) ttl_hours: u64,
+    /// The tokens the two links carry, for a mail filled from a stencil.
+    tokens: [Token; 2],
     hashes: ActivationLinks,
 }
 
@@ -147,6 +149,7 @@ impl FreshLinks {
                 expires_at,
                 opt_out: opt_out.hash(),
             },
+            tokens: [token, opt_out],
         }
     }
 }
@@ -154,10 +157,12 @@ impl FreshLinks {
 /// Renders an activation mail with fresh tokens; nothing is stored.
 fn render_activation(context: &ReplyContext<'_>, now: i64) -> anyhow::Result<(Reply, FreshLinks)> {
     let links = FreshLinks::new(context.settings, now);
+    let [token, opt_out] = &links.tokens;
     let reply = replies::activation(
         &context.voice(),
-        &links.activation,
-        &links.opt_out,
+        &context.settings.http.public_url,
+        token,
+        opt_out,
         links.expires_at,
         links.ttl_hours,
     )?;

@@ -1,8 +1,8 @@
 //! The writer thread: owns the only write connection and commits in groups.
 //!
 //! It takes every job waiting in its queue (up to `max_batch`), runs each in
-//! its own savepoint inside one transaction, commits once, and only then
-//! answers each job. Concurrent SMTP sessions therefore share one fsync
+//! its own savepoint inside one transaction (the first needs none), commits
+//! once, and only then answers each job. Concurrent SMTP sessions therefore share one fsync
 //! instead of queueing for one each, and no caller hears "done" before its
 //! rows are durable.
 
@@ -155,23 +155,31 @@ fn commit_batch(
     let mut finishers = Vec::new();
     let mut failure = sql(conn, "BEGIN IMMEDIATE").err();
     let began = failure.is_none();
+    // Until a job has succeeded the transaction holds nothing: a job run
+    // then needs no savepoint of its own (SQLite would copy every page it
+    // touches into the savepoint's journal), because undoing it is rolling
+    // the transaction back and beginning again.
+    let mut empty = true;
     for job in jobs {
         if let Some(error) = &failure {
             job.abandon(batch_error(error));
             continue;
         }
-        if let Err(error) = sql(conn, "SAVEPOINT job") {
+        let guarded = !empty;
+        if guarded && let Err(error) = sql(conn, "SAVEPOINT job") {
             job.abandon(batch_error(&error));
             failure = Some(error);
             continue;
         }
         let (succeeded, finish) = job.run(conn);
         finishers.push(finish);
-        let ended = if succeeded {
-            sql(conn, "RELEASE job")
-        } else {
-            sql(conn, "ROLLBACK TO job").and_then(|()| sql(conn, "RELEASE job"))
+        let ended = match (succeeded, guarded) {
+            (true, true) => sql(conn, "RELEASE job"),
+            (true, false) => Ok(()),
+            (false, true) => sql(conn, "ROLLBACK TO job").and_then(|()| sql(conn, "RELEASE job")),
+            (false, false) => begin_again(conn),
         };
+        empty &= !succeeded;
         if let Err(error) = ended {
             failure = Some(error);
         }
@@ -190,6 +198,16 @@ fn commit_batch(
             (finishers, Err(batch_error(&error)))
         }
     }
+}
+
+/// Undoes the only job the transaction held, and begins it again for the
+/// rest of the batch. SQLite may already have rolled the transaction back
+/// itself (after some errors, such as a full disk).
+fn begin_again(conn: &Connection) -> rusqlite::Result<()> {
+    if !conn.is_autocommit() {
+        sql(conn, "ROLLBACK")?;
+    }
+    sql(conn, "BEGIN IMMEDIATE")
 }
 
 /// Runs one of the writer's own statements, kept prepared (four of them
@@ -250,5 +268,47 @@ mod tests {
         assert_eq!(rows, vec![2], "the panicking job left nothing behind");
         let after = store.write(|conn| Ok(conn.execute("INSERT INTO t VALUES (3)", [])?));
         assert_eq!(after.await.expect("the writer still runs"), 1);
+    }
+
+    #[tokio::test]
+    async fn failed_jobs_leave_nothing_whether_first_in_their_batch_or_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("db.sqlite3"), 16, Metrics::new()).expect("opens");
+        store
+            .write(|conn| Ok(conn.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .await
+            .expect("creates");
+        let insert_then_fail = |x: i64| {
+            store.write(move |conn| -> anyhow::Result<()> {
+                conn.execute("INSERT INTO t VALUES (?1)", [x])?;
+                anyhow::bail!("job {x} fails after writing")
+            })
+        };
+        let insert =
+            |x: i64| store.write(move |conn| Ok(conn.execute("INSERT INTO t VALUES (?1)", [x])?));
+        // Submitted together, so they usually share one batch: the first
+        // fails (it runs without a savepoint), then one succeeds, one fails
+        // inside its savepoint, and the last succeeds.
+        let (first, second, third, fourth) = tokio::join!(
+            insert_then_fail(1),
+            insert(2),
+            insert_then_fail(3),
+            insert(4)
+        );
+        assert!(matches!(first, Err(StoreError::Failed(_))), "{first:?}");
+        assert!(matches!(third, Err(StoreError::Failed(_))), "{third:?}");
+        assert_eq!(second.expect("commits"), 1);
+        assert_eq!(fourth.expect("commits"), 1);
+        let rows: Vec<i64> = store
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<i64>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .expect("reads");
+        assert_eq!(rows, vec![2, 4]);
     }
 }
