@@ -26,6 +26,7 @@ pub mod sender_auth;
 // Configuration and storage.
 pub mod dkim;
 
+pub mod mime;
 pub mod stencil;
 pub mod wording;
 

@@ -18,12 +18,15 @@ mod relay;
 
 use crate::dkim::{PrivateKey, Signer};
 use crate::domain::{EmailAddress, Token};
+use crate::mime::AlternativeBody;
 use crate::replies::Reply;
 use crate::settings::{OutboundSettings, Settings};
 use anyhow::Context as _;
 use lettre::address::Envelope;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, Message};
 use relay::{Relay, RelayOptions};
@@ -56,16 +59,30 @@ pub fn new_message_id(hostname: &str) -> String {
     format!("{}@{hostname}", Token::generate().expose())
 }
 
-/// Composes a reply as the bytes that will be sent.
+/// Composes a reply as the bytes that will be sent: its header, then its
+/// body (the one already encoded with it, else encoded now).
 ///
 /// # Errors
 /// Fails when an address or header cannot be encoded.
 pub fn compose(addressing: Addressing<'_>, reply: &Reply) -> anyhow::Result<Vec<u8>> {
+    let encoded_now;
+    let body = match &reply.encoded {
+        Some(body) => body,
+        None => {
+            encoded_now = AlternativeBody::encode(&reply.text, &reply.html);
+            &encoded_now
+        }
+    };
     let from = Mailbox::new(
         Some(clean_display_name(addressing.from_name)),
         to_address(addressing.from)?,
     );
     let to = Mailbox::new(None, to_address(addressing.to)?);
+    let content_type = ContentType::parse(&format!(
+        "multipart/alternative; boundary=\"{}\"",
+        body.boundary()
+    ))
+    .context("failed to name the reply's boundary")?;
     let mut builder = Message::builder()
         .from(from)
         .to(to)
@@ -89,10 +106,14 @@ pub fn compose(addressing: Addressing<'_>, reply: &Reply) -> anyhow::Result<Vec<
             .in_reply_to(format!("<{id}>"))
             .references(format!("<{id}>"));
     }
+    // Every part is encoded to ASCII lines (lettre never chooses 8bit for
+    // a part), so the multipart as a whole is 7bit.
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            reply.text.clone(),
-            reply.html.clone(),
+        .header(MIME_VERSION_1_0)
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            body.bytes().to_vec(),
+            ContentTransferEncoding::SevenBit,
         ))
         .context("failed to compose the reply")?;
     Ok(message.formatted())
@@ -444,6 +465,7 @@ mod tests {
             subject: "Activate".into(),
             text: "t".into(),
             html: "<p>h</p>".into(),
+            encoded: None,
         };
         let addressing = Addressing {
             from: &from,

@@ -8,7 +8,8 @@
 //! given with a form is escaped like any value).
 
 use crate::domain::{Language, Token};
-use crate::stencil::Stencil;
+use crate::mime::{self, AlternativeBody};
+use crate::stencil::{Overlay, Stencil};
 use crate::wording::Wording;
 use minijinja::Value;
 use url::Url;
@@ -37,13 +38,16 @@ impl ReplyKind {
     }
 }
 
-/// A rendered reply: subject and both bodies.
+/// A rendered reply: subject and both bodies, and both bodies already
+/// encoded as sent when a stencil made them (`encoded`; else `mailer`
+/// encodes them).
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub kind: ReplyKind,
     pub subject: String,
     pub text: String,
     pub html: String,
+    pub encoded: Option<AlternativeBody>,
 }
 
 /// The link that opens the activation page for a token.
@@ -119,6 +123,7 @@ impl Voice<'_> {
             subject,
             text,
             html,
+            encoded: None,
         })
     }
 }
@@ -166,54 +171,95 @@ pub fn activation(
     match voice
         .wording
         .stencils()
-        .get_or_cut(&key, &fingerprint, || cut_mail(&render))
+        .get_or_cut(&key, &fingerprint, || MailStencil::cut(&render))
     {
-        Some(stencils) => Ok(fill_mail(
-            ReplyKind::Activation,
-            &stencils,
-            &[&token, &opt_out],
-        )),
+        Some(stencil) => Ok(stencil.fill(ReplyKind::Activation, &[&token, &opt_out])),
         None => render(&token, &opt_out),
     }
 }
 
-/// Stencils of the three parts of a mail whose links carry two tokens:
-/// cut from a rendering with stand-in tokens, and kept only if they fill to
-/// exactly a second rendering with other stand-ins.
-fn cut_mail(render: &impl Fn(&str, &str) -> anyhow::Result<Reply>) -> Option<Vec<Stencil>> {
-    let stand_ins = || [Token::generate().expose(), Token::generate().expose()];
-    let (first, second) = (stand_ins(), stand_ins());
-    let cut_from = render(&first[0], &first[1]).ok()?;
-    let proof = render(&second[0], &second[1]).ok()?;
-    let stencils: Vec<Stencil> = mail_parts(&cut_from)
-        .into_iter()
-        .map(|part| Stencil::cut(part, &[&first[0], &first[1]]))
-        .collect();
-    let proven = stencils
-        .iter()
-        .zip(mail_parts(&proof))
-        .all(|(stencil, part)| stencil.fill(&[&second[0], &second[1]]) == part);
-    proven.then_some(stencils)
+/// A mail whose links carry two tokens, cut for filling: its subject, text
+/// and HTML as stencils, and its encoded body as an overlay (when the body
+/// could be cut; otherwise each mail's body is encoded when composed).
+struct MailStencil {
+    parts: [Stencil; 3],
+    body: Option<(String, Overlay)>,
+}
+
+impl MailStencil {
+    /// Cut from a rendering with stand-in tokens, and kept only if it fills
+    /// to exactly a second rendering with other stand-ins (and its body to
+    /// exactly that rendering's encoded body).
+    fn cut(render: &impl Fn(&str, &str) -> anyhow::Result<Reply>) -> Option<Self> {
+        let stand_ins = || [Token::generate().expose(), Token::generate().expose()];
+        let (first, second) = (stand_ins(), stand_ins());
+        let cut_from = render(&first[0], &first[1]).ok()?;
+        let proof = render(&second[0], &second[1]).ok()?;
+        let parts = mail_parts(&cut_from).map(|part| Stencil::cut(part, &[&first[0], &first[1]]));
+        let second = [second[0].as_str(), second[1].as_str()];
+        let proven = parts
+            .iter()
+            .zip(mail_parts(&proof))
+            .all(|(stencil, part)| stencil.fill(&second) == part);
+        if !proven {
+            return None;
+        }
+        let body = Self::cut_body(&parts, &proof, second);
+        Some(Self { parts, body })
+    }
+
+    /// The overlay of the encoded body: encoded with each token a run of
+    /// one character, then of another, and proven against the encoding of
+    /// `proof` (rendered with the tokens `proof_tokens`).
+    fn cut_body(
+        parts: &[Stencil; 3],
+        proof: &Reply,
+        proof_tokens: [&str; 2],
+    ) -> Option<(String, Overlay)> {
+        let boundary = mime::new_boundary();
+        let runs = |a: char, b: char| {
+            [(a, proof_tokens[0]), (b, proof_tokens[1])]
+                .map(|(c, token)| std::iter::repeat_n(c, token.len()).collect::<String>())
+        };
+        let (x, y) = (runs('A', 'C'), runs('B', 'D'));
+        let encode = |values: &[String; 2]| {
+            let values = [values[0].as_str(), values[1].as_str()];
+            AlternativeBody::encode_between(
+                &parts[1].fill(&values),
+                &parts[2].fill(&values),
+                boundary.clone(),
+            )
+        };
+        let overlay = Overlay::cut(
+            encode(&x).bytes(),
+            encode(&y).bytes(),
+            &[&x[0], &x[1]],
+            &[&y[0], &y[1]],
+        )?;
+        let proven = AlternativeBody::encode_between(&proof.text, &proof.html, boundary.clone());
+        (overlay.fill(&proof_tokens).as_deref() == Some(proven.bytes()))
+            .then_some((boundary, overlay))
+    }
+
+    fn fill(&self, kind: ReplyKind, values: &[&str]) -> Reply {
+        let [subject, text, html] = &self.parts;
+        let encoded = self.body.as_ref().and_then(|(boundary, overlay)| {
+            overlay
+                .fill(values)
+                .map(|bytes| AlternativeBody::from_encoded(boundary.clone(), bytes))
+        });
+        Reply {
+            kind,
+            subject: subject.fill(values),
+            text: text.fill(values),
+            html: html.fill(values),
+            encoded,
+        }
+    }
 }
 
 fn mail_parts(reply: &Reply) -> [&str; 3] {
     [&reply.subject, &reply.text, &reply.html]
-}
-
-/// A mail filled from the stencils `cut_mail` made.
-fn fill_mail(kind: ReplyKind, stencils: &[Stencil], values: &[&str]) -> Reply {
-    let part = |index: usize| {
-        stencils
-            .get(index)
-            .map(|s| s.fill(values))
-            .unwrap_or_default()
-    };
-    Reply {
-        kind,
-        subject: part(0),
-        text: part(1),
-        html: part(2),
-    }
 }
 
 /// The note to an already active customer: sign in instead.
@@ -432,6 +478,16 @@ mod tests {
                 assert_eq!(mail.subject, full.subject);
                 assert_eq!(mail.text, full.text);
                 assert_eq!(mail.html, full.html);
+                let encoded = mail
+                    .encoded
+                    .as_ref()
+                    .expect("the body was filled from an overlay");
+                let in_full = AlternativeBody::encode_between(
+                    &full.text,
+                    &full.html,
+                    encoded.boundary().to_owned(),
+                );
+                assert_eq!(encoded.bytes(), in_full.bytes(), "{}", language.code());
                 for other in &earlier {
                     assert!(
                         !mail.text.contains(other.as_str()) && !mail.html.contains(other.as_str())
