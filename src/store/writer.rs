@@ -233,6 +233,20 @@ mod tests {
     use crate::metrics::Metrics;
     use crate::store::{Store, StoreError};
 
+    /// Every `x` of the test table `t`, in order.
+    async fn rows_of_t(store: &Store) -> Vec<i64> {
+        store
+            .read(|conn| {
+                let mut statement = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<i64>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .expect("reads")
+    }
+
     #[tokio::test]
     async fn a_panicking_job_fails_alone_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -255,16 +269,7 @@ mod tests {
             "{panicked:?}"
         );
         assert_eq!(fine.expect("the other job commits"), 1);
-        let rows: Vec<i64> = store
-            .read(|conn| {
-                let mut statement = conn.prepare("SELECT x FROM t ORDER BY x")?;
-                let rows = statement
-                    .query_map([], |row| row.get(0))?
-                    .collect::<Result<Vec<i64>, _>>()?;
-                Ok(rows)
-            })
-            .await
-            .expect("reads");
+        let rows = rows_of_t(&store).await;
         assert_eq!(rows, vec![2], "the panicking job left nothing behind");
         let after = store.write(|conn| Ok(conn.execute("INSERT INTO t VALUES (3)", [])?));
         assert_eq!(after.await.expect("the writer still runs"), 1);
@@ -299,16 +304,7 @@ mod tests {
         assert!(matches!(third, Err(StoreError::Failed(_))), "{third:?}");
         assert_eq!(second.expect("commits"), 1);
         assert_eq!(fourth.expect("commits"), 1);
-        let rows: Vec<i64> = store
-            .read(|conn| {
-                let mut statement = conn.prepare("SELECT x FROM t ORDER BY x")?;
-                let rows = statement
-                    .query_map([], |row| row.get(0))?
-                    .collect::<Result<Vec<i64>, _>>()?;
-                Ok(rows)
-            })
-            .await
-            .expect("reads");
+        let rows = rows_of_t(&store).await;
         assert_eq!(rows, vec![2, 4]);
     }
 }
