@@ -57,23 +57,25 @@ pub struct DecisionRecord {
 /// (identity; a forwarder's envelope may differ between copies), newest first.
 /// `CROSS JOIN` keeps `inbound` the outer loop: SQLite would otherwise start
 /// from every decision ever recorded about the identity.
-pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.id, d.outcome, d.reason
+pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.received_at, i.id, d.outcome, d.reason
      FROM inbound i CROSS JOIN decisions d ON d.inbound_id = i.id
      WHERE i.message_id = ?1 AND d.identity = ?2 AND i.received_at >= ?3
-     ORDER BY i.id DESC LIMIT 1";
+     ORDER BY i.received_at DESC, i.id DESC LIMIT 1";
 
 /// An earlier copy by content, newest first.
-pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.id, d.outcome, d.reason
+pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.received_at, i.id, d.outcome, d.reason
      FROM inbound i JOIN decisions d ON d.inbound_id = i.id
      WHERE i.content_sha256 = ?1 AND i.received_at >= ?2
-     ORDER BY i.id DESC LIMIT 1";
+     ORDER BY i.received_at DESC, i.id DESC LIMIT 1";
 
 /// The decision recorded for an earlier copy of the same message received at
 /// or after `since` (the idempotency window, `store.idempotency_days`): the
 /// same Message-ID from the same registered address, or the same bytes. Two
 /// indexed lookups rather than one join with `OR`: SQLite plans the `OR` as a
 /// scan of every decision ever recorded. Both lookups are bounded by the
-/// window, so the cost does not grow with history.
+/// window, so the cost does not grow with history. Newest means latest
+/// received (then highest id), the order of the indexes (whose last column
+/// is the row id), so neither lookup sorts.
 pub fn earlier_copy(
     conn: &Connection,
     message_id: Option<&str>,
@@ -81,9 +83,9 @@ pub fn earlier_copy(
     content_sha256: &[u8; 32],
     since: i64,
 ) -> rusqlite::Result<Option<(String, String)>> {
-    type Copy = (i64, String, String);
+    type Copy = ((i64, i64), String, String);
     let read = |row: &rusqlite::Row<'_>| -> rusqlite::Result<Copy> {
-        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        Ok(((row.get(0)?, row.get(1)?), row.get(2)?, row.get(3)?))
     };
     let by_id = match message_id {
         Some(message_id) => conn
@@ -96,7 +98,7 @@ pub fn earlier_copy(
         .prepare_cached(EARLIER_BY_CONTENT)?
         .query_row(params![&content_sha256[..], since], read)
         .optional()?;
-    // The newest copy wins, as one query ordered by id would have it.
+    // The newest copy wins, as one query in the same order would have it.
     Ok(by_id
         .into_iter()
         .chain(by_content)
