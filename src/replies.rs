@@ -50,15 +50,20 @@ pub struct Reply {
     pub encoded: Option<AlternativeBody>,
 }
 
+/// The activation page, under the public URL.
+const ACTIVATION_PAGE: &str = "activate";
+/// The "I did not ask for this" page, under the public URL.
+const OPT_OUT_PAGE: &str = "not-me";
+
 /// The link that opens the activation page for a token.
 pub fn activation_link(public_url: &Url, token: &Token) -> Url {
-    token_link(public_url, "activate", token)
+    token_link(public_url, ACTIVATION_PAGE, token)
 }
 
 /// The "I did not ask for this" link of a mail: its page lets the owner of
 /// the address stop all mail to it.
 pub fn opt_out_link(public_url: &Url, token: &Token) -> Url {
-    token_link(public_url, "not-me", token)
+    token_link(public_url, OPT_OUT_PAGE, token)
 }
 
 /// A link to one of our pages carrying a token (`reset`, `login/link`,
@@ -153,8 +158,8 @@ pub fn activation(
         voice.mail(
             ReplyKind::Activation,
             minijinja::context! {
-                link => link_with_token(public_url, "activate", token).as_str(),
-                opt_out => link_with_token(public_url, "not-me", opt_out).as_str(),
+                link => link_with_token(public_url, ACTIVATION_PAGE, token).as_str(),
+                opt_out => link_with_token(public_url, OPT_OUT_PAGE, opt_out).as_str(),
                 expires => &expires,
                 ttl_hours,
             },

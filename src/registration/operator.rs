@@ -115,11 +115,12 @@ fn prepare_invitation(
 ) -> anyhow::Result<PacedMail<()>> {
     let links = FreshLinks::new(settings, store::now());
     let context = ReplyContext::unprompted(settings, service);
+    let public_url = &settings.http.public_url;
     let reply = replies::invitation(
         &context.voice(),
         wanted.name.as_deref(),
-        &links.activation,
-        &links.opt_out,
+        &links.activation(public_url),
+        &links.opt_out(public_url),
         links.expires_at,
         links.ttl_hours,
     )?;

@@ -119,16 +119,14 @@ impl ActivationLinks {
     }
 }
 
-/// Fresh activation and "I did not ask for this" links, as a mail shows
-/// them, with their hashes as `ActivationLinks::store` keeps them.
+/// Fresh activation and "I did not ask for this" links: the tokens a mail
+/// shows, with their hashes as `ActivationLinks::store` keeps them.
 pub(super) struct FreshLinks {
-    pub(super) activation: Url,
-    pub(super) opt_out: Url,
+    /// The activation link's token, then the opt-out link's.
+    tokens: [Token; 2],
     pub(super) expires_at: i64,
     /// The activation link's lifetime, as the mail says it.
     pub(super) ttl_hours: u64,
-    /// The tokens the two links carry, for a mail filled from a stencil.
-    tokens: [Token; 2],
     hashes: ActivationLinks,
 }
 
@@ -140,8 +138,6 @@ impl FreshLinks {
         let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
         let opt_out = Token::generate();
         Self {
-            activation: replies::activation_link(&settings.http.public_url, &token),
-            opt_out: replies::opt_out_link(&settings.http.public_url, &opt_out),
             expires_at,
             ttl_hours: ttl / 3600,
             hashes: ActivationLinks {
@@ -151,6 +147,16 @@ impl FreshLinks {
             },
             tokens: [token, opt_out],
         }
+    }
+
+    /// The activation link, under `public_url`.
+    pub(super) fn activation(&self, public_url: &Url) -> Url {
+        replies::activation_link(public_url, &self.tokens[0])
+    }
+
+    /// The "I did not ask for this" link, under `public_url`.
+    pub(super) fn opt_out(&self, public_url: &Url) -> Url {
+        replies::opt_out_link(public_url, &self.tokens[1])
     }
 }
 
