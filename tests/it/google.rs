@@ -36,61 +36,60 @@ pub(crate) struct Setup {
 
 /// The daemon with `[oidc.google]` pointed at a provider started for it.
 pub(crate) async fn setup(adjust: impl FnOnce(&mut Settings)) -> Setup {
-    let port = free_port();
-    let issuer = Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer");
+    let mut provider = Provider::launch().await;
     let app = TestApp::spawn_with(|settings| {
-        settings.oidc = Some(oidc_settings(issuer));
+        settings.oidc = Some(oidc_settings(provider.issuer()));
         adjust(settings);
     })
     .await;
-    let provider = start_provider(port, &app.url("/login/google/callback")).await;
+    configure(&mut provider, &app.url("/login/google/callback")).await;
     Setup { app, provider }
 }
 
-/// The provider with our client, another client and the test accounts.
-async fn start_provider(port: u16, callback: &str) -> Provider {
-    Provider::start(
-        port,
-        &[
-            ClientSpec {
-                id: "registrar",
-                secret: SECRET,
-                redirect: callback,
-            },
-            ClientSpec {
-                id: "other",
-                secret: "other-client-secret-value",
-                redirect: OTHER_REDIRECT,
-            },
-        ],
-        &[
-            AccountSpec {
-                id: "amy",
-                email: "amy@example.com",
-                verified: true,
-                name: "Amy Pond",
-            },
-            AccountSpec {
-                id: "nina",
-                email: "nina@example.com",
-                verified: false,
-                name: "Nina Unverified",
-            },
-            AccountSpec {
-                id: "mallory",
-                email: "mallory@blocked.example",
-                verified: true,
-                name: "Mallory",
-            },
-            AccountSpec {
-                id: "rory",
-                email: "rory@acme.example",
-                verified: true,
-                name: "Rory Williams",
-            },
-        ],
-    )
-    .await
+/// Our client, another client and the test accounts, with a new signing key.
+async fn configure(provider: &mut Provider, callback: &str) {
+    provider
+        .configure(
+            &[
+                ClientSpec {
+                    id: "registrar",
+                    secret: SECRET,
+                    redirect: callback,
+                },
+                ClientSpec {
+                    id: "other",
+                    secret: "other-client-secret-value",
+                    redirect: OTHER_REDIRECT,
+                },
+            ],
+            &[
+                AccountSpec {
+                    id: "amy",
+                    email: "amy@example.com",
+                    verified: true,
+                    name: "Amy Pond",
+                },
+                AccountSpec {
+                    id: "nina",
+                    email: "nina@example.com",
+                    verified: false,
+                    name: "Nina Unverified",
+                },
+                AccountSpec {
+                    id: "mallory",
+                    email: "mallory@blocked.example",
+                    verified: true,
+                    name: "Mallory",
+                },
+                AccountSpec {
+                    id: "rory",
+                    email: "rory@acme.example",
+                    verified: true,
+                    name: "Rory Williams",
+                },
+            ],
+        )
+        .await;
 }
 
 /// Walks the flow as `login` and returns the callback URL the provider sent
@@ -217,18 +216,14 @@ async fn a_new_signing_key_of_the_provider_is_fetched_when_a_token_names_it() {
         "REGISTRAR_OIDC_TESTS",
         "Node.js and npm ci in tests/browser",
     );
-    let s = setup(|_| {}).await;
+    let mut s = setup(|_| {}).await;
     assert_eq!(
         sign_in(&s, &s.app.http(), "amy").await.status(),
         StatusCode::SEE_OTHER
     );
-    // The provider comes back on the same issuer with a new key: the
-    // daemon still holds the old key set and must fetch the new one.
-    let port = s.provider.issuer().port().expect("port");
-    let Setup { app, provider } = s;
-    drop(provider);
-    let provider = start_provider(port, &app.url("/login/google/callback")).await;
-    let s = Setup { app, provider };
+    // The provider signs with a new key on the same issuer: the daemon
+    // still holds the old key set and must fetch the new one.
+    configure(&mut s.provider, &s.app.url("/login/google/callback")).await;
     assert_eq!(
         sign_in(&s, &s.app.http(), "amy").await.status(),
         StatusCode::SEE_OTHER

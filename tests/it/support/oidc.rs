@@ -1,12 +1,25 @@
 //! A real OpenID provider for the tests: npm `oidc-provider` (OpenID
 //! Certified), run by Node.js from tests/browser/oidc-provider.mjs on a
-//! loopback port with the clients and accounts a test gives. And
-//! `through_provider`, which walks its login and consent pages over HTTP the
-//! way a browser does.
+//! loopback port it picks itself, with the clients and accounts a test gives.
+//! And `through_provider`, which walks its login and consent pages over HTTP
+//! the way a browser does.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use serde_json::{Value, json};
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::time::Instant;
 use url::Url;
+
+/// How long the provider may take to answer a launch or a configuration.
+const ANSWER_WITHIN: Duration = Duration::from_secs(20);
+/// Launches tried before giving up: Node.js has been seen to stall for good
+/// at start-up on a loaded machine, a main thread waiting on a lock with no
+/// CPU used; another process starts normally.
+const LAUNCHES: usize = 3;
 
 /// A client registered at the provider.
 pub struct ClientSpec<'a> {
@@ -25,13 +38,17 @@ pub struct AccountSpec<'a> {
 
 /// The running provider; killed on drop.
 pub struct Provider {
-    pub issuer: Url,
+    issuer: Url,
     child: Child,
+    commands: ChildStdin,
+    lines: UnboundedReceiver<String>,
+    stderr: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-/// A loopback port free a moment ago (the provider's port must be known
-/// before the daemon, which is configured with the issuer, starts).
+/// A loopback port free a moment ago, for an address where nothing should
+/// answer or for a server that takes its port on the command line (and is
+/// started again on another if the port was taken meanwhile).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -40,81 +57,119 @@ pub fn free_port() -> u16 {
 }
 
 impl Provider {
-    /// Starts the provider on `port` and waits until it listens.
-    pub async fn start(
-        port: u16,
-        clients: &[ClientSpec<'_>],
-        accounts: &[AccountSpec<'_>],
-    ) -> Self {
+    /// Starts the provider on a loopback port of its choosing. Its issuer is
+    /// known at once (for the daemon's settings); it answers 503 until
+    /// `configure`. A launch that does not report its port in time is ended
+    /// and tried again.
+    pub async fn launch() -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..LAUNCHES {
+            match Self::launch_once().await {
+                Ok(provider) => return provider,
+                Err(failure) => {
+                    eprintln!("the OpenID provider did not start, trying again: {failure}");
+                    failures.push(failure);
+                }
+            }
+        }
+        panic!("the OpenID provider did not start: {}", failures.join("\n"));
+    }
+
+    async fn launch_once() -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let clients: Vec<String> = clients
-            .iter()
-            .map(|c| {
-                format!(
-                    r#"{{"client_id":"{}","client_secret":"{}","redirect_uris":["{}"]}}"#,
-                    c.id, c.secret, c.redirect
-                )
-            })
-            .collect();
-        let accounts: Vec<String> = accounts
-            .iter()
-            .map(|a| {
-                format!(
-                    r#"{{"id":"{}","email":"{}","email_verified":{},"name":"{}"}}"#,
-                    a.id, a.email, a.verified, a.name
-                )
-            })
-            .collect();
-        let config = dir.path().join("provider.json");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"port":{port},"clients":[{}],"accounts":[{}]}}"#,
-                clients.join(","),
-                accounts.join(",")
-            ),
-        )
-        .expect("write the provider's config");
+        let stderr = dir.path().join("stderr.log");
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/browser/oidc-provider.mjs"
         );
         let mut child = Command::new("node")
             .arg(script)
-            .arg(&config)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(File::create(&stderr).expect("the provider's log"))
             .spawn()
             .expect("start node (Node.js and `npm ci` in tests/browser are needed)");
+        let commands = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
-        // Read the issuer line, then keep draining: a closed pipe would make
-        // the provider's next write fail.
-        let (found, issuer) = tokio::sync::oneshot::channel();
+        // Keep reading to the end: a closed pipe would make the provider's
+        // next write fail.
+        let (sender, lines) = unbounded_channel();
         std::thread::spawn(move || {
-            let mut found = Some(found);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(start) = line.find(r#""issuer":""#).map(|i| i + 10)
-                    && let Some(sender) = found.take()
-                {
-                    let _ = sender.send(line[start..].split('"').next().unwrap_or("").to_owned());
-                }
+                let _ = sender.send(line);
             }
         });
-        let issuer = issuer.await.ok();
-        let issuer = issuer.unwrap_or_else(|| {
-            let status = child.wait().ok();
-            panic!("the OpenID provider did not start (exit {status:?}; port {port} taken?)")
-        });
-        Self {
-            issuer: Url::parse(&issuer).expect("issuer URL"),
+        let mut provider = Self {
+            issuer: Url::parse("http://127.0.0.1/").expect("a placeholder"),
             child,
+            commands,
+            lines,
+            stderr,
             _dir: dir,
-        }
+        };
+        let port = provider.next("port").await?;
+        provider.issuer = Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer URL");
+        Ok(provider)
     }
 
     /// The issuer as settings take it.
     pub fn issuer(&self) -> Url {
         self.issuer.clone()
+    }
+
+    /// Gives the provider these clients and accounts and a new signing key;
+    /// called again, it rotates the key on the same issuer.
+    pub async fn configure(&mut self, clients: &[ClientSpec<'_>], accounts: &[AccountSpec<'_>]) {
+        let clients: Vec<Value> = clients
+            .iter()
+            .map(|c| json!({"client_id": c.id, "client_secret": c.secret, "redirect_uris": [c.redirect]}))
+            .collect();
+        let accounts: Vec<Value> = accounts
+            .iter()
+            .map(|a| json!({"id": a.id, "email": a.email, "email_verified": a.verified, "name": a.name}))
+            .collect();
+        let line = json!({"clients": clients, "accounts": accounts});
+        writeln!(self.commands, "{line}")
+            .and_then(|()| self.commands.flush())
+            .expect("write to the provider");
+        let issuer = self
+            .next("issuer")
+            .await
+            .unwrap_or_else(|failure| panic!("the OpenID provider was not configured: {failure}"));
+        assert_eq!(issuer, self.issuer.as_str().trim_end_matches('/'));
+    }
+
+    /// The value of `key` in the provider's next JSON line holding it.
+    async fn next(&mut self, key: &str) -> Result<String, String> {
+        let deadline = Instant::now() + ANSWER_WITHIN;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    let found = serde_json::from_str::<Value>(&line)
+                        .ok()
+                        .and_then(|value| value.get(key).cloned());
+                    match found {
+                        Some(Value::String(text)) => return Ok(text),
+                        Some(other) => return Ok(other.to_string()),
+                        None => continue,
+                    }
+                }
+                Ok(None) => {
+                    let status = self.child.wait();
+                    return Err(format!("it exited ({status:?}): {}", self.log()));
+                }
+                Err(_) => {
+                    return Err(format!("no {key} within {ANSWER_WITHIN:?}: {}", self.log()));
+                }
+            }
+        }
+    }
+
+    /// The end of what the provider wrote to stderr.
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        let start = log.len().saturating_sub(2000);
+        log.get(start..).unwrap_or(&log).to_owned()
     }
 }
 
