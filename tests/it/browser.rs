@@ -172,7 +172,7 @@ async fn every_page_at_1280_and_375_pixels_has_a_screenshot_and_no_serious_acces
         "REGISTRAR_BROWSER_TESTS",
         "Chromium and npm ci in tests/browser",
     );
-    let nowhere = format!("127.0.0.1:{}", crate::support::oidc::free_port());
+    let nowhere = format!("127.0.0.1:{}", crate::support::NOWHERE_PORT);
     let app = TestApp::spawn_with(|settings| {
         settings.services[0].policy.email_link = true;
         settings.oidc = Some(crate::google::oidc_settings(

@@ -11,9 +11,8 @@
 use crate::support::ldap::{
     BASE_DN, CLARA_PASSWORD, GROUP_DN, RORY_PASSWORD, SERVICE_DN, SERVICE_PASSWORD, Slapd,
 };
-use crate::support::oidc::free_port;
 use crate::support::optin::require_server;
-use crate::support::{TestApp, form_page, hidden_field, scrape};
+use crate::support::{NOWHERE_PORT, TestApp, form_page, hidden_field, scrape};
 use registrar::settings::{LdapSecurity, LdapSettings};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -257,7 +256,7 @@ async fn starttls_and_ldaps_with_the_configured_ca_work_and_a_stopped_directory_
 
 #[tokio::test]
 async fn a_directory_that_is_down_is_a_clear_try_again_later_with_nothing_created() {
-    let url = format!("ldap://127.0.0.1:{}", free_port());
+    let url = format!("ldap://127.0.0.1:{NOWHERE_PORT}");
     let app = TestApp::spawn_with(|settings| {
         settings.ldap = Some(ldap_settings(&url, LdapSecurity::Plain, None));
     })

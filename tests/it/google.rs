@@ -7,9 +7,9 @@
 //! and sets REGISTRAR_OIDC_TESTS=1. Without it they say they were skipped.
 //! The provider-down test needs nothing and always runs.
 
-use crate::support::oidc::{AccountSpec, ClientSpec, Provider, free_port, through_provider};
+use crate::support::oidc::{AccountSpec, ClientSpec, Provider, through_provider};
 use crate::support::optin::require_server;
-use crate::support::{TestApp, form_page, scrape};
+use crate::support::{NOWHERE_PORT, TestApp, form_page, scrape};
 use registrar::settings::{OidcSettings, Settings};
 use reqwest::StatusCode;
 use secrecy::SecretString;
@@ -506,7 +506,7 @@ async fn an_id_token_issued_for_another_client_is_refused() {
 
 #[tokio::test]
 async fn an_unreachable_provider_is_a_clear_try_again_later() {
-    let issuer = Url::parse(&format!("http://127.0.0.1:{}", free_port())).expect("issuer");
+    let issuer = Url::parse(&format!("http://127.0.0.1:{NOWHERE_PORT}")).expect("issuer");
     let app = TestApp::spawn_with(|settings| settings.oidc = Some(oidc_settings(issuer))).await;
     let answer = app
         .http()

@@ -175,8 +175,13 @@ fn program(name: &str) -> PathBuf {
     }
 }
 
+/// A loopback port free a moment ago (slapd takes its ports on the command
+/// line; if one was taken meanwhile, slapd is started again on others).
 fn free_port() -> u16 {
-    super::oidc::free_port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 fn config(dir: &Path) -> String {

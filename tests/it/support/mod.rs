@@ -32,6 +32,11 @@ pub fn default_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
+/// A loopback port where nothing listens, for an address that must be
+/// down: the discard port, below the range the kernel hands out for port 0,
+/// so no server a test starts can be given it (a port probed free could be).
+pub const NOWHERE_PORT: u16 = 9;
+
 /// How long a wait may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 

@@ -46,16 +46,6 @@ pub struct Provider {
     _dir: tempfile::TempDir,
 }
 
-/// A loopback port free a moment ago, for an address where nothing should
-/// answer or for a server that takes its port on the command line (and is
-/// started again on another if the port was taken meanwhile).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 impl Provider {
     /// Starts the provider on a loopback port of its choosing. Its issuer is
     /// known at once (for the daemon's settings); it answers 503 until
