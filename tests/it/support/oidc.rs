@@ -36,9 +36,15 @@ pub struct AccountSpec<'a> {
     pub name: &'a str,
 }
 
-/// The running provider; killed on drop.
+/// The running provider.
 pub struct Provider {
     issuer: Url,
+    node: Node,
+}
+
+/// The node process behind a provider, the lines it prints, and its log;
+/// killed on drop.
+struct Node {
     child: Child,
     commands: ChildStdin,
     lines: UnboundedReceiver<String>,
@@ -54,8 +60,12 @@ impl Provider {
     pub async fn launch() -> Self {
         let mut failures = Vec::new();
         for _ in 0..LAUNCHES {
-            match Self::launch_once().await {
-                Ok(provider) => return provider,
+            let mut node = Node::spawn();
+            match node.next("port").await {
+                Ok(port) => {
+                    let issuer = Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer");
+                    return Self { issuer, node };
+                }
                 Err(failure) => {
                     eprintln!("the OpenID provider did not start, trying again: {failure}");
                     failures.push(failure);
@@ -65,7 +75,35 @@ impl Provider {
         panic!("the OpenID provider did not start: {}", failures.join("\n"));
     }
 
-    async fn launch_once() -> Result<Self, String> {
+    /// The issuer as settings take it.
+    pub fn issuer(&self) -> Url {
+        self.issuer.clone()
+    }
+
+    /// Gives the provider these clients and accounts and a new signing key;
+    /// called again, it rotates the key on the same issuer.
+    pub async fn configure(&mut self, clients: &[ClientSpec<'_>], accounts: &[AccountSpec<'_>]) {
+        let clients: Vec<Value> = clients
+            .iter()
+            .map(|c| json!({"client_id": c.id, "client_secret": c.secret, "redirect_uris": [c.redirect]}))
+            .collect();
+        let accounts: Vec<Value> = accounts
+            .iter()
+            .map(|a| json!({"id": a.id, "email": a.email, "email_verified": a.verified, "name": a.name}))
+            .collect();
+        self.node
+            .send(&json!({"clients": clients, "accounts": accounts}));
+        let issuer =
+            self.node.next("issuer").await.unwrap_or_else(|failure| {
+                panic!("the OpenID provider was not configured: {failure}")
+            });
+        assert_eq!(issuer, self.issuer.as_str().trim_end_matches('/'));
+    }
+}
+
+impl Node {
+    /// Starts tests/browser/oidc-provider.mjs, its stderr into a file.
+    fn spawn() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let stderr = dir.path().join("stderr.log");
         let script = concat!(
@@ -89,47 +127,23 @@ impl Provider {
                 let _ = sender.send(line);
             }
         });
-        let mut provider = Self {
-            issuer: Url::parse("http://127.0.0.1/").expect("a placeholder"),
+        Self {
             child,
             commands,
             lines,
             stderr,
             _dir: dir,
-        };
-        let port = provider.next("port").await?;
-        provider.issuer = Url::parse(&format!("http://127.0.0.1:{port}")).expect("issuer URL");
-        Ok(provider)
+        }
     }
 
-    /// The issuer as settings take it.
-    pub fn issuer(&self) -> Url {
-        self.issuer.clone()
-    }
-
-    /// Gives the provider these clients and accounts and a new signing key;
-    /// called again, it rotates the key on the same issuer.
-    pub async fn configure(&mut self, clients: &[ClientSpec<'_>], accounts: &[AccountSpec<'_>]) {
-        let clients: Vec<Value> = clients
-            .iter()
-            .map(|c| json!({"client_id": c.id, "client_secret": c.secret, "redirect_uris": [c.redirect]}))
-            .collect();
-        let accounts: Vec<Value> = accounts
-            .iter()
-            .map(|a| json!({"id": a.id, "email": a.email, "email_verified": a.verified, "name": a.name}))
-            .collect();
-        let line = json!({"clients": clients, "accounts": accounts});
-        writeln!(self.commands, "{line}")
+    /// Writes one JSON line to its stdin.
+    fn send(&mut self, command: &Value) {
+        writeln!(self.commands, "{command}")
             .and_then(|()| self.commands.flush())
             .expect("write to the provider");
-        let issuer = self
-            .next("issuer")
-            .await
-            .unwrap_or_else(|failure| panic!("the OpenID provider was not configured: {failure}"));
-        assert_eq!(issuer, self.issuer.as_str().trim_end_matches('/'));
     }
 
-    /// The value of `key` in the provider's next JSON line holding it.
+    /// The value of `key` in its next JSON line holding it.
     async fn next(&mut self, key: &str) -> Result<String, String> {
         let deadline = Instant::now() + ANSWER_WITHIN;
         loop {
@@ -155,7 +169,7 @@ impl Provider {
         }
     }
 
-    /// The end of what the provider wrote to stderr.
+    /// The end of what it wrote to stderr.
     fn log(&self) -> String {
         let log = std::fs::read_to_string(&self.stderr).unwrap_or_default();
         let start = log.len().saturating_sub(2000);
@@ -163,7 +177,7 @@ impl Provider {
     }
 }
 
-impl Drop for Provider {
+impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
