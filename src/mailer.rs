@@ -31,6 +31,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Address, Message};
 use relay::{Relay, RelayOptions};
 use secrecy::ExposeSecret as _;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -244,18 +245,28 @@ impl Signers {
     }
 
     /// Signs `body` for `service` when a key signs for its From domain;
-    /// otherwise returns it as it is.
-    fn sign(&self, service: Option<&str>, body: &[u8]) -> Vec<u8> {
-        let Some(domain) = from_domain(body) else {
-            return body.to_vec();
-        };
-        match self.for_message(service, &domain) {
-            Some(signer) => signer.sign(body).unwrap_or_else(|error| {
-                tracing::error!(error.message = %error, "DKIM signing failed; sending unsigned");
-                body.to_vec()
-            }),
-            None => body.to_vec(),
+    /// otherwise returns it as it is, uncopied.
+    fn sign<'b>(&self, service: Option<&str>, body: &'b [u8]) -> Cow<'b, [u8]> {
+        if !self.may_sign(service) {
+            return Cow::Borrowed(body);
         }
+        let Some(signer) = from_domain(body).and_then(|domain| self.for_message(service, &domain))
+        else {
+            return Cow::Borrowed(body);
+        };
+        match signer.sign(body) {
+            Ok(signed) => Cow::Owned(signed),
+            Err(error) => {
+                tracing::error!(error.message = %error, "DKIM signing failed; sending unsigned");
+                Cow::Borrowed(body)
+            }
+        }
+    }
+
+    /// Whether any key may sign a message of `service`: without one, its
+    /// From header is not even read.
+    fn may_sign(&self, service: Option<&str>) -> bool {
+        self.global.is_some() || service.is_some_and(|id| self.by_service.contains_key(id))
     }
 }
 
@@ -360,6 +371,7 @@ impl Mailer {
                 Transport::Relay(relay) => relay.send(&envelope, &body).await,
                 Transport::Folder(folder) => {
                     let folder = folder.clone();
+                    let body = body.into_owned();
                     tokio::task::spawn_blocking(move || write_eml(&folder, &body))
                         .await
                         .map_err(|e| {

@@ -21,7 +21,7 @@ use crate::registration::outgoing::{
 use crate::settings::Service;
 use crate::store::customers::{self, Customer, NewCustomer};
 use crate::store::inbound::{self, NewDecision};
-use crate::store::reply_counts::{self, Scope};
+use crate::store::reply_counts::{self, Keys};
 use rusqlite::Connection;
 
 /// A request to decide, as a way in brings it.
@@ -350,11 +350,12 @@ fn count_reply(
     client: Option<ClientNetwork>,
     now: i64,
 ) -> anyhow::Result<()> {
-    reply_counts::add(conn, Scope::Service, service, "", now)?;
-    reply_counts::add(conn, Scope::Domain, service, address.domain(), now)?;
-    if let Some(client) = client {
-        reply_counts::add(conn, Scope::Network, service, &client.to_string(), now)?;
-    }
+    let network = client.map(|client| client.to_string());
+    let keys = Keys {
+        domain: Some(address.domain()),
+        network: network.as_deref(),
+    };
+    reply_counts::add_reply(conn, service, keys, now)?;
     Ok(())
 }
 

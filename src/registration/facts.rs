@@ -8,7 +8,7 @@ use crate::domain::{ClientNetwork, EmailAddress};
 use crate::policy::{Bouncing, ReplyHistory, SenderState, ServiceLoad};
 use crate::settings::Service;
 use crate::store::customers::{self, Customer};
-use crate::store::reply_counts::{self, Scope};
+use crate::store::reply_counts::{self, Keys};
 use crate::store::{self, bounces, outbox, suppressions};
 use rusqlite::Connection;
 use std::path::Path;
@@ -48,41 +48,24 @@ impl SenderFacts {
         client: Option<ClientNetwork>,
         now: i64,
     ) -> anyhow::Result<Self> {
-        let (customer, suppressed, history, domain_replies) = match address {
+        let (customer, suppressed, history) = match address {
             Some(address) => (
                 customers::by_identity(conn, &address.identity_key())?,
                 suppressions::contains(conn, &address.identity_key())?,
                 history_of(conn, address, now)?,
-                Some(reply_counts::last_day(
-                    conn,
-                    Scope::Domain,
-                    &service.id,
-                    address.domain(),
-                    now,
-                )?),
             ),
-            None => (None, false, ReplyHistory::default(), None),
+            None => (None, false, ReplyHistory::default()),
         };
-        let network_replies = match client {
-            Some(client) => Some(reply_counts::last_day(
-                conn,
-                Scope::Network,
-                &service.id,
-                &client.to_string(),
-                now,
-            )?),
-            None => None,
+        let network = client.map(|client| client.to_string());
+        let keys = Keys {
+            domain: address.map(EmailAddress::domain),
+            network: network.as_deref(),
         };
+        let counts = reply_counts::last_day(conn, &service.id, keys, now)?;
         let load = ServiceLoad {
-            replies_last_day: Some(reply_counts::last_day(
-                conn,
-                Scope::Service,
-                &service.id,
-                "",
-                now,
-            )?),
-            domain_replies_last_day: domain_replies,
-            network_replies_last_day: network_replies,
+            replies_last_day: Some(counts.service),
+            domain_replies_last_day: counts.domain,
+            network_replies_last_day: counts.network,
             new_senders: None,
         };
         Ok(Self {
