@@ -5,6 +5,11 @@
 #   anchors   the same load against Postfix's smtp-sink (the null server) and
 #             a private Postfix accepting into its queue (fsync per message)
 #             with delivery held;
+#   floor     smtp-sink taking the same load and, at the same time, one
+#             reply per message over kept-open connections (FLOOR_PER_CONN
+#             per connection, as the daemon's outbox reuses its relay
+#             connections): the least any server that answers every message
+#             with one mail through that sink costs on this machine;
 #   registrar the same load against a release registrar on an empty
 #             database (per-address, per-service and per-client limits
 #             lifted, so every message is a real registration), with its
@@ -23,8 +28,8 @@
 #             address: time to 250.
 #
 # Usage (root, for Postfix): benches/compare.sh
-# Environment: PARTS="anchors registrar prefill purge e2e idle" MSGS=5000 SESSIONS=10
-#   PER_CONN=1 WARMUP=200 PREFILL=1000000 E2E_MSGS=10000 E2E_HALF_MSGS=E2E_MSGS/2
+# Environment: PARTS="anchors floor registrar prefill purge e2e idle" MSGS=5000 SESSIONS=10
+#   PER_CONN=1 WARMUP=200 FLOOR_PER_CONN=100 PREFILL=1000000 E2E_MSGS=10000 E2E_HALF_MSGS=E2E_MSGS/2
 #   PIPELINING=1 (MAIL, RCPT and DATA sent as one group, as Postfix's client
 #   does, to every server alike; default: one command per round trip)
 #   IDLE_CONNS=300 IDLE_DEADLINE=60 NO_BUILD=1 KEEP_DIR=1
@@ -33,8 +38,9 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 
-PARTS=${PARTS:-anchors registrar prefill purge e2e idle}
+PARTS=${PARTS:-anchors floor registrar prefill purge e2e idle}
 MSGS=${MSGS:-5000}; SESSIONS=${SESSIONS:-10}; PER_CONN=${PER_CONN:-1}; WARMUP=${WARMUP:-200}
+FLOOR_PER_CONN=${FLOOR_PER_CONN:-100}
 PIPE=(); [ "${PIPELINING:-0}" = 1 ] && PIPE=(--pipelining)
 PREFILL=${PREFILL:-1000000}; E2E_MSGS=${E2E_MSGS:-10000}; E2E_HALF_MSGS=${E2E_HALF_MSGS:-$((E2E_MSGS / 2))}
 IDLE_CONNS=${IDLE_CONNS:-300}; IDLE_DEADLINE=${IDLE_DEADLINE:-60}
@@ -48,7 +54,7 @@ has anchors && ensure_postfix
 build
 
 D=$(mktemp -d -t registrar-compare.XXXXXX); chmod 755 "$D"
-SINK_PID=""; PF_MASTER=""
+SINK_PID=""; PF_MASTER=""; FLOOR_PID=""
 stop_postfix() {
   if [ -z "$PF_MASTER" ] && [ -f "$D/pf/spool/pid/master.pid" ]; then PF_MASTER=$(tr -d ' \n' < "$D/pf/spool/pid/master.pid"); fi
   # Only signal it while that PID is still a Postfix master (PID reuse).
@@ -69,6 +75,7 @@ stop_postfix() {
 cleanup() {
   set +e
   [ -n "$LG_PID" ] && { kill -TERM "$LG_PID" 2>/dev/null; wait "$LG_PID" 2>/dev/null; }
+  [ -n "$FLOOR_PID" ] && { kill -TERM "$FLOOR_PID" 2>/dev/null; wait "$FLOOR_PID" 2>/dev/null; }
   stop_registrar
   [ -n "$SINK_PID" ] && { kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; }
   stop_postfix
@@ -194,6 +201,27 @@ if has anchors; then
   sync; sleep 2
 fi
 
+FLOOR_RATE=""; FLOOR_CPU=""
+if has floor; then
+  [ -z "$SINK_PID" ] && start_sink
+  before=$(busy_ticks); started=$(date +%s.%N)
+  "$LOADGEN" send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
+    --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "f$$" --source-offset "$SRC" "${PIPE[@]}" \
+    > "$D/floor.out" 2>&1 &
+  FLOOR_PID=$!
+  loadgen send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
+    --per-connection "$FLOOR_PER_CONN" --rcpt "customer@bench.test" --tag "r$$" --source-offset "$((SRC + MSGS))" \
+    "${PIPE[@]}" > "$D/floor-replies.out" 2>&1 || die "the floor's replies failed: $(tail -n 3 "$D/floor-replies.out")"
+  wait "$FLOOR_PID" || die "the floor's load failed: $(tail -n 3 "$D/floor.out")"
+  FLOOR_PID=""
+  ended=$(date +%s.%N)
+  SRC=$((SRC + 2 * MSGS))
+  FLOOR_CPU=$(( ($(busy_ticks) - before) * 1000000 / TICK / MSGS ))
+  FLOOR_RATE=$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))" "$MSGS" "$started" "$ended")
+  printf '%-22s %9s msg/s   %6s us CPU/msg   %s   replies: %s\n' "floor" "$FLOOR_RATE" "$FLOOR_CPU" \
+    "$(grep '^codes:' "$D/floor.out")" "$(grep '^codes:' "$D/floor-replies.out")"
+fi
+
 # Replies go to smtp-sink (the daemon's outbox really sends), started here
 # when the anchors did not run; without it, into .eml files (one file
 # created per reply, which on a busy ext4 can cost more than the intake).
@@ -273,10 +301,15 @@ echo
 echo "== summary (machine load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
 [ -n "$SINK_RATE" ] && echo "smtp-sink               $SINK_RATE msg/s   $SINK_CPU us machine CPU per message"
 [ -n "$PF_RATE" ] && echo "postfix (queue, held)   $PF_RATE msg/s   $PF_CPU us machine CPU per message"
+if [ -n "$FLOOR_RATE" ]; then
+  echo "floor (sink + replies)  $FLOOR_RATE msg/s   $FLOOR_CPU us machine CPU per message and its reply"
+  [ -n "$SINK_RATE" ] && echo "  floor / smtp-sink     $(ratio "$FLOOR_RATE" "$SINK_RATE")   (what no server that replies through the sink can beat)"
+fi
 if [ -n "$RG_RATE" ]; then
   echo "registrar (empty db)    $RG_RATE msg/s   $RG_CPU us machine CPU per message (its replies sent too)   peak RSS ${RSS} MiB (target < 100)"
   [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(ratio "$RG_RATE" "$PF_RATE")   (target >= 3)"
   [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(ratio "$RG_RATE" "$SINK_RATE")   (target >= 0.50)"
+  [ -n "$FLOOR_RATE" ] && echo "  registrar / floor     $(ratio "$RG_RATE" "$FLOOR_RATE")"
 fi
 if [ -n "$RG1M_RATE" ]; then
   echo "registrar ($PREFILL past) $RG1M_RATE msg/s"

@@ -186,17 +186,18 @@ pub fn page(
 }
 
 /// Inserts a pending customer and returns its id.
+/// The insert behind `insert_pending`.
+pub(super) const INSERT_PENDING: &str =
+    "INSERT INTO customers (email, identity, name, company, service, status, source, created_at,
+                            updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)";
+
 pub fn insert_pending(
     conn: &Connection,
     customer: &NewCustomer<'_>,
     now: i64,
 ) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO customers (email, identity, name, company, service, status, source, created_at,
-                                updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT_PENDING)?.execute(params![
         customer.email,
         customer.identity,
         customer.name,

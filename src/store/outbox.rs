@@ -36,14 +36,15 @@ pub struct DueReply {
     pub attempts: u32,
 }
 
+/// The insert behind `enqueue`.
+pub(super) const ENQUEUE: &str =
+    "INSERT INTO outbox (created_at, kind, service, recipient, rate_key, envelope_from, message_id, body,
+                         status, next_attempt_at, verp_token)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?1, ?9)";
+
 /// Queues a reply, due at once.
 pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO outbox (created_at, kind, service, recipient, rate_key, envelope_from, message_id, body,
-                             status, next_attempt_at, verp_token)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?1, ?9)",
-    )?
-    .execute(params![
+    conn.prepare_cached(ENQUEUE)?.execute(params![
         now,
         reply.kind,
         reply.service,

@@ -153,6 +153,38 @@ fn intake_queries_use_indexes_and_scan_no_growing_table() {
 }
 
 #[test]
+fn the_writes_of_a_registration_build_no_temporary_index() {
+    // SQLite checks `x IN (a, b, c)` in a CHECK constraint against an index
+    // it builds for every statement that checks a row (migration 14).
+    let mut conn = Connection::open_in_memory().expect("in-memory database");
+    migrations::run(&mut conn).expect("migrations run");
+    let mut writes = vec![
+        ("new customer", customers::INSERT_PENDING),
+        ("queued reply", outbox::ENQUEUE),
+        ("reply sent", outbox::MARK_SENT),
+    ];
+    writes.extend(
+        reply_counts::ADD_REPLY
+            .iter()
+            .map(|sql| ("reply counted", *sql)),
+    );
+    for (name, sql) in writes {
+        let mut statement = conn
+            .prepare(&format!("EXPLAIN {sql}"))
+            .unwrap_or_else(|e| panic!("cannot explain {sql}: {e}"));
+        let nulls = vec![Null; statement.parameter_count()];
+        let opcodes: Vec<String> = statement
+            .query_map(params_from_iter(nulls), |row| row.get(1))
+            .and_then(Iterator::collect)
+            .unwrap_or_else(|e| panic!("cannot explain {sql}: {e}"));
+        assert!(
+            !opcodes.iter().any(|opcode| opcode == "OpenEphemeral"),
+            "{name} builds a temporary table: {opcodes:?}"
+        );
+    }
+}
+
+#[test]
 fn the_daily_budgets_read_one_key_range_of_the_counters() {
     // At most 24 hourly rows of each key (the service, the domain, the
     // network), however much was ever sent: the budget no longer counts the

@@ -109,7 +109,7 @@ macro_rules! add_reply_sql {
 }
 
 /// `add_reply`'s statement by the number of keys besides the service.
-const ADD_REPLY: [&str; 3] = [
+pub(super) const ADD_REPLY: [&str; 3] = [
     add_reply_sql!(),
     add_reply_sql!("(?3, ?1, ?4, ?2, 1)"),
     add_reply_sql!("(?3, ?1, ?4, ?2, 1)", "(?5, ?1, ?6, ?2, 1)"),
