@@ -88,16 +88,27 @@ impl EmailAddress {
 
     /// Key for uniqueness: ASCII-lowercased local part, A-label domain.
     pub fn identity_key(&self) -> String {
-        format!("{}@{}", self.local.to_ascii_lowercase(), self.domain_ascii)
+        self.key_of(&self.local)
     }
 
     /// Key for rate limits: the identity key without a `+tag`.
     pub fn rate_key(&self) -> String {
-        let local = self.local.to_ascii_lowercase();
-        let base = local
+        let base = self
+            .local
             .split_once('+')
-            .map_or(local.as_str(), |(base, _)| base);
-        format!("{base}@{}", self.domain_ascii)
+            .map_or(self.local.as_str(), |(base, _)| base);
+        self.key_of(base)
+    }
+
+    /// `local@domain`, the local part ASCII-lowercased, in one allocation
+    /// (the writer thread builds several keys per message).
+    fn key_of(&self, local: &str) -> String {
+        let mut key = String::with_capacity(local.len() + 1 + self.domain_ascii.len());
+        key.push_str(local);
+        key.make_ascii_lowercase();
+        key.push('@');
+        key.push_str(&self.domain_ascii);
+        key
     }
 
     /// The local part as received.
