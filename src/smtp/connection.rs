@@ -7,6 +7,7 @@
 //! knows nothing of SMTP commands, deadlines or limits beyond the cap it is
 //! given.
 
+use bytes::BufMut as _;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -124,19 +125,18 @@ impl Connection {
     /// # Errors
     /// `Closed` at end of input, `TimedOut` when the deadline passed.
     pub async fn fill(&mut self, deadline: Instant) -> Result<usize, ReadError> {
-        let mut chunk = [0u8; READ_CHUNK];
-        match tokio::time::timeout_at(deadline, self.io.read(&mut chunk)).await {
+        // Drop what was handed out before growing: the buffer stays within
+        // one cap plus one chunk. The socket writes straight into the
+        // buffer's spare room, at most one chunk, which is never zeroed.
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        self.buffer.reserve(READ_CHUNK);
+        let mut room = (&mut self.buffer).limit(READ_CHUNK);
+        match tokio::time::timeout_at(deadline, self.io.read_buf(&mut room)).await {
             Err(_) => Err(ReadError::TimedOut),
             Ok(Err(error)) => Err(ReadError::Io(error)),
             Ok(Ok(0)) => Err(ReadError::Closed),
-            Ok(Ok(read)) => {
-                // Drop what was handed out before growing: the buffer stays
-                // within one cap plus one chunk.
-                self.buffer.drain(..self.start);
-                self.start = 0;
-                self.buffer.extend_from_slice(&chunk[..read]);
-                Ok(read)
-            }
+            Ok(Ok(read)) => Ok(read),
         }
     }
 

@@ -282,13 +282,14 @@ async fn decide_isolated<I: Intake>(
     raw: Vec<u8>,
 ) -> SmtpReply {
     let logged = (envelope.clone(), job.service_id().to_owned());
+    // Boxed, as a session is: the decision's future is large.
     let decision = tokio::spawn(
-        async move {
+        Box::pin(async move {
             match job {
                 Job::Mail(service) => intake.decide(*service, envelope, raw).await,
                 Job::Bounce(token) => intake.bounce(token, envelope, raw).await,
             }
-        }
+        })
         .instrument(tracing::Span::current()),
     );
     match decision.await {

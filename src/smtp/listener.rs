@@ -119,7 +119,10 @@ impl<I: Intake> SmtpServer<I> {
                     ip,
                 );
                 let open = self.context.metrics.smtp_session();
-                sessions.spawn(serve(session, ticket, open).instrument(span));
+                // Boxed: the session's future is large, and spawning moves
+                // it several times on its way into the task; a box moves as
+                // a pointer.
+                sessions.spawn(Box::pin(serve(session, ticket, open)).instrument(span));
             }
             Err(refusal) => {
                 tracing::info!(event = "refused", smtp.remote_ip = %ip, reason = ?refusal, "SMTP connection refused");
