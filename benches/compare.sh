@@ -219,7 +219,7 @@ if has floor; then
   FLOOR_CPU=$(( ($(busy_ticks) - before) * 1000000 / TICK / MSGS ))
   FLOOR_RATE=$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))" "$MSGS" "$started" "$ended")
   printf '%-22s %9s msg/s   %6s us CPU/msg   %s   replies: %s\n' "floor" "$FLOOR_RATE" "$FLOOR_CPU" \
-    "$(grep '^codes:' "$D/floor.out")" "$(grep '^codes:' "$D/floor-replies.out")"
+    "$(grep '^codes:' "$D/floor.out")" "$(grep '^codes:' "$D/floor-replies.out" | sed 's/^codes: //')"
 fi
 
 # Replies go to smtp-sink (the daemon's outbox really sends), started here
