@@ -13,6 +13,15 @@ enum Migration {
     Code(fn(&Transaction<'_>) -> anyhow::Result<()>),
 }
 
+impl Migration {
+    fn apply(self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        match self {
+            Migration::Sql(sql) => Ok(tx.execute_batch(sql)?),
+            Migration::Code(step) => step(tx),
+        }
+    }
+}
+
 /// Every migration, oldest first. Never edit one that has shipped; add another.
 const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("migrations/0001_initial.sql")),
@@ -51,10 +60,7 @@ pub fn run(conn: &mut Connection) -> anyhow::Result<()> {
     );
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
-        match migration {
-            Migration::Sql(sql) => tx.execute_batch(sql)?,
-            Migration::Code(step) => step(&tx)?,
-        }
+        migration.apply(&tx)?;
         tx.pragma_update(None, "user_version", i64::try_from(index + 1)?)?;
         tx.commit()?;
         tracing::info!(schema.version = index + 1, "database migrated");
@@ -126,10 +132,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().expect("in-memory database");
         for (index, migration) in MIGRATIONS[..version].iter().enumerate() {
             let tx = conn.transaction().expect("transaction");
-            match migration {
-                Migration::Sql(sql) => tx.execute_batch(sql).expect("script runs"),
-                Migration::Code(step) => step(&tx).expect("step runs"),
-            }
+            migration.apply(&tx).expect("migration runs");
             tx.pragma_update(
                 None,
                 "user_version",
