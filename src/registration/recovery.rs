@@ -20,7 +20,7 @@ use crate::replies;
 use crate::settings::Settings;
 use crate::store::account_tokens::{self, Purpose};
 use crate::store::customers::{self, Status};
-use crate::store::reply_counts::{self, Scope};
+use crate::store::reply_counts::{self, Keys};
 use crate::store::{self, suppressions};
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -244,7 +244,7 @@ fn request_tx(
     }
     // A link sent to an active customer counts against the service's daily
     // reply budget, as the "already active" notice does.
-    reply_counts::add(conn, Scope::Service, &service.id, "", now)?;
+    reply_counts::add_reply(conn, &service.id, Keys::default(), now)?;
     record(
         conn,
         channel,

@@ -185,13 +185,13 @@ pub fn page(
         .collect()
 }
 
-/// Inserts a pending customer and returns its id.
 /// The insert behind `insert_pending`.
 pub(super) const INSERT_PENDING: &str =
     "INSERT INTO customers (email, identity, name, company, service, status, source, created_at,
                             updated_at)
      VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)";
 
+/// Inserts a pending customer and returns its id.
 pub fn insert_pending(
     conn: &Connection,
     customer: &NewCustomer<'_>,

@@ -51,6 +51,11 @@ pub fn latest() -> usize {
 /// # Errors
 /// Fails when a migration fails or the database is newer than this binary.
 pub fn run(conn: &mut Connection) -> anyhow::Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// `run`, stopping at schema version `target`.
+fn migrate_to(conn: &mut Connection, target: usize) -> anyhow::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let current = usize::try_from(current)?;
     anyhow::ensure!(
@@ -58,7 +63,7 @@ pub fn run(conn: &mut Connection) -> anyhow::Result<()> {
         "the database schema (version {current}) is newer than this registrar (version {})",
         MIGRATIONS.len()
     );
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, migration) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
         let tx = conn.transaction()?;
         migration.apply(&tx)?;
         tx.pragma_update(None, "user_version", i64::try_from(index + 1)?)?;
@@ -130,17 +135,7 @@ mod tests {
     /// A database migrated to `version` only.
     fn migrated_to(version: usize) -> Connection {
         let mut conn = Connection::open_in_memory().expect("in-memory database");
-        for (index, migration) in MIGRATIONS[..version].iter().enumerate() {
-            let tx = conn.transaction().expect("transaction");
-            migration.apply(&tx).expect("migration runs");
-            tx.pragma_update(
-                None,
-                "user_version",
-                i64::try_from(index + 1).expect("small"),
-            )
-            .expect("version");
-            tx.commit().expect("commit");
-        }
+        migrate_to(&mut conn, version).expect("migrates");
         conn
     }
 

@@ -10,27 +10,6 @@ use rusqlite::{Connection, params, params_from_iter};
 
 const HOUR_SECS: i64 = 3600;
 
-/// What a count is kept per.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// The service itself (its key is empty).
-    Service,
-    /// The A-label domain of the address replied to.
-    Domain,
-    /// The network of the client whose request was answered.
-    Network,
-}
-
-impl Scope {
-    fn as_str(self) -> &'static str {
-        match self {
-            Scope::Service => "service",
-            Scope::Domain => "domain",
-            Scope::Network => "network",
-        }
-    }
-}
-
 /// The counts behind `last_day`: one range of the primary key per scope,
 /// read in one statement. A key bound to NULL (no domain, no counted
 /// network) matches nothing.
@@ -79,22 +58,6 @@ pub fn last_day(
     )
 }
 
-/// Counts one reply for `key` of `service` at `now`.
-pub fn add(
-    conn: &Connection,
-    scope: Scope,
-    service: &str,
-    key: &str,
-    now: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO reply_counts (scope, service, key, hour, replies) VALUES (?1, ?2, ?3, ?4, 1)
-         ON CONFLICT (scope, service, key, hour) DO UPDATE SET replies = replies + 1",
-    )?
-    .execute(params![scope.as_str(), service, key, now / HOUR_SECS])?;
-    Ok(())
-}
-
 /// The upsert of one reply's counts: the service's row, then one row per
 /// further key (`?3`/`?4` its scope and key, `?5`/`?6` the next one's).
 macro_rules! add_reply_sql {
@@ -125,9 +88,8 @@ pub fn add_reply(
 ) -> rusqlite::Result<()> {
     let hour = now / HOUR_SECS;
     let further: Vec<(&str, &str)> = [
-        keys.domain.map(|domain| (Scope::Domain.as_str(), domain)),
-        keys.network
-            .map(|network| (Scope::Network.as_str(), network)),
+        keys.domain.map(|domain| ("domain", domain)),
+        keys.network.map(|network| ("network", network)),
     ]
     .into_iter()
     .flatten()
@@ -216,7 +178,7 @@ mod tests {
         let both = keys(Some("a.test"), Some("192.0.2.0/24"));
         add_reply(&conn, "desk", both, NOW - 24 * HOUR_SECS).expect("counted");
         add_reply(&conn, "desk", both, NOW - 23 * HOUR_SECS).expect("counted");
-        add(&conn, Scope::Service, "desk", "", NOW).expect("counted");
+        add_reply(&conn, "desk", Keys::default(), NOW).expect("counted");
         assert_eq!(
             last_day(&conn, "desk", both, NOW).expect("read"),
             DayCounts {
