@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("migrations/0012_counters_and_retention.sql")),
     Migration::Sql(include_str!("migrations/0013_purge_and_copy_indexes.sql")),
     Migration::Code(equality_checks),
+    Migration::Sql(include_str!("migrations/0015_outbox_bodies.sql")),
 ];
 
 /// The schema version this binary migrates to.
@@ -198,6 +199,57 @@ mod tests {
             refused.to_string().contains("CHECK constraint failed"),
             "{refused}"
         );
+    }
+
+    fn insert_reply(conn: &Connection, status: &str, body: Option<&[u8]>) -> i64 {
+        conn.execute(
+            "INSERT INTO outbox (created_at, kind, recipient, rate_key, envelope_from, message_id,
+                                 body, status, next_attempt_at)
+             VALUES (1, 'activation', 'a@example.com', 'a@example.com', '', 'm', ?1, ?2, 1)",
+            params![body, status],
+        )
+        .expect("valid at schema 14");
+        conn.last_insert_rowid()
+    }
+
+    #[test]
+    fn queued_bodies_move_to_their_own_table_and_stay_deliverable() {
+        let mut conn = migrated_to(14);
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .expect("as the store runs");
+        let queued = insert_reply(&conn, "queued", Some(b"a live link"));
+        insert_reply(&conn, "sent", None);
+
+        run(&mut conn).expect("migrates");
+
+        let bodies: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT outbox_id, body FROM outbox_bodies")
+            .and_then(|mut s| {
+                s.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect()
+            })
+            .expect("bodies read");
+        assert_eq!(bodies, vec![(queued, b"a live link".to_vec())]);
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM outbox WHERE body IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("counted");
+        assert_eq!(left, 0, "no body is left in the outbox rows");
+        let due = crate::store::outbox::next_due(&conn, 2, 10).expect("claims");
+        assert_eq!(due.len(), 1, "the queued reply is still due");
+        assert_eq!(
+            (due[0].id, due[0].body.as_slice()),
+            (queued, &b"a live link"[..])
+        );
+        conn.execute("DELETE FROM outbox WHERE id = ?1", [queued])
+            .expect("deletes");
+        let bodies: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox_bodies", [], |r| r.get(0))
+            .expect("counted");
+        assert_eq!(bodies, 0, "a deleted reply takes its body with it");
     }
 
     #[test]

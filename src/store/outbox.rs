@@ -1,7 +1,9 @@
-//! The `outbox` table: rendered replies waiting for delivery, with their
-//! retry state and what the relay answered to the last attempt. Bodies are
-//! erased once delivered, because they hold live activation links; the rest
-//! of the row stays, so an operator can see what became of each mail.
+//! The `outbox` table: replies waiting for delivery, with their retry state
+//! and what the relay answered to the last attempt. Their rendered bodies
+//! are rows of `outbox_bodies`, deleted once the reply is delivered or given
+//! up, because they hold live activation links; the outbox row stays, so an
+//! operator can see what became of each mail. Kept apart, a delivered
+//! body's page is freed and reused, and the outbox rows pack densely.
 
 use crate::policy::{Bouncing, ReplyHistory};
 use rusqlite::{Connection, params};
@@ -36,11 +38,14 @@ pub struct DueReply {
     pub attempts: u32,
 }
 
-/// The insert behind `enqueue`.
+/// The insert behind `enqueue`: the reply's row.
 pub(super) const ENQUEUE: &str =
-    "INSERT INTO outbox (created_at, kind, service, recipient, rate_key, envelope_from, message_id, body,
+    "INSERT INTO outbox (created_at, kind, service, recipient, rate_key, envelope_from, message_id,
                          status, next_attempt_at, verp_token)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?1, ?9)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?1, ?8)";
+
+/// The insert behind `enqueue`: the reply's body.
+pub(super) const ENQUEUE_BODY: &str = "INSERT INTO outbox_bodies (outbox_id, body) VALUES (?1, ?2)";
 
 /// Queues a reply, due at once.
 pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::Result<i64> {
@@ -52,10 +57,20 @@ pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::R
         reply.rate_key,
         reply.envelope_from,
         reply.message_id,
-        reply.body,
         reply.verp_token
     ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(ENQUEUE_BODY)?
+        .execute(params![id, reply.body])?;
+    Ok(id)
+}
+
+/// Deletes a reply's body, once it is delivered or given up.
+pub(super) const DELETE_BODY: &str = "DELETE FROM outbox_bodies WHERE outbox_id = ?1";
+
+fn delete_body(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(DELETE_BODY)?.execute([id])?;
+    Ok(())
 }
 
 /// An address's replies of the last day: bounded by the per-address limits.
@@ -77,8 +92,10 @@ pub fn history(conn: &Connection, rate_key: &str, now: i64) -> rusqlite::Result<
 /// The outbox's claim: the oldest due replies, from the `outbox_due` index;
 /// bodies are read only for the rows the limit takes.
 pub(super) const NEXT_DUE: &str =
-    "SELECT id, service, recipient, envelope_from, body, attempts FROM outbox
-     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2";
+    "SELECT o.id, o.service, o.recipient, o.envelope_from, b.body, o.attempts
+     FROM outbox o JOIN outbox_bodies b ON b.outbox_id = o.id
+     WHERE o.status = 'queued' AND o.next_attempt_at <= ?1
+     ORDER BY o.next_attempt_at, o.id LIMIT ?2";
 
 /// Up to `limit` queued replies due at `now`, oldest first.
 pub fn next_due(conn: &Connection, now: i64, limit: usize) -> rusqlite::Result<Vec<DueReply>> {
@@ -116,11 +133,11 @@ pub struct Attempt<'a> {
 }
 
 pub(super) const MARK_SENT: &str = "UPDATE outbox
-     SET status = 'sent', sent_at = ?2, body = NULL, attempts = attempts + 1, last_error = NULL,
+     SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL,
          last_attempt_at = ?2, last_reply_code = ?3, last_reply = ?4
      WHERE id = ?1";
 
-/// Marks a reply delivered (the relay's `250`) and erases its body.
+/// Marks a reply delivered (the relay's `250`) and deletes its body.
 pub fn mark_sent(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(MARK_SENT)?.execute(params![
         id,
@@ -128,7 +145,7 @@ pub fn mark_sent(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::
         attempt.code,
         attempt.reply
     ])?;
-    Ok(())
+    delete_body(conn, id)
 }
 
 /// Records a failed attempt and when to try again.
@@ -154,25 +171,25 @@ pub fn mark_retry(
 }
 
 /// Gives up on a reply after its last attempt (or a permanent refusal); the
-/// body is erased.
+/// body is deleted.
 pub fn mark_dead(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, body = NULL, last_error = ?3,
+        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?3,
                            last_attempt_at = ?2, last_reply_code = ?4, last_reply = ?3
          WHERE id = ?1",
     )?
     .execute(params![id, attempt.at, attempt.reply, attempt.code])?;
-    Ok(())
+    delete_body(conn, id)
 }
 
 /// What became of one delivery attempt, as the row records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Delivered: the body is erased.
+    /// Delivered: the body is deleted.
     Sent,
     /// Failed; tried again at this Unix time.
     Retry(i64),
-    /// Failed for good: the body is erased.
+    /// Failed for good: the body is deleted.
     Dead,
 }
 
@@ -320,7 +337,7 @@ pub fn by_rate_key(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<Re
         .collect()
 }
 
-/// Deletes a reply, queued or not.
+/// Deletes a reply, queued or not (its body with it: `ON DELETE CASCADE`).
 pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
         .execute([id])?;
@@ -328,14 +345,19 @@ pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
 }
 
 /// Gives up on every reply still queued to one recipient (an address that
-/// asked never to be mailed); their bodies are erased. Returns how many.
+/// asked never to be mailed); their bodies are deleted. Returns how many.
 pub fn cancel_queued_to(
     conn: &Connection,
     rate_key: &str,
     recipient: &str,
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(
-        "UPDATE outbox SET status = 'dead', body = NULL, last_error = 'the recipient opted out'
+        "DELETE FROM outbox_bodies WHERE outbox_id IN
+           (SELECT id FROM outbox WHERE rate_key = ?1 AND recipient = ?2 AND status = 'queued')",
+    )?
+    .execute(params![rate_key, recipient])?;
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'dead', last_error = 'the recipient opted out'
          WHERE rate_key = ?1 AND recipient = ?2 AND status = 'queued'",
     )?
     .execute(params![rate_key, recipient])

@@ -176,7 +176,9 @@ fn rows_by_recipient(app: &TestApp) -> HashMap<String, (String, i64, Option<i64>
     let db = app.db();
     let mut statement = db
         .prepare(
-            "SELECT recipient, status, attempts, last_reply_code, body IS NOT NULL FROM outbox",
+            "SELECT recipient, status, attempts, last_reply_code,
+                    EXISTS (SELECT 1 FROM outbox_bodies b WHERE b.outbox_id = outbox.id)
+             FROM outbox",
         )
         .expect("prepare");
     statement

@@ -56,13 +56,15 @@ async fn the_raw_token_is_never_stored() {
         .query_row("SELECT hash FROM activation_tokens", [], |r| r.get(0))
         .expect("a token row");
     assert_eq!(stored.len(), 32, "only a SHA-256 hash is stored");
-    let body: Option<Vec<u8>> = db
-        .query_row("SELECT body FROM outbox", [], |r| r.get(0))
-        .expect("an outbox row");
-    assert!(
-        body.is_none(),
-        "the delivered body (with the link) is erased"
-    );
+    let (replies, bodies): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM outbox_bodies)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("counts the outbox");
+    assert_eq!(replies, 1, "the reply's row stays");
+    assert_eq!(bodies, 0, "the delivered body (with the link) is deleted");
     for suffix in ["", "-wal"] {
         let path = format!("{}{suffix}", app.db_path.display());
         let dump: Vec<u8> = std::fs::read(&path).unwrap_or_default();
