@@ -4,8 +4,11 @@
 # CPU time of compare.sh move by tens of percent between two runs of one
 # build; an instruction count moves by about one. It counts user space only
 # (no kernel time: syscalls and TCP are not in it), and valgrind counts a
-# `rep movsb` copy per byte, so it overstates what copying costs: compare two
-# builds with it, and confirm with compare.sh in interleaved runs.
+# `rep movsb` copy per byte, so it overstates what copying costs. Valgrind
+# also hides the CPU's SHA extensions, so SHA-256 runs in software under it
+# (a fifth of a tokio thread's count, where `perf` finds under 1 %
+# natively). Compare two builds with it, and confirm with compare.sh in
+# interleaved runs.
 #
 # The same load as compare.sh, at valgrind's pace: MSGS messages from
 # distinct senders and client addresses, 10 sessions, one per connection,
