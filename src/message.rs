@@ -216,8 +216,11 @@ struct HeaderFacts {
     authentication_results: Vec<String>,
 }
 
+/// Reads the header section only: nothing here needs the body, and the
+/// body of a large message (its MIME parts, a base64 attachment decoded)
+/// would cost far more than its headers.
 fn extract_headers(raw: &[u8]) -> Option<HeaderFacts> {
-    let message = MessageParser::default().parse(raw)?;
+    let message = MessageParser::default().parse_headers(raw)?;
     if message.headers().is_empty() {
         return None;
     }
