@@ -26,18 +26,19 @@ const LINGER_BYTES: usize = 64 * 1024;
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// One piece of input, at most the cap it was asked for.
+/// One piece of input, at most the cap it was asked for, lent from the
+/// connection's buffer until the next read.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece {
+pub enum Piece<'a> {
     /// Bytes up to and including an LF.
-    Line(Vec<u8>),
+    Line(&'a [u8]),
     /// The cap was reached without an LF; more of the same line follows.
     /// Never ends in CR, so a CR LF pair is never split across pieces.
-    Partial(Vec<u8>),
+    Partial(&'a [u8]),
 }
 
-impl Piece {
-    pub fn bytes(&self) -> &[u8] {
+impl<'a> Piece<'a> {
+    pub fn bytes(&self) -> &'a [u8] {
         match self {
             Piece::Line(bytes) | Piece::Partial(bytes) => bytes,
         }
@@ -91,13 +92,14 @@ impl Connection {
     }
 
     /// Hands out the next piece from the buffer, at most `cap` bytes, or
-    /// `None` when more input is needed.
-    pub fn take_piece(&mut self, cap: usize) -> Option<Piece> {
+    /// `None` when more input is needed. The piece is lent, not copied: a
+    /// message body is read a line at a time, and its lines go straight
+    /// from here into the message. `fill` drops what was handed out.
+    pub fn take_piece(&mut self, cap: usize) -> Option<Piece<'_>> {
         let cap = cap.max(2);
         let unread = &self.buffer[self.start..];
-        let newline = unread.iter().take(cap).position(|&b| b == b'\n');
-        let piece = if let Some(at) = newline {
-            Piece::Line(unread[..=at].to_vec())
+        let piece = if let Some(at) = memchr::memchr(b'\n', &unread[..unread.len().min(cap)]) {
+            Piece::Line(&unread[..=at])
         } else if unread.len() < cap {
             return None;
         } else {
@@ -108,13 +110,9 @@ impl Connection {
             } else {
                 cap
             };
-            Piece::Partial(unread[..cut].to_vec())
+            Piece::Partial(&unread[..cut])
         };
         self.start += piece.bytes().len();
-        if self.start == self.buffer.len() {
-            self.buffer.clear();
-            self.start = 0;
-        }
         Some(piece)
     }
 
@@ -219,10 +217,9 @@ impl Connection {
 /// Whether `bytes` hold a CR not followed by LF or an LF not preceded by CR.
 /// Pieces never split a CR LF pair, so judging each piece alone is exact.
 pub fn has_bare_line_ending(bytes: &[u8]) -> bool {
-    bytes.iter().enumerate().any(|(at, &byte)| match byte {
+    memchr::memchr2_iter(b'\r', b'\n', bytes).any(|at| match bytes[at] {
         b'\n' => at == 0 || bytes[at - 1] != b'\r',
-        b'\r' => bytes.get(at + 1) != Some(&b'\n'),
-        _ => false,
+        _ => bytes.get(at + 1) != Some(&b'\n'),
     })
 }
 
@@ -310,11 +307,11 @@ mod tests {
         let mut connection = connection_with(b"EHLO a\r\nNOOP\r\nQU");
         assert_eq!(
             connection.take_piece(100),
-            Some(Piece::Line(b"EHLO a\r\n".to_vec()))
+            Some(Piece::Line(&b"EHLO a\r\n"[..]))
         );
         assert_eq!(
             connection.take_piece(100),
-            Some(Piece::Line(b"NOOP\r\n".to_vec()))
+            Some(Piece::Line(&b"NOOP\r\n"[..]))
         );
         assert_eq!(connection.take_piece(100), None);
         assert_eq!(connection.buffered(), 2);
@@ -323,31 +320,16 @@ mod tests {
     #[test]
     fn a_line_longer_than_the_cap_comes_out_in_partial_pieces() {
         let mut connection = connection_with(b"abcdefgh\r\n");
-        assert_eq!(
-            connection.take_piece(4),
-            Some(Piece::Partial(b"abcd".to_vec()))
-        );
-        assert_eq!(
-            connection.take_piece(4),
-            Some(Piece::Partial(b"efgh".to_vec()))
-        );
-        assert_eq!(
-            connection.take_piece(4),
-            Some(Piece::Line(b"\r\n".to_vec()))
-        );
+        assert_eq!(connection.take_piece(4), Some(Piece::Partial(&b"abcd"[..])));
+        assert_eq!(connection.take_piece(4), Some(Piece::Partial(&b"efgh"[..])));
+        assert_eq!(connection.take_piece(4), Some(Piece::Line(&b"\r\n"[..])));
     }
 
     #[test]
     fn a_partial_piece_never_ends_between_cr_and_lf() {
         let mut connection = connection_with(b"abc\r\ndef");
-        assert_eq!(
-            connection.take_piece(4),
-            Some(Piece::Partial(b"abc".to_vec()))
-        );
-        assert_eq!(
-            connection.take_piece(4),
-            Some(Piece::Line(b"\r\n".to_vec()))
-        );
+        assert_eq!(connection.take_piece(4), Some(Piece::Partial(&b"abc"[..])));
+        assert_eq!(connection.take_piece(4), Some(Piece::Line(&b"\r\n"[..])));
     }
 
     #[test]

@@ -303,7 +303,7 @@ impl<I: Intake> Session<I> {
                 }
                 match piece {
                     Piece::Partial(_) => too_long = true,
-                    Piece::Line(line) if !too_long => return Ok(Some(line)),
+                    Piece::Line(line) if !too_long => return Ok(Some(line.to_vec())),
                     Piece::Line(_) => {
                         self.refuse(answer::line_too_long()).await?;
                         return Ok(None);
