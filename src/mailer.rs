@@ -74,17 +74,20 @@ pub fn compose(addressing: Addressing<'_>, reply: &Reply) -> anyhow::Result<Vec<
             &encoded_now
         }
     };
-    let from = Mailbox::new(
-        Some(clean_display_name(addressing.from_name)),
-        to_address(addressing.from)?,
-    );
-    let to = Mailbox::new(None, to_address(addressing.to)?);
+    let (sender, recipient) = (to_address(addressing.from)?, to_address(addressing.to)?);
+    // Named, so that lettre does not parse the From and To headers back to
+    // work it out: the bytes are sent with the outbox row's own envelope.
+    let envelope = Envelope::new(Some(sender.clone()), vec![recipient.clone()])
+        .context("failed to address the reply")?;
+    let from = Mailbox::new(Some(clean_display_name(addressing.from_name)), sender);
+    let to = Mailbox::new(None, recipient);
     let content_type = ContentType::parse(&format!(
         "multipart/alternative; boundary=\"{}\"",
         body.boundary()
     ))
     .context("failed to name the reply's boundary")?;
     let mut builder = Message::builder()
+        .envelope(envelope)
         .from(from)
         .to(to)
         .subject(reply.subject.clone())
