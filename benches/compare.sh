@@ -54,7 +54,7 @@ has anchors && ensure_postfix
 build
 
 D=$(mktemp -d -t registrar-compare.XXXXXX); chmod 755 "$D"
-SINK_PID=""; PF_MASTER=""; FLOOR_PID=""
+PF_MASTER=""; FLOOR_PID=""
 stop_postfix() {
   if [ -z "$PF_MASTER" ] && [ -f "$D/pf/spool/pid/master.pid" ]; then PF_MASTER=$(tr -d ' \n' < "$D/pf/spool/pid/master.pid"); fi
   # Only signal it while that PID is still a Postfix master (PID reuse).
@@ -77,18 +77,12 @@ cleanup() {
   [ -n "$LG_PID" ] && { kill -TERM "$LG_PID" 2>/dev/null; wait "$LG_PID" 2>/dev/null; }
   [ -n "$FLOOR_PID" ] && { kill -TERM "$FLOOR_PID" 2>/dev/null; wait "$FLOOR_PID" 2>/dev/null; }
   stop_registrar
-  [ -n "$SINK_PID" ] && { kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; }
+  stop_sink
   stop_postfix
   if [ "${KEEP_DIR:-0}" = 1 ]; then echo "# kept $D" >&2; else rm -rf "$D"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-start_sink() {
-  ( cd / && exec smtp-sink -u nobody 127.0.0.1:"$SINK_PORT" 256 ) &
-  SINK_PID=$!
-  wait_port "$SINK_PORT" || die "smtp-sink did not come up"
-}
 
 # A private Postfix instance (config and queue under $D/pf) that fsyncs
 # every message into its queue and parks it in hold/: acceptance only.

@@ -28,19 +28,16 @@ need_free_ports "$RG_SMTP" "$RG_HTTP" "$SINK_PORT"
 build
 
 D=$(mktemp -d -t registrar-instructions.XXXXXX); chmod 755 "$D"
-SINK_PID=""
 cleanup() {
   set +e
   stop_registrar
-  [ -n "$SINK_PID" ] && { kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null; }
+  stop_sink
   if [ "${KEEP_DIR:-0}" = 1 ]; then echo "# kept $D" >&2; else rm -rf "$D"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-( cd / && exec smtp-sink -u nobody 127.0.0.1:"$SINK_PORT" 256 ) &
-SINK_PID=$!
-wait_port "$SINK_PORT" || die "smtp-sink did not come up"
+start_sink
 
 write_config "$D/rg" "$RG_SMTP" "$RG_HTTP" "smtp://127.0.0.1:$SINK_PORT" lifted
 (cd "$D/rg" && RUST_LOG=warn exec valgrind --tool=callgrind --separate-threads=yes \

@@ -38,6 +38,22 @@ ensure_postfix() {
   command -v smtp-sink >/dev/null || die "smtp-sink still missing after installing postfix"
 }
 
+# --- smtp-sink: the relay the daemon's replies go to (and the null server) ---
+SINK_PID=""
+# start_sink: Postfix's smtp-sink on 127.0.0.1:$SINK_PORT.
+start_sink() {
+  ( cd / && exec smtp-sink -u nobody 127.0.0.1:"$SINK_PORT" 256 ) &
+  SINK_PID=$!
+  wait_port "$SINK_PORT" || die "smtp-sink did not come up"
+}
+
+stop_sink() {
+  [ -n "$SINK_PID" ] || return 0
+  kill "$SINK_PID" 2>/dev/null
+  wait "$SINK_PID" 2>/dev/null
+  SINK_PID=""
+}
+
 # --- registrar --------------------------------------------------------------
 RG_PID=""
 # write_config DIR SMTP_PORT HTTP_PORT RELAY LIMITS(lifted|default)
