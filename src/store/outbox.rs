@@ -1,11 +1,9 @@
 //! The `outbox` table: replies waiting for delivery, with their retry state
 //! and what the relay answered to the last attempt. Their rendered bodies
-//! are rows of `outbox_bodies`, which hold live activation links and so go
-//! as soon as a reply is no longer queued (the schema's trigger
-//! `outbox_bodies_go_when_finished`) or is deleted (`ON DELETE CASCADE`);
-//! the outbox row stays, so an operator can see what became of each mail.
-//! Kept apart, a delivered body's page is freed and reused, and the outbox
-//! rows pack densely.
+//! are rows of `outbox_bodies`, deleted once the reply is delivered or given
+//! up, because they hold live activation links; the outbox row stays, so an
+//! operator can see what became of each mail. Kept apart, a delivered
+//! body's page is freed and reused, and the outbox rows pack densely.
 
 use crate::policy::{Bouncing, ReplyHistory};
 use rusqlite::{Connection, params};
@@ -65,6 +63,14 @@ pub fn enqueue(conn: &Connection, reply: &NewReply<'_>, now: i64) -> rusqlite::R
     conn.prepare_cached(ENQUEUE_BODY)?
         .execute(params![id, reply.body])?;
     Ok(id)
+}
+
+/// Deletes a reply's body, once it is delivered or given up.
+pub(super) const DELETE_BODY: &str = "DELETE FROM outbox_bodies WHERE outbox_id = ?1";
+
+fn delete_body(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(DELETE_BODY)?.execute([id])?;
+    Ok(())
 }
 
 /// An address's replies of the last day: bounded by the per-address limits.
@@ -131,7 +137,7 @@ pub(super) const MARK_SENT: &str = "UPDATE outbox
          last_attempt_at = ?2, last_reply_code = ?3, last_reply = ?4
      WHERE id = ?1";
 
-/// Marks a reply delivered (the relay's `250`); its body goes.
+/// Marks a reply delivered (the relay's `250`) and deletes its body.
 pub fn mark_sent(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(MARK_SENT)?.execute(params![
         id,
@@ -139,7 +145,7 @@ pub fn mark_sent(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::
         attempt.code,
         attempt.reply
     ])?;
-    Ok(())
+    delete_body(conn, id)
 }
 
 /// Records a failed attempt and when to try again.
@@ -164,8 +170,8 @@ pub fn mark_retry(
     Ok(())
 }
 
-/// Gives up on a reply after its last attempt (or a permanent refusal); its
-/// body goes.
+/// Gives up on a reply after its last attempt (or a permanent refusal); the
+/// body is deleted.
 pub fn mark_dead(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?3,
@@ -173,17 +179,17 @@ pub fn mark_dead(conn: &Connection, id: i64, attempt: Attempt<'_>) -> rusqlite::
          WHERE id = ?1",
     )?
     .execute(params![id, attempt.at, attempt.reply, attempt.code])?;
-    Ok(())
+    delete_body(conn, id)
 }
 
 /// What became of one delivery attempt, as the row records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Delivered: the body goes.
+    /// Delivered: the body is deleted.
     Sent,
     /// Failed; tried again at this Unix time.
     Retry(i64),
-    /// Failed for good: the body goes.
+    /// Failed for good: the body is deleted.
     Dead,
 }
 
@@ -339,12 +345,17 @@ pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
 }
 
 /// Gives up on every reply still queued to one recipient (an address that
-/// asked never to be mailed); their bodies go. Returns how many.
+/// asked never to be mailed); their bodies are deleted. Returns how many.
 pub fn cancel_queued_to(
     conn: &Connection,
     rate_key: &str,
     recipient: &str,
 ) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM outbox_bodies WHERE outbox_id IN
+           (SELECT id FROM outbox WHERE rate_key = ?1 AND recipient = ?2 AND status = 'queued')",
+    )?
+    .execute(params![rate_key, recipient])?;
     conn.prepare_cached(
         "UPDATE outbox SET status = 'dead', last_error = 'the recipient opted out'
          WHERE rate_key = ?1 AND recipient = ?2 AND status = 'queued'",

@@ -51,6 +51,7 @@ fn queries() -> Vec<(&'static str, String)> {
         ("outbox claim", outbox::NEXT_DUE.into()),
         ("outbox next due time", outbox::NEXT_DUE_AT.into()),
         ("outbox mark sent", outbox::MARK_SENT.into()),
+        ("outbox body deleted", outbox::DELETE_BODY.into()),
         ("reply named by a VERP token", bounces::BY_VERP_TOKEN.into()),
         ("bouncing address", bounces::IS_BOUNCING.into()),
         ("outbox depth (scrape)", outbox::QUEUED.into()),
@@ -165,6 +166,7 @@ fn the_writes_of_a_registration_build_no_temporary_index() {
         ("new customer", customers::INSERT_PENDING),
         ("queued reply", outbox::ENQUEUE),
         ("queued reply's body", outbox::ENQUEUE_BODY),
+        ("reply's body deleted", outbox::DELETE_BODY),
         ("reply sent", outbox::MARK_SENT),
     ];
     writes.extend(

@@ -10,13 +10,6 @@ CREATE TABLE outbox_bodies (
     outbox_id INTEGER PRIMARY KEY REFERENCES outbox (id) ON DELETE CASCADE,
     body      BLOB    NOT NULL
 );
--- A body lives only while its reply is queued: sent, given up or cancelled,
--- it goes, whatever statement changed the status.
-CREATE TRIGGER outbox_bodies_go_when_finished AFTER UPDATE OF status ON outbox
-    WHEN NEW.status != 'queued'
-BEGIN
-    DELETE FROM outbox_bodies WHERE outbox_id = NEW.id;
-END;
 -- Only queued replies still have a body (sending or giving up erased it).
 INSERT INTO outbox_bodies (outbox_id, body)
     SELECT id, body FROM outbox WHERE status = 'queued' AND body IS NOT NULL;
