@@ -201,6 +201,8 @@ mod tests {
         );
     }
 
+    use crate::store::outbox;
+
     fn insert_reply(conn: &Connection, status: &str, body: Option<&[u8]>) -> i64 {
         conn.execute(
             "INSERT INTO outbox (created_at, kind, recipient, rate_key, envelope_from, message_id,
@@ -213,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn queued_bodies_move_to_their_own_table_and_stay_deliverable() {
+    fn queued_bodies_move_to_their_own_table_and_go_when_their_reply_is_sent() {
         let mut conn = migrated_to(14);
         conn.pragma_update(None, "foreign_keys", "ON")
             .expect("as the store runs");
@@ -238,18 +240,35 @@ mod tests {
             )
             .expect("counted");
         assert_eq!(left, 0, "no body is left in the outbox rows");
-        let due = crate::store::outbox::next_due(&conn, 2, 10).expect("claims");
+        let due = outbox::next_due(&conn, 2, 10).expect("claims");
         assert_eq!(due.len(), 1, "the queued reply is still due");
         assert_eq!(
             (due[0].id, due[0].body.as_slice()),
             (queued, &b"a live link"[..])
         );
-        conn.execute("DELETE FROM outbox WHERE id = ?1", [queued])
+        let bodies = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM outbox_bodies", [], |r| r.get(0))
+                .expect("counted")
+        };
+        let attempt = outbox::Attempt {
+            at: 3,
+            code: Some(451),
+            reply: "try later",
+        };
+        outbox::mark_retry(&conn, queued, 4, attempt).expect("retries");
+        assert_eq!(bodies(&conn), 1, "a reply tried again keeps its body");
+        outbox::mark_sent(&conn, queued, attempt).expect("sent");
+        assert_eq!(bodies(&conn), 0, "a sent reply's body goes");
+
+        let again = insert_reply(&conn, "queued", None);
+        conn.execute(
+            "INSERT INTO outbox_bodies (outbox_id, body) VALUES (?1, x'00')",
+            [again],
+        )
+        .expect("a body");
+        conn.execute("DELETE FROM outbox WHERE id = ?1", [again])
             .expect("deletes");
-        let bodies: i64 = conn
-            .query_row("SELECT COUNT(*) FROM outbox_bodies", [], |r| r.get(0))
-            .expect("counted");
-        assert_eq!(bodies, 0, "a deleted reply takes its body with it");
+        assert_eq!(bodies(&conn), 0, "a deleted reply takes its body with it");
     }
 
     #[test]
