@@ -18,7 +18,7 @@ use crate::registration::{Registrar, secs};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use crate::store::{
-    self, account_tokens, customers, inbound, outbox, reply_counts, sessions, suppressions,
+    self, Walked, account_tokens, customers, inbound, outbox, reply_counts, sessions, suppressions,
     webhook_events,
 };
 use rusqlite::Connection;
@@ -116,8 +116,8 @@ impl Registrar {
         })
         .await?;
         let raw_messages = self
-            .in_batches(shutdown, batch, move |conn| {
-                Ok(inbound::erase_raw_before(conn, cut.raw, batch)?)
+            .walk(shutdown, move |conn| {
+                inbound::erase_raw_before(conn, cut.raw, batch)
             })
             .await?;
         // Delivered and dead events leave with the raw mail: they are kept as
@@ -128,16 +128,20 @@ impl Registrar {
         })
         .await?;
         let inbound = self
-            .in_batches(shutdown, batch, move |conn| {
-                Ok(inbound::delete_before(conn, cut.inbound, batch)?)
+            .walk(shutdown, move |conn| {
+                inbound::delete_before(conn, cut.inbound, batch)
             })
             .await?;
         let replies = self
-            .in_batches(shutdown, batch, move |conn| {
-                Ok(outbox::purge_finished(conn, cut.inbound, batch)?)
+            .walk(shutdown, move |conn| {
+                outbox::purge_finished(conn, cut.inbound, batch)
             })
             .await?;
-        let decisions = self.purge_decisions(shutdown, cut.decisions, batch).await?;
+        let decisions = self
+            .walk(shutdown, move |conn| {
+                inbound::purge_decisions(conn, cut.decisions, batch)
+            })
+            .await?;
 
         if customers > 0 {
             self.wake_webhooks();
@@ -158,28 +162,27 @@ impl Registrar {
         })
     }
 
-    /// Walks the decisions from where the last walk stopped, a batch at a
-    /// time, until it reaches those within the retention.
-    async fn purge_decisions(
+    /// Runs the steps of a walk (`store::walk`: each looks at a batch of
+    /// rows after the walk's cursor) as one writer job after another,
+    /// pausing between them, until the walk is done or shutdown begins;
+    /// returns how many rows were deleted or erased in all.
+    async fn walk(
         &self,
         shutdown: &Shutdown,
-        before: i64,
-        batch: usize,
+        step: impl Fn(&Connection) -> rusqlite::Result<Walked> + Clone + Send + 'static,
     ) -> Result<usize, RegistrationError> {
-        let mut deleted = 0;
+        let mut changed = 0;
         while !shutdown.is_triggered() {
+            let step = step.clone();
             let started = Instant::now();
-            let step = self
-                .store
-                .write(move |conn| Ok(inbound::purge_decisions(conn, before, batch)?))
-                .await?;
-            deleted += step.deleted;
-            if step.done {
+            let walked = self.store.write(move |conn| Ok(step(conn)?)).await?;
+            changed += walked.changed;
+            if walked.done {
                 break;
             }
             pause_after(started).await;
         }
-        Ok(deleted)
+        Ok(changed)
     }
 
     /// Runs `step` (which removes at most `batch` rows) as one writer job

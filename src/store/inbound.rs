@@ -1,7 +1,7 @@
 //! The `inbound` and `decisions` tables: what arrived, and what was decided
 //! about it and why.
 
-use crate::store::sql_limit;
+use crate::store::walk::{Walk, Walked};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// An accepted message, as recorded.
@@ -129,107 +129,64 @@ pub fn insert(conn: &Connection, message: &NewInbound<'_>, now: i64) -> rusqlite
     Ok(conn.last_insert_rowid())
 }
 
-/// The purge of raw bytes; `raw IS NOT NULL` selects the partial index
-/// `inbound_raw_by_age`.
-/// The purge of raw bytes; `raw IS NOT NULL` selects the partial index
-/// `inbound_raw_by_age`.
-pub(super) const ERASE_RAW_BEFORE: &str = "UPDATE inbound SET raw = NULL WHERE id IN
-     (SELECT id FROM inbound WHERE raw IS NOT NULL AND received_at < ?1 LIMIT ?2)";
+/// The walk that erases raw bytes past their retention (`store.raw_retention_days`).
+pub(super) const RAW_WALK: Walk = Walk {
+    name: "inbound_raw",
+    rows: "SELECT id, received_at < ?2, raw IS NOT NULL FROM inbound
+           WHERE id > ?1 ORDER BY id LIMIT ?3",
+    last_id: LAST_INBOUND,
+};
+const LAST_INBOUND: &str = "SELECT COALESCE(MAX(id), 0) FROM inbound";
+pub(super) const ERASE_RAW: &str = "UPDATE inbound SET raw = NULL WHERE id = ?1";
 
-/// Erases the raw bytes of up to `limit` messages received before `before`;
-/// returns how many were erased.
-pub fn erase_raw_before(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
-    conn.prepare_cached(ERASE_RAW_BEFORE)?
-        .execute(params![before, sql_limit(limit)])
+/// Erases the raw bytes of the messages received before `before`, walking
+/// up to `limit` of them.
+pub fn erase_raw_before(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<Walked> {
+    let mut erase = conn.prepare_cached(ERASE_RAW)?;
+    RAW_WALK.step(conn, before, limit, |id| erase.execute([id]).map(drop))
 }
 
-/// The oldest inbound records received before a time, from `inbound_by_age`.
-pub(super) const OLDEST_BEFORE: &str =
-    "SELECT id FROM inbound WHERE received_at < ?1 ORDER BY received_at LIMIT ?2";
+/// The walk that deletes inbound records past their retention
+/// (`store.inbound_retention_days`).
+pub(super) const INBOUND_WALK: Walk = Walk {
+    name: "inbound",
+    rows: "SELECT id, received_at < ?2, 1 FROM inbound WHERE id > ?1 ORDER BY id LIMIT ?3",
+    last_id: LAST_INBOUND,
+};
 /// A decision keeps its record of what was decided, not of the message
 /// (from `decisions_by_inbound`).
 pub(super) const UNLINK_DECISIONS: &str =
     "UPDATE decisions SET inbound_id = NULL WHERE inbound_id = ?1";
 pub(super) const DELETE_INBOUND: &str = "DELETE FROM inbound WHERE id = ?1";
 
-/// Deletes up to `limit` inbound records received before `before`; their
-/// decisions stay, no longer linked to a message. Returns how many.
-pub fn delete_before(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
-    let ids: Vec<i64> = conn
-        .prepare_cached(OLDEST_BEFORE)?
-        .query_map(params![before, sql_limit(limit)], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+/// Deletes the inbound records received before `before`, walking up to
+/// `limit` of them; their decisions stay, no longer linked to a message.
+pub fn delete_before(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<Walked> {
     let mut unlink = conn.prepare_cached(UNLINK_DECISIONS)?;
     let mut delete = conn.prepare_cached(DELETE_INBOUND)?;
-    for id in &ids {
+    INBOUND_WALK.step(conn, before, limit, |id| {
         unlink.execute([id])?;
-        delete.execute([id])?;
-    }
-    Ok(ids.len())
+        delete.execute([id]).map(drop)
+    })
 }
 
-/// Where the walk through the decisions has got to: every decision up to
-/// and including it was deleted or is kept. Decisions are walked in id order
-/// (the order they were recorded in), so no index beyond the primary key is
-/// needed and rows already kept are not read again.
-pub(super) const DECISION_CURSOR: &str =
-    "SELECT COALESCE((SELECT after_id FROM purge_cursors WHERE name = 'decisions'), 0)";
-pub(super) const SAVE_DECISION_CURSOR: &str = "INSERT INTO purge_cursors (name, after_id)
-     VALUES ('decisions', ?1)
-     ON CONFLICT (name) DO UPDATE SET after_id = excluded.after_id";
-/// The next decisions after the cursor: whether each is older than the
-/// retention, and whether it is about a customer that still exists.
-pub(super) const DECISIONS_AFTER_CURSOR: &str = "SELECT d.id, d.decided_at < ?2,
-            EXISTS (SELECT 1 FROM customers c WHERE c.identity = d.identity)
-     FROM decisions d WHERE d.id > ?1 ORDER BY d.id LIMIT ?3";
+/// The walk through the decisions: each past its retention goes unless it
+/// is about a customer that still exists (a customer's own history stays
+/// as long as the customer); those are kept and walked past.
+pub(super) const DECISION_WALK: Walk = Walk {
+    name: "decisions",
+    rows: "SELECT d.id, d.decided_at < ?2,
+                  NOT EXISTS (SELECT 1 FROM customers c WHERE c.identity = d.identity)
+           FROM decisions d WHERE d.id > ?1 ORDER BY d.id LIMIT ?3",
+    last_id: "SELECT COALESCE(MAX(id), 0) FROM decisions",
+};
 pub(super) const DELETE_DECISION: &str = "DELETE FROM decisions WHERE id = ?1";
 
-/// What one step of the decision purge did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DecisionPurge {
-    pub deleted: usize,
-    /// The walk reached decisions within the retention: nothing older is
-    /// left after the cursor.
-    pub done: bool,
-}
-
-/// Looks at up to `limit` decisions after the stored cursor and deletes
-/// those recorded before `before` that are not about an existing customer
-/// (a customer's own history stays as long as the customer); moves the
-/// cursor past what it looked at.
-pub fn purge_decisions(
-    conn: &Connection,
-    before: i64,
-    limit: usize,
-) -> rusqlite::Result<DecisionPurge> {
-    let mut cursor: i64 = conn
-        .prepare_cached(DECISION_CURSOR)?
-        .query_row([], |row| row.get(0))?;
-    let rows: Vec<(i64, bool, bool)> = conn
-        .prepare_cached(DECISIONS_AFTER_CURSOR)?
-        .query_map(params![cursor, before, sql_limit(limit)], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+/// Deletes the decisions recorded before `before` that are not about an
+/// existing customer, walking up to `limit` of them.
+pub fn purge_decisions(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<Walked> {
     let mut delete = conn.prepare_cached(DELETE_DECISION)?;
-    let mut step = DecisionPurge {
-        deleted: 0,
-        done: rows.len() < limit,
-    };
-    for (id, old, kept) in rows {
-        if !old {
-            step.done = true;
-            break;
-        }
-        if !kept {
-            delete.execute([id])?;
-            step.deleted += 1;
-        }
-        cursor = id;
-    }
-    conn.prepare_cached(SAVE_DECISION_CURSOR)?
-        .execute([cursor])?;
-    Ok(step)
+    DECISION_WALK.step(conn, before, limit, |id| delete.execute([id]).map(drop))
 }
 
 /// Records a decision.
@@ -383,6 +340,10 @@ pub fn forget(conn: &Connection, identity: &str, anonymous: &str) -> rusqlite::R
                  AND NOT EXISTS (SELECT 1 FROM decisions WHERE inbound_id = ?1)",
             )?
             .execute([id])?;
+    }
+    if deleted > 0 {
+        INBOUND_WALK.pull_back(conn)?;
+        RAW_WALK.pull_back(conn)?;
     }
     Ok(Forgotten {
         decisions,

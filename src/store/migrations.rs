@@ -39,6 +39,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("migrations/0013_purge_and_copy_indexes.sql")),
     Migration::Code(equality_checks),
     Migration::Sql(include_str!("migrations/0015_outbox_bodies.sql")),
+    Migration::Sql(include_str!("migrations/0016_purges_walk_ids.sql")),
 ];
 
 /// The schema version this binary migrates to.
@@ -269,6 +270,54 @@ mod tests {
         conn.execute("DELETE FROM outbox WHERE id = ?1", [again])
             .expect("deletes");
         assert_eq!(bodies(&conn), 0, "a deleted reply takes its body with it");
+    }
+
+    fn insert_message(conn: &Connection, received_at: i64, raw: Option<&[u8]>) -> i64 {
+        conn.execute(
+            "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to,
+                                  content_sha256, size, raw)
+             VALUES (?1, 'desk', '192.0.2.1', 'mx.example', 'a@example.com', 'help@desk.example',
+                     x'00', 10, ?2)",
+            params![received_at, raw],
+        )
+        .expect("valid at schema 15");
+        conn.last_insert_rowid()
+    }
+
+    fn raw_cursor(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT after_id FROM purge_cursors WHERE name = 'inbound_raw'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the raw walk has a cursor")
+    }
+
+    #[test]
+    fn the_raw_walk_starts_before_the_oldest_message_that_keeps_its_bytes() {
+        let mut conn = migrated_to(15);
+        insert_message(&conn, 10, None);
+        let oldest_kept = insert_message(&conn, 20, Some(b"raw"));
+        insert_message(&conn, 30, Some(b"raw"));
+
+        run(&mut conn).expect("migrates");
+
+        assert_eq!(raw_cursor(&conn), oldest_kept - 1);
+        let indexes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name IN
+                 ('inbound_by_age', 'inbound_raw_by_age', 'outbox_finished_by_age')",
+                [],
+                |row| row.get(0),
+            )
+            .expect("counted");
+        assert_eq!(indexes, 0, "the indexes on age are gone");
+
+        let mut erased = migrated_to(15);
+        insert_message(&erased, 10, None);
+        let last = insert_message(&erased, 20, None);
+        run(&mut erased).expect("migrates");
+        assert_eq!(raw_cursor(&erased), last, "nothing is left to erase");
     }
 
     #[test]

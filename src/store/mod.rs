@@ -25,6 +25,7 @@ pub mod reply_counts;
 pub mod sessions;
 pub mod suppressions;
 pub mod tokens;
+mod walk;
 pub mod webhook_events;
 mod writer;
 
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+pub use walk::Walked;
 pub use writer::WriterStats;
 
 /// A storage failure, as callers need to tell them apart.

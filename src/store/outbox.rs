@@ -6,6 +6,7 @@
 //! body's page is freed and reused, and the outbox rows pack densely.
 
 use crate::policy::{Bouncing, ReplyHistory};
+use crate::store::walk::{Walk, Walked};
 use rusqlite::{Connection, params};
 
 /// Seconds in a day, for the daily reply limit.
@@ -339,9 +340,8 @@ pub fn by_rate_key(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<Re
 
 /// Deletes a reply, queued or not (its body with it: `ON DELETE CASCADE`).
 pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
-        .execute([id])?;
-    Ok(())
+    conn.prepare_cached(DELETE)?.execute([id])?;
+    FINISHED_WALK.pull_back(conn)
 }
 
 /// Gives up on every reply still queued to one recipient (an address that
@@ -363,17 +363,21 @@ pub fn cancel_queued_to(
     .execute(params![rate_key, recipient])
 }
 
-/// The oldest delivered or given-up replies queued before a time, from the
-/// partial index `outbox_finished_by_age` (named: SQLite would rather take
-/// `outbox_due` and sort every finished reply).
-pub(super) const PURGE_FINISHED: &str = "DELETE FROM outbox WHERE id IN
-     (SELECT id FROM outbox INDEXED BY outbox_finished_by_age
-      WHERE status IN ('sent', 'dead') AND created_at < ?1
-      ORDER BY created_at LIMIT ?2)";
+/// The walk that deletes delivered or given-up replies past their
+/// retention. It stops at a reply still queued, whatever its age: that
+/// one is delivered, or given up after `outbound.max_attempts` (within a
+/// day on the defaults), and the walk goes on past it then.
+pub(super) const FINISHED_WALK: Walk = Walk {
+    name: "outbox",
+    rows: "SELECT id, created_at < ?2 AND status <> 'queued', 1 FROM outbox
+           WHERE id > ?1 ORDER BY id LIMIT ?3",
+    last_id: "SELECT COALESCE(MAX(id), 0) FROM outbox",
+};
+pub(super) const DELETE: &str = "DELETE FROM outbox WHERE id = ?1";
 
-/// Deletes up to `limit` delivered or given-up replies queued before
-/// `before`; returns how many. Queued replies stay whatever their age.
-pub fn purge_finished(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
-    conn.prepare_cached(PURGE_FINISHED)?
-        .execute(params![before, crate::store::sql_limit(limit)])
+/// Deletes the delivered or given-up replies queued before `before`,
+/// walking up to `limit` of them. Queued replies stay whatever their age.
+pub fn purge_finished(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<Walked> {
+    let mut delete = conn.prepare_cached(DELETE)?;
+    FINISHED_WALK.step(conn, before, limit, |id| delete.execute([id]).map(drop))
 }

@@ -65,8 +65,19 @@ fn queries() -> Vec<(&'static str, String)> {
         ("token lookup", tokens::LIVE_CUSTOMER.into()),
         ("token consume", tokens::CONSUME.into()),
         ("session lookup", sessions::CUSTOMER.into()),
-        ("purge of raw bytes", inbound::ERASE_RAW_BEFORE.into()),
-        ("purge of inbound records", inbound::OLDEST_BEFORE.into()),
+        (
+            "purge of raw bytes: the walk",
+            inbound::RAW_WALK.rows.into(),
+        ),
+        ("purge of raw bytes: erase", inbound::ERASE_RAW.into()),
+        (
+            "purge of inbound records",
+            inbound::INBOUND_WALK.rows.into(),
+        ),
+        (
+            "purge: the last message",
+            inbound::INBOUND_WALK.last_id.into(),
+        ),
         (
             "purge: unlink a message's decisions",
             inbound::UNLINK_DECISIONS.into(),
@@ -74,10 +85,22 @@ fn queries() -> Vec<(&'static str, String)> {
         ("purge: delete a message", inbound::DELETE_INBOUND.into()),
         (
             "purge: decisions after the cursor",
-            inbound::DECISIONS_AFTER_CURSOR.into(),
+            inbound::DECISION_WALK.rows.into(),
+        ),
+        (
+            "purge: the last decision",
+            inbound::DECISION_WALK.last_id.into(),
         ),
         ("purge: delete a decision", inbound::DELETE_DECISION.into()),
-        ("purge of finished replies", outbox::PURGE_FINISHED.into()),
+        (
+            "purge of finished replies",
+            outbox::FINISHED_WALK.rows.into(),
+        ),
+        ("purge: delete a reply", outbox::DELETE.into()),
+        (
+            "purge: the last reply",
+            outbox::FINISHED_WALK.last_id.into(),
+        ),
         ("purge of reply counts", reply_counts::PURGE_BEFORE.into()),
         (
             "purge of opt-out links",
@@ -212,7 +235,7 @@ fn the_daily_budgets_read_one_key_range_of_the_counters() {
 }
 
 #[test]
-fn copies_and_old_replies_are_found_by_the_index_that_bounds_them() {
+fn copies_are_found_by_the_index_that_bounds_them_and_purges_walk_ids() {
     let mut conn = Connection::open_in_memory().expect("in-memory database");
     super::configure(&conn).expect("configured as the store's connections are");
     migrations::run(&mut conn).expect("migrations run");
@@ -233,16 +256,22 @@ fn copies_and_old_replies_are_found_by_the_index_that_bounds_them() {
         ) && !lines.iter().any(|line| line.contains("TEMP B-TREE")),
         "{lines:?}"
     );
-    // Old replies in age order from their own index, not every finished
-    // reply sorted.
-    let lines = plan(&conn, outbox::PURGE_FINISHED);
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("INDEX outbox_finished_by_age (created_at<?)"))
-            && !lines.iter().any(|line| line.contains("TEMP B-TREE")),
-        "{lines:?}"
-    );
+    // The purges walk their tables by id from a cursor, without an index
+    // on age (issue 9): each reads only the rows after its cursor.
+    for walk in [
+        inbound::RAW_WALK,
+        inbound::INBOUND_WALK,
+        inbound::DECISION_WALK,
+        outbox::FINISHED_WALK,
+    ] {
+        let lines = plan(&conn, walk.rows);
+        assert!(
+            lines[0].contains("USING INTEGER PRIMARY KEY (rowid>?)")
+                && !lines.iter().any(|line| line.contains("TEMP B-TREE")),
+            "{}: {lines:?}",
+            walk.name
+        );
+    }
 }
 
 #[test]
