@@ -39,7 +39,9 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!("migrations/0013_purge_and_copy_indexes.sql")),
     Migration::Code(equality_checks),
     Migration::Sql(include_str!("migrations/0015_outbox_bodies.sql")),
-    Migration::Sql(include_str!("migrations/0016_purges_walk_ids.sql")),
+    Migration::Sql(include_str!(
+        "migrations/0016_fewer_indexes_per_message.sql"
+    )),
 ];
 
 /// The schema version this binary migrates to.

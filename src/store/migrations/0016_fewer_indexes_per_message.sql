@@ -1,4 +1,6 @@
--- registrar schema, version 16: the purges of raw bytes, inbound records
+-- registrar schema, version 16: fewer indexes written per message (issue 9).
+--
+-- The purges of raw bytes, inbound records
 -- and finished replies walk their table in id order from a cursor
 -- (`store::walk`), as the decision purge does, instead of reading an index
 -- on age. Ids follow time in these tables, so the oldest rows come first.
@@ -19,3 +21,9 @@ INSERT INTO purge_cursors (name, after_id)
 DROP INDEX inbound_by_age;
 DROP INDEX inbound_raw_by_age;
 DROP INDEX outbox_finished_by_age;
+
+-- The outbox's claim reads only queued replies, so its index holds only
+-- those: a reply sent or given up leaves it, instead of moving to a
+-- ('sent', time) entry that stayed as long as the row (30 days).
+DROP INDEX outbox_due;
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'queued';
