@@ -155,6 +155,15 @@ pub fn run(args: &PrefillArgs) -> anyhow::Result<()> {
          SET replies = replies + excluded.replies",
         params![now - 2 * 86_400, args.service],
     )?;
+    // The past messages are stored without their bytes, as a history whose
+    // raw bytes left long ago: the purge's walk that erases them has
+    // passed them all.
+    tx.execute(
+        "INSERT INTO purge_cursors (name, after_id)
+         SELECT 'inbound_raw', COALESCE(MAX(id), 0) FROM inbound WHERE true
+         ON CONFLICT (name) DO UPDATE SET after_id = excluded.after_id",
+        [],
+    )?;
     tx.commit()?;
     let filled = started.elapsed();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
