@@ -204,6 +204,7 @@ mod tests {
         );
     }
 
+    use crate::store::fixtures::message;
     use crate::store::outbox;
 
     fn insert_reply(conn: &Connection, status: &str, body: Option<&[u8]>) -> i64 {
@@ -274,18 +275,6 @@ mod tests {
         assert_eq!(bodies(&conn), 0, "a deleted reply takes its body with it");
     }
 
-    fn insert_message(conn: &Connection, received_at: i64, raw: Option<&[u8]>) -> i64 {
-        conn.execute(
-            "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to,
-                                  content_sha256, size, raw)
-             VALUES (?1, 'desk', '192.0.2.1', 'mx.example', 'a@example.com', 'help@desk.example',
-                     x'00', 10, ?2)",
-            params![received_at, raw],
-        )
-        .expect("valid at schema 15");
-        conn.last_insert_rowid()
-    }
-
     fn raw_cursor(conn: &Connection) -> i64 {
         conn.query_row(
             "SELECT after_id FROM purge_cursors WHERE name = 'inbound_raw'",
@@ -298,9 +287,9 @@ mod tests {
     #[test]
     fn the_raw_walk_starts_before_the_oldest_message_that_keeps_its_bytes() {
         let mut conn = migrated_to(15);
-        insert_message(&conn, 10, None);
-        let oldest_kept = insert_message(&conn, 20, Some(b"raw"));
-        insert_message(&conn, 30, Some(b"raw"));
+        message(&conn, 10, None);
+        let oldest_kept = message(&conn, 20, Some(b"raw"));
+        message(&conn, 30, Some(b"raw"));
 
         run(&mut conn).expect("migrates");
 
@@ -316,8 +305,8 @@ mod tests {
         assert_eq!(indexes, 0, "the indexes on age are gone");
 
         let mut erased = migrated_to(15);
-        insert_message(&erased, 10, None);
-        let last = insert_message(&erased, 20, None);
+        message(&erased, 10, None);
+        let last = message(&erased, 20, None);
         run(&mut erased).expect("migrates");
         assert_eq!(raw_cursor(&erased), last, "nothing is left to erase");
     }

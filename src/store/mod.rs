@@ -15,6 +15,8 @@ pub mod backup;
 pub mod bounces;
 mod checkpoint;
 pub mod customers;
+#[cfg(test)]
+mod fixtures;
 pub mod inbound;
 pub mod lock;
 mod migrations;

@@ -104,6 +104,7 @@ impl Walk {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::message;
     use super::super::{inbound, migrations, outbox};
     use super::Walked;
     use rusqlite::{Connection, params};
@@ -122,18 +123,6 @@ mod tests {
             params![created_at, status],
         )
         .expect("a reply");
-        conn.last_insert_rowid()
-    }
-
-    fn message(conn: &Connection, received_at: i64, raw: Option<&[u8]>) -> i64 {
-        conn.execute(
-            "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to,
-                                  content_sha256, size, raw)
-             VALUES (?1, 'desk', '192.0.2.1', 'mx.example', 'a@example.com', 'help@desk.example',
-                     x'00', 10, ?2)",
-            params![received_at, raw],
-        )
-        .expect("a message");
         conn.last_insert_rowid()
     }
 
