@@ -64,8 +64,8 @@ pub fn run(args: &PrefillArgs) -> anyhow::Result<()> {
         )?;
         let mut customer = tx.prepare(
             "INSERT INTO customers (email, identity, name, company, service, status, password_hash,
-                                    source, created_at, activated_at)
-             VALUES (?1, ?1, ?2, NULL, ?3, ?4, ?5, 'mail', ?6, ?7)",
+                                    source, created_at, activated_at, updated_at)
+             VALUES (?1, ?1, ?2, NULL, ?3, ?4, ?5, 'mail', ?6, ?7, COALESCE(?7, ?6))",
         )?;
         let mut token = tx.prepare(
             "INSERT INTO activation_tokens (hash, customer_id, created_at, expires_at, used_at)

@@ -42,6 +42,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration::Sql(include_str!(
         "migrations/0016_fewer_indexes_per_message.sql"
     )),
+    Migration::Code(updated_at_not_null),
 ];
 
 /// The schema version this binary migrates to.
@@ -109,15 +110,50 @@ const EQUALITY_CHECKS: &[(&str, &str, &str)] = &[
 
 /// Migration 14: `EQUALITY_CHECKS`. SQLite cannot alter a CHECK constraint,
 /// and rebuilding `customers` and `outbox` would copy every row. Every row
-/// already satisfies the new constraint, which means the same as the old, so
-/// SQLite's documented in-place edit of the schema applies
+/// already satisfies the new constraint, which means the same as the old.
+fn equality_checks(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    edit_definitions(tx, EQUALITY_CHECKS)
+}
+
+/// Migration 17: `customers.updated_at` is NOT NULL, and the trigger that
+/// filled it in on insert goes.
+///
+/// Schema 11 added the column with two triggers, so that no write path could
+/// forget it. The insert trigger's `WHEN NEW.updated_at IS NULL` is never
+/// true for the daemon's own inserts, which set it; yet SQLite ran it for
+/// every new customer: 8,500 instructions of the writer's per registration
+/// (issue 9). NOT NULL keeps the guarantee for the price of one test of the
+/// value: an insert that forgets the column fails. The update trigger stays.
+fn updated_at_not_null(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    // None is NULL (the insert trigger saw to it); this makes sure.
+    tx.execute(
+        "UPDATE customers SET updated_at = COALESCE(activated_at, created_at)
+         WHERE updated_at IS NULL",
+        [],
+    )?;
+    edit_definitions(
+        tx,
+        &[(
+            "customers",
+            ", updated_at INTEGER)",
+            ", updated_at INTEGER NOT NULL)",
+        )],
+    )?;
+    tx.execute_batch("DROP TRIGGER customers_updated_on_insert")?;
+    Ok(())
+}
+
+/// Edits table definitions in place: in each `(table, from, to)`, the text
+/// `from` becomes `to`. SQLite cannot alter a constraint, and rebuilding a
+/// table copies every row; when every row already satisfies the new
+/// definition, SQLite's documented in-place edit of the schema applies
 /// (<https://www.sqlite.org/lang_altertable.html#otheralter>): the table's
 /// definition is rewritten in `sqlite_schema` and the schema version bumped,
 /// in the migration's transaction, so other connections read it anew.
-fn equality_checks(tx: &Transaction<'_>) -> anyhow::Result<()> {
+fn edit_definitions(tx: &Transaction<'_>, edits: &[(&str, &str, &str)]) -> anyhow::Result<()> {
     let version: i64 = tx.query_row("PRAGMA schema_version", [], |row| row.get(0))?;
     tx.pragma_update(None, "writable_schema", true)?;
-    let edited = EQUALITY_CHECKS.iter().try_for_each(|(table, from, to)| {
+    let edited = edits.iter().try_for_each(|(table, from, to)| {
         let changed = tx.execute(
             "UPDATE sqlite_schema SET sql = replace(sql, ?2, ?3)
              WHERE type = 'table' AND name = ?1 AND instr(sql, ?2) > 0",
@@ -309,6 +345,57 @@ mod tests {
         let last = message(&erased, 20, None);
         run(&mut erased).expect("migrates");
         assert_eq!(raw_cursor(&erased), last, "nothing is left to erase");
+    }
+
+    #[test]
+    fn every_customer_has_a_time_of_change_without_the_insert_trigger() {
+        let mut conn = migrated_to(16);
+        insert_customer(&conn, "old@example.com", "active").expect("valid at schema 16");
+
+        run(&mut conn).expect("migrates");
+
+        let triggers: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("triggers read");
+        assert_eq!(triggers, ["customers_updated_on_update"]);
+        let forgotten = conn
+            .execute(
+                "INSERT INTO customers (email, identity, service, status, source, created_at)
+                 VALUES ('new@example.com', 'new@example.com', 'desk', 'pending', 'mail', 5)",
+                [],
+            )
+            .expect_err("an insert that forgets updated_at fails");
+        assert!(
+            forgotten.to_string().contains("NOT NULL constraint failed"),
+            "{forgotten}"
+        );
+
+        let customer = crate::store::customers::NewCustomer {
+            email: "new@example.com",
+            identity: "new@example.com",
+            name: None,
+            company: None,
+            service: "desk",
+            source: "mail",
+        };
+        let id = crate::store::customers::insert_pending(&conn, &customer, 7).expect("inserted");
+        let updated_at = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT updated_at FROM customers WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .expect("read")
+        };
+        assert_eq!(updated_at(&conn), 7, "a new customer changed when created");
+        conn.execute("UPDATE customers SET name = 'New' WHERE id = ?1", [id])
+            .expect("updated");
+        assert!(updated_at(&conn) > 7, "the update trigger still keeps it");
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            .expect("checked");
+        assert_eq!(check, "ok");
     }
 
     #[test]

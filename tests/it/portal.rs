@@ -95,8 +95,8 @@ async fn register_answers_byte_identically_whether_or_not_the_address_has_an_acc
     app.settle().await;
     app.db()
         .execute(
-            "INSERT INTO customers (email, identity, service, status, source, created_at)
-             VALUES ('off@example.com', 'off@example.com', 'demo', 'disabled', 'mail', 0)",
+            "INSERT INTO customers (email, identity, service, status, source, created_at, updated_at)
+             VALUES ('off@example.com', 'off@example.com', 'demo', 'disabled', 'mail', 0, 0)",
             [],
         )
         .expect("a disabled customer");
