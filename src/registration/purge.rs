@@ -117,7 +117,7 @@ impl Registrar {
         .await?;
         let raw_messages = self
             .walk(shutdown, move |conn| {
-                inbound::erase_raw_before(conn, cut.raw, batch)
+                Ok(inbound::erase_raw_before(conn, cut.raw, batch)?)
             })
             .await?;
         // Delivered and dead events leave with the raw mail: they are kept as
@@ -129,17 +129,17 @@ impl Registrar {
         .await?;
         let inbound = self
             .walk(shutdown, move |conn| {
-                inbound::delete_before(conn, cut.inbound, batch)
+                Ok(inbound::delete_before(conn, cut.inbound, batch)?)
             })
             .await?;
         let replies = self
             .walk(shutdown, move |conn| {
-                outbox::purge_finished(conn, cut.inbound, batch)
+                Ok(outbox::purge_finished(conn, cut.inbound, batch)?)
             })
             .await?;
         let decisions = self
             .walk(shutdown, move |conn| {
-                inbound::purge_decisions(conn, cut.decisions, batch)
+                Ok(inbound::purge_decisions(conn, cut.decisions, batch)?)
             })
             .await?;
 
@@ -169,13 +169,13 @@ impl Registrar {
     async fn walk(
         &self,
         shutdown: &Shutdown,
-        step: impl Fn(&Connection) -> rusqlite::Result<Walked> + Clone + Send + 'static,
+        step: impl Fn(&Connection) -> anyhow::Result<Walked> + Clone + Send + 'static,
     ) -> Result<usize, RegistrationError> {
         let mut changed = 0;
         while !shutdown.is_triggered() {
             let step = step.clone();
             let started = Instant::now();
-            let walked = self.store.write(move |conn| Ok(step(conn)?)).await?;
+            let walked = self.store.write(move |conn| step(conn)).await?;
             changed += walked.changed;
             if walked.done {
                 break;
@@ -185,27 +185,22 @@ impl Registrar {
         Ok(changed)
     }
 
-    /// Runs `step` (which removes at most `batch` rows) as one writer job
-    /// after another, pausing between them, until a step removes fewer than
-    /// `batch` or shutdown begins; returns how many were removed in all.
+    /// `walk` for a step that removes at most `batch` rows by age, without
+    /// a cursor: done once a step removes fewer than `batch`.
     async fn in_batches(
         &self,
         shutdown: &Shutdown,
         batch: usize,
         step: impl Fn(&Connection) -> anyhow::Result<usize> + Clone + Send + 'static,
     ) -> Result<usize, RegistrationError> {
-        let mut removed = 0;
-        while !shutdown.is_triggered() {
-            let step = step.clone();
-            let started = Instant::now();
-            let count = self.store.write(move |conn| step(conn)).await?;
-            removed += count;
-            if count < batch {
-                break;
-            }
-            pause_after(started).await;
-        }
-        Ok(removed)
+        self.walk(shutdown, move |conn| {
+            let removed = step(conn)?;
+            Ok(Walked {
+                changed: removed,
+                done: removed < batch,
+            })
+        })
+        .await
     }
 }
 

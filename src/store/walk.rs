@@ -82,16 +82,15 @@ impl Walk {
             }
             cursor = id;
         }
-        let last: i64 = conn
-            .prepare_cached(self.last_id)?
-            .query_row([], |row| row.get(0))?;
         conn.prepare_cached(SAVE_CURSOR)?
-            .execute(params![self.name, cursor.min(last)])?;
+            .execute(params![self.name, cursor])?;
+        // The step may have deleted the table's last rows.
+        self.pull_back(conn)?;
         Ok(walked)
     }
 
-    /// After rows were deleted from the walked table (not by the walk):
-    /// pulls the cursor back to the table's last row, if it points past it.
+    /// After rows were deleted from the walked table: pulls the cursor back
+    /// to the table's last row, if it points past it.
     pub(super) fn pull_back(&self, conn: &Connection) -> rusqlite::Result<()> {
         let last: i64 = conn
             .prepare_cached(self.last_id)?
