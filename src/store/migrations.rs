@@ -121,7 +121,7 @@ fn equality_checks(tx: &Transaction<'_>) -> anyhow::Result<()> {
 /// Schema 11 added the column with two triggers, so that no write path could
 /// forget it. The insert trigger's `WHEN NEW.updated_at IS NULL` is never
 /// true for the daemon's own inserts, which set it; yet SQLite ran it for
-/// every new customer: 8,500 instructions of the writer's per registration
+/// every new customer: about 6,500 of the writer's instructions per registration
 /// (issue 9). NOT NULL keeps the guarantee for the price of one test of the
 /// value: an insert that forgets the column fails. The update trigger stays.
 fn updated_at_not_null(tx: &Transaction<'_>) -> anyhow::Result<()> {
