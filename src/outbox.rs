@@ -189,7 +189,7 @@ impl OutboxWorker {
         let written = results.clone();
         let committed = self
             .store
-            .write(move |conn| Ok(outbox::record_round(conn, &written)?))
+            .write_repeatable(move |conn| Ok(outbox::record_round(conn, &written)?))
             .await;
         if let Err(error) = committed {
             self.lock_unrecorded().extend(results);

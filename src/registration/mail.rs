@@ -376,7 +376,7 @@ impl Registrar {
             );
             let decided = self
                 .store
-                .write(move |conn| {
+                .write_repeatable(move |conn| {
                     decide_mail(
                         conn,
                         &job_settings,

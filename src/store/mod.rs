@@ -37,7 +37,7 @@ use rusqlite::{Connection, OpenFlags, params};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub use walk::Walked;
 pub use writer::WriterStats;
@@ -187,8 +187,8 @@ impl Store {
     }
 
     /// Runs `job` inside the writer's next transaction and waits for the
-    /// commit. The job runs in its own savepoint: if it fails, only its own
-    /// changes are rolled back.
+    /// commit. If the job fails, its own changes are rolled back, and only
+    /// those.
     ///
     /// # Errors
     /// The job's own error, or a commit failure (the job's changes are gone).
@@ -197,7 +197,31 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
     {
-        let (job, answer) = writer::job(job);
+        self.submit(writer::job(job)).await
+    }
+
+    /// `write` for a job that may run more than once: should a later job of
+    /// its batch fail halfway, the writer rolls the transaction back and
+    /// runs this one again, and its caller hears the last run's result.
+    /// The writer then needs no savepoint around it, which spares SQLite a
+    /// copy of every page it touches (see `writer`). Its effects outside
+    /// the database (a counter in memory) then happen twice; they already
+    /// happen for a job whose batch fails to commit.
+    ///
+    /// # Errors
+    /// As `write`.
+    pub async fn write_repeatable<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
+    {
+        self.submit(writer::repeatable_job(job)).await
+    }
+
+    async fn submit<T>(
+        &self,
+        (job, answer): (writer::Job, oneshot::Receiver<Result<T, StoreError>>),
+    ) -> Result<T, StoreError> {
         self.inner
             .jobs
             .send(job)
@@ -346,8 +370,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Every statement of the hot paths stays prepared (the default keeps
     // 16, fewer than one message's decision runs).
     conn.set_prepared_statement_cache_capacity(128);
-    // Savepoints' journals (one per writer job) stay in memory instead of
-    // a temporary file made and removed with each batch.
+    // Savepoints' journals (the writer's, see `writer`) stay in memory
+    // instead of a temporary file made and removed with each batch.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // A statement keeps the plan it was prepared with: without this, binding
     // a new value to a parameter compared with a column that has a partial

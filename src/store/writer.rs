@@ -1,10 +1,20 @@
 //! The writer thread: owns the only write connection and commits in groups.
 //!
-//! It takes every job waiting in its queue (up to `max_batch`), runs each in
-//! its own savepoint inside one transaction (the first needs none), commits
-//! once, and only then answers each job. Concurrent SMTP sessions therefore share one fsync
-//! instead of queueing for one each, and no caller hears "done" before its
-//! rows are durable.
+//! It takes every job waiting in its queue (up to `max_batch`), runs them in
+//! one transaction, commits once, and only then answers each job.
+//! Concurrent SMTP sessions therefore share one fsync instead of queueing
+//! for one each, and no caller hears "done" before its rows are durable.
+//!
+//! A failed job leaves nothing behind. A savepoint around each job would see
+//! to that, but SQLite then copies every page the job touches into the
+//! savepoint's journal: about an eighth of the writer's work for a
+//! registration. So jobs run without one while the transaction can be built
+//! again, that is while every job that succeeded in it is repeatable
+//! (`Store::write_repeatable`). A job that fails after changing rows then
+//! has the transaction rolled back, and the jobs before it run again. Once a
+//! job that runs only once has succeeded, or after one such rebuild (so that
+//! failing jobs cannot make the writer repeat a batch over and over), the
+//! rest of the batch runs in savepoints.
 
 use crate::metrics::Metrics;
 use crate::store::StoreError;
@@ -16,57 +26,119 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-/// Called after the commit with its result.
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A unit of work waiting for the writer.
 pub(super) type Job = Box<dyn Work>;
 
-/// A unit of work: either it runs against the connection (saying whether it
-/// succeeded and what to do once the batch is committed), or it is abandoned
-/// unrun because its batch already failed.
+/// A unit of work: it runs against the connection, perhaps more than once
+/// when it is repeatable, and answers its caller once the batch's fate is
+/// known.
 pub(super) trait Work: Send {
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
-    fn abandon(self: Box<Self>, error: StoreError);
+    /// Runs the job, replacing the result of an earlier run; false when it
+    /// failed.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Whether the job may run again after it succeeded.
+    fn repeatable(&self) -> bool;
+    /// Answers the caller: the job's own error, or the commit's result once
+    /// the job succeeded; a job that never ran hears why its batch failed.
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>);
 }
 
-struct Typed<T, F> {
-    work: F,
+/// A job's caller, and what the job's last run returned.
+struct Caller<T> {
     answer: oneshot::Sender<Result<T, StoreError>>,
+    result: Option<Result<T, StoreError>>,
 }
 
-impl<T, F> Work for Typed<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
-{
-    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
-        let Typed { work, answer } = *self;
-        // A panicking job fails alone: its savepoint is rolled back like any
-        // failed job's, its caller hears a storage failure (`451` for SMTP),
-        // and the writer thread goes on with the rest of the batch.
-        let result = catch_unwind(AssertUnwindSafe(|| work(conn)))
+impl<T> Caller<T> {
+    fn new(answer: oneshot::Sender<Result<T, StoreError>>) -> Self {
+        Self {
+            answer,
+            result: None,
+        }
+    }
+
+    /// Runs `work` and keeps its result. A panicking job fails alone: its
+    /// changes are undone like any failed job's, its caller hears a storage
+    /// failure (`451` for SMTP), and the writer goes on with the batch.
+    fn run(&mut self, work: impl FnOnce() -> anyhow::Result<T>) -> bool {
+        let result = catch_unwind(AssertUnwindSafe(work))
             .unwrap_or_else(|_| {
                 tracing::error!("a store job panicked; its changes are rolled back");
                 Err(anyhow::anyhow!("a store job panicked"))
             })
             .map_err(StoreError::from_anyhow);
         let succeeded = result.is_ok();
-        let finish: Finish = Box::new(move |commit| {
-            // A failed job answers with its own error (a full disk stays
-            // "full" even when the commit then fails for another reason);
-            // a good one with the commit's result. The caller may have gone
-            // away (a dropped SMTP session); then nobody needs the answer.
-            let answer_is = match result {
-                Err(error) => Err(error),
-                Ok(value) => commit.map(|()| value),
-            };
-            let _ = answer.send(answer_is);
-        });
-        (succeeded, finish)
+        self.result = Some(result);
+        succeeded
     }
 
-    fn abandon(self: Box<Self>, error: StoreError) {
-        let _ = self.answer.send(Err(error));
+    fn answer(self, commit: Result<(), StoreError>) {
+        // A failed job answers with its own error (a full disk stays "full"
+        // even when the commit then fails for another reason); a good one
+        // with the commit's result. The caller may have gone away (a
+        // dropped SMTP session); then nobody needs the answer.
+        let answer = match (self.result, commit) {
+            (Some(Err(error)), _) => Err(error),
+            (Some(Ok(value)), commit) => commit.map(|()| value),
+            (None, Err(error)) => Err(error),
+            (None, Ok(())) => Err(StoreError::Failed(Arc::new(anyhow::anyhow!(
+                "the store job was not run"
+            )))),
+        };
+        let _ = self.answer.send(answer);
+    }
+}
+
+/// A job that runs once.
+struct Once<T, F> {
+    work: Option<F>,
+    caller: Caller<T>,
+}
+
+impl<T, F> Work for Once<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        match self.work.take() {
+            Some(work) => self.caller.run(|| work(conn)),
+            None => false,
+        }
+    }
+
+    fn repeatable(&self) -> bool {
+        false
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
+        self.caller.answer(commit);
+    }
+}
+
+/// A job that may run again, against a transaction rolled back to where
+/// it first ran.
+struct Repeatable<T, F> {
+    work: F,
+    caller: Caller<T>,
+}
+
+impl<T, F> Work for Repeatable<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let work = &self.work;
+        self.caller.run(|| work(conn))
+    }
+
+    fn repeatable(&self) -> bool {
+        true
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), StoreError>) {
+        self.caller.answer(commit);
     }
 }
 
@@ -91,14 +163,33 @@ impl WriterStats {
     }
 }
 
-/// Wraps a typed job so its result reaches the caller after the commit.
+/// Wraps a job that runs once so its result reaches the caller after the
+/// commit.
 pub(super) fn job<T, F>(work: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
 {
     let (answer, receiver) = oneshot::channel();
-    (Box::new(Typed { work, answer }), receiver)
+    let job = Once {
+        work: Some(work),
+        caller: Caller::new(answer),
+    };
+    (Box::new(job), receiver)
+}
+
+/// `job` for a job that may run again (see the module's note).
+pub(super) fn repeatable_job<T, F>(work: F) -> (Job, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: Fn(&Connection) -> anyhow::Result<T> + Send + 'static,
+{
+    let (answer, receiver) = oneshot::channel();
+    let job = Repeatable {
+        work,
+        caller: Caller::new(answer),
+    };
+    (Box::new(job), receiver)
 }
 
 /// Starts the writer thread.
@@ -136,82 +227,127 @@ fn run(
         }
         let size = batch.len();
         let started = Instant::now();
-        let (finishers, commit) = commit_batch(&conn, batch.drain(..));
+        let commit = commit_batch(&conn, &mut batch).map_err(|error| {
+            tracing::error!(error.message = %error, "group commit failed; batch rolled back");
+            batch_error(&error)
+        });
         if commit.is_ok() {
             stats.record(size);
             metrics.group_commit(size, started.elapsed());
         }
-        for finish in finishers {
-            finish(commit.clone());
+        for job in batch.drain(..) {
+            job.answer(commit.clone());
         }
     }
     tracing::debug!("store writer stopped");
 }
 
-fn commit_batch(
-    conn: &Connection,
-    jobs: impl Iterator<Item = Job>,
-) -> (Vec<Finish>, Result<(), StoreError>) {
-    let mut finishers = Vec::new();
-    let mut failure = sql(conn, "BEGIN IMMEDIATE").err();
-    let began = failure.is_none();
-    // Until a job has succeeded the transaction holds nothing: a job run
-    // then needs no savepoint of its own (SQLite would copy every page it
-    // touches into the savepoint's journal), because undoing it is rolling
-    // the transaction back and beginning again.
-    let mut empty = true;
-    for job in jobs {
-        if let Some(error) = &failure {
-            job.abandon(batch_error(error));
+/// Runs a batch in one transaction and commits it; on failure rolls back.
+fn commit_batch(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
+    sql(conn, "BEGIN IMMEDIATE")?;
+    let result = run_jobs(conn, jobs).and_then(|()| sql(conn, "COMMIT"));
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = sql(conn, "ROLLBACK");
+    }
+    result
+}
+
+/// Runs every job of a batch inside the open transaction, each leaving its
+/// changes if it succeeds and none if it fails.
+fn run_jobs(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
+    // The jobs whose changes the transaction holds, in the order they ran,
+    // while they can all run again: the transaction can then be built
+    // again from them.
+    let mut held = Some(Vec::with_capacity(jobs.len()));
+    for index in 0..jobs.len() {
+        let Some(rebuildable) = held.as_mut() else {
+            run_in_savepoint(conn, jobs[index].as_mut())?;
             continue;
-        }
-        let guarded = !empty;
-        if guarded && let Err(error) = sql(conn, "SAVEPOINT job") {
-            job.abandon(batch_error(&error));
-            failure = Some(error);
-            continue;
-        }
-        let (succeeded, finish) = job.run(conn);
-        finishers.push(finish);
-        let ended = match (succeeded, guarded) {
-            (true, true) => sql(conn, "RELEASE job"),
-            (true, false) => Ok(()),
-            (false, true) => sql(conn, "ROLLBACK TO job").and_then(|()| sql(conn, "RELEASE job")),
-            (false, false) => begin_again(conn),
         };
-        empty &= !succeeded;
-        if let Err(error) = ended {
-            failure = Some(error);
-        }
-    }
-    let result = match failure {
-        Some(error) => Err(error),
-        None => sql(conn, "COMMIT"),
-    };
-    match result {
-        Ok(()) => (finishers, Ok(())),
-        Err(error) => {
-            if began && !conn.is_autocommit() {
-                let _ = sql(conn, "ROLLBACK");
+        match run_bare(conn, jobs[index].as_mut()) {
+            Bare::Succeeded if jobs[index].repeatable() => rebuildable.push(index),
+            Bare::Succeeded => held = None,
+            Bare::FailedCleanly => {}
+            Bare::FailedHalfway => {
+                // Beginning again costs nothing while the transaction holds
+                // nothing; otherwise it is done once a batch.
+                let repeats = !rebuildable.is_empty();
+                rebuild(conn, jobs, rebuildable)?;
+                if repeats {
+                    held = None;
+                }
             }
-            tracing::error!(error.message = %error, "group commit failed; batch rolled back");
-            (finishers, Err(batch_error(&error)))
         }
     }
+    Ok(())
 }
 
-/// Undoes the only job the transaction held, and begins it again for the
-/// rest of the batch. SQLite may already have rolled the transaction back
-/// itself (after some errors, such as a full disk).
-fn begin_again(conn: &Connection) -> rusqlite::Result<()> {
-    if !conn.is_autocommit() {
-        sql(conn, "ROLLBACK")?;
+/// How a job run without a savepoint ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bare {
+    Succeeded,
+    /// It failed having changed no row: the transaction is as before it.
+    FailedCleanly,
+    /// It failed with changes of its own in the transaction, or SQLite
+    /// rolled the whole transaction back.
+    FailedHalfway,
+}
+
+/// Runs a job without a savepoint. Whether it changed anything is told by
+/// SQLite's count of changed rows: jobs write only with INSERT, UPDATE and
+/// DELETE, and a statement that fails undoes its own changes.
+fn run_bare(conn: &Connection, job: &mut dyn Work) -> Bare {
+    let before = conn.total_changes();
+    if job.run(conn) {
+        Bare::Succeeded
+    } else if conn.is_autocommit() || conn.total_changes() != before {
+        Bare::FailedHalfway
+    } else {
+        Bare::FailedCleanly
     }
-    sql(conn, "BEGIN IMMEDIATE")
 }
 
-/// Runs one of the writer's own statements, kept prepared (four of them
-/// run for every job).
+/// Runs a job in its own savepoint, which is released if it succeeds and
+/// rolled back if it fails.
+fn run_in_savepoint(conn: &Connection, job: &mut dyn Work) -> rusqlite::Result<()> {
+    sql(conn, "SAVEPOINT job")?;
+    if !job.run(conn) {
+        sql(conn, "ROLLBACK TO job")?;
+    }
+    sql(conn, "RELEASE job")
+}
+
+/// Rolls the transaction back and begins it again with the jobs it held
+/// (all repeatable), run again in order. A job that now fails halfway is
+/// left out, and the rest run again once more.
+fn rebuild(conn: &Connection, jobs: &mut [Job], held: &mut Vec<usize>) -> rusqlite::Result<()> {
+    loop {
+        if !conn.is_autocommit() {
+            sql(conn, "ROLLBACK")?;
+        }
+        sql(conn, "BEGIN IMMEDIATE")?;
+        let mut kept = Vec::with_capacity(held.len());
+        let mut halfway = None;
+        for (position, &index) in held.iter().enumerate() {
+            match run_bare(conn, jobs[index].as_mut()) {
+                Bare::Succeeded => kept.push(index),
+                Bare::FailedCleanly => {}
+                Bare::FailedHalfway => {
+                    halfway = Some(position);
+                    break;
+                }
+            }
+        }
+        let Some(failed) = halfway else {
+            *held = kept;
+            return Ok(());
+        };
+        kept.extend_from_slice(&held[failed + 1..]);
+        *held = kept;
+    }
+}
+
+/// Runs one of the writer's own statements, kept prepared.
 fn sql(conn: &Connection, statement: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(statement)?.execute([])?;
     Ok(())
@@ -230,8 +366,184 @@ fn batch_error(error: &rusqlite::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use super::{Job, commit_batch, job, repeatable_job};
     use crate::metrics::Metrics;
     use crate::store::{Store, StoreError};
+    use rusqlite::Connection;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::oneshot;
+
+    type Answer = oneshot::Receiver<Result<(), StoreError>>;
+
+    /// A batch built by hand, run by `commit_batch` on one connection: the
+    /// writer thread's batching left out, so that each test knows its batch.
+    struct Batch {
+        conn: Connection,
+        jobs: Vec<Job>,
+        answers: Vec<Answer>,
+    }
+
+    impl Batch {
+        fn new() -> Self {
+            let conn = Connection::open_in_memory().expect("in-memory database");
+            conn.execute_batch("CREATE TABLE t (x INTEGER)")
+                .expect("creates");
+            Self {
+                conn,
+                jobs: Vec::new(),
+                answers: Vec::new(),
+            }
+        }
+
+        fn add(&mut self, (job, answer): (Job, Answer)) {
+            self.jobs.push(job);
+            self.answers.push(answer);
+        }
+
+        /// A repeatable job inserting `x`, and how many times it ran.
+        /// With `fails_from_run`, it fails after inserting on that run.
+        fn repeatable(&mut self, x: i64, fails_from_run: Option<usize>) -> Arc<AtomicUsize> {
+            let runs = Arc::new(AtomicUsize::new(0));
+            let counted = Arc::clone(&runs);
+            self.add(repeatable_job(move |conn| {
+                let run = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                conn.execute("INSERT INTO t VALUES (?1)", [x])?;
+                if fails_from_run.is_some_and(|from| run >= from) {
+                    anyhow::bail!("job {x} fails after writing");
+                }
+                Ok(())
+            }));
+            runs
+        }
+
+        /// A job that runs once, inserting `x` and then failing if asked.
+        fn once(&mut self, x: i64, fails: bool) {
+            self.add(job(move |conn| {
+                conn.execute("INSERT INTO t VALUES (?1)", [x])?;
+                anyhow::ensure!(!fails, "job {x} fails after writing");
+                Ok(())
+            }));
+        }
+
+        /// A job that runs once and fails before writing anything.
+        fn refusing(&mut self) {
+            self.add(job(|conn| {
+                let _: i64 = conn.query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))?;
+                anyhow::bail!("nothing to do")
+            }));
+        }
+
+        /// Commits the batch; the rows of `t` and whether each job's
+        /// caller heard success.
+        fn commit(mut self) -> (Vec<i64>, Vec<bool>) {
+            commit_batch(&self.conn, &mut self.jobs).expect("commits");
+            for job in self.jobs.drain(..) {
+                job.answer(Ok(()));
+            }
+            let heard = self
+                .answers
+                .iter_mut()
+                .map(|answer| answer.try_recv().expect("answered").is_ok())
+                .collect();
+            let mut statement = self
+                .conn
+                .prepare("SELECT x FROM t ORDER BY x")
+                .expect("prepares");
+            let rows = statement
+                .query_map([], |row| row.get(0))
+                .expect("reads")
+                .collect::<Result<Vec<i64>, _>>()
+                .expect("reads");
+            (rows, heard)
+        }
+    }
+
+    fn runs(count: &AtomicUsize) -> usize {
+        count.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_job_failing_halfway_is_undone_by_running_the_repeatable_jobs_before_it_again() {
+        let mut batch = Batch::new();
+        let first = batch.repeatable(1, None);
+        let second = batch.repeatable(2, None);
+        batch.once(3, true);
+        let fourth = batch.repeatable(4, None);
+        let (rows, heard) = batch.commit();
+        assert_eq!(rows, vec![1, 2, 4]);
+        assert_eq!(heard, vec![true, true, false, true]);
+        assert_eq!((runs(&first), runs(&second)), (2, 2));
+        assert_eq!(runs(&fourth), 1);
+    }
+
+    #[test]
+    fn a_job_failing_before_it_writes_undoes_nothing() {
+        let mut batch = Batch::new();
+        let first = batch.repeatable(1, None);
+        batch.refusing();
+        let third = batch.repeatable(3, None);
+        let (rows, heard) = batch.commit();
+        assert_eq!(rows, vec![1, 3]);
+        assert_eq!(heard, vec![true, false, true]);
+        assert_eq!((runs(&first), runs(&third)), (1, 1));
+    }
+
+    #[test]
+    fn after_a_job_that_runs_once_the_batch_runs_in_savepoints() {
+        let mut batch = Batch::new();
+        batch.once(1, false);
+        let second = batch.repeatable(2, Some(1));
+        let third = batch.repeatable(3, None);
+        let (rows, heard) = batch.commit();
+        assert_eq!(rows, vec![1, 3]);
+        assert_eq!(heard, vec![true, false, true]);
+        assert_eq!((runs(&second), runs(&third)), (1, 1));
+    }
+
+    #[test]
+    fn a_batch_is_run_again_once_at_most() {
+        let mut batch = Batch::new();
+        let first = batch.repeatable(1, None);
+        batch.once(2, true);
+        let third = batch.repeatable(3, None);
+        batch.once(4, true);
+        let fifth = batch.repeatable(5, None);
+        let (rows, heard) = batch.commit();
+        assert_eq!(rows, vec![1, 3, 5]);
+        assert_eq!(heard, vec![true, false, true, false, true]);
+        assert_eq!((runs(&first), runs(&third), runs(&fifth)), (2, 1, 1));
+    }
+
+    #[test]
+    fn a_repeatable_job_failing_when_run_again_is_left_out_and_the_others_run_once_more() {
+        let mut batch = Batch::new();
+        let first = batch.repeatable(1, None);
+        let second = batch.repeatable(2, Some(2));
+        let third = batch.repeatable(3, None);
+        batch.once(4, true);
+        let fifth = batch.repeatable(5, None);
+        let (rows, heard) = batch.commit();
+        assert_eq!(rows, vec![1, 3, 5]);
+        assert_eq!(heard, vec![true, false, true, false, true]);
+        assert_eq!((runs(&first), runs(&second), runs(&third)), (3, 2, 2));
+        assert_eq!(runs(&fifth), 1);
+    }
+
+    #[test]
+    fn a_first_job_failing_halfway_leaves_the_batch_without_savepoints() {
+        let mut batch = Batch::new();
+        batch.once(1, true);
+        let second = batch.repeatable(2, None);
+        batch.once(3, true);
+        let fourth = batch.repeatable(4, None);
+        let (rows, heard) = batch.commit();
+        assert_eq!(rows, vec![2, 4]);
+        assert_eq!(heard, vec![false, true, false, true]);
+        // The second job ran again when the third failed: the batch was
+        // still without savepoints after the first job's failure.
+        assert_eq!((runs(&second), runs(&fourth)), (2, 1));
+    }
 
     /// Every `x` of the test table `t`, in order.
     async fn rows_of_t(store: &Store) -> Vec<i64> {
@@ -292,8 +604,9 @@ mod tests {
         let insert =
             |x: i64| store.write(move |conn| Ok(conn.execute("INSERT INTO t VALUES (?1)", [x])?));
         // Submitted together, so they usually share one batch: the first
-        // fails (it runs without a savepoint), then one succeeds, one fails
-        // inside its savepoint, and the last succeeds.
+        // fails, then one succeeds (it runs once, so the rest of the batch
+        // runs in savepoints), one fails inside its savepoint, and the last
+        // succeeds.
         let (first, second, third, fourth) = tokio::join!(
             insert_then_fail(1),
             insert(2),
