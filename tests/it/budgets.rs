@@ -49,10 +49,12 @@ async fn one_domain_spending_its_budget_leaves_another_domains_registration_answ
     app.mail_support("Jane", "jane@other.example", "j@other.example")
         .await
         .assert_code(250);
+    // Replies go out side by side: in any order.
     let mails = app.relay.wait_for(4).await;
-    assert_eq!(
-        mails.last().expect("a mail").rcpt_to,
-        vec!["jane@other.example".to_owned()],
+    assert!(
+        mails
+            .iter()
+            .any(|mail| mail.rcpt_to == ["jane@other.example"]),
         "another domain is answered"
     );
     app.settle().await;
@@ -95,10 +97,11 @@ async fn one_client_network_spending_its_budget_leaves_another_clients_registrat
         ("refuse".into(), "network_budget".into())
     );
     assert_eq!(register_from("203.0.113.9", "d@four.example").await, 200);
+    // Replies go out side by side: in any order.
     let mails = app.relay.wait_for(3).await;
-    assert_eq!(
-        mails.last().expect("a mail").rcpt_to,
-        vec!["d@four.example".to_owned()]
+    assert!(
+        mails.iter().any(|mail| mail.rcpt_to == ["d@four.example"]),
+        "another client is answered"
     );
     app.settle().await;
     assert_eq!(

@@ -47,6 +47,39 @@ async fn a_reply_is_retried_until_the_relay_takes_it() {
 }
 
 #[tokio::test]
+async fn replies_go_out_as_one_group_where_the_relay_offers_pipelining_and_one_by_one_elsewhere() {
+    for offered in [true, false] {
+        let app = TestApp::spawn().await;
+        app.relay.offer_pipelining(offered);
+        app.mail_support("Jane", "jane@example.com", "m1@example.com")
+            .await
+            .assert_code(250);
+        app.relay.wait_for(1).await;
+        // The second reply goes out over the connection the first opened.
+        app.mail_support("John", "john@example.com", "m2@example.com")
+            .await
+            .assert_code(250);
+        let mails = app.relay.wait_for(2).await;
+        let recipients: Vec<_> = mails.iter().map(|mail| mail.rcpt_to.clone()).collect();
+        assert_eq!(
+            recipients,
+            vec![
+                vec!["jane@example.com".to_owned()],
+                vec!["john@example.com".to_owned()]
+            ],
+            "pipelining offered: {offered}"
+        );
+        assert_eq!(app.relay.connections(), 1, "pipelining offered: {offered}");
+        let grouped = if offered { 2 } else { 0 };
+        assert_eq!(
+            app.relay.pipelined_transactions(),
+            grouped,
+            "pipelining offered: {offered}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_restart_loses_nothing_queued() {
     let app = TestApp::spawn_with(|s| {
         // A relay port nobody listens on: every attempt fails.

@@ -8,7 +8,9 @@
 //! replies pile up in the outbox meanwhile, can require `AUTH PLAIN`
 //! with one user name and password (`require_auth`), and can hang up after
 //! every accepted message without a word (`hang_up_after_each_mail`), as a
-//! relay closing idle connections does.
+//! relay closing idle connections does. It offers PIPELINING, as real
+//! relays do, unless told not to (`offer_pipelining`), and counts the
+//! transactions whose MAIL, RCPT and DATA came as one group.
 
 use super::DEADLINE;
 use std::collections::HashMap;
@@ -55,6 +57,10 @@ struct Shared {
     login: Mutex<Option<(String, String)>>,
     /// User names that authenticated, one per successful AUTH.
     logins: Mutex<Vec<String>>,
+    /// Whether EHLO offers PIPELINING.
+    pipelining: AtomicBool,
+    /// MAIL commands that arrived with their DATA already behind them.
+    pipelined: AtomicUsize,
 }
 
 impl Default for Shared {
@@ -70,6 +76,8 @@ impl Default for Shared {
             held: watch::Sender::new(false),
             login: Mutex::default(),
             logins: Mutex::default(),
+            pipelining: AtomicBool::new(true),
+            pipelined: AtomicUsize::new(0),
         }
     }
 }
@@ -162,6 +170,17 @@ impl CaptureRelay {
         self.shared.hang_up.store(true, Ordering::SeqCst);
     }
 
+    /// Whether EHLO offers PIPELINING (it does unless told otherwise).
+    pub fn offer_pipelining(&self, offer: bool) {
+        self.shared.pipelining.store(offer, Ordering::SeqCst);
+    }
+
+    /// How many transactions came as one group: MAIL read with RCPT and
+    /// DATA already received behind it.
+    pub fn pipelined_transactions(&self) -> usize {
+        self.shared.pipelined.load(Ordering::SeqCst)
+    }
+
     /// How many connections the relay has accepted.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -224,11 +243,21 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         let upper = text.to_ascii_uppercase();
         let scripted;
         let answer: &[u8] = if upper.starts_with("EHLO") {
-            if login.is_some() {
-                b"250-capture.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
-            } else {
-                b"250-capture.test\r\n250 8BITMIME\r\n"
-            }
+            scripted = format!(
+                "250-capture.test\r\n{}{}250 8BITMIME\r\n",
+                if login.is_some() {
+                    "250-AUTH PLAIN\r\n"
+                } else {
+                    ""
+                },
+                if shared.pipelining.load(Ordering::SeqCst) {
+                    "250-PIPELINING\r\n"
+                } else {
+                    ""
+                },
+            )
+            .into_bytes();
+            &scripted
         } else if upper.starts_with("AUTH PLAIN ") {
             match (&login, plain_credentials(&text[11..])) {
                 (Some((user, password)), Some((given_user, given_password)))
@@ -253,6 +282,10 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
             };
             b"250 OK\r\n"
         } else if upper.starts_with("MAIL FROM:") {
+            let behind = String::from_utf8_lossy(lines.buffer()).to_ascii_uppercase();
+            if behind.contains("\r\nDATA\r\n") || behind.starts_with("DATA\r\n") {
+                shared.pipelined.fetch_add(1, Ordering::SeqCst);
+            }
             if let Some(reply) = shared.scripted(Stage::Mail) {
                 scripted = reply;
                 &scripted
