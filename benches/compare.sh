@@ -7,9 +7,10 @@
 #             with delivery held;
 #   floor     smtp-sink taking the same load and, at the same time, one
 #             reply per message over kept-open connections (FLOOR_PER_CONN
-#             per connection, as the daemon's outbox reuses its relay
-#             connections): the least any server that answers every message
-#             with one mail through that sink costs on this machine;
+#             per connection, MAIL, RCPT and DATA as one group, as the
+#             daemon's outbox reuses its relay connections and pipelines):
+#             the least any server that answers every message with one mail
+#             through that sink costs on this machine;
 #   registrar the same load against a release registrar on an empty
 #             database (per-address, per-service and per-client limits
 #             lifted, so every message is a real registration), with its
@@ -205,7 +206,7 @@ if has floor; then
   FLOOR_PID=$!
   loadgen send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
     --per-connection "$FLOOR_PER_CONN" --rcpt "customer@bench.test" --tag "r$$" --source-offset "$((SRC + MSGS))" \
-    "${PIPE[@]}" > "$D/floor-replies.out" 2>&1 || die "the floor's replies failed: $(tail -n 3 "$D/floor-replies.out")"
+    --pipelining > "$D/floor-replies.out" 2>&1 || die "the floor's replies failed: $(tail -n 3 "$D/floor-replies.out")"
   wait "$FLOOR_PID" || die "the floor's load failed: $(tail -n 3 "$D/floor.out")"
   FLOOR_PID=""
   ended=$(date +%s.%N)
