@@ -434,8 +434,13 @@ mod tests {
             }));
         }
 
-        /// Commits the batch; the rows of `t` and whether each job's
-        /// caller heard success.
+        /// Commits the batch, and checks the rows of `t` it leaves and
+        /// whether each job's caller heard success.
+        fn commits(self, rows: &[i64], heard: &[bool]) {
+            let (left, answered) = self.commit();
+            assert_eq!((left.as_slice(), answered.as_slice()), (rows, heard));
+        }
+
         fn commit(mut self) -> (Vec<i64>, Vec<bool>) {
             commit_batch(&self.conn, &mut self.jobs).expect("commits");
             for job in self.jobs.drain(..) {
@@ -470,9 +475,7 @@ mod tests {
         let second = batch.repeatable(2, None);
         batch.once(3, true);
         let fourth = batch.repeatable(4, None);
-        let (rows, heard) = batch.commit();
-        assert_eq!(rows, vec![1, 2, 4]);
-        assert_eq!(heard, vec![true, true, false, true]);
+        batch.commits(&[1, 2, 4], &[true, true, false, true]);
         assert_eq!((runs(&first), runs(&second)), (2, 2));
         assert_eq!(runs(&fourth), 1);
     }
@@ -483,9 +486,7 @@ mod tests {
         let first = batch.repeatable(1, None);
         batch.refusing();
         let third = batch.repeatable(3, None);
-        let (rows, heard) = batch.commit();
-        assert_eq!(rows, vec![1, 3]);
-        assert_eq!(heard, vec![true, false, true]);
+        batch.commits(&[1, 3], &[true, false, true]);
         assert_eq!((runs(&first), runs(&third)), (1, 1));
     }
 
@@ -495,9 +496,7 @@ mod tests {
         batch.once(1, false);
         let second = batch.repeatable(2, Some(1));
         let third = batch.repeatable(3, None);
-        let (rows, heard) = batch.commit();
-        assert_eq!(rows, vec![1, 3]);
-        assert_eq!(heard, vec![true, false, true]);
+        batch.commits(&[1, 3], &[true, false, true]);
         assert_eq!((runs(&second), runs(&third)), (1, 1));
     }
 
@@ -509,9 +508,7 @@ mod tests {
         let third = batch.repeatable(3, None);
         batch.once(4, true);
         let fifth = batch.repeatable(5, None);
-        let (rows, heard) = batch.commit();
-        assert_eq!(rows, vec![1, 3, 5]);
-        assert_eq!(heard, vec![true, false, true, false, true]);
+        batch.commits(&[1, 3, 5], &[true, false, true, false, true]);
         assert_eq!((runs(&first), runs(&third), runs(&fifth)), (2, 1, 1));
     }
 
@@ -523,9 +520,7 @@ mod tests {
         let third = batch.repeatable(3, None);
         batch.once(4, true);
         let fifth = batch.repeatable(5, None);
-        let (rows, heard) = batch.commit();
-        assert_eq!(rows, vec![1, 3, 5]);
-        assert_eq!(heard, vec![true, false, true, false, true]);
+        batch.commits(&[1, 3, 5], &[true, false, true, false, true]);
         assert_eq!((runs(&first), runs(&second), runs(&third)), (3, 2, 2));
         assert_eq!(runs(&fifth), 1);
     }
@@ -537,9 +532,7 @@ mod tests {
         let second = batch.repeatable(2, None);
         batch.once(3, true);
         let fourth = batch.repeatable(4, None);
-        let (rows, heard) = batch.commit();
-        assert_eq!(rows, vec![2, 4]);
-        assert_eq!(heard, vec![false, true, false, true]);
+        batch.commits(&[2, 4], &[false, true, false, true]);
         // The second job ran again when the third failed: the batch was
         // still without savepoints after the first job's failure.
         assert_eq!((runs(&second), runs(&fourth)), (2, 1));
