@@ -125,6 +125,11 @@ mod tests {
         conn.last_insert_rowid()
     }
 
+    /// How many rows a walk's step acted on.
+    fn changed(step: rusqlite::Result<Walked>) -> usize {
+        step.expect("walks").changed
+    }
+
     fn ids(conn: &Connection, sql: &str) -> Vec<i64> {
         conn.prepare(sql)
             .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
@@ -175,12 +180,7 @@ mod tests {
                 done: false
             }
         );
-        assert_eq!(
-            outbox::purge_finished(&conn, 100, 2)
-                .expect("walks")
-                .changed,
-            2
-        );
+        assert_eq!(changed(outbox::purge_finished(&conn, 100, 2)), 2);
         let last = outbox::purge_finished(&conn, 100, 2).expect("walks");
         assert_eq!(
             last,
@@ -198,38 +198,21 @@ mod tests {
         for _ in 0..3 {
             reply(&conn, 10, "sent");
         }
-        assert_eq!(
-            outbox::purge_finished(&conn, 100, 10)
-                .expect("walks")
-                .changed,
-            3
-        );
+        assert_eq!(changed(outbox::purge_finished(&conn, 100, 10)), 3);
         let again = reply(&conn, 10, "sent");
         assert_eq!(again, 1, "SQLite gives the id after the largest one left");
-        assert_eq!(
-            outbox::purge_finished(&conn, 100, 10)
-                .expect("walks")
-                .changed,
-            1
-        );
+        assert_eq!(changed(outbox::purge_finished(&conn, 100, 10)), 1);
 
         // Another delete (an erasure) takes the rows after the cursor.
         reply(&conn, 10, "sent");
         reply(&conn, 10, "sent");
         let erased = reply(&conn, 5000, "sent");
-        assert_eq!(
-            outbox::purge_finished(&conn, 100, 10)
-                .expect("walks")
-                .changed,
-            2
-        );
+        assert_eq!(changed(outbox::purge_finished(&conn, 100, 10)), 2);
         outbox::delete(&conn, erased).expect("deletes");
         let reused = reply(&conn, 10, "sent");
         assert_eq!(reused, 1, "ids start again in the empty table");
         assert_eq!(
-            outbox::purge_finished(&conn, 100, 10)
-                .expect("walks")
-                .changed,
+            changed(outbox::purge_finished(&conn, 100, 10)),
             1,
             "the row whose id came back is walked"
         );
@@ -279,29 +262,17 @@ mod tests {
         };
         sender(10);
         sender(20);
-        assert_eq!(
-            inbound::erase_raw_before(&conn, 100, 10)
-                .expect("walks")
-                .changed,
-            2
-        );
+        assert_eq!(changed(inbound::erase_raw_before(&conn, 100, 10)), 2);
         let forgotten = inbound::forget(&conn, "a@example.com", "erased").expect("forgets");
         assert_eq!(forgotten.messages, 2);
 
         let reused = message(&conn, 30, Some(b"raw"));
         assert_eq!(reused, 1, "ids start again in the empty table");
         assert_eq!(
-            inbound::erase_raw_before(&conn, 100, 10)
-                .expect("walks")
-                .changed,
+            changed(inbound::erase_raw_before(&conn, 100, 10)),
             1,
             "the message whose id came back has its bytes erased"
         );
-        assert_eq!(
-            inbound::delete_before(&conn, 100, 10)
-                .expect("walks")
-                .changed,
-            1
-        );
+        assert_eq!(changed(inbound::delete_before(&conn, 100, 10)), 1);
     }
 }
