@@ -5,9 +5,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Bytes of entropy in every token: 256 bits, well above the 128 required.
 const TOKEN_BYTES: usize = 32;
+
+/// Bytes of a stamped token that are its stamp, not secret: the other 24
+/// (192 bits) are random.
+const STAMP_BYTES: usize = 8;
+
+/// The last stamp this process gave a token.
+static LAST_STAMP: AtomicU64 = AtomicU64::new(0);
 
 /// A random secret, shown to its owner once and stored only as a hash.
 #[derive(Clone, PartialEq, Eq)]
@@ -24,6 +33,20 @@ impl Token {
         // Without a working OS random source no token can be safe; there is
         // nothing sensible to fall back to.
         getrandom::fill(&mut bytes).expect("the OS random source must be available");
+        Self(bytes)
+    }
+
+    /// Draws a fresh token for a link whose hash is stored per message (an
+    /// activation or opt-out link). Its first 8 bytes are a stamp, the
+    /// microseconds since 1970 or one more than the last stamp, so that
+    /// `stamped_hash` keys follow time: a table keyed by them grows at its
+    /// end, one page per commit, instead of on a random page per row. The
+    /// stamp tells when the link was made, which its mail says anyway; the
+    /// 24 other bytes are the secret.
+    pub fn generate_stamped() -> Self {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        bytes[..STAMP_BYTES].copy_from_slice(&next_stamp().to_be_bytes());
+        getrandom::fill(&mut bytes[STAMP_BYTES..]).expect("the OS random source must be available");
         Self(bytes)
     }
 
@@ -46,6 +69,40 @@ impl Token {
     pub fn hash(&self) -> TokenHash {
         TokenHash(Sha256::digest(self.0).into())
     }
+
+    /// The key a stamped token (`generate_stamped`) is stored under: its
+    /// stamp, then the first 24 bytes of its SHA-256 (192 bits).
+    pub fn stamped_hash(&self) -> TokenHash {
+        let digest: [u8; 32] = Sha256::digest(self.0).into();
+        let mut key = [0u8; 32];
+        key[..STAMP_BYTES].copy_from_slice(&self.0[..STAMP_BYTES]);
+        key[STAMP_BYTES..].copy_from_slice(&digest[..32 - STAMP_BYTES]);
+        TokenHash(key)
+    }
+
+    /// The keys a presented link token may be stored under: stamped, as
+    /// links are made now, or its plain SHA-256, as links made before
+    /// were. Nobody can tell the two kinds apart from the token, so a
+    /// lookup tries both; a stored key matches only its own kind.
+    pub fn link_keys(&self) -> [TokenHash; 2] {
+        [self.stamped_hash(), self.hash()]
+    }
+}
+
+/// The next stamp: now in microseconds since 1970, or one more than the
+/// last one when the clock has not moved on (or went back).
+fn next_stamp() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX - 1)
+        });
+    let last = LAST_STAMP
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or_else(|last| last);
+    now.max(last + 1)
 }
 
 impl fmt::Debug for Token {
@@ -78,6 +135,30 @@ mod tests {
         for bad in ["", "short", &"A".repeat(44), &"*".repeat(43)] {
             assert!(Token::parse(bad).is_none(), "input {bad:?}");
         }
+    }
+
+    #[test]
+    fn stamped_keys_follow_the_order_tokens_were_made_in() {
+        let tokens: Vec<Token> = (0..1000).map(|_| Token::generate_stamped()).collect();
+        let keys: Vec<TokenHash> = tokens.iter().map(Token::stamped_hash).collect();
+        assert!(
+            keys.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "keys must grow"
+        );
+        // The secret part differs, and the key is not the token.
+        assert_ne!(tokens[0].0[STAMP_BYTES..], tokens[1].0[STAMP_BYTES..]);
+        assert_ne!(keys[0].0[STAMP_BYTES..], tokens[0].0[STAMP_BYTES..]);
+    }
+
+    #[test]
+    fn a_link_token_is_looked_up_under_both_kinds_of_key() {
+        let stamped = Token::generate_stamped();
+        let parsed = Token::parse(&stamped.expose()).expect("own encoding parses");
+        assert_eq!(parsed.link_keys(), [stamped.stamped_hash(), stamped.hash()]);
+        // A token made before stamps, stored under its SHA-256, is still found.
+        let older = Token::generate();
+        assert!(older.link_keys().contains(&older.hash()));
+        assert_ne!(older.stamped_hash(), older.hash());
     }
 
     #[test]

@@ -97,11 +97,11 @@ impl Registrar {
         &self,
         token: &Token,
     ) -> Result<Option<PendingCustomer>, RegistrationError> {
-        let hash = token.hash();
+        let keys = token.link_keys();
         Ok(self
             .store
             .read(move |conn| {
-                let Some(id) = tokens::live_customer(conn, &hash, store::now())? else {
+                let Some(id) = tokens::live_customer(conn, &keys, store::now())? else {
                     return Ok(None);
                 };
                 Ok(customers::by_id(conn, id)?.map(|c| PendingCustomer {
@@ -127,24 +127,26 @@ impl Registrar {
         previous_session: Option<TokenHash>,
         language: Option<Language>,
     ) -> Result<Option<i64>, RegistrationError> {
-        let hash = token.hash();
+        let keys = token.link_keys();
         let settings = self.settings();
         let job_settings = Arc::clone(&settings);
         // The notice is prepared for the customer the token names now; the
         // transaction checks that it still fits.
         let first = self
-            .notice_for_token(&hash, name.as_ref(), language)
+            .notice_for_token(&keys, name.as_ref(), language)
             .await?;
         let activated = PacedJob::new(
             first,
             |wanted| prepare_activated_notice(&settings, wanted, language),
             move |conn, prepared| {
                 let now = store::now();
-                let Some(customer_id) = tokens::consume(conn, &hash, now)? else {
+                let Some(customer_id) = tokens::consume(conn, &keys, now)? else {
                     return Ok(None);
                 };
                 if !customers::activate(conn, customer_id, name.as_ref(), &password_hash, now)? {
-                    anyhow::bail!("token {hash:?} belonged to a customer that is not pending");
+                    anyhow::bail!(
+                        "a live activation token belonged to a customer that is not pending"
+                    );
                 }
                 let ttl = secs(job_settings.session.absolute_timeout);
                 open_session(
@@ -184,15 +186,15 @@ impl Registrar {
     /// transaction; `None` when the token is not live.
     async fn notice_for_token(
         &self,
-        hash: &TokenHash,
+        keys: &[TokenHash; 2],
         name: &str,
         language: Option<Language>,
     ) -> Result<Option<PacedMail<()>>, RegistrationError> {
-        let (settings, hash) = (self.settings(), *hash);
+        let (settings, keys) = (self.settings(), *keys);
         let customer = self
             .store
             .read(
-                move |conn| match tokens::live_customer(conn, &hash, store::now())? {
+                move |conn| match tokens::live_customer(conn, &keys, store::now())? {
                     Some(id) => Ok(customers::by_id(conn, id)?),
                     None => Ok(None),
                 },

@@ -375,11 +375,11 @@ impl Registrar {
             if customer.status != customers::Status::Pending {
                 return Ok(HandOver::NotPending(customer.status));
             }
-            let token = Token::generate();
+            let token = Token::generate_stamped();
             tokens::replace(
                 conn,
                 customer.id,
-                &token.hash(),
+                &token.stamped_hash(),
                 now,
                 now + secs(settings.activation.token_ttl),
             )?;

@@ -33,7 +33,8 @@ fn opt_out_tx(
     valid_since: i64,
     now: i64,
 ) -> anyhow::Result<(OptOut, bool)> {
-    let Some((identity, email)) = suppressions::opt_out_address(conn, &token.hash(), valid_since)?
+    let Some((identity, email)) =
+        suppressions::opt_out_address(conn, &token.link_keys(), valid_since)?
     else {
         return Ok((OptOut::Unknown, false));
     };
@@ -93,13 +94,13 @@ impl Registrar {
         &self,
         token: &Token,
     ) -> Result<Option<String>, RegistrationError> {
-        let hash = token.hash();
+        let keys = token.link_keys();
         let lifetime = secs(self.settings().activation.pending_expiry);
         Ok(self
             .store
             .read(move |conn| {
                 let since = store::now().saturating_sub(lifetime);
-                Ok(suppressions::opt_out_address(conn, &hash, since)?.map(|(_, email)| email))
+                Ok(suppressions::opt_out_address(conn, &keys, since)?.map(|(_, email)| email))
             })
             .await?)
     }

@@ -133,17 +133,17 @@ pub(super) struct FreshLinks {
 impl FreshLinks {
     /// New tokens for both links; nothing is stored.
     pub(super) fn new(settings: &Settings, now: i64) -> Self {
-        let token = Token::generate();
+        let token = Token::generate_stamped();
         let ttl = settings.activation.token_ttl.as_secs();
         let expires_at = now + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
-        let opt_out = Token::generate();
+        let opt_out = Token::generate_stamped();
         Self {
             expires_at,
             ttl_hours: ttl / 3600,
             hashes: ActivationLinks {
-                activation: token.hash(),
+                activation: token.stamped_hash(),
                 expires_at,
-                opt_out: opt_out.hash(),
+                opt_out: opt_out.stamped_hash(),
             },
             tokens: [token, opt_out],
         }

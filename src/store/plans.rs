@@ -64,6 +64,7 @@ fn queries() -> Vec<(&'static str, String)> {
         ("token replace", tokens::DELETE_UNUSED.into()),
         ("token lookup", tokens::LIVE_CUSTOMER.into()),
         ("token consume", tokens::CONSUME.into()),
+        ("opt-out link lookup", suppressions::OPT_OUT_ADDRESS.into()),
         ("session lookup", sessions::CUSTOMER.into()),
         (
             "purge of raw bytes: the walk",

@@ -1,5 +1,5 @@
 //! The `suppressions` and `opt_out_tokens` tables: addresses that are never
-//! mailed again, and the "I did not ask for this" links (by SHA-256) that
+//! mailed again, and the "I did not ask for this" links (by hash) that
 //! put an address there.
 
 use crate::domain::TokenHash;
@@ -96,20 +96,21 @@ pub fn add_opt_out_token(
 }
 
 /// The address an opt-out link was made for (identity, email as mailed),
-/// when the link is younger than `since`.
+/// by the link token's `link_keys`, when the link is younger than `since`.
 pub fn opt_out_address(
     conn: &Connection,
-    hash: &TokenHash,
+    keys: &[TokenHash; 2],
     since: i64,
 ) -> rusqlite::Result<Option<(String, String)>> {
-    conn.prepare_cached(
-        "SELECT identity, email FROM opt_out_tokens WHERE hash = ?1 AND created_at > ?2",
-    )?
-    .query_row(params![&hash.0[..], since], |row| {
-        Ok((row.get(0)?, row.get(1)?))
-    })
-    .optional()
+    conn.prepare_cached(OPT_OUT_ADDRESS)?
+        .query_row(params![&keys[0].0[..], since, &keys[1].0[..]], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
 }
+
+pub(super) const OPT_OUT_ADDRESS: &str =
+    "SELECT identity, email FROM opt_out_tokens WHERE hash IN (?1, ?3) AND created_at > ?2";
 
 /// The oldest "I did not ask for this" links, from `opt_out_tokens_by_age`.
 pub(super) const PURGE_OPT_OUT_BEFORE: &str = "DELETE FROM opt_out_tokens WHERE hash IN
@@ -123,4 +124,46 @@ pub fn purge_opt_out_tokens_before(
 ) -> rusqlite::Result<usize> {
     conn.prepare_cached(PURGE_OPT_OUT_BEFORE)?
         .execute(rusqlite::params![before, crate::store::sql_limit(limit)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Token;
+    use crate::store::migrations;
+
+    const NOW: i64 = 1_767_225_600;
+
+    #[test]
+    fn an_opt_out_link_is_found_under_a_stamped_key_or_a_plain_one_stored_before() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        migrations::run(&mut conn).expect("migrations run");
+        let stamped = Token::generate_stamped();
+        let earlier = Token::generate();
+        add_opt_out_token(
+            &conn,
+            &stamped.stamped_hash(),
+            "a@example.com",
+            "A@example.com",
+            NOW,
+        )
+        .expect("stored");
+        add_opt_out_token(
+            &conn,
+            &earlier.hash(),
+            "b@example.com",
+            "b@example.com",
+            NOW,
+        )
+        .expect("stored");
+        let found = |token: &Token, since| {
+            opt_out_address(&conn, &token.link_keys(), since)
+                .expect("reads")
+                .map(|(identity, _)| identity)
+        };
+        assert_eq!(found(&stamped, NOW - 1).as_deref(), Some("a@example.com"));
+        assert_eq!(found(&earlier, NOW - 1).as_deref(), Some("b@example.com"));
+        assert_eq!(found(&Token::generate_stamped(), NOW - 1), None);
+        assert_eq!(found(&stamped, NOW), None, "too old");
+    }
 }

@@ -220,6 +220,35 @@ async fn a_wrong_csrf_value_or_an_empty_password_leaves_the_token_unused() {
 }
 
 #[tokio::test]
+async fn a_link_mailed_before_links_were_stamped_still_activates() {
+    let app = TestApp::spawn().await;
+    let stamped = registered(&app, "Jane", "jane@example.com").await;
+    // An earlier build stored a link token under its plain SHA-256.
+    let earlier = registrar::domain::Token::generate();
+    let changed = app
+        .db()
+        .execute(
+            "UPDATE activation_tokens SET hash = ?1",
+            [&earlier.hash().0[..]],
+        )
+        .expect("store the token as an earlier build did");
+    assert_eq!(changed, 1);
+    let link = app.url(&format!("/activate?token={}", earlier.expose()));
+    let http = app.http();
+
+    assert_eq!(
+        http.get(&stamped).send().await.expect("GET").status(),
+        404,
+        "the stamped link's key is gone"
+    );
+    let saved = activate(&app, &http, &link, "Jane").await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(saved.headers()["location"], "/portal");
+    assert_eq!(app.count("activation_tokens WHERE used_at IS NOT NULL"), 1);
+    assert_eq!(http.get(&link).send().await.expect("GET").status(), 404);
+}
+
+#[tokio::test]
 async fn an_expired_token_gets_the_same_page_as_an_unknown_one() {
     let app = TestApp::spawn().await;
     let link = registered(&app, "Jane", "jane@example.com").await;

@@ -124,7 +124,11 @@ async fn link_prints_a_fresh_link_and_the_previous_one_stops_working() {
         .db()
         .query_row("SELECT hash FROM activation_tokens", [], |row| row.get(0))
         .expect("one token row");
-    assert_eq!(stored, token.hash().0.to_vec(), "only the hash is stored");
+    assert_eq!(
+        stored,
+        token.stamped_hash().0.to_vec(),
+        "only the hash is stored"
+    );
     assert_eq!(app.count("activation_tokens"), 1);
 
     let unknown = app.cli(&["link", "nobody@example.com"]).await;
