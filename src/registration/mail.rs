@@ -191,6 +191,7 @@ fn decide_mail(
         about.identity.as_deref(),
         &message.content_hash,
         now.saturating_sub(secs(settings.store.idempotency_window)),
+        now,
     )?
     .is_some()
     {

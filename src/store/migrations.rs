@@ -43,6 +43,7 @@ const MIGRATIONS: &[Migration] = &[
         "migrations/0016_fewer_indexes_per_message.sql"
     )),
     Migration::Code(updated_at_not_null),
+    Migration::Sql(include_str!("migrations/0018_copy_indexes_by_period.sql")),
 ];
 
 /// The schema version this binary migrates to.

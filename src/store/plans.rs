@@ -255,23 +255,34 @@ fn copies_are_found_by_the_index_that_bounds_them_and_purges_walk_ids() {
     let mut conn = Connection::open_in_memory().expect("in-memory database");
     super::configure(&conn).expect("configured as the store's connections are");
     migrations::run(&mut conn).expect("migrations run");
-    // The copies of one Message-ID (or of one content) within the window,
-    // not every decision ever recorded about the sender, in the index's
-    // order: no sort.
+    // The copies of one Message-ID (or of one content) within the window
+    // and one period (the index's leading expression), not every decision
+    // ever recorded about the sender, in the index's order: no sort.
     let lines = plan(&conn, inbound::EARLIER_BY_MESSAGE_ID);
     assert!(
         lines[0].starts_with(
-            "SEARCH i USING COVERING INDEX inbound_by_message_id (message_id=? AND received_at>?)"
+            "SEARCH i USING COVERING INDEX inbound_by_message_id \
+             (<expr>=? AND message_id=? AND received_at>?)"
         ) && !lines.iter().any(|line| line.contains("TEMP B-TREE")),
         "{lines:?}"
     );
     let lines = plan(&conn, inbound::EARLIER_BY_CONTENT);
     assert!(
         lines[0].starts_with(
-            "SEARCH i USING COVERING INDEX inbound_by_content (content_sha256=? AND received_at>?)"
+            "SEARCH i USING COVERING INDEX inbound_by_content \
+             (<expr>=? AND content_sha256=? AND received_at>?)"
         ) && !lines.iter().any(|line| line.contains("TEMP B-TREE")),
         "{lines:?}"
     );
+    // The period in the SQL is the one the code counts in.
+    let period = format!("received_at / {}", inbound::COPY_PERIOD_SECS);
+    for sql in [
+        inbound::EARLIER_BY_MESSAGE_ID,
+        inbound::EARLIER_BY_CONTENT,
+        include_str!("migrations/0018_copy_indexes_by_period.sql"),
+    ] {
+        assert!(sql.contains(&period), "{sql}");
+    }
     // The purges walk their tables by id from a cursor, without an index
     // on age (issue 9): each reads only the rows after its cursor.
     for walk in [
