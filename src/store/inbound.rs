@@ -53,12 +53,12 @@ pub struct DecisionRecord {
     pub reply_code: Option<u16>,
 }
 
-/// The period the copy indexes lead with: four days of received time, so
+/// The period the copy indexes lead with: eight days of received time, so
 /// that the entries of new messages go to the newest period's part of each
 /// index instead of a random page of the whole history (schema 18). The SQL
-/// below and the indexes spell it out as `received_at / 345600`, which is
+/// below and the indexes spell it out as `received_at / 691200`, which is
 /// how SQLite matches a query to an index on an expression.
-pub const COPY_PERIOD_SECS: i64 = 4 * 86_400;
+pub const COPY_PERIOD_SECS: i64 = 8 * 86_400;
 
 /// An earlier copy by Message-ID from the same registered address
 /// (identity; a forwarder's envelope may differ between copies) received in
@@ -67,14 +67,14 @@ pub const COPY_PERIOD_SECS: i64 = 4 * 86_400;
 /// about the identity.
 pub(super) const EARLIER_BY_MESSAGE_ID: &str = "SELECT i.received_at, i.id, d.outcome, d.reason
      FROM inbound i CROSS JOIN decisions d ON d.inbound_id = i.id
-     WHERE i.received_at / 345600 = ?4 AND i.message_id = ?1 AND d.identity = ?2
+     WHERE i.received_at / 691200 = ?4 AND i.message_id = ?1 AND d.identity = ?2
        AND i.received_at >= ?3
      ORDER BY i.received_at DESC, i.id DESC LIMIT 1";
 
 /// An earlier copy by content received in one period (`?3`), newest first.
 pub(super) const EARLIER_BY_CONTENT: &str = "SELECT i.received_at, i.id, d.outcome, d.reason
      FROM inbound i JOIN decisions d ON d.inbound_id = i.id
-     WHERE i.received_at / 345600 = ?3 AND i.content_sha256 = ?1 AND i.received_at >= ?2
+     WHERE i.received_at / 691200 = ?3 AND i.content_sha256 = ?1 AND i.received_at >= ?2
      ORDER BY i.received_at DESC, i.id DESC LIMIT 1";
 
 /// The decision recorded for an earlier copy of the same message received at
