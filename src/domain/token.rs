@@ -95,14 +95,14 @@ fn next_stamp() -> u64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {
-            u64::try_from(since.as_micros()).unwrap_or(u64::MAX - 1)
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
         });
     let last = LAST_STAMP
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-            Some(now.max(last + 1))
+            Some(now.max(last.saturating_add(1)))
         })
         .unwrap_or_else(|last| last);
-    now.max(last + 1)
+    now.max(last.saturating_add(1))
 }
 
 impl fmt::Debug for Token {
