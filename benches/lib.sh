@@ -120,6 +120,47 @@ start_registrar() {
   wait_port "$2" 300 || { tail -n 5 "$1/registrar.log" >&2; die "registrar did not come up on 127.0.0.1:$2"; }
 }
 
+# begin_loaded_run NAME: what threads.sh and pages.sh do first: the ports
+# (RG_SMTP, RG_HTTP, SINK_PORT) free, postfix there, the release build made,
+# and a folder $D that goes, with the daemon and the sink, when the script
+# exits.
+begin_loaded_run() {
+  RG_SMTP=${RG_SMTP:-2575}; RG_HTTP=${RG_HTTP:-8099}; SINK_PORT=${SINK_PORT:-2527}
+  ensure_postfix
+  need_free_ports "$RG_SMTP" "$RG_HTTP" "$SINK_PORT"
+  build
+  D=$(mktemp -d -t "registrar-$1.XXXXXX"); chmod 755 "$D"
+  trap end_loaded_run EXIT
+  trap 'exit 130' INT TERM
+}
+end_loaded_run() {
+  set +e
+  stop_registrar
+  stop_sink
+  rm -rf "$D"
+}
+
+# start_loaded_registrar DIR: smtp-sink, then registrar in DIR with every
+# limit lifted, replying to the sink, on a copy of $PREFILLED when it is set
+# (threads.sh, pages.sh).
+start_loaded_registrar() {
+  start_sink
+  write_config "$1" "$RG_SMTP" "$RG_HTTP" "smtp://127.0.0.1:$SINK_PORT" lifted
+  if [ -n "${PREFILLED:-}" ]; then
+    cp "$PREFILLED" "$1/registrar.sqlite3" || die "cannot copy $PREFILLED"
+    sync
+  fi
+  start_registrar "$1" "$RG_SMTP"
+}
+
+# send_load COUNT TAG OFFSET: COUNT messages of $SIZE bytes from distinct
+# senders and client addresses (from OFFSET on), $SESSIONS sessions, one
+# message per connection.
+send_load() {
+  "$LOADGEN" send --target "127.0.0.1:$RG_SMTP" --messages "$1" --sessions "$SESSIONS" \
+    --per-connection 1 --size "$SIZE" --rcpt support@bench.test --tag "$2$$" --source-offset "$3"
+}
+
 # Peak resident set of the running daemon, in MiB.
 registrar_peak_rss_mib() {
   awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$RG_PID/status" 2>/dev/null

@@ -18,33 +18,9 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 MSGS=${MSGS:-10000}; SESSIONS=${SESSIONS:-10}; SIZE=${SIZE:-2048}; WARMUP=${WARMUP:-300}
-RG_SMTP=${RG_SMTP:-2575}; RG_HTTP=${RG_HTTP:-8099}; SINK_PORT=${SINK_PORT:-2527}
-ensure_postfix
-need_free_ports "$RG_SMTP" "$RG_HTTP" "$SINK_PORT"
-build
+begin_loaded_run threads
 
-D=$(mktemp -d -t registrar-threads.XXXXXX); chmod 755 "$D"
-cleanup() {
-  set +e
-  stop_registrar
-  stop_sink
-  rm -rf "$D"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_sink
-write_config "$D/rg" "$RG_SMTP" "$RG_HTTP" "smtp://127.0.0.1:$SINK_PORT" lifted
-if [ -n "${PREFILLED:-}" ]; then
-  cp "$PREFILLED" "$D/rg/registrar.sqlite3" || die "cannot copy $PREFILLED"
-  sync
-fi
-start_registrar "$D/rg" "$RG_SMTP"
-
-send() { # COUNT TAG OFFSET
-  "$LOADGEN" send --target "127.0.0.1:$RG_SMTP" --messages "$1" --sessions "$SESSIONS" \
-    --per-connection 1 --size "$SIZE" --rcpt support@bench.test --tag "$2$$" --source-offset "$3"
-}
+start_loaded_registrar "$D/rg"
 # One line per thread: name, then user and system ticks (stat), time on a
 # core and time waiting for one in ns (schedstat), and written bytes, write
 # calls and read calls (io).
@@ -59,10 +35,10 @@ snapshot() {
 }
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
-send "$WARMUP" w 0 > "$D/warmup.out" || die "warm-up failed: $(tail -n 3 "$D/warmup.out")"
+send_load "$WARMUP" w 0 > "$D/warmup.out" || die "warm-up failed: $(tail -n 3 "$D/warmup.out")"
 sleep 1
 snapshot > "$D/before"; machine_before=$(machine_ticks)
-send "$MSGS" m "$WARMUP" > "$D/load.out" || die "load failed: $(tail -n 3 "$D/load.out")"
+send_load "$MSGS" m "$WARMUP" > "$D/load.out" || die "load failed: $(tail -n 3 "$D/load.out")"
 sleep 2 # the outbox sends the last replies
 snapshot > "$D/after"; machine_after=$(machine_ticks)
 TICK=$(getconf CLK_TCK)
