@@ -4,6 +4,7 @@
 //! `PRAGMA integrity_check` says `ok`.
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::collections::HashSet;
 use std::io::BufRead as _;
 use std::path::PathBuf;
 
@@ -30,8 +31,15 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let mut missing = 0u64;
     let mut undecided = 0u64;
     let mut no_reply = 0u64;
-    let mut find =
-        conn.prepare("SELECT id FROM inbound WHERE message_id = ?1 AND envelope_from = ?2")?;
+    // Every stored (Message-ID, envelope sender), read once: the index on
+    // Message-ID leads with the period a message came in (schema 18), so a
+    // lookup by Message-ID alone would read the whole table each time.
+    let stored = conn
+        .prepare("SELECT message_id, envelope_from FROM inbound WHERE message_id IS NOT NULL")?
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?
+        .collect::<Result<HashSet<(String, String)>, _>>()?;
     let mut decided = conn.prepare("SELECT outcome FROM decisions WHERE identity = ?1")?;
     let mut replies = conn.prepare("SELECT COUNT(*) FROM outbox WHERE rate_key = ?1")?;
     for path in &args.accepted {
@@ -43,10 +51,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
                 continue;
             };
             acknowledged += 1;
-            let found: Option<i64> = find
-                .query_row([message_id, sender], |row| row.get(0))
-                .optional()?;
-            if found.is_none() {
+            if !stored.contains(&(message_id.to_owned(), sender.to_owned())) {
                 missing += 1;
                 if missing <= 5 {
                     failures.push(format!(
