@@ -22,7 +22,8 @@ static LAST_STAMP: AtomicU64 = AtomicU64::new(0);
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token([u8; TOKEN_BYTES]);
 
-/// SHA-256 of a token: what the database keeps.
+/// SHA-256 of a token (of a stamped one, its stamp and 24 bytes of its
+/// SHA-256): what the database keeps.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenHash(pub [u8; 32]);
 
