@@ -104,16 +104,19 @@ pub fn earlier_copy(
         since.div_euclid(COPY_PERIOD_SECS),
         now.div_euclid(COPY_PERIOD_SECS),
     );
+    let mut message_id_lookup = match message_id {
+        Some(message_id) => Some((message_id, conn.prepare_cached(EARLIER_BY_MESSAGE_ID)?)),
+        None => None,
+    };
+    let mut content_lookup = conn.prepare_cached(EARLIER_BY_CONTENT)?;
     for period in (oldest..=newest).rev() {
-        let by_id = match message_id {
-            Some(message_id) => conn
-                .prepare_cached(EARLIER_BY_MESSAGE_ID)?
+        let by_id = match message_id_lookup {
+            Some((message_id, ref mut statement)) => statement
                 .query_row(params![message_id, identity, since, period], read)
                 .optional()?,
             None => None,
         };
-        let by_content = conn
-            .prepare_cached(EARLIER_BY_CONTENT)?
+        let by_content = content_lookup
             .query_row(params![&content_sha256[..], since, period], read)
             .optional()?;
         // The newest copy wins, as one query in the same order would have it.
@@ -380,8 +383,8 @@ mod tests {
 
     const DAY: i64 = 86_400;
 
-    /// A message with `content` and `message_id` received at `at`, and the
-    /// decision about `identity` (`outcome` / `reason`) recorded for it.
+    /// A message with `content` and `message_id` received at `at`, and a
+    /// `register` decision about a@example.com with `reason` recorded for it.
     fn copy(conn: &Connection, at: i64, content: u8, message_id: &str, reason: &str) {
         conn.execute(
             "INSERT INTO inbound (received_at, service, client_ip, helo, envelope_from, envelope_to,
