@@ -4,6 +4,11 @@
 //! one transaction, commits once, and only then answers each job.
 //! Concurrent SMTP sessions therefore share one fsync instead of queueing
 //! for one each, and no caller hears "done" before its rows are durable.
+//! Jobs that arrive while a batch runs join it: each time the batch's jobs
+//! have run, the writer takes those waiting, and it commits when none wait
+//! (or the batch holds `max_batch`). A job then waits for the commit of the
+//! batch it arrived during, not for that batch and one more; and every
+//! table's last page is logged once for more messages.
 //!
 //! A failed job leaves nothing behind. A savepoint around each job would see
 //! to that, but SQLite then copies every page the job touches into the
@@ -219,18 +224,15 @@ fn run(
     while let Some(first) = queue.blocking_recv() {
         log.restart_if_long(&conn);
         batch.push(first);
-        while batch.len() < max_batch {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let size = batch.len();
         let started = Instant::now();
-        let commit = commit_batch(&conn, &mut batch).map_err(|error| {
+        let commit = commit_batch(&conn, &mut batch, |batch| {
+            take_waiting(&mut queue, batch, max_batch);
+        })
+        .map_err(|error| {
             tracing::error!(error.message = %error, "group commit failed; batch rolled back");
             batch_error(&error)
         });
+        let size = batch.len();
         if commit.is_ok() {
             stats.record(size);
             metrics.group_commit(size, started.elapsed());
@@ -242,10 +244,27 @@ fn run(
     tracing::debug!("store writer stopped");
 }
 
+/// Moves the jobs waiting in the queue into `batch`, until it holds
+/// `max_batch`.
+fn take_waiting(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, max_batch: usize) {
+    while batch.len() < max_batch {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Runs a batch in one transaction and commits it; on failure rolls back.
-fn commit_batch(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
+/// Each time the jobs run out, `more` may add the jobs that arrived
+/// meanwhile; the batch is committed once it adds none.
+fn commit_batch(
+    conn: &Connection,
+    jobs: &mut Vec<Job>,
+    mut more: impl FnMut(&mut Vec<Job>),
+) -> rusqlite::Result<()> {
     sql(conn, "BEGIN IMMEDIATE")?;
-    let result = run_jobs(conn, jobs).and_then(|()| sql(conn, "COMMIT"));
+    let result = run_jobs(conn, jobs, &mut more).and_then(|()| sql(conn, "COMMIT"));
     if result.is_err() && !conn.is_autocommit() {
         let _ = sql(conn, "ROLLBACK");
     }
@@ -253,13 +272,23 @@ fn commit_batch(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
 }
 
 /// Runs every job of a batch inside the open transaction, each leaving its
-/// changes if it succeeds and none if it fails.
-fn run_jobs(conn: &Connection, jobs: &mut [Job]) -> rusqlite::Result<()> {
+/// changes if it succeeds and none if it fails, and then those `more` adds.
+fn run_jobs(
+    conn: &Connection,
+    jobs: &mut Vec<Job>,
+    more: &mut impl FnMut(&mut Vec<Job>),
+) -> rusqlite::Result<()> {
     // The jobs whose changes the transaction holds, in the order they ran,
     // while they can all run again: the transaction can then be built
     // again from them.
-    let mut held = Some(Vec::with_capacity(jobs.len()));
-    for index in 0..jobs.len() {
+    let mut held = Some(Vec::with_capacity(jobs.capacity()));
+    for index in 0.. {
+        if index == jobs.len() {
+            more(jobs);
+            if index == jobs.len() {
+                break;
+            }
+        }
         let Some(rebuildable) = held.as_mut() else {
             run_in_savepoint(conn, jobs[index].as_mut())?;
             continue;
@@ -366,8 +395,9 @@ fn batch_error(error: &rusqlite::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::{Job, commit_batch, job, repeatable_job};
+    use super::{Job, WriterStats, commit_batch, job, repeatable_job, spawn};
     use crate::metrics::Metrics;
+    use crate::store::checkpoint::LogLength;
     use crate::store::{Store, StoreError};
     use rusqlite::Connection;
     use std::sync::Arc;
@@ -382,6 +412,9 @@ mod tests {
         conn: Connection,
         jobs: Vec<Job>,
         answers: Vec<Answer>,
+        /// The jobs from this one on arrive while the batch runs: the
+        /// writer hands them over when the ones before have run.
+        arriving_from: Option<usize>,
     }
 
     impl Batch {
@@ -393,7 +426,13 @@ mod tests {
                 conn,
                 jobs: Vec::new(),
                 answers: Vec::new(),
+                arriving_from: None,
             }
+        }
+
+        /// The jobs added from now on arrive while the batch runs.
+        fn then_arriving(&mut self) {
+            self.arriving_from = Some(self.jobs.len());
         }
 
         fn add(&mut self, (job, answer): (Job, Answer)) {
@@ -442,7 +481,14 @@ mod tests {
         }
 
         fn commit(mut self) -> (Vec<i64>, Vec<bool>) {
-            commit_batch(&self.conn, &mut self.jobs).expect("commits");
+            let mut arriving = self
+                .arriving_from
+                .map(|from| self.jobs.split_off(from))
+                .unwrap_or_default();
+            commit_batch(&self.conn, &mut self.jobs, |jobs| {
+                jobs.append(&mut arriving);
+            })
+            .expect("commits");
             for job in self.jobs.drain(..) {
                 job.answer(Ok(()));
             }
@@ -536,6 +582,68 @@ mod tests {
         // The second job ran again when the third failed: the batch was
         // still without savepoints after the first job's failure.
         assert_eq!((runs(&second), runs(&fourth)), (2, 1));
+    }
+
+    #[test]
+    fn jobs_arriving_while_the_batch_runs_join_it_and_a_failure_among_them_undoes_only_itself() {
+        let mut batch = Batch::new();
+        let first = batch.repeatable(1, None);
+        batch.then_arriving();
+        let second = batch.repeatable(2, None);
+        batch.once(3, true);
+        let fourth = batch.repeatable(4, None);
+        batch.commits(&[1, 2, 4], &[true, true, false, true]);
+        // The failure of a job that arrived late rebuilt the transaction
+        // from every job before it, those of the first round included.
+        assert_eq!((runs(&first), runs(&second), runs(&fourth)), (2, 2, 1));
+    }
+
+    #[test]
+    fn a_job_queued_while_a_batch_runs_is_committed_with_it() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("creates");
+        let stats = Arc::new(WriterStats::default());
+        let queue = spawn(
+            conn,
+            16,
+            Arc::clone(&stats),
+            Metrics::new(),
+            Arc::new(LogLength::default()),
+        )
+        .expect("starts the writer");
+        let (late, late_answer) = job(|conn| Ok(conn.execute("INSERT INTO t VALUES (2)", [])?));
+        let sessions = queue.clone();
+        let (first, first_answer) = job(move |conn| {
+            conn.execute("INSERT INTO t VALUES (1)", [])?;
+            // Queued after the batch began, as another session's message
+            // would be.
+            sessions
+                .try_send(late)
+                .map_err(|_| anyhow::anyhow!("the queue refused the job"))?;
+            Ok(1)
+        });
+        queue.blocking_send(first).expect("queued");
+        assert_eq!(
+            first_answer
+                .blocking_recv()
+                .expect("answered")
+                .expect("commits"),
+            1
+        );
+        assert_eq!(
+            late_answer
+                .blocking_recv()
+                .expect("answered")
+                .expect("commits"),
+            1
+        );
+        assert_eq!(
+            stats.commits.load(Ordering::SeqCst),
+            1,
+            "one commit for both"
+        );
+        assert_eq!(stats.jobs.load(Ordering::SeqCst), 2);
     }
 
     /// Every `x` of the test table `t`, in order.
