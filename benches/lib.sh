@@ -75,10 +75,10 @@ write_config() {
     echo "[http]"
     echo "listen = \"127.0.0.1:$http\""
     echo "public_url = \"http://127.0.0.1:$http\""
-    # No admin listener: nothing here reads /metrics, and a fixed port could
-    # meet another daemon's.
+    # No admin listener unless a script asks for one (ADMIN_LISTEN, on
+    # loopback): a fixed port could meet another daemon's.
     echo "[admin]"
-    echo "listen = \"\""
+    echo "listen = \"${ADMIN_LISTEN:-}\""
     echo "[store]"
     echo "path = \"$dir/registrar.sqlite3\""
     # Every message's raw bytes kept, as before the quotas (issue 10): the
