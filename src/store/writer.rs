@@ -8,7 +8,10 @@
 //! have run, the writer takes those waiting, and it commits when none wait
 //! (or the batch holds `max_batch`). A job then waits for the commit of the
 //! batch it arrived during, not for that batch and one more; and every
-//! table's last page is logged once for more messages.
+//! table's last page is logged once for more messages. While the writer
+//! keeps up, each round is shorter than the one before (fewer jobs arrive
+//! during a shorter round), so a batch ends by itself; `max_batch` bounds
+//! it when the writer does not keep up.
 //!
 //! A failed job leaves nothing behind. A savepoint around each job would see
 //! to that, but SQLite then copies every page the job touches into the
