@@ -12,7 +12,10 @@
 # owns its page at the end (SQLite's dbstat). A page freed and reused under
 # the load (a delivered reply's body, whose page a new message takes) is
 # counted under its last owner. "Distinct" is how many different pages a
-# b-tree's frames were: what the checkpointer copies of it.
+# b-tree's frames were: what the checkpointer copies of it. Of those frames,
+# "body" held a reply's body (a multipart/alternative mail, queued in
+# outbox_bodies) and "zeroed" were all zeros (a page freed with
+# secure_delete): what the page went through before its last owner took it.
 #
 # Usage: benches/pages.sh   Environment: MSGS=500 SESSIONS=10 SIZE=2048
 #   WARMUP=300 PREFILLED=path NO_BUILD=1 REGISTRAR=path RG_SMTP=2575
@@ -50,8 +53,17 @@ import collections, sqlite3, struct, sys
 
 path, wal_path, messages = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
+def content(page_data):
+    """What a frame's page held: a reply's body, zeros, or anything else."""
+    if b"multipart/alternative" in page_data:
+        return "body"
+    if page_data.count(0) == len(page_data):
+        return "zeroed"
+    return ""
+
 def frames(wal_path):
-    """The log's salt and its valid frames: (page number, commit marker)."""
+    """The log's salt and its valid frames: (page number, commit marker,
+    what the page held)."""
     data = open(wal_path, "rb").read()
     if len(data) < 32:
         return None, []
@@ -62,12 +74,12 @@ def frames(wal_path):
         page, size = struct.unpack(">II", data[offset:offset + 8])
         if data[offset + 8:offset + 16] != salt:
             break
-        found.append((page, size))
+        found.append((page, size, content(data[offset + 24:offset + 24 + page_size])))
         offset += 24 + page_size
     return salt, found
 
 _, load = frames(wal_path)
-commits = sum(1 for _, size in load if size)
+commits = sum(1 for _, size, _ in load if size)
 if not commits:
     sys.exit("no commit under the load")
 
@@ -75,12 +87,20 @@ db = sqlite3.connect(path)
 db.execute("CREATE VIRTUAL TABLE temp.pages USING dbstat")
 owner = dict(db.execute("SELECT pageno, name FROM temp.pages"))
 per_tree = collections.defaultdict(list)
-for page, _ in load:
-    per_tree[owner.get(page, "(free)")].append(page)
+held = collections.defaultdict(collections.Counter)
+for page, _, what in load:
+    name = owner.get(page, "(free)")
+    per_tree[name].append(page)
+    held[name][what] += 1
 print("log frames %.2f per message, %d commits, %.2f messages per commit"
       % (len(load) / messages, commits, messages / commits))
-print("%-40s %10s %10s %12s" % ("b-tree", "frames/msg", "per commit", "distinct/msg"))
+print("%-40s %10s %10s %12s %8s %8s"
+      % ("b-tree", "frames/msg", "per commit", "distinct/msg", "body", "zeroed"))
 for name, pages in sorted(per_tree.items(), key=lambda item: -len(item[1])):
-    print("%-40s %10.3f %10.2f %12.3f"
-          % (name, len(pages) / messages, len(pages) / commits, len(set(pages)) / messages))
+    print("%-40s %10.3f %10.2f %12.3f %8.3f %8.3f"
+          % (name, len(pages) / messages, len(pages) / commits, len(set(pages)) / messages,
+             held[name]["body"] / messages, held[name]["zeroed"] / messages))
+body = sum(counts["body"] for counts in held.values())
+zeroed = sum(counts["zeroed"] for counts in held.values())
+print("frames that held a reply's body %.3f per message, zeroed %.3f" % (body / messages, zeroed / messages))
 PY
