@@ -290,7 +290,7 @@ fn run_jobs(
     // The jobs whose changes the transaction holds, in the order they ran,
     // while they can all run again: the transaction can then be built
     // again from them.
-    let mut held = Some(Vec::with_capacity(jobs.capacity()));
+    let mut held = Some(Vec::with_capacity(jobs.len()));
     for index in 0.. {
         if index == jobs.len() {
             more(jobs);
@@ -411,7 +411,7 @@ mod tests {
     use rusqlite::Connection;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::sync::oneshot;
+    use tokio::sync::{mpsc, oneshot};
 
     type Answer = oneshot::Receiver<Result<(), StoreError>>;
 
@@ -643,7 +643,7 @@ mod tests {
     fn queuing_job(
         x: i64,
         next: Job,
-        queue: tokio::sync::mpsc::Sender<Job>,
+        queue: mpsc::Sender<Job>,
     ) -> (Job, oneshot::Receiver<Result<usize, StoreError>>) {
         job(move |conn| {
             let inserted = conn.execute("INSERT INTO t VALUES (?1)", [x])?;
