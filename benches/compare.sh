@@ -28,8 +28,15 @@
 #             (default session limits), then one normal mail from another
 #             address: time to 250.
 #
+# ROUNDS=N runs anchors, floor and registrar N times, in that order each
+# round, and the summary gives the median of each rate and of each round's
+# ratios (with every round's ratio beside it). On a shared host one run's
+# rate moves by tens of percent, and a ratio of two runs moves with both;
+# rounds put the servers side by side in time. The other parts run once,
+# after the rounds, and compare with the registrar's median.
+#
 # Usage (root, for Postfix): benches/compare.sh
-# Environment: PARTS="anchors floor registrar prefill purge e2e idle" MSGS=5000 SESSIONS=10
+# Environment: PARTS="anchors floor registrar prefill purge e2e idle" ROUNDS=1 MSGS=5000 SESSIONS=10
 #   PER_CONN=1 WARMUP=200 FLOOR_PER_CONN=100 PREFILL=1000000 E2E_MSGS=10000 E2E_HALF_MSGS=E2E_MSGS/2
 #   PIPELINING=1 (MAIL, RCPT and DATA sent as one group, as Postfix's client
 #   does, to every server alike; default: one command per round trip)
@@ -40,7 +47,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 
 PARTS=${PARTS:-anchors floor registrar prefill purge e2e idle}
-MSGS=${MSGS:-5000}; SESSIONS=${SESSIONS:-10}; PER_CONN=${PER_CONN:-1}; WARMUP=${WARMUP:-200}
+ROUNDS=${ROUNDS:-1}; MSGS=${MSGS:-5000}; SESSIONS=${SESSIONS:-10}; PER_CONN=${PER_CONN:-1}; WARMUP=${WARMUP:-200}
 FLOOR_PER_CONN=${FLOOR_PER_CONN:-100}
 PIPE=(); [ "${PIPELINING:-0}" = 1 ] && PIPE=(--pipelining)
 PREFILL=${PREFILL:-1000000}; E2E_MSGS=${E2E_MSGS:-10000}; E2E_HALF_MSGS=${E2E_HALF_MSGS:-$((E2E_MSGS / 2))}
@@ -49,6 +56,24 @@ SINK_PORT=${SINK_PORT:-2526}; PF_PORT=${PF_PORT:-2535}; RG_SMTP=${RG_SMTP:-2545}
 CAPTURE_PORT=${CAPTURE_PORT:-2555}
 RCPT=support@bench.test
 has() { case " $PARTS " in *" $1 "*) return 0;; esac; return 1; }
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || die "ROUNDS must be a whole number of at least 1"
+# median VALUE...: their median (nothing without values), whole numbers
+# as whole numbers.
+median() {
+  [ $# -gt 0 ] || return 0
+  python3 -c "import statistics, sys
+m = statistics.median(float(v) for v in sys.argv[1:])
+print('%d' % m if all(v.isdigit() for v in sys.argv[1:]) else '%.1f' % m)" "$@"
+}
+# round_ratios "A1 A2 ..." "B1 B2 ...": the median of the rounds' A/B, and
+# each round's beside it when there are several.
+round_ratios() {
+  python3 -c "import statistics, sys
+r = [float(a) / float(b) for a, b in zip(sys.argv[1].split(), sys.argv[2].split()) if float(b)]
+if not r: print('n/a'); sys.exit()
+m = '%.2f' % statistics.median(r)
+print(m if len(r) == 1 else m + ' (rounds: ' + ' '.join('%.2f' % x for x in r) + ')')" "$1" "$2"
+}
 
 need_free_ports "$SINK_PORT" "$PF_PORT" "$RG_SMTP" "$RG_HTTP" "$CAPTURE_PORT"
 has anchors && ensure_postfix
@@ -183,55 +208,67 @@ run_load() {
 
 note "load: $MSGS messages, each from a distinct sender and client address, $SESSIONS sessions, $PER_CONN per connection, pipelining ${PIPELINING:-0}, warm-up $WARMUP"
 note "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-SINK_RATE=""; PF_RATE=""; RG_RATE=""; RG1M_RATE=""; RSS=""
-SINK_CPU=""; PF_CPU=""; RG_CPU=""
-if has anchors; then
-  start_sink; start_postfix
-  run_load smtp-sink "$SINK_PORT" "$MSGS"; SINK_RATE=$RATE; SINK_CPU=$CPU_PER_MSG
-  run_load postfix-hold "$PF_PORT" "$MSGS"; PF_RATE=$RATE; PF_CPU=$CPU_PER_MSG
-  note "postfix hold queue holds $(find "$D/pf/spool/hold" -type f | wc -l) messages"
-  stop_postfix
-  # Postfix's queue files are still being written back: let the disk settle
-  # before the next part, so that it does not pay for them.
-  sync; sleep 2
-fi
+# Each round's rates and machine CPU per message, by part.
+SINK_RATES=(); PF_RATES=(); FLOOR_RATES=(); RG_RATES=()
+SINK_CPUS=(); PF_CPUS=(); FLOOR_CPUS=(); RG_CPUS=()
+RG1M_RATE=""; RSS=""
+relay=""
+for ROUND in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" -gt 1 ] && note "round $ROUND of $ROUNDS"
+  if has anchors; then
+    [ -z "$SINK_PID" ] && start_sink
+    start_postfix
+    run_load smtp-sink "$SINK_PORT" "$MSGS"; SINK_RATES+=("$RATE"); SINK_CPUS+=("$CPU_PER_MSG")
+    run_load postfix-hold "$PF_PORT" "$MSGS"; PF_RATES+=("$RATE"); PF_CPUS+=("$CPU_PER_MSG")
+    note "postfix hold queue holds $(find "$D/pf/spool/hold" -type f | wc -l) messages"
+    stop_postfix
+    # Postfix's queue files are still being written back: let the disk settle
+    # before the next part, so that it does not pay for them.
+    sync; sleep 2
+  fi
 
-FLOOR_RATE=""; FLOOR_CPU=""
-if has floor; then
-  [ -z "$SINK_PID" ] && start_sink
-  before=$(busy_ticks); started=$(date +%s.%N)
-  "$LOADGEN" send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
-    --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "f$$" --source-offset "$SRC" "${PIPE[@]}" \
-    > "$D/floor.out" 2>&1 &
-  FLOOR_PID=$!
-  loadgen send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
-    --per-connection "$FLOOR_PER_CONN" --rcpt "customer@bench.test" --tag "r$$" --source-offset "$((SRC + MSGS))" \
-    --pipelining > "$D/floor-replies.out" 2>&1 || die "the floor's replies failed: $(tail -n 3 "$D/floor-replies.out")"
-  wait "$FLOOR_PID" || die "the floor's load failed: $(tail -n 3 "$D/floor.out")"
-  FLOOR_PID=""
-  ended=$(date +%s.%N)
-  SRC=$((SRC + 2 * MSGS))
-  FLOOR_CPU=$(( ($(busy_ticks) - before) * 1000000 / TICK / MSGS ))
-  FLOOR_RATE=$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))" "$MSGS" "$started" "$ended")
-  printf '%-22s %9s msg/s   %6s us CPU/msg   %s   replies: %s\n' "floor" "$FLOOR_RATE" "$FLOOR_CPU" \
-    "$(grep '^codes:' "$D/floor.out")" "$(grep '^codes:' "$D/floor-replies.out" | sed 's/^codes: //')"
-fi
+  if has floor; then
+    [ -z "$SINK_PID" ] && start_sink
+    before=$(busy_ticks); started=$(date +%s.%N)
+    "$LOADGEN" send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
+      --per-connection "$PER_CONN" --rcpt "$RCPT" --tag "f$ROUND$$" --source-offset "$SRC" "${PIPE[@]}" \
+      > "$D/floor.out" 2>&1 &
+    FLOOR_PID=$!
+    loadgen send --target "127.0.0.1:$SINK_PORT" --messages "$MSGS" --sessions "$SESSIONS" \
+      --per-connection "$FLOOR_PER_CONN" --rcpt "customer@bench.test" --tag "r$ROUND$$" --source-offset "$((SRC + MSGS))" \
+      --pipelining > "$D/floor-replies.out" 2>&1 || die "the floor's replies failed: $(tail -n 3 "$D/floor-replies.out")"
+    wait "$FLOOR_PID" || die "the floor's load failed: $(tail -n 3 "$D/floor.out")"
+    FLOOR_PID=""
+    ended=$(date +%s.%N)
+    SRC=$((SRC + 2 * MSGS))
+    FLOOR_CPUS+=("$(( ($(busy_ticks) - before) * 1000000 / TICK / MSGS ))")
+    FLOOR_RATES+=("$(python3 -c "import sys; print('%.1f' % (int(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2]))))" "$MSGS" "$started" "$ended")")
+    printf '%-22s %9s msg/s   %6s us CPU/msg   %s   replies: %s\n' "floor" "${FLOOR_RATES[-1]}" "${FLOOR_CPUS[-1]}" \
+      "$(grep '^codes:' "$D/floor.out")" "$(grep '^codes:' "$D/floor-replies.out" | sed 's/^codes: //')"
+  fi
 
-# Replies go to smtp-sink (the daemon's outbox really sends), started here
-# when the anchors did not run; without it, into .eml files (one file
-# created per reply, which on a busy ext4 can cost more than the intake).
-if [ -z "$SINK_PID" ] && command -v smtp-sink >/dev/null && { has registrar || has prefill || has purge; }; then
-  start_sink
-fi
-relay=""; [ -n "$SINK_PID" ] && relay="smtp://127.0.0.1:$SINK_PORT"
-if has registrar; then
-  write_config "$D/rg" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
-  start_registrar "$D/rg" "$RG_SMTP"
-  run_load registrar "$RG_SMTP" "$MSGS"; RG_RATE=$RATE; RG_CPU=$CPU_PER_MSG
-  RSS=$(registrar_peak_rss_mib)
-  note "registrar peak RSS $RSS MiB"
-  stop_registrar
-fi
+  # Replies go to smtp-sink (the daemon's outbox really sends), started here
+  # when the anchors did not run; without it, into .eml files (one file
+  # created per reply, which on a busy ext4 can cost more than the intake).
+  if [ -z "$SINK_PID" ] && command -v smtp-sink >/dev/null && { has registrar || has prefill || has purge; }; then
+    start_sink
+  fi
+  relay=""; [ -n "$SINK_PID" ] && relay="smtp://127.0.0.1:$SINK_PORT"
+  if has registrar; then
+    write_config "$D/rg$ROUND" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
+    start_registrar "$D/rg$ROUND" "$RG_SMTP"
+    run_load registrar "$RG_SMTP" "$MSGS"; RG_RATES+=("$RATE"); RG_CPUS+=("$CPU_PER_MSG")
+    rss=$(registrar_peak_rss_mib)
+    note "registrar peak RSS $rss MiB"
+    RSS=$(python3 -c "import sys; print(max(sys.argv[1:], key=float))" "$rss" ${RSS:+"$RSS"})
+    stop_registrar
+  fi
+done
+# One figure per part: the median of its rounds (the run itself, with one).
+SINK_RATE=$(median "${SINK_RATES[@]}"); SINK_CPU=$(median "${SINK_CPUS[@]}")
+PF_RATE=$(median "${PF_RATES[@]}"); PF_CPU=$(median "${PF_CPUS[@]}")
+FLOOR_RATE=$(median "${FLOOR_RATES[@]}"); FLOOR_CPU=$(median "${FLOOR_CPUS[@]}")
+RG_RATE=$(median "${RG_RATES[@]}"); RG_CPU=$(median "${RG_CPUS[@]}")
 
 if has prefill; then
   write_config "$D/rg1m" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
@@ -293,18 +330,18 @@ if has idle; then
 fi
 
 echo
-echo "== summary (machine load average now $(cut -d' ' -f1-3 /proc/loadavg)) =="
+echo "== summary (machine load average now $(cut -d' ' -f1-3 /proc/loadavg))$([ "$ROUNDS" -gt 1 ] && echo ", medians of $ROUNDS rounds") =="
 [ -n "$SINK_RATE" ] && echo "smtp-sink               $SINK_RATE msg/s   $SINK_CPU us machine CPU per message"
 [ -n "$PF_RATE" ] && echo "postfix (queue, held)   $PF_RATE msg/s   $PF_CPU us machine CPU per message"
 if [ -n "$FLOOR_RATE" ]; then
   echo "floor (sink + replies)  $FLOOR_RATE msg/s   $FLOOR_CPU us machine CPU per message and its reply"
-  [ -n "$SINK_RATE" ] && echo "  floor / smtp-sink     $(ratio "$FLOOR_RATE" "$SINK_RATE")   (what no server that replies through the sink can beat)"
+  [ -n "$SINK_RATE" ] && echo "  floor / smtp-sink     $(round_ratios "${FLOOR_RATES[*]}" "${SINK_RATES[*]}")   (what no server that replies through the sink can beat)"
 fi
 if [ -n "$RG_RATE" ]; then
   echo "registrar (empty db)    $RG_RATE msg/s   $RG_CPU us machine CPU per message (its replies sent too)   peak RSS ${RSS} MiB (target < 100)"
-  [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(ratio "$RG_RATE" "$PF_RATE")   (target >= 3)"
-  [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(ratio "$RG_RATE" "$SINK_RATE")   (target >= 0.50)"
-  [ -n "$FLOOR_RATE" ] && echo "  registrar / floor     $(ratio "$RG_RATE" "$FLOOR_RATE")"
+  [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(round_ratios "${RG_RATES[*]}" "${PF_RATES[*]}")   (target >= 3)"
+  [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(round_ratios "${RG_RATES[*]}" "${SINK_RATES[*]}")   (target >= 0.50)"
+  [ -n "$FLOOR_RATE" ] && echo "  registrar / floor     $(round_ratios "${RG_RATES[*]}" "${FLOOR_RATES[*]}")"
 fi
 if [ -n "$RG1M_RATE" ]; then
   echo "registrar ($PREFILL past) $RG1M_RATE msg/s"
