@@ -65,15 +65,6 @@ median() {
 m = statistics.median(float(v) for v in sys.argv[1:])
 print('%d' % m if all(v.isdigit() for v in sys.argv[1:]) else '%.1f' % m)" "$@"
 }
-# round_ratios "A1 A2 ..." "B1 B2 ...": the median of the rounds' A/B, and
-# each round's beside it when there are several.
-round_ratios() {
-  python3 -c "import statistics, sys
-r = [float(a) / float(b) for a, b in zip(sys.argv[1].split(), sys.argv[2].split()) if float(b)]
-if not r: print('n/a'); sys.exit()
-m = '%.2f' % statistics.median(r)
-print(m if len(r) == 1 else m + ' (rounds: ' + ' '.join('%.2f' % x for x in r) + ')')" "$1" "$2"
-}
 
 need_free_ports "$SINK_PORT" "$PF_PORT" "$RG_SMTP" "$RG_HTTP" "$CAPTURE_PORT"
 has anchors && ensure_postfix
@@ -335,13 +326,13 @@ echo "== summary (machine load average now $(cut -d' ' -f1-3 /proc/loadavg))$([ 
 [ -n "$PF_RATE" ] && echo "postfix (queue, held)   $PF_RATE msg/s   $PF_CPU us machine CPU per message"
 if [ -n "$FLOOR_RATE" ]; then
   echo "floor (sink + replies)  $FLOOR_RATE msg/s   $FLOOR_CPU us machine CPU per message and its reply"
-  [ -n "$SINK_RATE" ] && echo "  floor / smtp-sink     $(round_ratios "${FLOOR_RATES[*]}" "${SINK_RATES[*]}")   (what no server that replies through the sink can beat)"
+  [ -n "$SINK_RATE" ] && echo "  floor / smtp-sink     $(ratio "${FLOOR_RATES[*]}" "${SINK_RATES[*]}")   (what no server that replies through the sink can beat)"
 fi
 if [ -n "$RG_RATE" ]; then
   echo "registrar (empty db)    $RG_RATE msg/s   $RG_CPU us machine CPU per message (its replies sent too)   peak RSS ${RSS} MiB (target < 100)"
-  [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(round_ratios "${RG_RATES[*]}" "${PF_RATES[*]}")   (target >= 3)"
-  [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(round_ratios "${RG_RATES[*]}" "${SINK_RATES[*]}")   (target >= 0.50)"
-  [ -n "$FLOOR_RATE" ] && echo "  registrar / floor     $(round_ratios "${RG_RATES[*]}" "${FLOOR_RATES[*]}")"
+  [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(ratio "${RG_RATES[*]}" "${PF_RATES[*]}")   (target >= 3)"
+  [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(ratio "${RG_RATES[*]}" "${SINK_RATES[*]}")   (target >= 0.50)"
+  [ -n "$FLOOR_RATE" ] && echo "  registrar / floor     $(ratio "${RG_RATES[*]}" "${FLOOR_RATES[*]}")"
 fi
 if [ -n "$RG1M_RATE" ]; then
   echo "registrar ($PREFILL past) $RG1M_RATE msg/s"

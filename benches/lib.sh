@@ -186,4 +186,12 @@ loadgen() {
 }
 # field NAME FILE: the value of NAME=value in the generator's output.
 field() { grep -o "\b$1=[^ ]*" "$2" | tail -n1 | cut -d= -f2; }
-ratio() { python3 -c "import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print('%.2f' % (a/b) if b else 'n/a')" "$1" "$2"; }
+# ratio "A1 A2 ..." "B1 B2 ...": A/B to two decimals; over several rounds,
+# the median of the rounds' A/B with each round's beside it.
+ratio() {
+  python3 -c "import statistics, sys
+r = [float(a) / float(b) for a, b in zip(sys.argv[1].split(), sys.argv[2].split()) if float(b)]
+if not r: print('n/a'); sys.exit()
+m = '%.2f' % statistics.median(r)
+print(m if len(r) == 1 else m + ' (rounds: ' + ' '.join('%.2f' % x for x in r) + ')')" "$1" "$2"
+}
