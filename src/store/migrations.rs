@@ -44,6 +44,7 @@ const MIGRATIONS: &[Migration] = &[
     )),
     Migration::Code(updated_at_not_null),
     Migration::Sql(include_str!("migrations/0018_copy_indexes_by_period.sql")),
+    Migration::Sql(include_str!("migrations/0019_one_index_on_the_queue.sql")),
 ];
 
 /// The schema version this binary migrates to.

@@ -7,7 +7,7 @@
 
 use crate::policy::{Bouncing, ReplyHistory};
 use crate::store::walk::{Walk, Walked};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 /// Seconds in a day, for the daily reply limit.
 const DAY_SECS: i64 = 24 * 60 * 60;
@@ -270,15 +270,16 @@ pub fn mails_to(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<SentM
     .collect()
 }
 
-/// The queued replies, counted from the partial index `outbox_queued_by_age`
-/// (or `outbox_due`): never the history of sent ones.
-pub(super) const QUEUED: &str = "SELECT COUNT(*) FROM outbox WHERE status = 'queued'";
+/// The queued replies, counted from the partial index `outbox_due` (never
+/// the history of sent ones), and the first of them: ids follow time, so
+/// the lowest id is the reply queued first. The index is named: for the
+/// lowest id alone, the planner would walk the table in id order, sent
+/// replies and all, to the first queued one.
+pub(super) const QUEUED: &str =
+    "SELECT COUNT(*), MIN(id) FROM outbox INDEXED BY outbox_due WHERE status = 'queued'";
 
-/// When the oldest queued reply was queued: the first entry of the partial
-/// index `outbox_queued_by_age`, named because the planner would otherwise
-/// read every queued row through `outbox_due`.
-pub(super) const OLDEST_QUEUED: &str =
-    "SELECT MIN(created_at) FROM outbox INDEXED BY outbox_queued_by_age WHERE status = 'queued'";
+/// When a reply was queued.
+pub(super) const QUEUED_AT: &str = "SELECT created_at FROM outbox WHERE id = ?1";
 
 /// The outbox as `/metrics` and `/healthz` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,13 +292,19 @@ pub struct Depth {
 
 /// How many replies wait, and since when the oldest.
 pub fn depth(conn: &Connection) -> rusqlite::Result<Depth> {
+    let (queued, first): (i64, Option<i64>) = conn
+        .prepare_cached(QUEUED)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let oldest_queued_at = match first {
+        Some(id) => conn
+            .prepare_cached(QUEUED_AT)?
+            .query_row([id], |row| row.get(0))
+            .optional()?,
+        None => None,
+    };
     Ok(Depth {
-        queued: conn
-            .prepare_cached(QUEUED)?
-            .query_row([], |row| row.get(0))?,
-        oldest_queued_at: conn
-            .prepare_cached(OLDEST_QUEUED)?
-            .query_row([], |row| row.get(0))?,
+        queued,
+        oldest_queued_at,
     })
 }
 
@@ -380,4 +387,48 @@ pub(super) const DELETE: &str = "DELETE FROM outbox WHERE id = ?1";
 pub fn purge_finished(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<Walked> {
     let mut delete = conn.prepare_cached(DELETE)?;
     FINISHED_WALK.step(conn, before, limit, |id| delete.execute([id]).map(drop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Attempt, NewReply, depth, enqueue, mark_sent};
+    use crate::store::migrations;
+    use rusqlite::Connection;
+
+    fn reply(message_id: &str) -> NewReply<'_> {
+        NewReply {
+            kind: "activation",
+            service: "support",
+            recipient: "jane@example.com",
+            rate_key: "jane@example.com",
+            envelope_from: "",
+            message_id,
+            body: b"body",
+            verp_token: None,
+        }
+    }
+
+    #[test]
+    fn the_depth_counts_the_queued_replies_and_dates_the_first_still_queued() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        migrations::run(&mut conn).expect("migrations run");
+        let empty = depth(&conn).expect("depth");
+        assert_eq!((empty.queued, empty.oldest_queued_at), (0, None));
+
+        let first = enqueue(&conn, &reply("a@x"), 1_000).expect("queued");
+        enqueue(&conn, &reply("b@x"), 1_010).expect("queued");
+        enqueue(&conn, &reply("c@x"), 1_020).expect("queued");
+        let three = depth(&conn).expect("depth");
+        assert_eq!((three.queued, three.oldest_queued_at), (3, Some(1_000)));
+
+        // Once the first is sent, the oldest is the next one queued.
+        let attempt = Attempt {
+            at: 1_030,
+            code: Some(250),
+            reply: "ok",
+        };
+        mark_sent(&conn, first, attempt).expect("sent");
+        let two = depth(&conn).expect("depth");
+        assert_eq!((two.queued, two.oldest_queued_at), (2, Some(1_010)));
+    }
 }
