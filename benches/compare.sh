@@ -17,10 +17,11 @@
 #             peak RSS;
 #   prefill   the same again on a database prefilled with PREFILL past
 #             messages and decisions, and its ratio to the empty rate;
-#   purge     the same again on that database with the default retention
-#             (30 days of inbound records): the periodic purge deletes the
-#             older ~90% of the year's records in small batches while the
-#             load runs; the rate, and how many records it removed;
+#   purge     the same again on a copy of that database (made once, after
+#             the prefill) with the default retention (30 days of inbound
+#             records): the periodic purge deletes the older ~90% of the
+#             year's records in small batches while the load runs; the
+#             rate, and how many records it removed;
 #   e2e       E2E_MSGS registrations with every activation mail captured by
 #             a relay of our own: end-to-end rate, then 250-to-relay median
 #             and p99 at half the measured accept rate;
@@ -28,14 +29,14 @@
 #             (default session limits), then one normal mail from another
 #             address: time to 250.
 #
-# ROUNDS=N runs anchors, floor, registrar and prefill N times, in that order
-# each round (prefill before registrar in even rounds), and the summary gives
-# the median of each rate and of each round's ratios (with every round's
-# ratio beside it). On a shared host one run's rate moves by tens of
-# percent, and a ratio of two runs moves with both; rounds put the servers
-# side by side in time. The database is prefilled once, before the rounds,
-# and each round's load adds to it. The other parts run once, after the
-# rounds, and compare with the registrar's median.
+# ROUNDS=N runs anchors, floor, registrar, prefill and purge N times, in
+# that order each round (prefill and purge before registrar in even rounds),
+# and the summary gives the median of each rate and of each round's ratios
+# (with every round's ratio beside it). On a shared host one run's rate
+# moves by tens of percent, and a ratio of two runs moves with both; rounds
+# put the servers side by side in time. The database is prefilled once,
+# before the rounds; each round's load adds to it (and the purge's copy
+# loses what the purge removed). e2e and idle run once, after the rounds.
 #
 # Usage (root, for Postfix): benches/compare.sh
 # Environment: PARTS="anchors floor registrar prefill purge e2e idle" ROUNDS=1 MSGS=5000 SESSIONS=10
@@ -225,10 +226,28 @@ run_prefilled() {
   note "registrar peak RSS on the prefilled database $(registrar_peak_rss_mib) MiB"
   stop_registrar
 }
-if has prefill; then
+PURGE_RATES=(); PURGED=()
+inbound_rows() {
+  python3 -c "import sqlite3,sys; print(sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True).execute('SELECT COUNT(*) FROM inbound').fetchone()[0])" "$1"
+}
+# The same load on a copy of the prefilled database, with the default
+# retention: the purge deletes the older records while the load runs.
+run_purging() {
+  local before after
+  before=$(inbound_rows "$D/purge/registrar.sqlite3")
+  INBOUND_RETENTION=30 write_config "$D/purge" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
+  start_registrar "$D/purge" "$RG_SMTP"
+  run_load "registrar+purge" "$RG_SMTP" "$MSGS"; PURGE_RATES+=("$RATE")
+  stop_registrar
+  after=$(inbound_rows "$D/purge/registrar.sqlite3")
+  PURGED+=("$((before + WARMUP + MSGS - after))")
+  note "purge: $before inbound records before, $after after (the purge removed ${PURGED[-1]} while the load ran)"
+}
+if has prefill || has purge; then
   mkdir -p "$D/rg1m"
   "$LOADGEN" prefill --db "$D/rg1m/registrar.sqlite3" --messages "$PREFILL" --service bench --rcpt "$RCPT" \
     | sed 's/^/# /' || die "prefill failed"
+  if has purge; then mkdir -p "$D/purge" && cp "$D/rg1m/registrar.sqlite3" "$D/purge/" || die "cannot copy the prefilled database"; fi
   # The prefill writes the database without syncing it: let the disk take
   # its gigabyte first, so that no load waits behind that write-back.
   sync
@@ -276,9 +295,9 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   relay=""; [ -n "$SINK_PID" ] && relay="smtp://127.0.0.1:$SINK_PORT"
   # The two databases take turns at going first: in a pair of runs back to
   # back, the first was often the faster.
-  if [ $((ROUND % 2)) = 0 ] && has prefill; then run_prefilled; fi
+  if [ $((ROUND % 2)) = 0 ]; then has prefill && run_prefilled; has purge && run_purging; fi
   if has registrar; then run_empty; fi
-  if [ $((ROUND % 2)) = 1 ] && has prefill; then run_prefilled; fi
+  if [ $((ROUND % 2)) = 1 ]; then has prefill && run_prefilled; has purge && run_purging; fi
 done
 # One figure per part: the median of its rounds (the run itself, with one).
 SINK_RATE=$(median "${SINK_RATES[@]}"); SINK_CPU=$(median "${SINK_CPUS[@]}")
@@ -286,22 +305,7 @@ PF_RATE=$(median "${PF_RATES[@]}"); PF_CPU=$(median "${PF_CPUS[@]}")
 FLOOR_RATE=$(median "${FLOOR_RATES[@]}"); FLOOR_CPU=$(median "${FLOOR_CPUS[@]}")
 RG_RATE=$(median "${RG_RATES[@]}"); RG_CPU=$(median "${RG_CPUS[@]}")
 
-RG1M_RATE=$(median "${RG1M_RATES[@]}")
-
-PURGE_RATE=""; PURGED=""
-if has purge && [ -f "$D/rg1m/registrar.sqlite3" ]; then
-  inbound_rows() {
-    python3 -c "import sqlite3,sys; print(sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True).execute('SELECT COUNT(*) FROM inbound').fetchone()[0])" "$1"
-  }
-  before=$(inbound_rows "$D/rg1m/registrar.sqlite3")
-  INBOUND_RETENTION=30 write_config "$D/rg1m" "$RG_SMTP" "$RG_HTTP" "$relay" lifted
-  start_registrar "$D/rg1m" "$RG_SMTP"
-  run_load "registrar+purge" "$RG_SMTP" "$MSGS"; PURGE_RATE=$RATE
-  stop_registrar
-  after=$(inbound_rows "$D/rg1m/registrar.sqlite3")
-  PURGED="$before inbound records before, $after after (the purge removed $((before + WARMUP + MSGS - after)) while the load ran)"
-  note "purge: $PURGED"
-fi
+RG1M_RATE=$(median "${RG1M_RATES[@]}"); PURGE_RATE=$(median "${PURGE_RATES[@]}")
 
 E2E_LINE=""; HALF_LINE=""
 if has e2e; then
@@ -353,8 +357,8 @@ if [ -n "$RG1M_RATE" ]; then
   [ -n "$RG_RATE" ] && echo "  prefilled / empty     $(ratio "${RG1M_RATES[*]}" "${RG_RATES[*]}")   (target >= 0.90)"
 fi
 if [ -n "$PURGE_RATE" ]; then
-  echo "registrar while purging $PURGE_RATE msg/s   ($PURGED)"
-  [ -n "$RG_RATE" ] && echo "  purging / empty       $(ratio "$PURGE_RATE" "$RG_RATE")"
+  echo "registrar while purging $PURGE_RATE msg/s   (inbound records the purge removed while the load ran: ${PURGED[*]})"
+  [ -n "$RG_RATE" ] && echo "  purging / empty       $(ratio "${PURGE_RATES[*]}" "${RG_RATES[*]}")"
 fi
 if [ -n "$E2E_LINE" ]; then
   echo "end to end ($E2E_MSGS)   $E2E_LINE"
