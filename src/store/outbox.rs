@@ -7,7 +7,7 @@
 
 use crate::policy::{Bouncing, ReplyHistory};
 use crate::store::walk::{Walk, Walked};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, params};
 
 /// Seconds in a day, for the daily reply limit.
 const DAY_SECS: i64 = 24 * 60 * 60;
@@ -271,15 +271,14 @@ pub fn mails_to(conn: &Connection, rate_key: &str) -> rusqlite::Result<Vec<SentM
 }
 
 /// The queued replies, counted from the partial index `outbox_due` (never
-/// the history of sent ones), and the first of them: ids follow time, so
-/// the lowest id is the reply queued first. The index is named: for the
-/// lowest id alone, the planner would walk the table in id order, sent
-/// replies and all, to the first queued one.
-pub(super) const QUEUED: &str =
-    "SELECT COUNT(*), MIN(id) FROM outbox INDEXED BY outbox_due WHERE status = 'queued'";
-
-/// When a reply was queued.
-pub(super) const QUEUED_AT: &str = "SELECT created_at FROM outbox WHERE id = ?1";
+/// the history of sent ones), and when the first of them was queued: ids
+/// follow time, so the lowest id is the reply queued first. The index is
+/// named: for the lowest id alone, the planner would walk the table in id
+/// order, sent replies and all, to the first queued one.
+pub(super) const QUEUED: &str = "SELECT q.queued, o.created_at
+     FROM (SELECT COUNT(*) AS queued, MIN(id) AS first FROM outbox INDEXED BY outbox_due
+           WHERE status = 'queued') AS q
+     LEFT JOIN outbox o ON o.id = q.first";
 
 /// The outbox as `/metrics` and `/healthz` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,19 +291,11 @@ pub struct Depth {
 
 /// How many replies wait, and since when the oldest.
 pub fn depth(conn: &Connection) -> rusqlite::Result<Depth> {
-    let (queued, first): (i64, Option<i64>) = conn
-        .prepare_cached(QUEUED)?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    let oldest_queued_at = match first {
-        Some(id) => conn
-            .prepare_cached(QUEUED_AT)?
-            .query_row([id], |row| row.get(0))
-            .optional()?,
-        None => None,
-    };
-    Ok(Depth {
-        queued,
-        oldest_queued_at,
+    conn.prepare_cached(QUEUED)?.query_row([], |row| {
+        Ok(Depth {
+            queued: row.get(0)?,
+            oldest_queued_at: row.get(1)?,
+        })
     })
 }
 
