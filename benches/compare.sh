@@ -29,6 +29,11 @@
 #             (default session limits), then one normal mail from another
 #             address: time to 250.
 #
+# The summary ends the registrar's part with the targets' budget: at the
+# rate the two ratio targets ask for, the machine CPU per message that every
+# core busy all the time gives, what of it the floor leaves, and what the
+# daemon spends beyond the floor.
+#
 # ROUNDS=N runs anchors, floor, registrar, prefill and purge N times, in
 # that order each round (prefill and purge before registrar in even rounds),
 # and the summary gives the median of each rate and of each round's ratios
@@ -351,6 +356,19 @@ if [ -n "$RG_RATE" ]; then
   [ -n "$PF_RATE" ] && echo "  registrar / postfix   $(ratio "${RG_RATES[*]}" "${PF_RATES[*]}")   (target >= 3)"
   [ -n "$SINK_RATE" ] && echo "  registrar / smtp-sink $(ratio "${RG_RATES[*]}" "${SINK_RATES[*]}")   (target >= 0.50)"
   [ -n "$FLOOR_RATE" ] && echo "  registrar / floor     $(ratio "${RG_RATES[*]}" "${FLOOR_RATES[*]}")"
+  # What the two ratio targets leave for the daemon's own work: at the rate
+  # they ask for, every core busy all the time gives so much machine CPU per
+  # message; the floor spends its part on the two SMTP conversations every
+  # answered message needs, and the rest is all the daemon may spend on
+  # parsing, policy, its transaction and composing the reply.
+  if [ -n "$PF_RATE" ] && [ -n "$SINK_RATE" ] && [ -n "$FLOOR_RATE" ]; then
+    python3 -c "import sys
+pf, sink, floor, rg, cpus = (float(v) for v in sys.argv[1:])
+rate = max(3 * pf, 0.5 * sink)
+budget = cpus * 1e6 / rate
+print('  targets\' budget        %.0f msg/s leaves <= %.0f us machine CPU per message with every core busy: %.0f beyond the floor; registrar spends %.0f beyond it'
+      % (rate, budget, budget - floor, rg - floor))" "$PF_RATE" "$SINK_RATE" "$FLOOR_CPU" "$RG_CPU" "$(nproc)"
+  fi
 fi
 if [ -n "$RG1M_RATE" ]; then
   echo "registrar ($PREFILL past) $RG1M_RATE msg/s"
